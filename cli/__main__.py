@@ -1,0 +1,3 @@
+from taskc.main import entry
+
+entry()

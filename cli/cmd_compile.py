@@ -1,0 +1,92 @@
+"""`taskc compile`: write the compiled outputs of a task file (prompts, plan, configs, manifest)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from taskc.compiler.driver import compile_task, dump_ir, write_outputs
+
+from .output import add_format_argument, print_diagnostics
+
+NAME = "compile"
+HELP = "compile a task file into prompts, a generation plan and configs"
+DESCRIPTION = """\
+Compile a task file into deterministic, diff-friendly files:
+
+  prompts/generate/<class>/<rationale>.md  one generation prompt per (class, rationale) cell
+  prompts/generate/<class>/_class.md       free examples of a class (generate.per_class)
+  prompts/classify.md                      the classification prompt with every rationale
+  plan.json                                every planned LLM call: model, sampling, seed,
+                                           response schema, cache key; plus the estimate
+  finetune.json                            the fine-tuning job body and message layout
+  eval.json                                gold set, metrics and the compiled pass criterion
+  manifest.json                            taskc version and hashes of inputs and outputs
+
+Two compiles of the same inputs are byte-identical. The summary shows the
+planned calls and an ESTIMATE of tokens and cost from a price table
+(generate.prices in the task file, or --prices FILE)."""
+EPILOG = """\
+examples:
+  taskc compile examples/keto.task.yaml -o build/keto
+  taskc compile examples/keto.task.yaml --dump-ir | less
+  taskc compile examples/keto.task.yaml -o build --prices prices.json
+
+exit status: 0 compiled, 1 errors in the task file, 2 usage error."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="the task file (*.task.yaml)")
+    parser.add_argument("-o", "--output", metavar="DIR", help="output directory (default: build/<task name>)")
+    add_format_argument(parser)
+    parser.add_argument("--dump-ir", action="store_true", help="print the IR as JSON and write nothing")
+    parser.add_argument("--prices", metavar="FILE",
+                        help='JSON price table {"model": {"input": USD per 1M, "output": USD per 1M}}')
+    parser.add_argument("--allow-outside-paths", action="store_true",
+                        help="allow files named by the task to live outside its directory")
+
+
+def load_prices(path: str | None) -> dict[str, tuple[float, float]] | None:
+    if not path:
+        return None
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {model: (float(p["input"]), float(p["output"])) for model, p in raw.items()
+                if not model.startswith("_")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise SystemExit(f"taskc: error: cannot read price table {path}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        prices = load_prices(args.prices)
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    result = compile_task(args.spec, allow_outside=args.allow_outside_paths, prices=prices,
+                          emit=not args.dump_ir)
+    print_diagnostics(result.diagnostics, result.sources, args.format)
+    if args.dump_ir:
+        if result.task is None or not result.ok:
+            return 1
+        sys.stdout.write(dump_ir(result.task))
+        return 0
+    if result.compiled is None:
+        return 1
+    compiled = result.compiled
+    out_dir = Path(args.output or Path("build") / compiled.ir.name)
+    try:
+        write_outputs(compiled.files, out_dir)
+    except OSError as exc:
+        print(f"taskc: error: cannot write {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 4
+    if args.format == "text":
+        estimate = compiled.estimate
+        cost = "unknown (model not in the price table)" if estimate.cost_usd is None else f"${estimate.cost_usd:.4f}"
+        print(f"compiled {compiled.ir.name}: {len(compiled.files)} files in {out_dir}/")
+        print(f"  plan: {estimate.calls} LLM calls for {estimate.examples} examples with {estimate.model}")
+        print(f"  ESTIMATE: ~{estimate.input_tokens:,} input + ~{estimate.output_tokens:,} output tokens, "
+              f"~{cost} (rough: ~4 characters per token)")
+    return 0

@@ -1,0 +1,84 @@
+"""The `taskc` command line: one module per subcommand, listed in `COMMANDS`.
+
+Exit statuses are part of the interface: 0 success (warnings allowed), 1 errors
+in a task file, 2 usage errors; `taskc run` adds 3 for a failed pass criterion
+and 4 for a runtime failure (see `taskc run --help`). Any exception that is not a
+`TaskcError` is a bug in taskc: it is reported in one line, never as a traceback
+unless TASKC_DEBUG is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from . import __version__, cmd_check, cmd_compile, cmd_schema
+
+EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = 0, 1, 2, 3, 4
+EXIT_INTERNAL = 70
+
+COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema)
+
+_EPILOG = """\
+the loop:
+  taskc check examples/keto.task.yaml            find every error, with file:line:column
+  taskc compile examples/keto.task.yaml -o out   prompts, plan.json, finetune.json, eval.json
+  taskc schema > task.schema.json                 the JSON Schema editors complete keys from
+
+exit status: 0 ok (warnings allowed), 1 errors in a task file, 2 usage error.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskc", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EPILOG,
+        description="Compile a domain expert's rationales (a *.task.yaml file) into LLM prompts, a generation "
+                    "plan and training/eval configs; run the loop; show what a spec change does.")
+    parser.add_argument("--version", action="version", version=f"taskc {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in _commands():
+        sub = subparsers.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                                    epilog=getattr(command, "EPILOG", None))
+        command.add_arguments(sub)
+        sub.set_defaults(handler=command.run)
+    return parser
+
+
+def _commands() -> tuple[ModuleType, ...]:
+    extra: list[ModuleType] = []
+    for name in ("cmd_run", "cmd_diff", "cmd_fmt"):
+        try:
+            extra.append(__import__(f"taskc.{name}", fromlist=["run"]))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"taskc.{name}":
+                raise
+    return COMMANDS + tuple(extra)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("taskc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # a bug in taskc, never the user's fault: one line, no traceback
+        if os.environ.get("TASKC_DEBUG"):
+            raise
+        print(f"taskc: internal error: {type(exc).__name__}: {exc} (set TASKC_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The taskc compiler: task file → diagnostics, IR and deterministic compiled outputs."""

@@ -1,0 +1,217 @@
+"""The façade: `compile_task` runs every stage in order and returns a `CompileResult`.
+
+load (YAML with positions) → structure (JSON Schema) → lowering (IR, expressions
+parsed) → semantic passes → emitters (prompts, plan, configs, manifest). Each
+stage reports into one `DiagnosticBag`; the emitters only run on a task without
+errors. The result holds the IR and the compiled files as bytes (nothing is
+written here), so `compile`, `diff` and `run` share exactly the same output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import ir
+from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
+from .loader import SourceDocument, load_task_file
+from .lowering import lower_task
+from .passes import run_passes
+from .plan import (CostEstimate, GenerationJob, build_plan, classification_response_format, estimate_cost,
+                   eval_config, finetune_config, generation_cells, generation_response_format, sha256_hex)
+from .prompts import CLASSIFY_PROMPT_PATH, PromptTemplates, RenderedPrompt, input_json, load_templates, \
+    template_context
+from .structure import check_structure
+
+
+@dataclass
+class CompiledTask:
+    """Everything the runtime needs: the IR, the rendered prompts, the plan and the output files."""
+
+    ir: ir.TaskIR
+    templates: PromptTemplates
+    prompts: dict[str, RenderedPrompt]
+    plan: list[GenerationJob]
+    generation_format: dict[str, Any]
+    classification_format: dict[str, Any]
+    finetune: dict[str, Any]
+    eval: dict[str, Any]
+    estimate: CostEstimate
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    def classification_messages(self, values: dict[str, Any]) -> list[dict[str, str]]:
+        """The chat messages that ask the LLM to classify one input (prompted baseline, pool labeler)."""
+        context = template_context(self.ir) | {"input_json": input_json(self.ir.fields, values)}
+        return [{"role": m.role, "content": m.content} for m in self.templates.render("classification", context)]
+
+    def training_messages(self, values: dict[str, Any], label: str) -> list[dict[str, str]]:
+        """One fine-tuning example in the layout that finetune.json declares."""
+        return [{"role": "system", "content": self.finetune["system_message"]},
+                {"role": "user", "content": input_json(self.ir.fields, values)},
+                {"role": "assistant", "content": label}]
+
+
+@dataclass
+class CompileResult:
+    diagnostics: list[Diagnostic]
+    sources: dict[str, str]
+    compiled: CompiledTask | None = None
+    task: ir.TaskIR | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity is Severity.ERROR for d in self.diagnostics)
+
+
+def compile_task(path: str | Path, *, display_name: str | None = None, allow_outside: bool = False,
+                 prices: dict[str, tuple[float, float]] | None = None, emit: bool = True) -> CompileResult:
+    """Compile a task file. Never raises for a bad file: problems come back as diagnostics."""
+    path = Path(path)
+    name = display_name or str(path)
+    bag = DiagnosticBag()
+    doc = load_task_file(path, name, bag)
+    sources = {name: doc.text} if doc else {}
+    if doc is None or not check_structure(doc, bag):
+        return CompileResult(bag.sorted(), sources)
+    task = lower_task(doc, path.resolve().parent, bag, allow_outside)
+    run_passes(task, doc, bag)
+    result = CompileResult(bag.sorted(), sources, task=task)
+    if bag.has_errors or not emit:
+        return result
+    compiled = _emit(task, doc, bag, prices)
+    result.diagnostics = bag.sorted()
+    result.compiled = None if bag.has_errors else compiled
+    return result
+
+
+def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
+          prices: dict[str, tuple[float, float]] | None) -> CompiledTask | None:
+    templates = load_templates(task, bag, doc.span_of)
+    if templates is None:
+        return None
+    try:
+        prompts = _render_prompts(task, templates)
+    except Exception as exc:  # a template's runtime error (undefined name, sandbox refusal)
+        span = doc.span_of(("generate", "templates")) if task.generate.templates else Span(task.source, 1, 1)
+        bag.error(span, "E036", f"rendering a prompt template failed: {_template_error(exc)}")
+        return None
+    generation_format = generation_response_format(task)
+    plan = build_plan(task, prompts, generation_format)
+    compiled = CompiledTask(
+        ir=task, templates=templates, prompts=prompts, plan=plan, generation_format=generation_format,
+        classification_format=classification_response_format(task), finetune=finetune_config(task),
+        eval=eval_config(task), estimate=estimate_cost(task, plan, prompts, prices))
+    compiled.files = _output_files(compiled, doc)
+    return compiled
+
+
+def _template_error(exc: Exception) -> str:
+    message = str(exc) or type(exc).__name__
+    return message if len(message) < 200 else message[:197] + "..."
+
+
+def _render_prompts(task: ir.TaskIR, templates: PromptTemplates) -> dict[str, RenderedPrompt]:
+    base = template_context(task)
+    prompts: dict[str, RenderedPrompt] = {}
+    for cell in generation_cells(task):
+        rationale = next((r for r in base["rationales"] if cell.rationale and r["id"] == cell.rationale.id), None)
+        target = next(c for c in base["classes"] if c["name"] == cell.target_class)
+        context = base | {"target_class": target, "rationale": rationale, "mode": cell.mode,
+                          "count": task.generate.per_call}
+        prompts[cell.prompt_path] = RenderedPrompt(cell.prompt_path, templates.render("generation", context))
+    placeholder = base | {"input_json": "<the input as JSON>"}
+    prompts[CLASSIFY_PROMPT_PATH] = RenderedPrompt(CLASSIFY_PROMPT_PATH,
+                                                   templates.render("classification", placeholder))
+    return prompts
+
+
+def dumps(value: Any) -> bytes:
+    """Deterministic JSON bytes: sorted keys, two-space indent, UTF-8, one trailing newline."""
+    return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _output_files(compiled: CompiledTask, doc: SourceDocument) -> dict[str, bytes]:
+    from taskc import __version__
+
+    task = compiled.ir
+    files: dict[str, bytes] = {}
+    for path, prompt in sorted(compiled.prompts.items()):
+        files[path] = prompt.to_markdown().encode("utf-8")
+    files["plan.json"] = dumps({
+        "task": task.name,
+        "jobs": [job.to_json() for job in compiled.plan],
+        "classify": {"prompt": CLASSIFY_PROMPT_PATH, "model": task.generate.model,
+                     "response_format": compiled.classification_format},
+        "estimate": compiled.estimate.to_json(),
+    })
+    files["finetune.json"] = dumps(compiled.finetune)
+    files["eval.json"] = dumps(compiled.eval)
+    files["manifest.json"] = dumps({
+        "taskc_version": __version__,
+        "task": task.name,
+        "inputs": _input_hashes(task, doc),
+        "outputs": {path: sha256_hex(data) for path, data in sorted(files.items())},
+    })
+    return files
+
+
+def _input_hashes(task: ir.TaskIR, doc: SourceDocument) -> dict[str, str]:
+    project = Path(task.project_dir)
+    hashes = {Path(task.source).name: sha256_hex(doc.text)}
+    named = [lexicon.file for lexicon in task.lexicons if lexicon.file]
+    named += list(task.generate.templates.values())
+    if task.pool:
+        named.append(task.pool.path)
+    if task.eval:
+        named.append(task.eval.gold)
+    for relative in sorted(set(named)):
+        try:
+            hashes[relative] = sha256_hex((project / relative).read_bytes())
+        except OSError:
+            hashes[relative] = "missing"
+    return hashes
+
+
+def write_outputs(files: dict[str, bytes], out_dir: Path) -> None:
+    """Write compiled files atomically (temp file + rename) and remove stale prompt files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prompts_dir = out_dir / "prompts"
+    if prompts_dir.is_dir():
+        for stale in prompts_dir.rglob("*.md"):
+            if stale.relative_to(out_dir).as_posix() not in files:
+                stale.unlink()
+    for relative, data in files.items():
+        target = out_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.tmp")
+        temporary.write_bytes(data)
+        temporary.replace(target)
+
+
+def dump_ir(task: ir.TaskIR) -> str:
+    """The IR as JSON, for `taskc compile --dump-ir`: what lowering and the passes produced."""
+    import dataclasses
+
+    from .expr_nodes import to_sexpr
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, ir.Expression):
+            return {"source": value.source, "compiled": to_sexpr(value.node) if value.node else None,
+                    "at": f"{value.span.line}:{value.span.column}"}
+        if isinstance(value, Span):
+            return f"{value.line}:{value.column}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)
+                    if f.name != "project_dir"}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if isinstance(value, dict) or hasattr(value, "items"):
+            return {str(k): convert(v) for k, v in value.items()}
+        return value
+
+    return json.dumps(convert(task), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+__all__ = ["CompileResult", "CompiledTask", "TaskcError", "compile_task", "dump_ir", "write_outputs", "dumps"]

@@ -1,0 +1,93 @@
+"""The types of the expression language and the scopes (rule, constraint, criterion) they live in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Type:
+    """A value type. ``element`` is set for lists; ``values`` for enums and class labels."""
+
+    kind: str  # string | integer | number | boolean | list | enum | label | metric_map | any
+    element: Type | None = None
+    values: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        if self.kind == "list":
+            return f"list[{self.element}]"
+        if self.kind == "metric_map":
+            return "per-class metric"
+        return self.kind
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind in ("integer", "number", "any")
+
+    @property
+    def is_stringy(self) -> bool:
+        return self.kind in ("string", "enum", "label", "any")
+
+    @property
+    def is_list(self) -> bool:
+        return self.kind in ("list", "any")
+
+
+STRING = Type("string")
+INTEGER = Type("integer")
+NUMBER = Type("number")
+BOOLEAN = Type("boolean")
+ANY = Type("any")  # the type of an expression that already failed to check; silences follow-up errors
+
+
+def list_of(element: Type) -> Type:
+    return Type("list", element=element)
+
+
+def field_type(declared: str, values: tuple[str, ...] = ()) -> Type:
+    """The expression type of an input field declared with ``type: declared``."""
+    if declared == "list[string]":
+        return list_of(STRING)
+    if declared == "enum":
+        return Type("enum", values=values)
+    return {"string": STRING, "integer": INTEGER, "number": NUMBER, "boolean": BOOLEAN}[declared]
+
+
+def compatible(expected: Type, actual: Type) -> bool:
+    if ANY in (expected, actual):
+        return True
+    if expected.kind == "number" and actual.kind == "integer":
+        return True
+    if expected.is_stringy and actual.is_stringy and expected.kind == "string":
+        return True
+    if expected.kind == "list" and actual.kind == "list":
+        assert expected.element is not None and actual.element is not None
+        return compatible(expected.element, actual.element)
+    return expected.kind == actual.kind
+
+
+CONTEXTS = ("rule", "constraint", "criterion")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What names an expression may use, by the context it appears in."""
+
+    context: str
+    fields: dict[str, Type] = field(default_factory=dict)
+    lexicons: frozenset[str] = frozenset()
+    classes: tuple[str, ...] = ()
+    metrics: dict[str, Type] = field(default_factory=dict)
+    allows_label: bool = False
+
+    def label_type(self) -> Type:
+        return Type("label", values=self.classes)
+
+
+METRIC_NAMES = ("accuracy", "macro_f1", "coverage", "precision", "recall", "f1")
+
+
+def metric_types(classes: tuple[str, ...]) -> dict[str, Type]:
+    per_class = Type("metric_map", element=NUMBER, values=classes)
+    return {"accuracy": NUMBER, "macro_f1": NUMBER, "coverage": NUMBER,
+            "precision": per_class, "recall": per_class, "f1": per_class}

@@ -1,0 +1,253 @@
+"""Stage 1: read a task file into plain data plus a map of source positions.
+
+PyYAML's event stream is scanned first to enforce the resource limits (document
+size, nesting depth, node count including alias expansion, allowed tags), so a
+hostile file is rejected before anything recursive or expensive runs. The file
+is then composed into nodes (never constructed with Python tags) and converted
+into JSON-like data; every value and key gets a `Span`, addressed by its path
+(``("rationales", 0, "rule")``), so that later stages can locate anything they
+complain about. Duplicate keys, which PyYAML silently accepts, are errors here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .diagnostics import DiagnosticBag, Span
+
+JsonPath = tuple[str | int, ...]
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 200_000
+
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_ALLOWED_TAGS = _SCALAR_TAGS | {_CORE + "map", _CORE + "seq", "!"}
+
+
+@dataclass(frozen=True)
+class ScalarSource:
+    """Where a scalar's text sits in the file, so that offsets inside it can be mapped back."""
+
+    span: Span
+    style: str | None
+    end_line: int
+
+
+@dataclass
+class SourceDocument:
+    path: str
+    text: str
+    data: Any = None
+    value_spans: dict[JsonPath, Span] = field(default_factory=dict)
+    key_spans: dict[JsonPath, Span] = field(default_factory=dict)
+    scalars: dict[JsonPath, ScalarSource] = field(default_factory=dict)
+
+    def span_of(self, path: JsonPath) -> Span:
+        """The span of the value at ``path``, or of its nearest located ancestor."""
+        for cut in range(len(path), -1, -1):
+            found = self.value_spans.get(path[:cut])
+            if found is not None:
+                return found
+        return Span(self.path, 1, 1)
+
+    def key_span_of(self, path: JsonPath) -> Span:
+        return self.key_spans.get(path) or self.span_of(path)
+
+    def offset_span(self, path: JsonPath, start: int, end: int) -> Span:
+        """The span of characters ``start:end`` of the string scalar at ``path``."""
+        scalar = self.scalars.get(path)
+        if scalar is None:
+            return self.span_of(path)
+        positions = _scalar_positions(self.text, scalar)
+        if not positions:
+            return scalar.span
+        first = positions[min(start, len(positions) - 1)]
+        last = positions[min(max(end - 1, start), len(positions) - 1)]
+        return Span(self.path, first[0], first[1], last[0], last[1] + 1)
+
+
+def _scalar_positions(text: str, scalar: ScalarSource) -> list[tuple[int, int]]:
+    """Approximate (line, column) of each character of a scalar's value.
+
+    Exact for plain and quoted single-line scalars and for literal blocks; for
+    folded or multi-line flow scalars the line breaks become one separator
+    character, which is what YAML's folding does in the common case.
+    """
+    lines = text.splitlines()
+    span = scalar.span
+    positions: list[tuple[int, int]] = []
+    if scalar.style in ("|", ">"):
+        body = range(span.line + 1, scalar.end_line + 1)
+    else:
+        body = range(span.line, scalar.end_line + 1)
+    for line_no in body:
+        if line_no > len(lines):
+            break
+        raw = lines[line_no - 1]
+        start_col = span.column if line_no == span.line else len(raw) - len(raw.lstrip()) + 1
+        if line_no == span.line and scalar.style in ('"', "'"):
+            start_col += 1
+        stripped = raw[start_col - 1 :].rstrip()
+        if not stripped and scalar.style in ("|", ">"):
+            positions.append((line_no, max(1, start_col)))
+            continue
+        positions.extend((line_no, start_col + i) for i in range(len(stripped)))
+        positions.append((line_no, start_col + len(stripped)))  # the separator after the line
+    return positions
+
+
+def load_task_file(path: Path, display_name: str, bag: DiagnosticBag) -> SourceDocument | None:
+    """Read and parse ``path``; report problems into ``bag`` and return None when unusable."""
+    where = Span(display_name, 1, 1)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        bag.error(where, "E001", f"cannot read task file: {exc.strerror or exc}")
+        return None
+    if len(raw) > MAX_FILE_BYTES:
+        bag.error(where, "E002", f"task file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bag.error(where, "E001", f"task file is not valid UTF-8 (byte {exc.start})")
+        return None
+    return parse_task_text(text, display_name, bag)
+
+
+def parse_task_text(text: str, display_name: str, bag: DiagnosticBag) -> SourceDocument | None:
+    doc = SourceDocument(display_name, text.replace("\r\n", "\n"))
+    if not _check_event_limits(doc, bag):
+        return None
+    try:
+        root = yaml.compose(doc.text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        span = Span(display_name, mark.line + 1, mark.column + 1) if mark else Span(display_name, 1, 1)
+        bag.error(span, "E001", f"YAML syntax error: {exc.problem or exc.context}")
+        return None
+    except yaml.YAMLError as exc:
+        bag.error(Span(display_name, 1, 1), "E001", f"YAML error: {exc}")
+        return None
+    if root is None:
+        bag.error(Span(display_name, 1, 1), "E011", "task file is empty")
+        return None
+    converter = _Converter(doc, bag)
+    doc.data = converter.convert(root, ())
+    return doc
+
+
+def _check_event_limits(doc: SourceDocument, bag: DiagnosticBag) -> bool:
+    """Walk the event stream (iterative, cheap) and enforce depth, node and tag limits.
+
+    An alias counts as many nodes as the anchored subtree it repeats, so an alias
+    bomb ("billion laughs") is stopped after ``MAX_NODES`` expanded nodes, long
+    before anything is expanded in memory.
+    """
+    nodes = 0
+    anchor_sizes: dict[str, int] = {}
+    open_collections: list[list[Any]] = []  # [anchor, expanded size] per open collection
+    try:
+        for event in yaml.parse(doc.text, Loader=yaml.SafeLoader):
+            span = _event_span(doc.path, event)
+            added = 0
+            if isinstance(event, yaml.AliasEvent):
+                added = anchor_sizes.get(event.anchor or "", 1)
+            elif isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                tag = event.tag
+                if tag is not None and tag not in _ALLOWED_TAGS:
+                    bag.error(span, "E002", f"YAML tag '{tag}' is not allowed in a task file",
+                              "task files are plain data: remove the tag")
+                    return False
+                added = 1
+                if isinstance(event, yaml.ScalarEvent) and event.anchor:
+                    anchor_sizes[event.anchor] = 1
+            for collection in open_collections:
+                collection[1] += added
+            nodes += added
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                open_collections.append([event.anchor, 1])
+                if len(open_collections) > MAX_DEPTH:
+                    bag.error(span, "E002", f"nesting is deeper than {MAX_DEPTH} levels")
+                    return False
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)) and open_collections:
+                anchor, size = open_collections.pop()
+                if anchor:
+                    anchor_sizes[anchor] = size
+            if nodes > MAX_NODES:
+                bag.error(span, "E002",
+                          f"task file expands to more than {MAX_NODES} YAML nodes (an alias counts once "
+                          "per use)", "this looks like an alias bomb; write the data out instead")
+                return False
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        span = Span(doc.path, mark.line + 1, mark.column + 1) if mark else Span(doc.path, 1, 1)
+        bag.error(span, "E001", f"YAML syntax error: {exc.problem or exc.context}")
+        return False
+    except yaml.YAMLError as exc:
+        bag.error(Span(doc.path, 1, 1), "E001", f"YAML error: {exc}")
+        return False
+    return True
+
+
+def _event_span(file: str, event: Any) -> Span:
+    mark = event.start_mark
+    return Span(file, mark.line + 1, mark.column + 1) if mark else Span(file, 1, 1)
+
+
+class _Converter:
+    """Turns composed YAML nodes into JSON-like data, recording spans and duplicate keys."""
+
+    def __init__(self, doc: SourceDocument, bag: DiagnosticBag) -> None:
+        self.doc = doc
+        self.bag = bag
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def span(self, node: yaml.Node) -> Span:
+        start, end = node.start_mark, node.end_mark
+        return Span(self.doc.path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+    def convert(self, node: yaml.Node, path: JsonPath) -> Any:
+        self.doc.value_spans[path] = self.span(node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _CORE + "merge":
+                self.bag.error(self.span(key_node), "E002", "YAML merge keys ('<<') are not supported",
+                               "write the keys out")
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.bag.error(self.span(key_node), "E012", "mapping keys must be plain strings")
+                continue
+            key = str(key_node.value)
+            if key in result:
+                first = self.doc.key_spans[path + (key,)]
+                self.bag.error(self.span(key_node), "E003", f"duplicate key '{key}'",
+                               f"first defined at line {first.line}")
+                continue
+            self.doc.key_spans[path + (key,)] = self.span(key_node)
+            result[key] = self.convert(value_node, path + (key,))
+        return result
+
+    def _scalar(self, node: yaml.Node, path: JsonPath) -> Any:
+        span = self.span(node)
+        self.doc.scalars[path] = ScalarSource(span, node.style, node.end_mark.line + 1)
+        if node.tag in (_CORE + "timestamp", _CORE + "str") or node.tag == "!":
+            return str(node.value)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            self.bag.error(span, "E001", f"cannot read scalar: {exc}")
+            return None

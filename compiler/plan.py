@@ -1,0 +1,254 @@
+"""Emitter: the generation plan, the fine-tuning and eval configs, and the cost estimate.
+
+The plan is a flat list of `GenerationJob`s: one per call, each with everything
+that affects the call (model, sampling, seed, messages through its prompt, the
+JSON Schema the answer must follow) and a cache key hashing exactly that, so
+the runtime can cache, resume and never pay twice for the same call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from . import ir
+from .expr_nodes import to_sexpr
+from .prompts import RenderedPrompt
+
+CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text; estimates only
+TOKENS_PER_EXAMPLE_FIELD = 20
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    id: str
+    target_class: str
+    rationale: str | None
+    mode: str  # rationale | near_miss | class
+    prompt: str  # output-relative prompt path
+    prompt_sha256: str
+    model: str
+    temperature: float
+    top_p: float | None
+    max_tokens: int | None
+    seed: int
+    examples: int
+    response_format: dict[str, Any]
+    cache_key: str
+
+    kind = "generate"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "class": self.target_class, "rationale": self.rationale,
+            "mode": self.mode, "prompt": self.prompt, "prompt_sha256": self.prompt_sha256,
+            "model": self.model, "sampling": self.sampling(), "seed": self.seed, "examples": self.examples,
+            "response_format": self.response_format, "cache_key": self.cache_key,
+        }
+
+    def sampling(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"temperature": self.temperature}
+        if self.top_p is not None:
+            values["top_p"] = self.top_p
+        if self.max_tokens is not None:
+            values["max_tokens"] = self.max_tokens
+        return values
+
+
+@dataclass(frozen=True)
+class GenerationCell:
+    target_class: str
+    rationale: ir.Rationale | None
+    mode: str
+    examples: int
+
+    @property
+    def prompt_path(self) -> str:
+        if self.rationale is None:
+            return f"prompts/generate/{self.target_class}/_class.md"
+        return f"prompts/generate/{self.target_class}/{self.rationale.id}.md"
+
+
+def generation_cells(task: ir.TaskIR) -> list[GenerationCell]:
+    """The (class, rationale) cells of the generation matrix that have something to generate."""
+    cells: list[GenerationCell] = []
+    settings = task.generate
+    for task_class in task.classes:
+        for rationale in task.rationales:
+            own = rationale.class_name == task_class.name
+            count = settings.per_rationale if own else settings.near_misses
+            if count > 0:
+                cells.append(GenerationCell(task_class.name, rationale, "rationale" if own else "near_miss", count))
+        if settings.per_class > 0:
+            cells.append(GenerationCell(task_class.name, None, "class", settings.per_class))
+    return cells
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def sha256_hex(data: str | bytes) -> str:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return hashlib.sha256(raw).hexdigest()
+
+
+def call_cache_key(model: str, messages: list[dict[str, str]], sampling: dict[str, Any], seed: int,
+                   response_format: dict[str, Any]) -> str:
+    """The key under which a call's response is cached: a hash of everything that affects the call."""
+    payload = {"model": model, "messages": messages, "sampling": sampling, "seed": seed,
+               "response_format": response_format, "v": 1}
+    return sha256_hex(canonical_json(payload))
+
+
+def derive_seed(base: int, job_id: str) -> int:
+    """A stable per-job seed: the same base seed and job id give the same seed on every machine."""
+    return (base * 1_000_003 + zlib.crc32(job_id.encode("utf-8"))) % 2**31
+
+
+def build_plan(task: ir.TaskIR, prompts: dict[str, RenderedPrompt], response_format: dict[str, Any]
+               ) -> list[GenerationJob]:
+    settings = task.generate
+    jobs: list[GenerationJob] = []
+    for cell in generation_cells(task):
+        prompt = prompts[cell.prompt_path]
+        messages = prompt.as_chat()
+        calls = math.ceil(cell.examples / settings.per_call)
+        for index in range(calls):
+            job_id = f"gen/{cell.target_class}/{cell.rationale.id if cell.rationale else '_class'}/{index:03d}"
+            seed = derive_seed(settings.seed, job_id)
+            job = GenerationJob(
+                id=job_id, target_class=cell.target_class, rationale=cell.rationale.id if cell.rationale else None,
+                mode=cell.mode, prompt=cell.prompt_path, prompt_sha256=sha256_hex(prompt.to_markdown()),
+                model=settings.model, temperature=settings.temperature, top_p=settings.top_p,
+                max_tokens=settings.max_tokens, seed=seed, examples=settings.per_call,
+                response_format=response_format, cache_key="")
+            key = call_cache_key(job.model, messages, job.sampling(), seed, response_format)
+            jobs.append(_with_key(job, key))
+    return jobs
+
+
+def _with_key(job: GenerationJob, key: str) -> GenerationJob:
+    values = {name: getattr(job, name) for name in GenerationJob.__dataclass_fields__}
+    values["cache_key"] = key
+    return GenerationJob(**values)
+
+
+# -- response schemas (OpenAI structured outputs) -------------------------------------------------
+
+def _field_schema(f: ir.InputField) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},
+        "boolean": {"type": "boolean"}, "list[string]": {"type": "array", "items": {"type": "string"}},
+        "enum": {"type": "string", "enum": list(f.values)},
+    }[f.type]
+    if f.description:
+        base = {**base, "description": f.description}
+    if f.optional:
+        base = {**base, "type": [base["type"], "null"]}
+    return base
+
+
+def generation_response_format(task: ir.TaskIR) -> dict[str, Any]:
+    properties = {f.name: _field_schema(f) for f in task.fields}
+    properties["label"] = {"type": "string", "enum": list(task.class_names)}
+    example = {"type": "object", "properties": properties, "required": list(properties),
+               "additionalProperties": False}
+    schema = {"type": "object", "properties": {"examples": {"type": "array", "items": example}},
+              "required": ["examples"], "additionalProperties": False}
+    return {"type": "json_schema", "json_schema": {"name": "generated_examples", "strict": True, "schema": schema}}
+
+
+def classification_response_format(task: ir.TaskIR) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {
+        "label": {"type": "string", "enum": list(task.class_names)},
+        "rationales": {"type": "array", "items": {"type": "string", "enum": [r.id for r in task.rationales]}},
+    }, "required": ["label", "rationales"], "additionalProperties": False}
+    return {"type": "json_schema", "json_schema": {"name": "classification", "strict": True, "schema": schema}}
+
+
+# -- configs ----------------------------------------------------------------------------------------
+
+def default_system_message(task: ir.TaskIR) -> str:
+    return f"Classify the input for task '{task.name}' as one of: {', '.join(task.class_names)}."
+
+
+def finetune_config(task: ir.TaskIR) -> dict[str, Any]:
+    settings = task.finetune
+    hyperparameters = {key: value for key, value in (
+        ("n_epochs", settings.epochs), ("batch_size", settings.batch_size),
+        ("learning_rate_multiplier", settings.learning_rate_multiplier)) if value is not None}
+    job: dict[str, Any] = {"model": settings.base_model or task.generate.model,
+                           "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+                           "seed": task.generate.seed, "suffix": settings.suffix or task.name[:18]}
+    return {
+        "provider": settings.provider,
+        "job": job,
+        "validation_split": settings.validation_split,
+        "system_message": settings.system_message or default_system_message(task),
+        "message_layout": [
+            {"role": "system", "content": "system_message"},
+            {"role": "user", "content": "the input as JSON, fields in declaration order: "
+                                        + ", ".join(task.field_names)},
+            {"role": "assistant", "content": "the class name"},
+        ],
+        "classes": list(task.class_names),
+    }
+
+
+def eval_config(task: ir.TaskIR) -> dict[str, Any]:
+    if task.eval is None:
+        return {"gold": None, "metrics": [], "criterion": None, "classes": list(task.class_names)}
+    criterion = task.eval.criterion
+    return {
+        "gold": task.eval.gold,
+        "metrics": list(task.eval.metrics),
+        "primary": task.eval.primary,
+        "criterion": {"source": " ".join(criterion.source.split()),
+                      "compiled": to_sexpr(criterion.node) if criterion.node else None},
+        "classes": list(task.class_names),
+    }
+
+
+# -- estimates -------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def builtin_prices() -> dict[str, tuple[float, float]]:
+    raw = json.loads(resources.files("taskc.compiler").joinpath("prices.json").read_text(encoding="utf-8"))
+    return {model: (float(p["input"]), float(p["output"])) for model, p in raw.items() if not model.startswith("_")}
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    calls: int
+    examples: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    model: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"estimate": True, "calls": self.calls, "examples": self.examples,
+                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 4), "model": self.model}
+
+
+def estimate_cost(task: ir.TaskIR, jobs: list[GenerationJob], prompts: dict[str, RenderedPrompt],
+                  prices: dict[str, tuple[float, float]] | None = None) -> CostEstimate:
+    table = {**builtin_prices(), **dict(task.generate.prices), **(prices or {})}
+    input_tokens = output_tokens = 0
+    per_example = TOKENS_PER_EXAMPLE_FIELD * (len(task.fields) + 1)
+    for job in jobs:
+        text = sum(len(m.content) for m in prompts[job.prompt].messages)
+        input_tokens += text // CHARS_PER_TOKEN + len(canonical_json(job.response_format)) // CHARS_PER_TOKEN
+        output_tokens += job.examples * per_example
+    price = table.get(task.generate.model)
+    cost = None if price is None else (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
+    return CostEstimate(len(jobs), sum(j.examples for j in jobs), input_tokens, output_tokens, cost,
+                        task.generate.model)

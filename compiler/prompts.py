@@ -1,0 +1,152 @@
+"""Emitter: render the generation and classification prompts with Jinja2.
+
+Templates run in a `SandboxedEnvironment` with `StrictUndefined`, and receive
+only plain data built here (strings, numbers, lists, dicts), never IR objects,
+so a template can reach nothing else. Text from the task file is passed as
+values and is therefore never interpreted as template code: ``{{ x }}`` inside
+a rationale comes out literally. Each template has two blocks, ``system`` and
+``user``, rendered separately into the two chat messages, so text in a
+rationale cannot forge a message boundary either.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from . import ir
+from .diagnostics import DiagnosticBag
+from .paths import resolve_project_path
+
+TEMPLATE_KINDS = ("generation", "classification")
+MAX_TEMPLATE_BYTES = 256 * 1024
+CLASSIFY_PROMPT_PATH = "prompts/classify.md"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    path: str  # output-relative path of the prompt file
+    messages: tuple[Message, ...]
+
+    def to_markdown(self) -> str:
+        parts = [f"<!-- taskc prompt: {self.path} -->\n"]
+        for message in self.messages:
+            parts.append(f"\n## {message.role}\n\n{message.content}\n")
+        return "".join(parts)
+
+    def as_chat(self) -> list[dict[str, str]]:
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+
+class PromptTemplates:
+    """The two templates of a task (built-in or overridden), loaded once into a sandbox."""
+
+    def __init__(self, sources: dict[str, tuple[str, str]]) -> None:
+        # sources: kind -> (template text, name shown in errors)
+        self.environment = SandboxedEnvironment(
+            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False,
+            trim_blocks=False, lstrip_blocks=False)
+        self.templates = {kind: self.environment.from_string(text) for kind, (text, _name) in sources.items()}
+        self.names = {kind: name for kind, (_text, name) in sources.items()}
+
+    def render(self, kind: str, context: dict[str, Any]) -> tuple[Message, ...]:
+        template = self.templates[kind]
+        messages = []
+        for role in ("system", "user"):
+            block = template.blocks.get(role)
+            if block is None:
+                raise TemplateProblem(f"template '{self.names[kind]}' has no '{role}' block")
+            text = "".join(block(template.new_context(context)))
+            messages.append(Message(role, text.strip() + ""))
+        return tuple(messages)
+
+
+class TemplateProblem(Exception):
+    pass
+
+
+@lru_cache(maxsize=None)
+def builtin_template(kind: str) -> str:
+    return resources.files("taskc.compiler").joinpath(f"templates/{kind}.j2").read_text(encoding="utf-8")
+
+
+def load_templates(task: ir.TaskIR, bag: DiagnosticBag, doc_span_of: Any) -> PromptTemplates | None:
+    """Load built-in templates and the task's overrides; report unreadable or invalid ones."""
+    sources: dict[str, tuple[str, str]] = {}
+    for kind in TEMPLATE_KINDS:
+        relative = task.generate.templates.get(kind)
+        if relative is None:
+            sources[kind] = (builtin_template(kind), f"<built-in {kind}.j2>")
+            continue
+        span = doc_span_of(("generate", "templates", kind))
+        try:
+            target = resolve_project_path(Path(task.project_dir), relative, allow_outside=True)
+            raw = target.read_bytes()
+            if len(raw) > MAX_TEMPLATE_BYTES:
+                bag.error(span, "E035", f"template '{relative}' is larger than {MAX_TEMPLATE_BYTES} bytes")
+                continue
+            sources[kind] = (raw.decode("utf-8"), relative)
+        except (OSError, UnicodeDecodeError) as exc:
+            bag.error(span, "E033", f"cannot read template '{relative}': {exc}")
+    if len(sources) != len(TEMPLATE_KINDS):
+        return None
+    try:
+        templates = PromptTemplates(sources)
+    except jinja2.TemplateSyntaxError:
+        for kind, (text, name) in sources.items():
+            try:
+                SandboxedEnvironment().parse(text)
+            except jinja2.TemplateSyntaxError as exc:
+                bag.error(doc_span_of(("generate", "templates", kind)), "E035",
+                          f"template '{name}' line {exc.lineno}: {exc.message}")
+        return None
+    for kind, template in templates.templates.items():
+        missing = [role for role in ("system", "user") if role not in template.blocks]
+        if missing:
+            bag.error(doc_span_of(("generate", "templates", kind)), "E035",
+                      f"template '{templates.names[kind]}' must define blocks 'system' and 'user' "
+                      f"(missing: {', '.join(missing)})")
+            return None
+    return templates
+
+
+def input_json(fields: tuple[ir.InputField, ...], values: dict[str, Any]) -> str:
+    """The canonical JSON of an input: fields in declaration order. Used in prompts and training data."""
+    ordered = {f.name: values[f.name] for f in fields if f.name in values}
+    return json.dumps(ordered, ensure_ascii=False)
+
+
+def template_context(task: ir.TaskIR) -> dict[str, Any]:
+    """The data every template sees. Plain values only: the sandbox has nothing else to reach."""
+    return {
+        "task": {"name": task.name, "description": task.description, "instructions": task.instructions},
+        "fields": [{"name": f.name, "type": f.type, "description": f.description, "values": list(f.values),
+                    "max_length": f.max_length, "min_length": f.min_length, "optional": f.optional}
+                   for f in task.fields],
+        "classes": [{"name": c.name, "description": c.description} for c in task.classes],
+        "rationales": [_rationale_data(task, r) for r in task.rationales],
+        "constraints": [{"id": c.id, "check": " ".join(c.check.source.split()), "message": c.message}
+                        for c in task.constraints],
+    }
+
+
+def _rationale_data(task: ir.TaskIR, rationale: ir.Rationale) -> dict[str, Any]:
+    return {
+        "id": rationale.id, "class": rationale.class_name, "text": rationale.text,
+        "rule": " ".join(rationale.rule.source.split()) if rationale.rule else None,
+        "examples": [{"input_json": input_json(task.fields, dict(e.input)), "label": e.label, "note": e.note}
+                     for e in rationale.examples],
+    }

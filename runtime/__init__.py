@@ -1,0 +1,1 @@
+"""The taskc runtime: executes a compiled task (generation plan, labeling, training, evaluation)."""

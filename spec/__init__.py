@@ -1,0 +1,1 @@
+"""The taskc language itself: the expression grammar (Lark), the task-file JSON Schema and the reference."""
