@@ -18,11 +18,6 @@ from .functions import FUNCTIONS, LIST, NUM, PATTERN, PREDICATE, SIZED, TEXT, TE
 
 Locator = Callable[[int, int], Span]
 
-_CONTEXT_OF_NAME = {
-    "label": "constraints",
-}
-
-
 class ExpressionChecker:
     def __init__(self, scope: Scope, locate: Locator, bag: DiagnosticBag) -> None:
         self.scope = scope
@@ -141,6 +136,10 @@ class ExpressionChecker:
             self._expect(node.left, left, BOOLEAN, f"the left side of '{op}'")
             self._expect(node.right, right, BOOLEAN, f"the right side of '{op}'")
             return BOOLEAN
+        if ANY in (left, right) and op in ("+", "-", "*", "/", "%"):
+            return ANY
+        if op == "+" and left.is_stringy and right.is_stringy and ANY not in (left, right):
+            return STRING  # string concatenation
         if op in ("+", "-", "*", "/", "%"):
             for side, found in ((node.left, left), (node.right, right)):
                 if not found.is_numeric:
@@ -301,5 +300,3 @@ class ExpressionChecker:
     def _error(self, node: n.Expr | n.Lambda, code: str, message: str, hint: str | None = None) -> None:
         self.bag.error(self.locate(node.start, node.end), code, message, hint)
 
-
-__all__ = ["ExpressionChecker", "Locator", "NUMBER"]
