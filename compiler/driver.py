@@ -73,7 +73,7 @@ def compile_task(path: str | Path, *, display_name: str | None = None, allow_out
     bag = DiagnosticBag()
     doc = load_task_file(path, name, bag)
     sources = {name: doc.text} if doc else {}
-    if doc is None or not check_structure(doc, bag):
+    if doc is None or not doc.parsed or not check_structure(doc, bag):
         return CompileResult(bag.sorted(), sources)
     task = lower_task(doc, path.resolve().parent, bag, allow_outside)
     run_passes(task, doc, bag)
@@ -114,10 +114,12 @@ def _template_error(exc: Exception) -> str:
 
 def _render_prompts(task: ir.TaskIR, templates: PromptTemplates) -> dict[str, RenderedPrompt]:
     base = template_context(task)
+    rationales = {r["id"]: r for r in base["rationales"]}
+    classes = {c["name"]: c for c in base["classes"]}
     prompts: dict[str, RenderedPrompt] = {}
     for cell in generation_cells(task):
-        rationale = next((r for r in base["rationales"] if cell.rationale and r["id"] == cell.rationale.id), None)
-        target = next(c for c in base["classes"] if c["name"] == cell.target_class)
+        rationale = rationales[cell.rationale.id] if cell.rationale else None
+        target = classes[cell.target_class]
         context = base | {"target_class": target, "rationale": rationale, "mode": cell.mode,
                           "count": task.generate.per_call}
         prompts[cell.prompt_path] = RenderedPrompt(cell.prompt_path, templates.render("generation", context))

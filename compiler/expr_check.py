@@ -87,7 +87,7 @@ class ExpressionChecker:
             return "'label' is available in constraints only"
         if name in ("accuracy", "macro_f1", "coverage", "precision", "recall", "f1") and not self.scope.metrics:
             return "metrics are available in the eval pass criterion only"
-        if self.scope.context == "criterion" and name in self.scope.fields:
+        if name in self.scope.hidden_fields:
             return "input fields are available in rules and constraints, not in the pass criterion"
         return None
 

@@ -102,7 +102,12 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> ExpressionSyntaxError:
                                          _expected(exc.expected))
         start = token.start_pos if token.start_pos is not None else offset
         end = token.end_pos if token.end_pos is not None else start + 1
-        return ExpressionSyntaxError(f"unexpected {token.value!r}", start, end, _expected(exc.expected))
+        hint = _expected(exc.expected)
+        if token.value == ".":
+            hint = "there is no attribute access; only lexicon.NAME uses a dot"
+        elif token.value == "=":
+            hint = "use '==' to compare"
+        return ExpressionSyntaxError(f"unexpected {token.value!r}", start, end, hint)
     return ExpressionSyntaxError("syntax error", offset, offset + 1)
 
 

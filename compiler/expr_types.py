@@ -79,6 +79,7 @@ class Scope:
     classes: tuple[str, ...] = ()
     metrics: dict[str, Type] = field(default_factory=dict)
     allows_label: bool = False
+    hidden_fields: frozenset[str] = frozenset()  # input fields that exist but are not visible here
 
     def label_type(self) -> Type:
         return Type("label", values=self.classes)

@@ -47,6 +47,7 @@ class SourceDocument:
     value_spans: dict[JsonPath, Span] = field(default_factory=dict)
     key_spans: dict[JsonPath, Span] = field(default_factory=dict)
     scalars: dict[JsonPath, ScalarSource] = field(default_factory=dict)
+    parsed: bool = False
 
     def span_of(self, path: JsonPath) -> Span:
         """The span of the value at ``path``, or of its nearest located ancestor."""
@@ -82,21 +83,28 @@ def _scalar_positions(text: str, scalar: ScalarSource) -> list[tuple[int, int]]:
     lines = text.splitlines()
     span = scalar.span
     positions: list[tuple[int, int]] = []
-    if scalar.style in ("|", ">"):
-        body = range(span.line + 1, scalar.end_line + 1)
-    else:
-        body = range(span.line, scalar.end_line + 1)
+    block = scalar.style in ("|", ">")
+    body = range(span.line + 1 if block else span.line, scalar.end_line + 1)
+    block_indent: int | None = None
     for line_no in body:
         if line_no > len(lines):
             break
         raw = lines[line_no - 1]
-        start_col = span.column if line_no == span.line else len(raw) - len(raw.lstrip()) + 1
-        if line_no == span.line and scalar.style in ('"', "'"):
-            start_col += 1
+        if block:
+            if not raw.strip():
+                positions.append((line_no, 1))
+                continue
+            indent = len(raw) - len(raw.lstrip())
+            if block_indent is None:
+                block_indent = indent
+            if indent < block_indent:
+                break  # the block ended: this line belongs to the next key
+            start_col = block_indent + 1  # more-indented lines keep their extra spaces in the value
+        elif line_no == span.line:
+            start_col = span.column + (1 if scalar.style in ('"', "'") else 0)
+        else:
+            start_col = len(raw) - len(raw.lstrip()) + 1  # flow scalars fold leading whitespace away
         stripped = raw[start_col - 1 :].rstrip()
-        if not stripped and scalar.style in ("|", ">"):
-            positions.append((line_no, max(1, start_col)))
-            continue
         positions.extend((line_no, start_col + i) for i in range(len(stripped)))
         positions.append((line_no, start_col + len(stripped)))  # the separator after the line
     return positions
@@ -121,25 +129,28 @@ def load_task_file(path: Path, display_name: str, bag: DiagnosticBag) -> SourceD
     return parse_task_text(text, display_name, bag)
 
 
-def parse_task_text(text: str, display_name: str, bag: DiagnosticBag) -> SourceDocument | None:
+def parse_task_text(text: str, display_name: str, bag: DiagnosticBag) -> SourceDocument:
+    """Parse YAML text. The document is returned even on errors (for the source lines of
+    diagnostics); ``parsed`` tells whether ``data`` is usable."""
     doc = SourceDocument(display_name, text.replace("\r\n", "\n"))
     if not _check_event_limits(doc, bag):
-        return None
+        return doc
     try:
         root = yaml.compose(doc.text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = Span(display_name, mark.line + 1, mark.column + 1) if mark else Span(display_name, 1, 1)
         bag.error(span, "E001", f"YAML syntax error: {exc.problem or exc.context}")
-        return None
+        return doc
     except yaml.YAMLError as exc:
         bag.error(Span(display_name, 1, 1), "E001", f"YAML error: {exc}")
-        return None
+        return doc
     if root is None:
         bag.error(Span(display_name, 1, 1), "E011", "task file is empty")
-        return None
+        return doc
     converter = _Converter(doc, bag)
     doc.data = converter.convert(root, ())
+    doc.parsed = True
     return doc
 
 

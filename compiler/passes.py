@@ -34,7 +34,8 @@ def scope_for(task: ir.TaskIR, context: str) -> Scope:
     """The names an expression may use in ``context`` (rule, constraint or criterion)."""
     lexicons = frozenset(lexicon.name for lexicon in task.lexicons)
     if context == "criterion":
-        return Scope(context, classes=task.class_names, metrics=metric_types(task.class_names))
+        return Scope(context, classes=task.class_names, metrics=metric_types(task.class_names),
+                     hidden_fields=frozenset(task.field_names))
     fields = {f.name: field_type(f.type, f.values) for f in task.fields}
     return Scope(context, fields, lexicons, task.class_names, allows_label=context == "constraint")
 

@@ -1,0 +1,108 @@
+"""`taskc check`, `compile` and `schema` as a user meets them: exit statuses, formats, help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from taskc.main import main
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+def _misspell_class(spec: Path) -> None:
+    text = spec.read_text(encoding="utf-8").replace("  - id: sweet_fruit\n    class: not_keto",
+                                                    "  - id: sweet_fruit\n    class: not_ketto")
+    spec.write_text(text, encoding="utf-8")
+
+
+def test_check_clean_example_exits_0(capsys) -> None:
+    assert main(["check", str(EXAMPLES / "keto.task.yaml")]) == 0
+    assert "0 errors" in capsys.readouterr().err
+
+
+def test_misspelt_class_is_located_with_did_you_mean(keto_project: Path, capsys) -> None:
+    _misspell_class(keto_project)
+    assert main(["check", str(keto_project)]) == 1
+    err = capsys.readouterr().err
+    line = next(i for i, text in enumerate(keto_project.read_text().splitlines(), 1) if "not_ketto" in text)
+    assert f"keto.task.yaml:{line}:12: error[E024]: unknown class 'not_ketto'" in err
+    assert "did you mean 'not_keto'?" in err
+    assert "^~~~~~~~~" in err
+
+
+def test_type_error_inside_a_multiline_rule_points_into_the_expression(keto_project: Path, capsys) -> None:
+    text = keto_project.read_text(encoding="utf-8").replace(
+        "count(ingredients, i -> mentions(i, lexicon.keto_staples)) >= 2",
+        "count(ingredients, i -> mentions(i, lexicon.keto_staples)) >= \"two\"")
+    keto_project.write_text(text, encoding="utf-8")
+    assert main(["check", str(keto_project), "--format", "json"]) == 1
+    diagnostics = json.loads(capsys.readouterr().out)
+    assert [d["code"] for d in diagnostics] == ["E025"]
+    lines = keto_project.read_text().splitlines()
+    found = diagnostics[0]
+    assert lines[found["line"] - 1][found["column"] - 1:].startswith('"two"')
+
+
+def test_all_errors_of_a_file_in_one_run(keto_project: Path, capsys) -> None:
+    _misspell_class(keto_project)
+    text = keto_project.read_text().replace("len(dish) <= 80", "len(dsh) <= 80").replace("temperature: 0.9",
+                                                                                         "temprature: 0.9")
+    keto_project.write_text(text)
+    assert main(["check", str(keto_project), "--format", "json"]) == 1
+    codes = sorted(d["code"] for d in json.loads(capsys.readouterr().out))
+    assert codes == ["E010"]  # structure errors stop before semantics: fix the shape first
+    keto_project.write_text(text.replace("temprature", "temperature"))
+    assert main(["check", str(keto_project), "--format", "json"]) == 1
+    codes = sorted(d["code"] for d in json.loads(capsys.readouterr().out))
+    assert codes == ["E021", "E024"]
+
+
+def test_json_diagnostics_have_the_documented_fields(keto_project: Path, capsys) -> None:
+    _misspell_class(keto_project)
+    main(["check", "--format", "json", str(keto_project)])
+    [record] = json.loads(capsys.readouterr().out)
+    assert {"file", "line", "column", "severity", "code", "message"} <= set(record)
+
+
+def test_usage_errors_exit_2(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compile"])
+    assert exit_info.value.code == 2
+    assert main([]) == 2
+
+
+def test_missing_file_is_a_diagnostic_not_a_traceback(tmp_path: Path, capsys) -> None:
+    assert main(["check", str(tmp_path / "nope.task.yaml")]) == 1
+    assert "error[E001]: cannot read task file" in capsys.readouterr().err
+
+
+def test_schema_command_prints_the_schema(capsys) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "taskc task file"
+    assert set(schema["properties"]) >= {"task", "input", "classes", "lexicons", "rationales", "constraints",
+                                         "generate", "finetune", "eval"}
+
+
+def test_keto_example_points_editors_at_the_schema() -> None:
+    first = (EXAMPLES / "keto.task.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../spec/task.schema.json"
+    assert (EXAMPLES / "../spec/task.schema.json").is_file()
+
+
+def test_dump_ir_shows_compiled_expressions(capsys) -> None:
+    assert main(["compile", str(EXAMPLES / "keto.task.yaml"), "--dump-ir"]) == 0
+    dumped = json.loads(capsys.readouterr().out)
+    assert dumped["rationales"][0]["rule"]["compiled"].startswith("(any ingredients (lambda i")
+
+
+def test_console_script_runs_as_a_module() -> None:
+    completed = subprocess.run([sys.executable, "-m", "taskc", "--help"], capture_output=True, text=True,
+                               check=False)
+    assert completed.returncode == 0
+    assert "check" in completed.stdout and "compile" in completed.stdout

@@ -1,0 +1,118 @@
+"""The compiled output of the shipped examples is pinned, deterministic and free of machine details."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from taskc.compiler.driver import compile_task, write_outputs
+from taskc.main import main
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+SPECS = {
+    "keto": EXAMPLES / "keto.task.yaml",
+    "support": EXAMPLES / "support" / "support.task.yaml",
+    "custom_templates": EXAMPLES / "custom_templates" / "reviews.task.yaml",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_compiled_output_is_pinned(name: str, snapshot) -> None:
+    result = compile_task(SPECS[name])
+    assert result.ok, result.diagnostics
+    assert result.compiled is not None
+    files = {path: data.decode("utf-8") for path, data in sorted(result.compiled.files.items())
+             if path != "manifest.json"}
+    assert files == snapshot
+    manifest = json.loads(result.compiled.files["manifest.json"])
+    assert set(manifest["outputs"]) == set(files)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_examples_have_no_diagnostics(name: str) -> None:
+    assert compile_task(SPECS[name]).diagnostics == []
+
+
+def test_two_compiles_are_byte_identical(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["compile", str(SPECS["keto"]), "-o", str(first)]) == 0
+    assert main(["compile", str(SPECS["keto"]), "-o", str(second)]) == 0
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for relative in files:
+        assert (first / relative).read_bytes() == (second / relative).read_bytes()
+
+
+def test_output_does_not_depend_on_location_or_cwd(tmp_path: Path, monkeypatch) -> None:
+    moved = tmp_path / "elsewhere" / "project"
+    shutil.copytree(EXAMPLES, moved)
+    monkeypatch.chdir(tmp_path)
+    here = compile_task(SPECS["keto"]).compiled
+    there = compile_task(Path(os.path.relpath(moved / "keto.task.yaml"))).compiled
+    assert here is not None and there is not None
+    assert here.files == there.files
+    for data in there.files.values():
+        assert str(tmp_path).encode() not in data
+
+
+def test_plan_jobs_are_complete_and_keys_unique() -> None:
+    compiled = compile_task(SPECS["keto"]).compiled
+    assert compiled is not None
+    plan = json.loads(compiled.files["plan.json"])
+    jobs = plan["jobs"]
+    assert len({job["id"] for job in jobs}) == len(jobs) == plan["estimate"]["calls"]
+    assert len({job["cache_key"] for job in jobs}) == len(jobs)
+    for job in jobs:
+        assert job["response_format"]["type"] == "json_schema"
+        assert job["prompt"] in compiled.files
+        assert set(job) >= {"id", "kind", "prompt", "model", "sampling", "seed", "examples", "cache_key"}
+
+
+def test_cache_key_changes_with_anything_that_affects_the_call(keto_project: Path) -> None:
+    before = {job.id: job.cache_key for job in compile_task(keto_project).compiled.plan}
+    text = keto_project.read_text(encoding="utf-8").replace("temperature: 0.9", "temperature: 0.7")
+    keto_project.write_text(text, encoding="utf-8")
+    after = {job.id: job.cache_key for job in compile_task(keto_project).compiled.plan}
+    assert before.keys() == after.keys()
+    assert all(before[key] != after[key] for key in before)
+
+
+def test_stale_prompt_files_are_removed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "prompts" / "generate" / "gone").mkdir(parents=True)
+    (out / "prompts" / "generate" / "gone" / "old.md").write_text("stale")
+    write_outputs(compile_task(SPECS["keto"]).compiled.files, out)
+    assert not (out / "prompts" / "generate" / "gone" / "old.md").exists()
+
+
+def test_template_code_in_spec_text_comes_out_literally(keto_project: Path) -> None:
+    hostile = "Sugar {{ ''.__class__.__mro__ }} and {% for x in range(10**9) %}x{% endfor %} {# c #}"
+    text = keto_project.read_text(encoding="utf-8").replace(
+        "text: Sugar, honey and syrups are pure carbohydrate, even in a glaze or dressing.",
+        f"text: \"{hostile}\"")
+    keto_project.write_text(text, encoding="utf-8")
+    compiled = compile_task(keto_project).compiled
+    assert compiled is not None
+    prompt = compiled.files["prompts/generate/not_keto/added_sugar.md"].decode()
+    assert hostile in prompt
+    assert hostile in compiled.files["prompts/classify.md"].decode()
+
+
+def test_compile_summary_prints_calls_and_marked_estimate(tmp_path: Path, capsys) -> None:
+    assert main(["compile", str(SPECS["keto"]), "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "28 LLM calls" in out
+    assert "ESTIMATE" in out and "$" in out
+
+
+def test_price_table_override(tmp_path: Path, capsys) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"gpt-4o-mini": {"input": 1000.0, "output": 1000.0}}))
+    assert main(["compile", str(SPECS["keto"]), "-o", str(tmp_path / "out"), "--prices", str(prices)]) == 0
+    out = capsys.readouterr().out
+    cost = float(out.split("~$")[1].split()[0])
+    assert cost > 10
