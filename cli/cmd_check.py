@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_diagnostics(collected, sources, "json")
     elif not args.quiet:
-        from taskc.compiler.diagnostics import summary_line
         import sys
+
+        from taskc.compiler.diagnostics import summary_line
 
         files = len(args.specs)
         status = "failed" if failed else "ok"

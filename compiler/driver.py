@@ -19,10 +19,26 @@ from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
 from .loader import SourceDocument, load_task_file
 from .lowering import lower_task
 from .passes import run_passes
-from .plan import (CostEstimate, GenerationJob, build_plan, classification_response_format, estimate_cost,
-                   eval_config, finetune_config, generation_cells, generation_response_format, sha256_hex)
-from .prompts import CLASSIFY_PROMPT_PATH, PromptTemplates, RenderedPrompt, input_json, load_templates, \
-    template_context
+from .plan import (
+    CostEstimate,
+    GenerationJob,
+    build_plan,
+    classification_response_format,
+    estimate_cost,
+    eval_config,
+    finetune_config,
+    generation_cells,
+    generation_response_format,
+    sha256_hex,
+)
+from .prompts import (
+    CLASSIFY_PROMPT_PATH,
+    PromptTemplates,
+    RenderedPrompt,
+    input_json,
+    load_templates,
+    template_context,
+)
 from .structure import check_structure
 
 

@@ -14,7 +14,18 @@ from collections.abc import Callable
 from . import expr_nodes as n
 from .diagnostics import DiagnosticBag, Span, did_you_mean
 from .expr_types import ANY, BOOLEAN, INTEGER, NUMBER, STRING, Scope, Type, compatible, list_of
-from .functions import FUNCTIONS, LIST, NUM, PATTERN, PREDICATE, SIZED, TEXT, TEXT_LIST, UnsafePattern, compile_pattern
+from .functions import (
+    FUNCTIONS,
+    LIST,
+    NUM,
+    PATTERN,
+    PREDICATE,
+    SIZED,
+    TEXT,
+    TEXT_LIST,
+    UnsafePattern,
+    compile_pattern,
+)
 
 Locator = Callable[[int, int], Span]
 
@@ -237,7 +248,7 @@ class ExpressionChecker:
                            f"got {count}", function.summary)
             return function.returns
         first: Type = ANY
-        for position, (argument, kind) in enumerate(zip(node.arguments, function.parameters)):
+        for position, (argument, kind) in enumerate(zip(node.arguments, function.parameters, strict=False)):
             found = self._check_argument(function.name, argument, kind, first)
             if position == 0:
                 first = found

@@ -102,7 +102,7 @@ class _Builder:
         function = FUNCTIONS[node.function]
         implementation = function.implementation
         arguments: list[Evaluator] = []
-        for argument, kind in zip(node.arguments, function.parameters):
+        for argument, kind in zip(node.arguments, function.parameters, strict=False):
             if kind == PREDICATE and isinstance(argument, n.Lambda):
                 arguments.append(self._predicate(argument))
             elif kind == PATTERN and isinstance(argument, n.Literal):

@@ -8,7 +8,6 @@ so an error inside a multi-line rule points at the right line and column.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class Index:
     end: int
 
 
-Expr = Union[Literal, Name, LexiconRef, ListLiteral, Call, Unary, Binary, Index]
+Expr = Literal | Name | LexiconRef | ListLiteral | Call | Unary | Binary | Index
 
 
 def children(node: Expr | Lambda) -> tuple[Expr | Lambda, ...]:

@@ -130,7 +130,8 @@ def value_problem(f: ir.InputField, value: Any) -> str | None:
     elif kind == "boolean":
         return None if isinstance(value, bool) else f"field '{f.name}' must be true or false"
     elif kind == "integer":
-        return None if isinstance(value, int) and not isinstance(value, bool) else f"field '{f.name}' must be an integer"
+        is_integer = isinstance(value, int) and not isinstance(value, bool)
+        return None if is_integer else f"field '{f.name}' must be an integer"
     else:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return None if ok else f"field '{f.name}' must be a number"

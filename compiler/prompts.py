@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,7 @@ class TemplateProblem(Exception):
     pass
 
 
-@lru_cache(maxsize=None)
+@cache
 def builtin_template(kind: str) -> str:
     return resources.files("taskc.compiler").joinpath(f"templates/{kind}.j2").read_text(encoding="utf-8")
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from taskc.main import main
 
 EXAMPLES = Path(__file__).parents[1] / "examples"

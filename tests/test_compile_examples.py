@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from taskc.compiler.driver import compile_task, write_outputs
 from taskc.main import main
 

@@ -12,7 +12,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from taskc.compiler.diagnostics import render_json, render_text
 from taskc.compiler.driver import compile_task
 from taskc.main import main

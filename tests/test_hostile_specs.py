@@ -13,7 +13,6 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from taskc.compiler.driver import compile_task
 from taskc.compiler.loader import MAX_NODES
 

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from taskc.compiler.diagnostics import DiagnosticBag, Span
 from taskc.compiler.driver import compile_task
 from taskc.compiler.expr_check import ExpressionChecker
