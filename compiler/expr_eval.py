@@ -51,7 +51,7 @@ class _Builder:
         self.lexicons = lexicons
 
     def build(self, node: n.Expr | n.Lambda) -> Evaluator:
-        return getattr(self, "_" + type(node).__name__)(node)  # type: ignore[no-any-return]
+        return getattr(self, "_" + type(node).__name__)(node)
 
     def _Literal(self, node: n.Literal) -> Evaluator:
         value = node.value

@@ -94,12 +94,12 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> ExpressionSyntaxError:
         return ExpressionSyntaxError(f"unexpected character {char!r}", offset, offset + 1, hint)
     if isinstance(exc, UnexpectedEOF):
         return ExpressionSyntaxError("expression ends too early", len(text), len(text) + 1,
-                                     _expected(exc.expected))
+                                     _expected_at_end(set(exc.expected)))
     if isinstance(exc, UnexpectedToken):
         token = exc.token
         if token.type == "$END":
             return ExpressionSyntaxError("expression ends too early", max(0, len(text) - 1), len(text),
-                                         _expected(exc.expected))
+                                         _expected_at_end(set(exc.expected)))
         start = token.start_pos if token.start_pos is not None else offset
         end = token.end_pos if token.end_pos is not None else start + 1
         hint = _expected(exc.expected)
@@ -109,6 +109,14 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> ExpressionSyntaxError:
             hint = "use '==' to compare"
         return ExpressionSyntaxError(f"unexpected {token.value!r}", start, end, hint)
     return ExpressionSyntaxError("syntax error", offset, offset + 1)
+
+
+def _expected_at_end(names: set[str]) -> str | None:
+    """At the end of the text, an unclosed bracket is by far the likeliest mistake: say so."""
+    for terminal, closing in (("RPAR", ")"), ("RSQB", "]")):
+        if terminal in names:
+            return f"a closing '{closing}' is missing"
+    return _expected(names)
 
 
 def _expected(names: set[str] | frozenset[str] | None) -> str | None:
@@ -152,7 +160,7 @@ class _Builder:
             value: object = float(raw) if any(c in raw for c in ".eE") else int(raw)
             return n.Literal(value, start, end)
         if kind == "string":
-            return n.Literal(_unquote(kids[0]), start, end)
+            return n.Literal(_unquote(_token(kids[0])), start, end)
         if kind in ("true", "false"):
             return n.Literal(kind == "true", start, end)
         if kind == "name":
@@ -165,7 +173,7 @@ class _Builder:
         if kind == "call":
             name_token, arguments = kids
             args = tuple(self._node(a) for a in arguments.children) if arguments is not None else ()
-            return n.Call(str(name_token), args, start, end, name_token.end_pos)
+            return n.Call(str(name_token), args, start, end, _token(name_token).end_pos or end)
         if kind == "lambda_":
             return n.Lambda(str(kids[0]), self.build(kids[1]), start, end)
         if kind in ("not_", "neg"):
@@ -174,12 +182,17 @@ class _Builder:
             return n.Index(self.build(kids[0]), self.build(kids[1]), start, end)
         if kind in ("compare", "arith"):
             left, op, right = kids
-            return n.Binary(str(op), self.build(left), self.build(right), start, end, op.start_pos)
+            return n.Binary(str(op), self.build(left), self.build(right), start, end, _token(op).start_pos or start)
         operators = {"and_": "and", "or_": "or", "implies": "implies", "in_": "in", "not_in": "not in"}
         if kind in operators:
             left, right = self.build(kids[0]), self.build(kids[-1])
             return n.Binary(operators[kind], left, right, start, end, _operator_offset(self.text, left, right))
         raise ExpressionSyntaxError(f"unsupported construct '{kind}'", start, end)  # pragma: no cover
+
+
+def _token(child: object) -> Token:
+    assert isinstance(child, Token), "the grammar puts a terminal here"
+    return child
 
 
 def _operator_offset(text: str, left: n.Expr, right: n.Expr) -> int:

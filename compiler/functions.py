@@ -15,11 +15,11 @@ from functools import lru_cache
 from typing import Any
 
 try:  # Python 3.11+
-    from re import _constants as _sre_constants  # type: ignore[attr-defined]
-    from re import _parser as _sre_parser  # type: ignore[attr-defined]
+    from re import _constants as _sre_constants
+    from re import _parser as _sre_parser
 except ImportError:  # pragma: no cover - Python 3.10
-    import sre_constants as _sre_constants  # type: ignore[no-redef]
-    import sre_parse as _sre_parser  # type: ignore[no-redef]
+    import sre_constants as _sre_constants
+    import sre_parse as _sre_parser
 
 from .expr_types import BOOLEAN, INTEGER, NUMBER, STRING, Type, list_of
 

@@ -254,7 +254,7 @@ class _Converter:
 
     def _scalar(self, node: yaml.Node, path: JsonPath) -> Any:
         span = self.span(node)
-        self.doc.scalars[path] = ScalarSource(span, node.style, node.end_mark.line + 1)
+        self.doc.scalars[path] = ScalarSource(span, getattr(node, "style", None), node.end_mark.line + 1)
         if node.tag in (_CORE + "timestamp", _CORE + "str") or node.tag == "!":
             return str(node.value)
         try:

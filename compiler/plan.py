@@ -8,6 +8,7 @@ the runtime can cache, resume and never pay twice for the same call.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -130,24 +131,19 @@ def build_plan(task: ir.TaskIR, prompts: dict[str, RenderedPrompt], response_for
                 max_tokens=settings.max_tokens, seed=seed, examples=settings.per_call,
                 response_format=response_format, cache_key="")
             key = call_cache_key(job.model, messages, job.sampling(), seed, response_format)
-            jobs.append(_with_key(job, key))
+            jobs.append(dataclasses.replace(job, cache_key=key))
     return jobs
-
-
-def _with_key(job: GenerationJob, key: str) -> GenerationJob:
-    values = {name: getattr(job, name) for name in GenerationJob.__dataclass_fields__}
-    values["cache_key"] = key
-    return GenerationJob(**values)
 
 
 # -- response schemas (OpenAI structured outputs) -------------------------------------------------
 
 def _field_schema(f: ir.InputField) -> dict[str, Any]:
-    base: dict[str, Any] = {
+    by_type: dict[str, dict[str, Any]] = {
         "string": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},
         "boolean": {"type": "boolean"}, "list[string]": {"type": "array", "items": {"type": "string"}},
         "enum": {"type": "string", "enum": list(f.values)},
-    }[f.type]
+    }
+    base = by_type[f.type]
     if f.description:
         base = {**base, "description": f.description}
     if f.optional:
