@@ -26,9 +26,13 @@ _EPILOG = """\
 the loop:
   taskc check examples/keto.task.yaml            find every error, with file:line:column
   taskc compile examples/keto.task.yaml -o out   prompts, plan.json, finetune.json, eval.json
+  taskc run examples/keto.task.yaml              label, train, evaluate, report (offline without a key)
+  taskc diff --git origin/main examples/keto.task.yaml   what a spec change does, for review
+  taskc fmt examples/keto.task.yaml              canonical layout, comments kept
   taskc schema > task.schema.json                 the JSON Schema editors complete keys from
 
-exit status: 0 ok (warnings allowed), 1 errors in a task file, 2 usage error.
+exit status: 0 ok (warnings allowed), 1 errors in a task file, 2 usage error,
+3 pass criterion failed (run), 4 runtime failure (run).
 """
 
 
