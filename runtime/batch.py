@@ -1,0 +1,266 @@
+"""Runtime stage: run the generation plan through the OpenAI Batch API (`--batch`).
+
+For plans too large (or too cheap to hurry) for online calls: the calls that are
+not cached yet become Batch API input lines (custom_id = the call's cache key),
+split so no batch exceeds the provider's limits (50,000 requests, 200 MB), are
+uploaded and submitted, polled until done, and every answer goes through the
+same `parse_answer` check as an online answer before it enters the response
+cache. The dataset is then assembled from the cache exactly as after an online
+run. Each submitted batch is journaled in the cache database before anything
+waits on it, and carries a fingerprint in its metadata, so a killed run resumes
+polling the batches it already paid for instead of submitting them again. Lines
+that failed are resubmitted in a further round, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import openai
+
+from ..compiler.plan import sha256_hex
+from .cache import ResponseCache
+from .progress import ProgressReporter, ProgressState
+from .provider import (
+    BUDGET_EXHAUSTED,
+    AnswerProblem,
+    Budget,
+    CallStats,
+    ProviderSettings,
+    charge,
+    parse_answer,
+    scrub,
+    usage_of,
+)
+
+if TYPE_CHECKING:
+    from .generation import PlannedCall
+
+MAX_REQUESTS_PER_BATCH = 50_000
+MAX_BYTES_PER_BATCH = 200 * 1024 * 1024
+MAX_ROUNDS = 3  # the first submission plus two resubmissions of failed lines
+_TERMINAL = {"completed", "failed", "expired", "cancelled"}
+_JOURNAL_PREFIX = "batch/"
+
+
+@dataclass(frozen=True)
+class BatchChunk:
+    keys: tuple[str, ...]
+    data: bytes
+
+    @property
+    def fingerprint(self) -> str:
+        return sha256_hex("\n".join(self.keys))[:32]
+
+
+def batch_input_lines(calls: Sequence[PlannedCall]) -> list[tuple[str, bytes]]:
+    """One Batch API input line per call, as (cache key, JSON line bytes)."""
+    lines = []
+    for call in calls:
+        line = {"custom_id": call.cache_key, "method": "POST", "url": "/v1/chat/completions",
+                "body": call.request_body()}
+        lines.append((call.cache_key, (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")))
+    return lines
+
+
+def split_batches(lines: Sequence[tuple[str, bytes]], max_requests: int = MAX_REQUESTS_PER_BATCH,
+                  max_bytes: int = MAX_BYTES_PER_BATCH) -> list[BatchChunk]:
+    """Group input lines into batches that each respect the request and size limits."""
+    chunks: list[BatchChunk] = []
+    keys: list[str] = []
+    parts: list[bytes] = []
+    size = 0
+    for key, line in lines:
+        if len(line) > max_bytes:
+            raise ValueError(f"one batch request is {len(line)} bytes, over the {max_bytes}-byte batch limit")
+        if keys and (len(keys) >= max_requests or size + len(line) > max_bytes):
+            chunks.append(BatchChunk(tuple(keys), b"".join(parts)))
+            keys, parts, size = [], [], 0
+        keys.append(key)
+        parts.append(line)
+        size += len(line)
+    if keys:
+        chunks.append(BatchChunk(tuple(keys), b"".join(parts)))
+    return chunks
+
+
+def run_batch_generation(calls: Sequence[PlannedCall], cache: ResponseCache, settings: ProviderSettings,
+                         budget: Budget, stats: CallStats, reporter: ProgressReporter, *,
+                         max_requests: int | None = None, max_bytes: int | None = None) -> dict[str, str]:
+    """Make every uncached call through the Batch API; return {cache key: error} for those that failed."""
+    max_requests = max_requests or MAX_REQUESTS_PER_BATCH
+    max_bytes = max_bytes or MAX_BYTES_PER_BATCH
+    client = openai.OpenAI(**{**settings.client_kwargs(), "max_retries": settings.max_retries})
+    runner = _BatchRunner(client, cache, settings, budget, stats, reporter, {c.cache_key: c for c in calls})
+    try:
+        return runner.run(max_requests, max_bytes)
+    finally:
+        client.close()
+
+
+class _BatchRunner:
+    def __init__(self, client: openai.OpenAI, cache: ResponseCache, settings: ProviderSettings, budget: Budget,
+                 stats: CallStats, reporter: ProgressReporter, calls: dict[str, PlannedCall]) -> None:
+        self.client, self.cache, self.settings = client, cache, settings
+        self.budget, self.stats, self.reporter, self.calls = budget, stats, reporter, calls
+        self.failures: dict[str, str] = {}
+        self.done = 0
+
+    def run(self, max_requests: int, max_bytes: int) -> dict[str, str]:
+        cached = {key for key in self.calls if key in self.cache}
+        self.stats.calls_cached += len(cached)
+        self.done = len(cached)
+        self.reporter.start(len(self.calls), "batch")
+        # First finish what an earlier, interrupted run submitted (it is paid for already).
+        self._wait_and_ingest(self._unfinished_journal())
+        for round_number in range(MAX_ROUNDS):
+            pending = [call for key, call in self.calls.items() if key not in self.cache]
+            if not pending:
+                break
+            pending = self._within_budget(pending)
+            if not pending:
+                break
+            if round_number:
+                self.stats.retries += len(pending)
+            chunks = split_batches(batch_input_lines(pending), max_requests, max_bytes)
+            names = [self._submit(chunk) for chunk in chunks]
+            self._wait_and_ingest(names)
+        for key in self.calls:
+            if key not in self.cache and key not in self.failures:
+                self.failures[key] = BUDGET_EXHAUSTED if self.budget.exhausted else "no answer from the batch"
+        self.stats.calls_failed += sum(1 for e in self.failures.values() if e != BUDGET_EXHAUSTED)
+        return self.failures
+
+    def _within_budget(self, pending: list[PlannedCall]) -> list[PlannedCall]:
+        if not self.budget.allows(self.stats):
+            return []
+        if self.budget.max_calls is not None:
+            room = self.budget.max_calls - self.stats.requests
+            if room < len(pending):
+                self.budget.exhausted = True
+                pending = pending[:max(0, room)]
+        return pending
+
+    # -- submission
+
+    def _submit(self, chunk: BatchChunk) -> str:
+        # The same calls may be tried more than once (lines that failed); each try has its own tag.
+        attempt = 0
+        while (entry := self.cache.journal_get(f"{_JOURNAL_PREFIX}{chunk.fingerprint}-{attempt}")) is not None:
+            if entry.get("state") == "submitted":
+                return f"{_JOURNAL_PREFIX}{chunk.fingerprint}-{attempt}"  # still running: wait for it
+            attempt += 1
+        tag = f"{chunk.fingerprint}-{attempt}"
+        name = f"{_JOURNAL_PREFIX}{tag}"
+        batch_id = self._find_submitted(tag)
+        if batch_id is None:
+            uploaded = self.client.files.create(file=(f"taskc-batch-{tag}.jsonl", chunk.data), purpose="batch")
+            batch = self.client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                               completion_window="24h", metadata={"taskc_chunk": tag})
+            batch_id = batch.id
+        self.cache.journal_put(name, {"batch_id": batch_id, "keys": list(chunk.keys), "state": "submitted"})
+        self.stats.requests += len(chunk.keys)
+        self.reporter.message(f"submitted batch {batch_id} ({len(chunk.keys)} requests)")
+        return name
+
+    def _find_submitted(self, tag: str) -> str | None:
+        """A batch for this try of a chunk, created by a run killed before it could journal it."""
+        try:
+            for batch in self.client.batches.list(limit=100):
+                metadata = batch.metadata or {}
+                if metadata.get("taskc_chunk") == tag and batch.status not in ("failed", "expired",
+                                                                                      "cancelled"):
+                    return str(batch.id)
+        except openai.APIError:
+            return None  # listing is a convenience; without it we submit anew
+        return None
+
+    def _unfinished_journal(self) -> list[str]:
+        names = []
+        for name in self.cache.journal_names(_JOURNAL_PREFIX):
+            entry = self.cache.journal_get(name)
+            if entry and entry.get("state") == "submitted" and any(k in self.calls for k in entry["keys"]):
+                names.append(name)
+        return names
+
+    # -- polling and results
+
+    def _wait_and_ingest(self, names: list[str]) -> None:
+        waiting = list(dict.fromkeys(names))
+        while waiting:
+            still = []
+            for name in waiting:
+                entry = self.cache.journal_get(name)
+                batch = self.client.batches.retrieve(entry["batch_id"])
+                if batch.status in _TERMINAL:
+                    self._ingest(name, entry, batch)
+                else:
+                    still.append(name)
+            waiting = still
+            self._report()
+            if waiting:
+                time.sleep(self.settings.poll_interval)
+
+    def _ingest(self, name: str, entry: dict[str, Any], batch: Any) -> None:
+        keys = set(entry["keys"])
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                text = self.client.files.content(file_id).text
+                for line in text.splitlines():
+                    if line.strip():
+                        self._ingest_line(line, keys)
+        for key in keys:  # not answered at all (a failed or expired batch)
+            if key not in self.cache:
+                self.failures.setdefault(key, f"batch {batch.id} ended {batch.status} without an answer")
+        self.cache.journal_put(name, {**entry, "state": "ingested", "status": batch.status})
+
+    def _ingest_line(self, line: str, keys: set[str]) -> None:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            return  # an unreadable output line cannot be attributed; its call stays pending
+        key = item.get("custom_id")
+        call = self.calls.get(key) if isinstance(key, str) else None
+        if call is None or key not in keys or key in self.cache:
+            return
+        response = item.get("response") or {}
+        body = response.get("body") or {}
+        if response.get("status_code") != 200:
+            error = item.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
+            kind = "rate_limit" if response.get("status_code") == 429 else "server_error"
+            self.stats.count_error(kind)
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            self.failures[key] = scrub(f"{response.get('status_code')} {message}", self.settings.api_key)
+            return
+        usage = usage_of(body.get("usage"))
+        charge(self.stats, self.budget, body.get("model") or call.model, usage)
+        choices = body.get("choices") or [{}]
+        message = choices[0].get("message") or {}
+        try:
+            content = parse_answer(message.get("content"), choices[0].get("finish_reason"),
+                                   call.job.response_format, _shape_check())
+        except AnswerProblem as problem:
+            self.stats.count_error(problem.kind)
+            self.failures[key] = f"{problem.kind}: {problem}"
+            return
+        self.cache.put(key, {"content": content, "request_id": response.get("request_id") or body.get("id"),
+                             "usage": usage, "model": body.get("model") or call.model, "created": int(time.time()),
+                             "batch": True})
+        self.failures.pop(key, None)
+        self.stats.calls_made += 1
+        self.done += 1
+
+    def _report(self) -> None:
+        self.reporter.update(ProgressState(self.done, len(self.calls), 0, 0, len(self.failures),
+                                           self.stats.input_tokens, self.stats.output_tokens, self.stats.cost_usd,
+                                           "batch"))
+
+
+def _shape_check() -> Any:
+    from .generation import examples_shape_problem
+
+    return examples_shape_problem

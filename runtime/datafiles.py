@@ -1,0 +1,171 @@
+"""The run's data files: reading the pool and the gold set (JSONL) before anything else runs; writing outputs.
+
+Both files are written by people, so every problem is reported the way the
+compiler reports a bad task file: ``file:line: message``, all problems of a file
+at once (up to a limit), never a traceback. Each line is one JSON object with the
+task's input fields (checked with the compiler's own `value_problem`, so a value
+the compiler accepts in a worked example is accepted here too; a broken length
+limit only warns, since real data is not bound by them) and, in a gold
+file, a ``label`` naming one of the task's classes. Keys that are not fields are
+ignored, so a pool may carry ids or sources. Every file a run writes goes
+through `write_text_atomic`, so an interrupted run never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taskc.compiler.diagnostics import TaskcError
+from taskc.compiler.ir import InputField, TaskIR
+from taskc.compiler.passes import value_problem
+
+MAX_REPORTED_PROBLEMS = 20
+
+
+class DataFileError(TaskcError):
+    """A pool or gold file that cannot be used; the message lists each problem as file:line: text."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """The usable lines of a file, and warnings about lines kept despite breaking a length limit."""
+
+    records: tuple[DataRecord, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """One line of a pool or gold file: the input values, the label (gold only) and where it came from."""
+
+    values: dict[str, Any]
+    label: str | None
+    line: int
+
+
+def read_pool(path: Path, task: TaskIR, display: str | None = None, limit: int | None = None) -> DataFile:
+    """The pool's inputs (labels in the file, if any, are ignored: the pool is unlabeled by definition)."""
+    data = _read_records(path, task.fields, task.class_names, labeled=False, display=display or str(path))
+    return DataFile(data.records[:limit], data.warnings) if limit is not None else data
+
+
+def read_gold(path: Path, task: TaskIR, display: str | None = None) -> DataFile:
+    """The gold set: inputs plus a `label` that must name one of the task's classes."""
+    return _read_records(path, task.fields, task.class_names, labeled=True, display=display or str(path))
+
+
+def _read_records(path: Path, fields: Sequence[InputField], classes: Sequence[str], *, labeled: bool,
+                  display: str) -> DataFile:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataFileError(f"{display}: file not found") from None
+    except IsADirectoryError:
+        raise DataFileError(f"{display}: is a directory, not a JSONL file") from None
+    except OSError as exc:
+        raise DataFileError(f"{display}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataFileError(f"{display}:{line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
+
+    records: list[DataRecord] = []
+    problems: list[str] = []
+    warnings: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue  # blank lines (a trailing newline, a separator) carry nothing
+        record, line_problems, line_warnings = _parse_line(raw, number, fields, classes, labeled)
+        problems.extend(f"{display}:{number}:{problem}" for problem in line_problems)
+        warnings.extend(f"{display}:{number}: {warning}" for warning in line_warnings)
+        if record is not None:
+            records.append(record)
+    if problems:
+        shown = problems[:MAX_REPORTED_PROBLEMS]
+        more = len(problems) - len(shown)
+        if more:
+            shown.append(f"{display}: ... and {more} more problem{'s' if more != 1 else ''}")
+        raise DataFileError("\n".join(shown))
+    if not records:
+        raise DataFileError(f"{display}: no examples (expected one JSON object per line)")
+    return DataFile(tuple(records), tuple(warnings))
+
+
+def _parse_line(raw: str, number: int, fields: Sequence[InputField], classes: Sequence[str],
+                labeled: bool) -> tuple[DataRecord | None, list[str], list[str]]:
+    """One line's record, its problems (each 'column: message' or ' message') and its warnings."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return None, [f"{exc.colno}: invalid JSON: {exc.msg}"], []
+    if not isinstance(value, dict):
+        return None, [f" expected a JSON object with fields {', '.join(f.name for f in fields)}, "
+                      f"got {_json_kind(value)}"], []
+    problems: list[str] = []
+    warnings: list[str] = []
+    values: dict[str, Any] = {}
+    for field in fields:
+        if field.name not in value or value[field.name] is None:
+            if not field.optional:
+                problems.append(f" missing field '{field.name}'{_did_you_mean(field.name, value)}")
+            continue
+        # a wrong type makes the line unusable; a length limit broken by real data (a recipe with 30
+        # ingredients) must not throw away a whole gold set, so it is kept and reported
+        problem = value_problem(dataclasses.replace(field, min_length=None, max_length=None), value[field.name])
+        if problem:
+            problems.append(f" {problem}")
+            continue
+        length_problem = value_problem(field, value[field.name])
+        if length_problem:
+            warnings.append(f"{length_problem} (kept)")
+        values[field.name] = value[field.name]
+    label: str | None = None
+    if labeled:
+        raw_label = value.get("label")
+        if raw_label is None:
+            problems.append(f" missing 'label' (one of {', '.join(classes)})")
+        elif not isinstance(raw_label, str) or raw_label not in classes:
+            close = difflib.get_close_matches(str(raw_label), list(classes), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            problems.append(f" label {json.dumps(raw_label)} is not a class of the task "
+                            f"({', '.join(classes)}){hint}")
+        else:
+            label = raw_label
+    if problems:
+        return None, problems, warnings
+    return DataRecord(values=values, label=label, line=number), [], warnings
+
+
+def _did_you_mean(name: str, value: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(name, [str(k) for k in value], n=1)
+    return f" (found '{close[0]}'; did you mean '{name}'?)" if close else ""
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a file through a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+__all__ = ["DataFile", "DataFileError", "DataRecord", "read_gold", "read_pool", "write_text_atomic"]

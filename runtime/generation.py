@@ -1,0 +1,332 @@
+"""Runtime stage: execute a compiled generation plan and turn the answers into a dataset.
+
+This is the façade of the generation runtime. `run_generation` resolves each
+plan job into a call (the --model override changes the model and therefore the
+cache key), runs the calls online through `LLMClient` or through the Batch API,
+and then assembles the dataset from the response cache in plan order:
+validation (`validate`), labeling-function votes, deduplication (`dedupe`) and
+the run-directory files (`datasets`). Because the dataset is rebuilt from the
+cache every time, a run that was killed and restarted neither loses nor
+duplicates an example, and a rerun of an unchanged plan makes no network call.
+The API key is never written: only answers, usage and request ids are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..compiler.driver import CompiledTask
+from ..compiler.plan import GenerationJob, call_cache_key, sha256_hex
+from .cache import ResponseCache
+from .datasets import CACHE_FILE, EXAMPLES_FILE, STATS_FILE, read_jsonl, write_dataset, write_json
+from .dedupe import Deduplicator
+from .progress import ProgressReporter, ProgressState, make_reporter
+from .provider import (
+    BUDGET_EXHAUSTED,
+    Budget,
+    CallResult,
+    CallStats,
+    LLMClient,
+    ProviderSettings,
+    provider_settings_from_env,
+)
+from .validate import ExampleValidator
+
+BATCH_PRICE_FACTOR = 0.5  # the Batch API bills half the online price
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    concurrency: int = 8
+    rpm: int | None = None
+    tpm: int | None = None
+    max_cost: float | None = None
+    max_calls: int | None = None
+    batch: bool = False
+    quiet: bool = False
+    json_progress: bool = False
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    calls_total: int
+    calls_made: int
+    calls_cached: int
+    calls_failed: int
+    retries: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    accepted: int
+    rejected: int
+    duplicates: int
+    stopped_by_budget: bool
+    paths: dict[str, Path] = field(default_factory=dict)
+    calls_skipped: int = 0  # calls not made because the budget ran out; a rerun makes them
+
+    def to_json(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["paths"] = {role: str(path) for role, path in self.paths.items()}
+        values["cost_usd"] = round(self.cost_usd, 6)
+        return values
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """A plan job as it will be sent: the effective model, its messages and its cache key."""
+
+    job: GenerationJob
+    model: str
+    messages: list[dict[str, str]]
+    cache_key: str
+
+    def request_body(self) -> dict[str, Any]:
+        """The chat-completions request body (used by the Batch API path)."""
+        return {"model": self.model, "messages": self.messages, "response_format": self.job.response_format,
+                **self.job.sampling(), "seed": self.job.seed}
+
+
+def planned_calls(compiled: CompiledTask, model_override: str | None = None) -> list[PlannedCall]:
+    calls = []
+    for job in compiled.plan:
+        messages = compiled.prompts[job.prompt].as_chat()
+        model = model_override or job.model
+        key = job.cache_key if model == job.model else call_cache_key(
+            model, messages, job.sampling(), job.seed, job.response_format)
+        calls.append(PlannedCall(job, model, messages, key))
+    return calls
+
+
+def examples_shape_problem(content: dict[str, Any]) -> str | None:
+    """The structural check every generation answer must pass (on top of its JSON Schema)."""
+    examples = content.get("examples")
+    if not isinstance(examples, list):
+        return "answer has no 'examples' list"
+    if not examples:
+        return "answer has an empty 'examples' list"
+    if not all(isinstance(e, dict) for e in examples):
+        return "an item of 'examples' is not an object"
+    return None
+
+
+def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSettings,
+                   options: GenerationOptions, *, reporter: ProgressReporter | None = None) -> GenerationSummary:
+    """Run the plan (resuming from the cache in ``run_dir``) and write the dataset files."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = _effective_settings(settings, options)
+    calls = planned_calls(compiled, settings.model)
+    reporter = reporter or make_reporter(quiet=options.quiet, json_progress=options.json_progress)
+    stats = CallStats()
+    budget = Budget(options.max_cost, options.max_calls, prices=dict(compiled.ir.generate.prices),
+                    price_factor=BATCH_PRICE_FACTOR if options.batch else 1.0)
+    validator = ExampleValidator(compiled.ir)
+    started = time.monotonic()
+    with ResponseCache(run_dir / CACHE_FILE) as cache:
+        cache.journal_put("generation/run", {"plan": _plan_fingerprint(calls), "state": "running",
+                                             "calls": len(calls)})
+        if options.batch:
+            from .batch import run_batch_generation
+
+            failures = run_batch_generation(calls, cache, settings, budget, stats, reporter)
+        else:
+            failures = asyncio.run(_generate_online(calls, cache, settings, budget, stats, validator, reporter))
+        call_seconds = time.monotonic() - started
+        dataset = assemble_dataset(compiled, calls, cache, validator)
+        stopped = budget.exhausted and any(error == BUDGET_EXHAUSTED for error in failures.values())
+        skipped = sum(error == BUDGET_EXHAUSTED for error in failures.values())
+        paths = write_dataset(run_dir, dataset.accepted, dataset.rejected, compiled.training_messages,
+                              compiled.ir.field_names, float(compiled.finetune.get("validation_split", 0.1)))
+        summary = GenerationSummary(
+            calls_total=len(calls), calls_made=stats.calls_made, calls_cached=stats.calls_cached,
+            calls_failed=len(failures) - skipped, retries=stats.retries, input_tokens=stats.input_tokens,
+            output_tokens=stats.output_tokens, cost_usd=stats.cost_usd, accepted=len(dataset.accepted),
+            rejected=dataset.rejected_count, duplicates=dataset.duplicate_count, stopped_by_budget=stopped,
+            paths={**paths, "stats": run_dir / STATS_FILE, "cache": run_dir / CACHE_FILE}, calls_skipped=skipped)
+        write_json(run_dir / STATS_FILE, _stats_json(summary, stats, dataset, calls, failures,
+                                                     (call_seconds, time.monotonic() - started), options))
+        cache.journal_put("generation/run", {"plan": _plan_fingerprint(calls),
+                                             "state": "stopped_by_budget" if stopped else "complete",
+                                             "calls": len(calls), "failed": len(failures)})
+    reporter.finish(ProgressState(len(calls) - skipped, len(calls), summary.accepted, summary.rejected,
+                                  summary.calls_failed, stats.input_tokens, stats.output_tokens, stats.cost_usd))
+    return summary
+
+
+def load_generated_examples(run_dir: Path) -> list[dict[str, Any]]:
+    """The accepted examples of a run (input fields, "label", "id", provenance), in plan order."""
+    path = Path(run_dir) / EXAMPLES_FILE
+    return read_jsonl(path) if path.exists() else []
+
+
+def _effective_settings(settings: ProviderSettings, options: GenerationOptions) -> ProviderSettings:
+    # The options carry the command line's limits; a limit the options leave unset keeps the settings' value.
+    concurrency = options.concurrency if options.concurrency != GenerationOptions.concurrency \
+        else settings.concurrency
+    return dataclasses.replace(settings, concurrency=concurrency,
+                               rpm=options.rpm if options.rpm is not None else settings.rpm,
+                               tpm=options.tpm if options.tpm is not None else settings.tpm)
+
+
+def _plan_fingerprint(calls: Sequence[PlannedCall]) -> str:
+    return sha256_hex("\n".join(call.cache_key for call in calls))
+
+
+# -- online calls ---------------------------------------------------------------------------------
+
+async def _generate_online(calls: Sequence[PlannedCall], cache: ResponseCache, settings: ProviderSettings,
+                           budget: Budget, stats: CallStats, validator: ExampleValidator,
+                           reporter: ProgressReporter) -> dict[str, str]:
+    """Make every call not yet cached; return {cache key: error} for the calls that did not succeed."""
+    client = LLMClient(settings, cache, budget, stats)
+    failures: dict[str, str] = {}
+    tally = _Tally(len(calls))
+    reporter.start(len(calls))
+    pending: Iterator[PlannedCall] = iter(calls)
+    showing = type(reporter) is not ProgressReporter  # the silent reporter needs no running counts
+
+    async def worker() -> None:
+        for call in pending:  # workers share one iterator, so each call is taken exactly once
+            result = await client.complete_json(
+                messages=call.messages, model=call.model, response_format=call.job.response_format,
+                sampling=call.job.sampling(), seed=call.job.seed, cache_key=call.cache_key,
+                validate=examples_shape_problem)
+            if not result.ok:
+                failures[call.cache_key] = result.error or "failed"
+            if showing:
+                tally.add(result, validator)
+                reporter.update(tally.state(stats))
+
+    # A few more workers than slots, so a worker sleeping in backoff does not leave a slot idle.
+    workers = min(len(calls), settings.concurrency + max(4, settings.concurrency // 4))
+    try:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    finally:
+        await client.aclose()
+    return failures
+
+
+class _Tally:
+    """Running counts for the progress display (validation only; duplicates are known at the end)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.accepted, self.rejected, self.failed = total, 0, 0, 0, 0
+
+    def add(self, result: CallResult, validator: ExampleValidator) -> None:
+        self.done += 1
+        if not result.ok:
+            self.failed += result.error != BUDGET_EXHAUSTED
+            return
+        for example in (result.content or {}).get("examples", []):
+            if validator.check(example) is None:
+                self.accepted += 1
+            else:
+                self.rejected += 1
+
+    def state(self, stats: CallStats) -> ProgressState:
+        return ProgressState(self.done, self.total, self.accepted, self.rejected, self.failed,
+                             stats.input_tokens, stats.output_tokens, stats.cost_usd)
+
+
+# -- assembling the dataset -----------------------------------------------------------------------
+
+@dataclass
+class Dataset:
+    accepted: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]  # validation rejections and duplicates, each with its reason
+    rejects_by_reason: Counter[str]
+    duplicates_by_kind: Counter[str]
+    rule_agreement: Counter[str]
+
+    @property
+    def rejected_count(self) -> int:
+        return sum(self.rejects_by_reason.values())
+
+    @property
+    def duplicate_count(self) -> int:
+        return sum(self.duplicates_by_kind.values())
+
+
+def assemble_dataset(compiled: CompiledTask, calls: Sequence[PlannedCall], cache: ResponseCache,
+                     validator: ExampleValidator | None = None) -> Dataset:
+    """Validate and dedupe every cached answer of the plan, in plan order (so the result is deterministic)."""
+    validator = validator or ExampleValidator(compiled.ir)
+    deduper = Deduplicator(compiled.ir.generate.dedupe, compiled.ir.field_names)
+    dataset = Dataset([], [], Counter(), Counter(), Counter())
+    kept_ids: list[str] = []  # example id of every example offered to the deduper, in order
+    for call in calls:
+        record = cache.get(call.cache_key)
+        if record is None:
+            continue
+        for index, example in enumerate(record["content"].get("examples", [])):
+            example_id = f"{call.job.id}#{index}"
+            provenance = _provenance(call, record)
+            rejection = validator.check(example)
+            if rejection is not None:
+                dataset.rejects_by_reason[rejection.reason] += 1
+                dataset.rejected.append({"id": example_id, "reason": rejection.to_json(), "example": example,
+                                         "provenance": provenance})
+                continue
+            inputs = validator.inputs(example)
+            duplicate = deduper.add(inputs)
+            kept_ids.append(example_id)
+            if duplicate is not None:
+                dataset.duplicates_by_kind[duplicate.kind] += 1
+                dataset.rejected.append({
+                    "id": example_id,
+                    "reason": {"check": "duplicate", "id": duplicate.kind, "value": None,
+                               "message": f"{duplicate.kind} duplicate of {kept_ids[duplicate.original]}"
+                                          f" (similarity {duplicate.similarity:.2f})"},
+                    "duplicate_of": kept_ids[duplicate.original], "example": example, "provenance": provenance})
+                continue
+            label = example["label"]
+            votes = validator.votes(example, label)
+            dataset.rule_agreement["no_rule" if votes.agrees is None else
+                                   "agree" if votes.agrees else "disagree"] += 1
+            dataset.accepted.append({"id": example_id, **inputs, "label": label, "provenance": provenance,
+                                     "rules": votes.to_json()})
+    return dataset
+
+
+def _provenance(call: PlannedCall, record: dict[str, Any]) -> dict[str, Any]:
+    job = call.job
+    return {"job": job.id, "target_class": job.target_class, "rationale": job.rationale, "mode": job.mode,
+            "model": record.get("model") or call.model, "prompt": job.prompt, "prompt_sha256": job.prompt_sha256,
+            "request_id": record.get("request_id"), "cache_key": call.cache_key, "seed": job.seed}
+
+
+def _stats_json(summary: GenerationSummary, stats: CallStats, dataset: Dataset, calls: Sequence[PlannedCall],
+                failures: dict[str, str], seconds: tuple[float, float], options: GenerationOptions
+                ) -> dict[str, Any]:
+    job_of = {call.cache_key: call.job.id for call in calls}
+    return {
+        "calls": {"total": summary.calls_total, "made": summary.calls_made, "cached": summary.calls_cached,
+                  "failed": summary.calls_failed, "skipped_by_budget": summary.calls_skipped,
+                  "requests": stats.requests, "retries": stats.retries},
+        "errors": dict(sorted(stats.errors.items())),
+        "tokens": {"input": stats.input_tokens, "output": stats.output_tokens},
+        "cost_usd": round(stats.cost_usd, 6),
+        "unpriced_models": sorted(stats.unpriced_models),
+        "examples": {"accepted": summary.accepted, "rejected": summary.rejected,
+                     "duplicates": summary.duplicates},
+        "rejects_by_reason": dict(sorted(dataset.rejects_by_reason.items())),
+        "duplicates": dict(sorted(dataset.duplicates_by_kind.items())),
+        "rule_agreement": dict(sorted(dataset.rule_agreement.items())),
+        "failed_calls": [{"job": job_of[key], "error": error} for key, error in sorted(
+            failures.items(), key=lambda item: job_of[item[0]]) if error != BUDGET_EXHAUSTED],
+        "stopped_by_budget": summary.stopped_by_budget,
+        "limits": {"max_cost": options.max_cost, "max_calls": options.max_calls, "batch": options.batch},
+        "seconds": {"calls": round(seconds[0], 3), "total": round(seconds[1], 3)},
+        "max_in_flight": stats.max_in_flight,
+    }
+
+
+__all__ = ["GenerationOptions", "GenerationSummary", "PlannedCall", "ProviderSettings", "assemble_dataset",
+           "load_generated_examples", "planned_calls", "provider_settings_from_env", "run_generation"]

@@ -1,0 +1,452 @@
+"""The whole of `taskc run`: the stages of the runtime in order, from a compiled task to a judged model.
+
+Generation (with a provider) → labeling functions on the pool → label model
+(→ the LLM labels what the rules leave open, with a provider) → the local model
+→ evaluation of every predictor on the gold set → the pass criterion → the
+expert's report. Each stage lives in its own module; this one only wires them
+and decides what runs. Everything that needs an LLM is imported inside the
+branch that uses it, so the offline path (no key, no network) never depends on
+the provider code. Every file is written atomically into the run directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from taskc.compiler.driver import CompiledTask
+from taskc.compiler.ir import TaskIR
+from taskc.compiler.paths import PathOutsideProject, resolve_project_path
+
+from . import label_model, labeling, local_model
+from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool, write_text_atomic
+from .evaluate import PREDICTORS, ClassificationMetrics, CriterionResult, classification_metrics, evaluate_criterion
+
+if TYPE_CHECKING:
+    from .provider import ProviderSettings
+
+LLM_STEPS = ("generation", "LLM labeling of uncovered/conflicting pool items", "prompted-LLM baseline",
+             "fine-tuning")
+HOW_TO_ENABLE_LLM = "set OPENAI_API_KEY, or OPENAI_BASE_URL / --base-url for a local server"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    run_dir: Path
+    gold: Path | None = None  # --gold: overrides eval.gold; any path (it is the user's own file)
+    base_url: str | None = None
+    model: str | None = None
+    concurrency: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    max_cost: float | None = None
+    max_calls: int | None = None
+    finetune: bool = False
+    batch: bool = False
+    quiet: bool = False
+    json_progress: bool = False
+
+
+@dataclass(frozen=True)
+class PoolItem:
+    """A pool input with the rules' votes and the training label it ended up with (and from where)."""
+
+    values: dict[str, Any]
+    line: int
+    votes: dict[str, str]  # rationale id -> class, for the rationales that fired
+    majority: str | None
+    label_model: str | None
+    confidence: float | None  # label model posterior of its label
+    label: str | None
+    source: str | None  # label_model | majority | llm | None (unlabeled)
+
+    def to_json(self, task: TaskIR) -> dict[str, Any]:
+        ordered = {f.name: self.values[f.name] for f in task.fields if f.name in self.values}
+        return ordered | {"label": self.label, "label_source": self.source,
+                          "confidence": None if self.confidence is None else round(self.confidence, 4),
+                          "votes": self.votes, "majority": self.majority, "label_model": self.label_model,
+                          "line": self.line}
+
+
+@dataclass(frozen=True)
+class GoldItem:
+    values: dict[str, Any]
+    label: str
+    line: int
+    votes: dict[str, str]  # rationale id -> class, for the rationales that fired on it
+
+
+@dataclass
+class RunResult:
+    task: TaskIR
+    run_dir: Path
+    functions: tuple[labeling.LabelingFunction, ...]
+    analysis: labeling.LFAnalysis | None  # None without a pool
+    pool: list[PoolItem]
+    gold_display: str | None
+    gold: list[GoldItem]
+    predictions: dict[str, list[str | None]]  # predictor -> one prediction per gold item
+    metrics: dict[str, ClassificationMetrics]
+    criterion: CriterionResult | None
+    skipped_llm_steps: tuple[str, ...]
+    training: dict[str, int]  # training examples by label source
+    notes: list[str] = field(default_factory=list)  # what did not run, and why
+    llm: dict[str, Any] = field(default_factory=dict)  # generation / call summaries when a provider ran
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> str:
+        return self.task.eval.primary if self.task.eval else "local_model"
+
+    def summary_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task.name, "run_dir": str(self.run_dir),
+            "passed": None if self.criterion is None else self.criterion.passed,
+            "criterion": None if self.criterion is None else self.criterion.to_json(),
+            "metrics": {name: m.to_json() for name, m in self.metrics.items()},
+            "gold": self.gold_display, "gold_items": len(self.gold),
+            "pool": {"items": len(self.pool), "labeled": sum(p.label is not None for p in self.pool),
+                     "by_source": dict(Counter(p.source for p in self.pool if p.source))},
+            "training": self.training, "skipped_llm_steps": list(self.skipped_llm_steps), "notes": self.notes,
+            "llm": self.llm, "files": {name: str(path) for name, path in self.files.items()},
+        }
+
+
+Notice = Callable[[str], None]
+
+
+def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda message: None) -> RunResult:
+    """Run the loop; raise DataFileError for unusable pool/gold files (before anything is written)."""
+    task = compiled.ir
+    notes: list[str] = []
+    pool_records, gold_records, gold_display = _read_inputs(task, options, notes)
+    settings = _provider_settings(options)
+    skipped: tuple[str, ...] = () if settings is not None else LLM_STEPS
+    if settings is None:
+        notice(f"no LLM provider configured: skipped {', '.join(LLM_STEPS)}; to enable them, {HOW_TO_ENABLE_LLM}")
+    elif not options.finetune:
+        skipped = ("fine-tuning (pass --finetune)",)
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    llm: dict[str, Any] = {}
+
+    generated: list[dict[str, Any]] = []
+    if settings is not None:
+        generated = _generate(compiled, options, settings, llm, notes)
+
+    functions = labeling.labeling_functions(task)
+    gold_matrix = labeling.apply_functions(functions, [r.values for r in gold_records])
+    gold = [GoldItem(r.values, r.label or "", r.line, _fired(functions, gold_matrix.votes[i]))
+            for i, r in enumerate(gold_records)]
+
+    pool: list[PoolItem] = []
+    analysis = None
+    fitted: label_model.LabelModelResult | None = None
+    if pool_records:
+        matrix = labeling.apply_functions(functions, [r.values for r in pool_records])
+        gold_truth = [task.class_names.index(g.label) for g in gold]
+        analysis = labeling.analyse(functions, matrix, task, gold_matrix if gold else None,
+                                    gold_truth if gold else None)
+        fitted = label_model.fit_dawid_skene(matrix.votes, len(task.class_names))
+        pool = _pool_items(task, functions, pool_records, matrix, fitted)
+        if settings is not None:
+            pool = _llm_label_pool(compiled, options, settings, pool, matrix, llm, notes)
+    elif task.pool is None:
+        notes.append("the task names no pool, so nothing was labeled by the rules")
+
+    examples = _training_examples(task, generated, pool)
+    predictions: dict[str, list[str | None]] = {}
+    local = _train_local_model(task, examples, options.run_dir / "model", notes)
+    if local is not None:
+        predictions["local_model"] = list(local.predict([g.values for g in gold]))
+    if gold:
+        predictions["labeling_functions"] = _rules_on_gold(task, fitted, gold_matrix.votes)
+        if settings is not None:
+            predictions.update(_llm_predictors(compiled, options, settings, gold, llm, notes))
+    else:
+        notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")
+    metrics = _score(task, gold, predictions)
+    leaked = _gold_in_training(task, gold, examples)
+    if leaked:
+        notes.append(f"{leaked} gold item{'s' if leaked != 1 else ''} also appear{'s' if leaked == 1 else ''} in "
+                     f"the training data (same input); the local model's scores on them are optimistic")
+
+    result = RunResult(task=task, run_dir=options.run_dir, functions=functions, analysis=analysis, pool=pool,
+                       gold_display=gold_display, gold=gold, predictions=predictions, metrics=metrics,
+                       criterion=evaluate_criterion(task, metrics) if gold else None, skipped_llm_steps=skipped,
+                       training=dict(sorted(Counter(e.source for e in examples).items())), notes=notes, llm=llm)
+    _write_outputs(result)
+    return result
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+
+def _read_inputs(task: TaskIR, options: RunOptions,
+                 notes: list[str]) -> tuple[list[DataRecord], list[DataRecord], str | None]:
+    project = Path(task.project_dir)
+    pool: list[DataRecord] = []
+    if task.pool is not None:
+        pool_file = read_pool(_project_file(project, task.pool.path), task,
+                              display=_display(project, task.pool.path), limit=task.pool.limit)
+        pool = list(pool_file.records)
+        _note_warnings(pool_file, notes)
+    if options.gold is not None:
+        display = str(options.gold)
+        gold_file = read_gold(options.gold, task, display=display)
+    elif task.eval is not None:
+        display = _display(project, task.eval.gold)
+        gold_file = read_gold(_project_file(project, task.eval.gold), task, display=display)
+    else:
+        return pool, [], None
+    _note_warnings(gold_file, notes)
+    return pool, list(gold_file.records), display
+
+
+def _note_warnings(data: DataFile, notes: list[str]) -> None:
+    if data.warnings:
+        more = f" (and {len(data.warnings) - 3} more)" if len(data.warnings) > 3 else ""
+        notes.append("; ".join(data.warnings[:3]) + more)
+
+
+def _project_file(project: Path, relative: str) -> Path:
+    try:
+        return resolve_project_path(project, relative)
+    except PathOutsideProject as exc:
+        raise DataFileError(f"{relative}: {exc}") from None
+
+
+def _display(project: Path, relative: str) -> str:
+    """How to name a project file in messages: relative to the working directory when possible."""
+    target = (project / relative).resolve()
+    try:
+        return str(target.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(target)
+
+
+def _provider_settings(options: RunOptions) -> ProviderSettings | None:
+    # checked here first so that a run without any LLM configuration never imports the provider code
+    if not (options.base_url or os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
+        return None
+    from .provider import provider_settings_from_env
+
+    return provider_settings_from_env(base_url=options.base_url, model=options.model,
+                                      concurrency=options.concurrency, rpm=options.rpm, tpm=options.tpm)
+
+
+# -- the pool --------------------------------------------------------------------------------------
+
+def _fired(functions: Sequence[labeling.LabelingFunction], row: np.ndarray) -> dict[str, str]:
+    return {f.rationale_id: f.class_name for f, vote in zip(functions, row, strict=True) if vote != labeling.ABSTAIN}
+
+
+def _pool_items(task: TaskIR, functions: Sequence[labeling.LabelingFunction], records: Sequence[DataRecord],
+                matrix: labeling.VoteMatrix, fitted: label_model.LabelModelResult) -> list[PoolItem]:
+    classes = task.class_names
+    majority = label_model.label_names(label_model.majority_vote(matrix.votes, len(classes)), classes)
+    modelled = label_model.label_names(fitted.labels, classes)
+    items = []
+    for i, record in enumerate(records):
+        label = modelled[i]
+        confidence = float(fitted.probabilities[i].max()) if label is not None else None
+        items.append(PoolItem(values=record.values, line=record.line, votes=_fired(functions, matrix.votes[i]),
+                              majority=majority[i], label_model=label, confidence=confidence, label=label,
+                              source="label_model" if label is not None else None))
+    return items
+
+
+def _training_examples(task: TaskIR, generated: Sequence[Mapping[str, Any]],
+                       pool: Sequence[PoolItem]) -> list[local_model.TrainingExample]:
+    examples = [local_model.TrainingExample({f: g[f] for f in task.field_names if f in g}, str(g["label"]),
+                                            "generated") for g in generated if g.get("label") in task.class_names]
+    for item in pool:
+        if item.label is None or item.source is None:
+            continue
+        # the label model's confidence weighs its labels: a coin-flip label should teach little
+        weight = item.confidence if item.source == "label_model" and item.confidence is not None else 1.0
+        examples.append(local_model.TrainingExample(item.values, item.label, item.source, weight))
+    return examples
+
+
+def _train_local_model(task: TaskIR, examples: Sequence[local_model.TrainingExample], model_dir: Path,
+                       notes: list[str]) -> local_model.LocalModel | None:
+    try:
+        model = local_model.train(task, examples)
+    except local_model.LocalModelError as exc:
+        notes.append(str(exc))
+        # a model left by an earlier run must not pass for this run's
+        for name in (local_model.MODEL_FILE, local_model.METADATA_FILE):
+            (model_dir / name).unlink(missing_ok=True)
+        return None
+    local_model.save(model, model_dir)
+    return model
+
+
+def _score(task: TaskIR, gold: Sequence[GoldItem],
+           predictions: Mapping[str, list[str | None]]) -> dict[str, ClassificationMetrics]:
+    if not gold:
+        return {}
+    truth = [g.label for g in gold]
+    ordered = sorted(predictions, key=lambda name: PREDICTORS.index(name))
+    return {name: classification_metrics(truth, predictions[name], task.class_names) for name in ordered}
+
+
+def _rules_on_gold(task: TaskIR, fitted: label_model.LabelModelResult | None,
+                   votes: np.ndarray) -> list[str | None]:
+    """The rules' aggregate on gold: the pool-fitted label model, or a majority vote without a pool."""
+    if fitted is not None:
+        labels, _ = label_model.predict(fitted, votes)
+    else:
+        labels = label_model.majority_vote(votes, len(task.class_names))
+    return label_model.label_names(labels, task.class_names)
+
+
+def _gold_in_training(task: TaskIR, gold: Sequence[GoldItem],
+                      examples: Sequence[local_model.TrainingExample]) -> int:
+    seen = {local_model.input_text(task, e.values).lower() for e in examples}
+    return sum(local_model.input_text(task, g.values).lower() in seen for g in gold)
+
+
+# -- with a provider -------------------------------------------------------------------------------
+
+def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, llm: dict[str, Any],
+              notes: list[str]) -> list[dict[str, Any]]:
+    from .generation import GenerationOptions, load_generated_examples, run_generation
+
+    summary = run_generation(compiled, options.run_dir, settings, GenerationOptions(
+        concurrency=settings.concurrency, rpm=options.rpm, tpm=options.tpm, max_cost=options.max_cost,
+        max_calls=options.max_calls, batch=options.batch, quiet=options.quiet or options.json_progress,
+        json_progress=options.json_progress))
+    llm["generation"] = summary.to_json()
+    examples = load_generated_examples(options.run_dir)
+    if not examples:
+        notes.append("generation produced no usable examples")
+    return examples
+
+
+def _classification_call(compiled: CompiledTask, settings: ProviderSettings,
+                         messages: list[dict[str, str]], response_format: dict[str, Any]) -> dict[str, Any]:
+    from taskc.compiler.plan import call_cache_key
+
+    model = settings.model or compiled.ir.generate.model
+    sampling = {"temperature": 0.0, "max_tokens": 200}  # a label is short; 0 keeps reruns comparable
+    seed = compiled.ir.generate.seed
+    return {"messages": messages, "model": model, "response_format": response_format, "sampling": sampling,
+            "seed": seed, "cache_key": call_cache_key(model, messages, sampling, seed, response_format)}
+
+
+async def _classify_all(settings: ProviderSettings, options: RunOptions,
+                        calls: Sequence[dict[str, Any]], classes: Sequence[str]) -> tuple[list[str | None], dict]:
+    from .cache import ResponseCache
+    from .datasets import CACHE_FILE  # the same cache file generation uses: one run, one cache
+    from .provider import Budget, LLMClient
+
+    with ResponseCache(options.run_dir / CACHE_FILE) as cache:
+        client = LLMClient(settings, cache, Budget(options.max_cost, options.max_calls))
+        try:
+            results = await asyncio.gather(*(client.complete_json(**call) for call in calls))
+        finally:
+            await client.aclose()
+        labels = [str(r.content.get("label")) if r.ok and r.content and r.content.get("label") in classes else None
+                  for r in results]
+        return labels, client.stats.to_json()
+
+
+def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings,
+                    pool: list[PoolItem], matrix: labeling.VoteMatrix, llm: dict[str, Any],
+                    notes: list[str]) -> list[PoolItem]:
+    """Ask the LLM about the pool items the rules leave unlabeled or in conflict."""
+    conflicted = labeling.items_in_conflict(matrix.votes)
+    open_items = [i for i, item in enumerate(pool) if item.label is None or conflicted[i]]
+    if not open_items:
+        return pool
+    calls = [_classification_call(compiled, settings, compiled.classification_messages(pool[i].values),
+                                  compiled.classification_format) for i in open_items]
+    labels, stats = asyncio.run(_classify_all(settings, options, calls, compiled.ir.class_names))
+    llm["pool_labeling"] = stats | {"items": len(open_items), "labeled": sum(lab is not None for lab in labels)}
+    failed = sum(lab is None for lab in labels)
+    if failed:
+        notes.append(f"the LLM could not label {failed} of {len(open_items)} open pool items; they stay as the "
+                     f"rules left them")
+    updated = list(pool)
+    for i, label in zip(open_items, labels, strict=True):
+        if label is not None:
+            item = pool[i]
+            updated[i] = PoolItem(values=item.values, line=item.line, votes=item.votes, majority=item.majority,
+                                  label_model=item.label_model, confidence=None, label=label, source="llm")
+    return updated
+
+
+def _llm_predictors(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings,
+                    gold: Sequence[GoldItem], llm: dict[str, Any], notes: list[str]) -> dict[str, list[str | None]]:
+    """The prompted LLM on the gold set, and the fine-tuned model when --finetune made one."""
+    classes = compiled.ir.class_names
+    predictions: dict[str, list[str | None]] = {}
+    calls = [_classification_call(compiled, settings, compiled.classification_messages(g.values),
+                                  compiled.classification_format) for g in gold]
+    predictions["llm"], llm["prompted_baseline"] = asyncio.run(_classify_all(settings, options, calls, classes))
+    if options.finetune and compiled.ir.finetune.provider == "local":
+        notes.append("finetune.provider is 'local': the local model is the fine-tuned model; nothing was uploaded")
+    elif options.finetune:
+        from .finetune import run_finetune
+
+        outcome = run_finetune(compiled, options.run_dir, settings)
+        llm["finetune"] = outcome
+        model = outcome.get("fine_tuned_model")
+        if not model:
+            notes.append(f"fine-tuning produced no model to evaluate: {outcome.get('error') or outcome.get('status')}")
+            return predictions
+        tuned = dataclasses.replace(settings, model=str(model))
+        label_format = _label_only_format(classes)
+        # the fine-tuned model saw (system, user) → assistant label in training: ask it the same way
+        calls = [_classification_call(compiled, tuned, compiled.training_messages(g.values, g.label)[:2],
+                                      label_format) for g in gold]
+        predictions["finetuned"], llm["finetuned_eval"] = asyncio.run(_classify_all(tuned, options, calls, classes))
+    return predictions
+
+
+def _label_only_format(classes: Sequence[str]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"label": {"type": "string", "enum": list(classes)}},
+              "required": ["label"], "additionalProperties": False}
+    return {"type": "json_schema", "json_schema": {"name": "label", "strict": True, "schema": schema}}
+
+
+# -- outputs ---------------------------------------------------------------------------------------
+
+def _write_outputs(result: RunResult) -> None:
+    from . import report
+
+    run_dir = result.run_dir
+    task = result.task
+    pool_lines = "".join(json.dumps(item.to_json(task), ensure_ascii=False) + "\n" for item in result.pool)
+    write_text_atomic(run_dir / "labeled_pool.jsonl", pool_lines)
+    result.files["labeled_pool"] = run_dir / "labeled_pool.jsonl"
+    if "local_model" in result.predictions:
+        result.files["model"] = run_dir / "model"
+    result.files["metrics"] = run_dir / "metrics.json"
+    result.files["report_md"] = run_dir / "report.md"
+    result.files["report_html"] = run_dir / "report.html"
+    findings = report.analyse_errors(result)
+    metrics = {
+        "task": task.name, "gold": result.gold_display, "gold_items": len(result.gold),
+        "primary": result.primary, "criterion": None if result.criterion is None else result.criterion.to_json(),
+        "predictors": {name: m.to_json() for name, m in result.metrics.items()},
+        "labeling_functions": None if result.analysis is None else result.analysis.to_json(),
+        "training": result.training, "notes": result.notes, "llm": result.llm,
+        "note": "metrics are over the items each predictor labeled; coverage is the fraction it labeled",
+    }
+    write_text_atomic(result.files["metrics"], json.dumps(metrics, indent=2, sort_keys=True,
+                                                          ensure_ascii=False) + "\n")
+    write_text_atomic(result.files["report_md"], report.render_markdown(result, findings))
+    write_text_atomic(result.files["report_html"], report.render_html(result, findings))
+
+
+__all__ = ["GoldItem", "HOW_TO_ENABLE_LLM", "LLM_STEPS", "PoolItem", "RunOptions", "RunResult",
+           "run"]

@@ -1,0 +1,153 @@
+"""Runtime stage: showing a run's progress while it happens.
+
+Generation, Batch polling and fine-tuning report into a `ProgressReporter`;
+which one is used is decided once from the options: a rich live bar on a
+terminal (calls done/total, accepted, rejected, tokens, cost), plain lines at a
+modest rate when the output is a pipe or a log file, JSON lines for tools, or
+nothing with --quiet. Progress goes to stderr so stdout stays free for the
+summary (and for `--json`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
+
+
+@dataclass(frozen=True)
+class ProgressState:
+    done: int
+    total: int
+    accepted: int
+    rejected: int
+    failed: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    phase: str = "generate"
+
+    def line(self) -> str:
+        return (f"{self.phase}: {self.done}/{self.total} calls, {self.accepted} accepted, "
+                f"{self.rejected} rejected, {self.failed} failed, "
+                f"{self.input_tokens + self.output_tokens} tokens, ${self.cost_usd:.4f}")
+
+
+class ProgressReporter:
+    """Base reporter: says nothing (used for --quiet)."""
+
+    def start(self, total: int, phase: str = "generate") -> None:
+        pass
+
+    def update(self, state: ProgressState) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def finish(self, state: ProgressState | None = None) -> None:
+        pass
+
+
+class PlainProgress(ProgressReporter):
+    """One line at most every ``interval`` seconds, plus the final state."""
+
+    def __init__(self, stream: TextIO, interval: float = 2.0) -> None:
+        self.stream, self.interval = stream, interval
+        self._last = 0.0
+        self._state: ProgressState | None = None
+
+    def update(self, state: ProgressState) -> None:
+        self._state = state
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._write(state.line())
+
+    def message(self, text: str) -> None:
+        self._write(text)
+
+    def finish(self, state: ProgressState | None = None) -> None:
+        final = state or self._state
+        if final is not None:
+            self._write(final.line())
+
+    def _write(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+
+class JsonProgress(PlainProgress):
+    """Progress as JSON lines (one object per update) for machines."""
+
+    def __init__(self, stream: TextIO, interval: float = 1.0) -> None:
+        super().__init__(stream, interval)
+
+    def update(self, state: ProgressState) -> None:
+        self._state = state
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._emit({"event": "progress", **asdict(state)})
+
+    def message(self, text: str) -> None:
+        self._emit({"event": "message", "text": text})
+
+    def finish(self, state: ProgressState | None = None) -> None:
+        final = state or self._state
+        if final is not None:
+            self._emit({"event": "done", **asdict(final)})
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        print(json.dumps(record, sort_keys=True), file=self.stream, flush=True)
+
+
+class RichProgress(ProgressReporter):
+    """A live progress bar for terminals."""
+
+    def __init__(self, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(file=stream)
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                                 console=self.console, transient=False)
+        self._task: Any = None
+
+    def start(self, total: int, phase: str = "generate") -> None:
+        if self._task is None:
+            self.progress.start()
+        else:
+            self.progress.remove_task(self._task)
+        self._task = self.progress.add_task(phase, total=total, detail="")
+
+    def update(self, state: ProgressState) -> None:
+        if self._task is None:
+            self.start(state.total, state.phase)
+        detail = (f"{state.accepted} accepted · {state.rejected} rejected · {state.failed} failed · "
+                  f"{state.input_tokens + state.output_tokens:,} tok · ${state.cost_usd:.4f}")
+        self.progress.update(self._task, completed=state.done, total=state.total, detail=detail)
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(text)
+
+    def finish(self, state: ProgressState | None = None) -> None:
+        if state is not None:
+            self.update(state)
+        if self._task is not None:
+            self.progress.stop()
+            self._task = None
+
+
+def make_reporter(*, quiet: bool, json_progress: bool, stream: TextIO | None = None) -> ProgressReporter:
+    """The reporter the options ask for: nothing, JSON lines, a rich bar on a terminal, or plain lines."""
+    stream = stream or sys.stderr
+    if quiet:
+        return ProgressReporter()
+    if json_progress:
+        return JsonProgress(stream)
+    if stream.isatty():
+        return RichProgress(stream)
+    return PlainProgress(stream)

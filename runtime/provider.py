@@ -1,0 +1,433 @@
+"""Runtime stage: the LLM provider — one structured-output call, done reliably.
+
+Everything that talks to an OpenAI-compatible chat endpoint goes through
+`LLMClient.complete_json`: it answers from the response cache when it can, and
+otherwise makes the call with the official async `openai` client under a
+concurrency bound and the RPM/TPM limiter, retrying 429s, 5xx, timeouts, resets
+and malformed, truncated or schema-invalid answers with exponential backoff and
+full jitter (a server's Retry-After wins when it is longer). It never raises for
+a provider problem: the caller gets a `CallResult` that says what happened. The
+API key lives only in `ProviderSettings` (hidden from its repr) and in the
+client's request headers; error texts are scrubbed of it before they go anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import jsonschema
+import openai
+
+try:  # openai 3 ships its own fork of httpx; earlier versions use httpx itself
+    import httpx2 as _httpx
+except ImportError:  # pragma: no cover - depends on the installed openai
+    import httpx as _httpx  # type: ignore[no-redef]
+
+from ..compiler.plan import builtin_prices, canonical_json
+from .cache import ResponseCache
+from .limiter import RateLimiter
+
+# A local server (vLLM, Ollama, llama.cpp) needs no key, but the client insists on one.
+PLACEHOLDER_API_KEY = "taskc-no-key"
+BUDGET_EXHAUSTED = "budget exhausted"
+_MAX_BACKOFF = 30.0
+_DEFAULT_OUTPUT_ESTIMATE = 512
+_CONNECTIONS_PER_POOL = 32
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
+_CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    base_url: str | None
+    api_key: str | None = field(repr=False)
+    model: str | None = None  # --model: overrides the plan's model for every call
+    concurrency: int = 8
+    rpm: int | None = None
+    tpm: int | None = None
+    timeout: float = 60.0
+    max_retries: int = 5
+    backoff_base: float = 0.5  # seconds; the first retry waits up to this long, then it doubles
+    poll_interval: float = 10.0  # seconds between status polls of fine-tuning jobs and batches
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Arguments for an `openai` client; retries are ours, so the client's own are off."""
+        return {"api_key": self.api_key or PLACEHOLDER_API_KEY, "base_url": self.base_url,
+                "timeout": self.timeout, "max_retries": 0}
+
+
+def provider_settings_from_env(base_url: str | None = None, model: str | None = None, *,
+                               environ: Mapping[str, str] | None = None, **limits: Any) -> ProviderSettings | None:
+    """Settings from OPENAI_API_KEY / OPENAI_BASE_URL (arguments win); None when neither is configured."""
+    env = os.environ if environ is None else environ
+    key = env.get("OPENAI_API_KEY") or None
+    url = base_url or env.get("OPENAI_BASE_URL") or None
+    if key is None and url is None:
+        return None
+    given = {name: value for name, value in limits.items() if value is not None}
+    return ProviderSettings(base_url=url, api_key=key or PLACEHOLDER_API_KEY, model=model, **given)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    ok: bool
+    content: dict[str, Any] | None
+    error: str | None
+    request_id: str | None
+    usage: dict[str, int]
+    cached: bool
+    attempts: int
+
+    @property
+    def stopped_by_budget(self) -> bool:
+        return self.error == BUDGET_EXHAUSTED
+
+
+@dataclass
+class CallStats:
+    """Counters of one run, updated by the client (single event loop, so no locks)."""
+
+    requests: int = 0  # network attempts sent, retries included
+    calls_made: int = 0  # calls answered usefully over the network
+    calls_cached: int = 0
+    calls_failed: int = 0
+    retries: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)  # by kind: rate_limit, server_error, malformed...
+    unpriced_models: set[str] = field(default_factory=set)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def count_error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests": self.requests, "calls_made": self.calls_made, "calls_cached": self.calls_cached,
+                "calls_failed": self.calls_failed, "retries": self.retries, "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens, "cost_usd": round(self.cost_usd, 6),
+                "errors": dict(sorted(self.errors.items())), "unpriced_models": sorted(self.unpriced_models),
+                "max_in_flight": self.max_in_flight}
+
+
+class Budget:
+    """The spending guard: no new network request once max_calls requests or max_cost dollars are reached."""
+
+    def __init__(self, max_cost: float | None = None, max_calls: int | None = None,
+                 prices: Mapping[str, tuple[float, float]] | None = None, price_factor: float = 1.0) -> None:
+        self.max_cost, self.max_calls = max_cost, max_calls
+        self.prices = {**builtin_prices(), **(prices or {})}
+        self.price_factor = price_factor  # 0.5 for the Batch API
+        self.exhausted = False
+
+    def allows(self, stats: CallStats) -> bool:
+        if self.max_calls is not None and stats.requests >= self.max_calls:
+            self.exhausted = True
+        if self.max_cost is not None and stats.cost_usd >= self.max_cost:
+            self.exhausted = True
+        return not self.exhausted
+
+    def cost(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        price = self.prices.get(model) or self.prices.get(_base_model_name(model))
+        if price is None:
+            return None
+        return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000 * self.price_factor
+
+
+def _base_model_name(model: str) -> str:
+    # "gpt-4o-mini-2024-07-18" is priced as "gpt-4o-mini"; fine-tuned "ft:base:org::id" as its base.
+    if model.startswith("ft:"):
+        model = model.split(":")[1]
+    return re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model)
+
+
+def charge(stats: CallStats, budget: Budget | None, model: str, usage: Mapping[str, int]) -> None:
+    """Add one response's tokens and cost to the run's counters."""
+    input_tokens, output_tokens = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    stats.input_tokens += input_tokens
+    stats.output_tokens += output_tokens
+    pricing = budget or Budget()
+    cost = pricing.cost(model, input_tokens, output_tokens)
+    if cost is None:
+        stats.unpriced_models.add(model)
+    else:
+        stats.cost_usd += cost
+
+
+class AnswerProblem(Exception):
+    """An answer arrived but cannot be used (malformed, truncated, schema-invalid); worth a retry."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+_validators: dict[str, jsonschema.protocols.Validator] = {}
+
+
+def parse_answer(content: str | None, finish_reason: str | None, response_format: Mapping[str, Any],
+                 validate: Callable[[dict], str | None] | None = None) -> dict[str, Any]:
+    """Check one answer the way both the online and the Batch path do; raise AnswerProblem if unusable."""
+    if finish_reason == "length":
+        raise AnswerProblem("truncated", "answer truncated at the token limit")
+    if not content or not isinstance(content, str):
+        raise AnswerProblem("malformed", "empty answer" if finish_reason != "content_filter" else "answer refused")
+    fenced = _FENCE.fullmatch(content.strip())
+    if fenced:  # some local models wrap JSON in a markdown code block even in JSON mode
+        content = fenced.group(1)
+    try:
+        value = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise AnswerProblem("malformed", f"answer is not JSON ({exc.msg} at {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise AnswerProblem("malformed", "answer is not a JSON object")
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    if schema:
+        key = canonical_json(schema)
+        validator = _validators.get(key)
+        if validator is None:
+            validator = _validators[key] = jsonschema.Draft202012Validator(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path) or "answer"
+            raise AnswerProblem("schema_violation", f"{where}: {error.message[:200]}")
+    if validate is not None:
+        problem = validate(value)
+        if problem:
+            raise AnswerProblem("invalid", problem)
+    return value
+
+
+def usage_of(raw: Any) -> dict[str, int]:
+    """Token usage of a response (object or dict) as {"input_tokens", "output_tokens"}."""
+    if raw is None:
+        return {"input_tokens": 0, "output_tokens": 0}
+    get = raw.get if isinstance(raw, dict) else (lambda name, default=0: getattr(raw, name, default))
+    return {"input_tokens": int(get("prompt_tokens", 0) or 0), "output_tokens": int(get("completion_tokens", 0) or 0)}
+
+
+def retry_delay_from_headers(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds the server asked us to wait (Retry-After, retry-after-ms, x-ratelimit-reset-*)."""
+    if not headers:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+        value = headers.get(name)
+        if value and (seconds := _duration_seconds(value)) is not None:
+            return seconds
+    return None
+
+
+def _duration_seconds(text: str) -> float | None:
+    # OpenAI writes resets like "1s", "120ms", "6m0s", "1h2m3.5s".
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """Remove the API key from a text that may end up in a file or on the screen."""
+    if secret and secret != PLACEHOLDER_API_KEY and len(secret) >= 4:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+class LLMClient:
+    """Cached, rate-limited, retrying structured-output calls against an OpenAI-compatible endpoint."""
+
+    def __init__(self, settings: ProviderSettings, cache: ResponseCache, budget: Budget | None = None,
+                 stats: CallStats | None = None, *, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.budget = budget
+        self.stats = stats if stats is not None else CallStats()
+        self.limiter = RateLimiter(settings.rpm, settings.tpm)
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._rng = rng or random.Random()
+        # httpx's pool scans all its connections for every request, which costs more CPU per call
+        # than the call itself at high concurrency; several smaller pools (one client each) keep it cheap.
+        shards = max(1, -(-settings.concurrency // _CONNECTIONS_PER_POOL))
+        per_pool = -(-settings.concurrency // shards)
+        self._clients = [openai.AsyncOpenAI(**settings.client_kwargs(), http_client=openai.DefaultAsyncHttpxClient(
+            limits=_httpx.Limits(max_connections=per_pool * 2, max_keepalive_connections=per_pool * 2),
+            timeout=settings.timeout)) for _ in range(shards)]
+        self._next_client = 0
+
+    async def complete_json(self, *, messages: list[dict[str, str]], model: str, response_format: dict[str, Any],
+                            sampling: dict[str, Any], seed: int | None, cache_key: str,
+                            validate: Callable[[dict], str | None] | None = None) -> CallResult:
+        cached = self.cache.get(cache_key)
+        if cached is not None:
+            self.stats.calls_cached += 1
+            return CallResult(True, cached["content"], None, cached.get("request_id"), cached.get("usage", {}),
+                              True, 0)
+        estimate = sum(len(m.get("content") or "") for m in messages) // _CHARS_PER_TOKEN \
+            + int(sampling.get("max_tokens") or _DEFAULT_OUTPUT_ESTIMATE)
+        error, request_id, attempts = "no attempt made", None, 0
+        usage: dict[str, int] = {}
+        while attempts <= self.settings.max_retries:
+            if self.budget is not None and not self.budget.allows(self.stats):
+                # Not a failure of the call: a rerun with a larger budget makes it.
+                return CallResult(False, None, BUDGET_EXHAUSTED, request_id, usage, False, attempts)
+            # Counted now, not when the slot frees up, so concurrent callers cannot all slip past the budget.
+            self.stats.requests += 1
+            if attempts:
+                self.stats.retries += 1
+            attempts += 1
+            await self.limiter.acquire(estimate)
+            outcome = await self._attempt(messages, model, response_format, sampling, seed, validate, estimate)
+            request_id = outcome.request_id or request_id
+            if outcome.content is not None:
+                usage = outcome.usage
+                record = {"content": outcome.content, "request_id": outcome.request_id, "usage": usage,
+                          "model": outcome.model or model, "created": int(time.time())}
+                self.cache.put(cache_key, record)
+                self.stats.calls_made += 1
+                return CallResult(True, outcome.content, None, outcome.request_id, usage, False, attempts)
+            error = outcome.error or "unknown error"
+            if outcome.rename_max_tokens and "max_tokens" in sampling:
+                # Newer models refuse max_tokens and want max_completion_tokens; ask again at once.
+                sampling = {("max_completion_tokens" if k == "max_tokens" else k): v for k, v in sampling.items()}
+                continue
+            if not outcome.retryable:
+                break
+            await asyncio.sleep(self._backoff(attempts, outcome.retry_after))
+        self.stats.calls_failed += 1
+        return CallResult(False, None, scrub(error, self.settings.api_key), request_id, usage, False, attempts)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        ceiling = min(_MAX_BACKOFF, self.settings.backoff_base * 2 ** (attempt - 1))
+        delay = self._rng.uniform(0, ceiling)  # full jitter: spreads a thundering herd of retries
+        return max(delay, retry_after or 0.0)
+
+    async def _attempt(self, messages: list[dict[str, str]], model: str, response_format: dict[str, Any],
+                       sampling: dict[str, Any], seed: int | None, validate: Callable[[dict], str | None] | None,
+                       estimate: int) -> _Attempt:
+        extra: dict[str, Any] = {} if seed is None else {"seed": seed}
+        stats = self.stats
+        async with self._slots:
+            stats.in_flight += 1
+            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+            try:
+                # The generic post skips the client's per-call walk of the typed parameters (a quarter
+                # of the CPU per call at high concurrency); the body is plain JSON we built ourselves.
+                client = self._clients[self._next_client]
+                self._next_client = (self._next_client + 1) % len(self._clients)
+                response = await client.post(
+                    "/chat/completions", cast_to=_httpx.Response,
+                    body={"model": model, "messages": messages, "response_format": response_format,
+                          **sampling, **extra})
+            except openai.APIStatusError as exc:
+                return self._status_failure(exc)
+            except openai.APITimeoutError:
+                stats.count_error("timeout")
+                return _Attempt(error=f"timed out after {self.settings.timeout:g}s", retryable=True)
+            except openai.APIConnectionError as exc:
+                stats.count_error("connection")
+                return _Attempt(error=f"connection failed: {_first_line(exc)}", retryable=True)
+            finally:
+                stats.in_flight -= 1
+        request_id = response.headers.get("x-request-id")
+        try:
+            completion = response.json()
+        except ValueError:
+            stats.count_error("malformed")
+            return _Attempt(error="the response body is not JSON", retryable=True, request_id=request_id)
+        if not isinstance(completion, dict):
+            completion = {}
+        request_id = request_id or completion.get("id")
+        answered_model = completion.get("model") or model
+        usage = usage_of(completion.get("usage"))
+        charge(stats, self.budget, answered_model, usage)
+        self.limiter.record_usage(estimate, usage["input_tokens"] + usage["output_tokens"])
+        choices = completion.get("choices")
+        if not choices or not isinstance(choices[0], dict):
+            stats.count_error("malformed")
+            return _Attempt(error="answer has no choices", retryable=True, request_id=request_id)
+        message = choices[0].get("message") or {}
+        try:
+            content = parse_answer(message.get("content"), choices[0].get("finish_reason"), response_format,
+                                   validate)
+        except AnswerProblem as problem:
+            stats.count_error(problem.kind)
+            return _Attempt(error=f"{problem.kind}: {problem}", retryable=True, request_id=request_id)
+        return _Attempt(content=content, usage=usage, request_id=request_id, model=answered_model)
+
+    def _status_failure(self, exc: openai.APIStatusError) -> _Attempt:
+        status = exc.status_code
+        retry_after = retry_delay_from_headers(exc.response.headers if exc.response is not None else None)
+        if status == 429:
+            self.stats.count_error("rate_limit")
+            # A quota error will not clear by waiting; everything else with 429 will.
+            if _error_code(exc) == "insufficient_quota":
+                return _Attempt(error="429 insufficient quota", retryable=False, request_id=exc.request_id)
+            self.limiter.pause_for(retry_after or 0.0)
+            return _Attempt(error="429 rate limited", retryable=True, retry_after=retry_after,
+                            request_id=exc.request_id)
+        retryable = status >= 500 or status in (408, 409)
+        self.stats.count_error("server_error" if status >= 500 else f"http_{status}")
+        message = _first_line(exc)
+        return _Attempt(error=f"{status} {message}", retryable=retryable, retry_after=retry_after,
+                        request_id=exc.request_id,
+                        rename_max_tokens=status == 400 and "max_completion_tokens" in message)
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.close()
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    content: dict[str, Any] | None = None
+    error: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    request_id: str | None = None
+    model: str | None = None
+    rename_max_tokens: bool = False  # the server asked for max_completion_tokens instead of max_tokens
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    code = body.get("code") or (body.get("error") or {}).get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

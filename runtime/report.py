@@ -1,0 +1,557 @@
+"""The expert's feedback report: what the run says about each piece of the expert's knowledge.
+
+Last stage of `taskc run`. `analyse_errors` turns a `RunResult` into findings:
+each gold item the primary predictor got wrong, with the rationales that fired
+on it and voted wrong and the rationales of its true class that stayed silent;
+the same errors grouped by rationale with each rule's fired-correct/fired-wrong
+counts on the gold set; and next steps computed from those numbers (the rule
+with the most false votes, classes no rule can label, gold items no rule
+covers, rules that disagree on the pool, rules that never fire). The renderers
+write the findings as report.md and as one self-contained report.html (inline
+CSS and an inline SVG confusion matrix: no external assets, nothing fetched).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .pipeline import RunResult
+
+PREDICTOR_TITLES = {"labeling_functions": "labeling functions (label model)", "local_model": "local model",
+                    "llm": "prompted LLM", "finetuned": "fine-tuned model"}
+LOW_RULE_ACCURACY = 0.8
+MAX_LISTED = 12
+MIN_TELLING_COUNT, MIN_TELLING_LIFT = 3, 2.0  # a shared word: in 3+ of the items, twice as often as usual
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    """A gold item the primary predictor got wrong, and what the rationales said about it."""
+
+    index: int
+    gold: str
+    predicted: str | None
+    fired_wrong: tuple[str, ...]  # rationales that fired and argue for another class
+    fired_right: tuple[str, ...]  # rationales that fired for the true class (outvoted or ignored)
+    silent: tuple[str, ...]  # rationales with a rule for the true class that did not fire
+
+
+@dataclass(frozen=True)
+class RationaleFindings:
+    rationale_id: str
+    class_name: str
+    text: str
+    has_rule: bool
+    fired: int  # on gold
+    fired_correct: int
+    fired_wrong: int
+    wrong_votes: tuple[int, ...]  # gold items where it fired for the wrong class
+    errors_voted_wrong: tuple[int, ...]  # primary errors where it fired for the wrong class
+    errors_missed: tuple[int, ...]  # primary errors of its class where it did not fire
+    pool_coverage: float | None
+
+    @property
+    def involved(self) -> int:
+        return len(self.errors_voted_wrong) + len(self.errors_missed)
+
+
+@dataclass(frozen=True)
+class NextStep:
+    title: str
+    detail: str
+    examples: tuple[int, ...] = ()  # gold item indices to show
+
+
+@dataclass(frozen=True)
+class Findings:
+    primary: str
+    errors: tuple[Misclassified, ...]
+    by_rationale: tuple[RationaleFindings, ...]
+    unexplained: tuple[int, ...]  # primary errors on which no rule fired at all
+    missed_by_class: dict[str, tuple[int, ...]]  # class -> its primary errors that none of its rules caught
+    uncovered_gold: tuple[int, ...]  # gold items no rule fires on
+    next_steps: tuple[NextStep, ...]
+
+
+# -- analysis ----------------------------------------------------------------------------------------
+
+def analyse_errors(result: RunResult) -> Findings:
+    task = result.task
+    primary = result.primary
+    predicted = result.predictions.get(primary, [])
+    gold = result.gold
+    ruled = {f.rationale_id for f in result.functions}
+    errors = []
+    for i, item in enumerate(gold):
+        if i >= len(predicted) or predicted[i] == item.label:
+            continue
+        errors.append(Misclassified(
+            index=i, gold=item.label, predicted=predicted[i],
+            fired_wrong=tuple(r for r, c in item.votes.items() if c != item.label),
+            fired_right=tuple(r for r, c in item.votes.items() if c == item.label),
+            silent=tuple(r.id for r in task.rationales
+                         if r.class_name == item.label and r.id in ruled and r.id not in item.votes)))
+    coverage = {f.rationale_id: f.coverage for f in result.analysis.functions} if result.analysis else {}
+    by_rationale = []
+    for rationale in task.rationales:
+        fired = [i for i, item in enumerate(gold) if rationale.id in item.votes]
+        wrong = tuple(i for i in fired if gold[i].label != rationale.class_name)
+        by_rationale.append(RationaleFindings(
+            rationale_id=rationale.id, class_name=rationale.class_name, text=" ".join(rationale.text.split()),
+            has_rule=rationale.id in ruled, fired=len(fired), fired_correct=len(fired) - len(wrong),
+            fired_wrong=len(wrong), wrong_votes=wrong,
+            errors_voted_wrong=tuple(e.index for e in errors if rationale.id in e.fired_wrong),
+            errors_missed=tuple(e.index for e in errors if rationale.id in e.silent),
+            pool_coverage=coverage.get(rationale.id)))
+    by_rationale.sort(key=lambda r: (-len(r.errors_voted_wrong), -r.fired_wrong, -r.involved))
+    unexplained = tuple(e.index for e in errors if not e.fired_wrong and not e.fired_right)
+    missed = {cls: tuple(e.index for e in errors if e.gold == cls and not e.fired_right) for cls in task.class_names}
+    uncovered = tuple(i for i, item in enumerate(gold) if not item.votes)
+    findings = Findings(primary=primary, errors=tuple(errors), by_rationale=tuple(by_rationale),
+                        unexplained=unexplained, missed_by_class={c: m for c, m in missed.items() if m},
+                        uncovered_gold=uncovered, next_steps=())
+    return dataclasses.replace(findings, next_steps=tuple(_next_steps(result, findings)))
+
+
+def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
+    task = result.task
+    gold = result.gold
+    steps: list[NextStep] = []
+    criterion = result.criterion
+    if criterion is not None and not criterion.passed:
+        steps.append(NextStep(f"The pass criterion `{criterion.source}` failed on the "
+                              f"{predictor_title(criterion.predictor)}",
+                              f"{criterion.reason}. Start with the rules below; rerun `taskc run` after each change."))
+    false_voters = sorted((r for r in findings.by_rationale if r.fired_wrong), key=lambda r: -r.fired_wrong)
+    if false_voters:
+        worst = false_voters[0]
+        rate = worst.fired_wrong / worst.fired
+        steps.append(NextStep(
+            f"Narrow `{worst.rationale_id}`: it has the most false votes",
+            f"It voted {worst.class_name} on {worst.fired_wrong} of the {worst.fired} gold items it fired on "
+            f"({rate:.0%} wrong). Add the exception these items share to its rule, or fix their gold labels.",
+            worst.wrong_votes[:5]))
+        for other in false_voters[1:3]:
+            if other.fired and other.fired_wrong / other.fired > 1 - LOW_RULE_ACCURACY:
+                steps.append(NextStep(
+                    f"Check `{other.rationale_id}` too",
+                    f"{other.fired_wrong} false {other.class_name} votes out of {other.fired} on gold "
+                    f"({other.fired_correct / other.fired:.0%} right).", other.wrong_votes[:3]))
+    ruled_classes = {f.class_name for f in result.functions}
+    for cls in task.class_names:
+        if cls not in ruled_classes:
+            steps.append(NextStep(f"Write a rule for class {cls}",
+                                  f"No rationale of class {cls} has a rule, so the rules can never label it and "
+                                  f"the local model only learns it from generated or LLM-labeled examples."))
+    if gold and findings.uncovered_gold:
+        by_class = Counter(gold[i].label for i in findings.uncovered_gold)
+        worst_class, count = by_class.most_common(1)[0]
+        share = len(findings.uncovered_gold) / len(gold)
+        examples = tuple(i for i in findings.uncovered_gold if gold[i].label == worst_class)[:5]
+        words = _telling_words(result, [i for i in findings.uncovered_gold if gold[i].label == worst_class])
+        hint = f" Words they share: {words}." if words else ""
+        steps.append(NextStep(
+            f"Cover the {len(findings.uncovered_gold)} gold items no rule fires on ({share:.0%})",
+            f"By class: {_counts(by_class)}.{_covered_vs_uncovered(result, findings)} The largest group is "
+            f"{worst_class} ({count}): a new {worst_class} rationale, or a wider lexicon for an existing one, "
+            f"would reach them.{hint}", examples))
+    if result.analysis and result.analysis.conflict_pairs:
+        pair = result.analysis.conflict_pairs[0]
+        pool = result.pool
+        shown = ", ".join(_short(result, pool[i].values) for i in pair.items[:3])
+        steps.append(NextStep(
+            f"Settle the conflict between `{pair.first}` and `{pair.second}`",
+            f"They vote different classes on {len(pair.items)} pool item{'s' if len(pair.items) != 1 else ''} "
+            f"(e.g. {shown}). Say which one wins by adding `and not ...` to the other's rule."))
+    for function in result.analysis.functions if result.analysis else ():
+        if function.votes == 0:
+            steps.append(NextStep(f"`{function.rationale_id}` never fired on the pool",
+                                  "Check its rule and lexicon words against how the data is written."))
+        if function.failures:
+            steps.append(NextStep(f"`{function.rationale_id}` failed on {function.failures} pool items",
+                                  "Its rule raised an error there and was counted as abstaining."))
+    without_rule = [r for r in findings.by_rationale if not r.has_rule]
+    if without_rule:
+        steps.append(NextStep(
+            "Give a rule to " + ", ".join(f"`{r.rationale_id}`" for r in without_rule),
+            "Without a rule a rationale only reaches the LLM prompts: it cannot label the pool or be checked "
+            "against the gold set."))
+    if result.analysis and result.analysis.coverage < 0.5 and "llm" not in result.predictions:
+        steps.append(NextStep(
+            f"The rules label only {result.analysis.coverage:.0%} of the pool",
+            "Unlabeled pool items do not train the local model. More rules, or an LLM provider "
+            "(it labels what the rules leave open), would give it more data."))
+    if not steps:
+        steps.append(NextStep("Nothing stands out", "Every rule is right on the gold set it fired on; "
+                                                    "grow the gold set to find the next errors."))
+    return steps
+
+
+def _covered_vs_uncovered(result: RunResult, findings: Findings) -> str:
+    """How the primary predictor does where the rules say something and where they are silent."""
+    predicted = result.predictions.get(findings.primary)
+    if not predicted or findings.primary == "labeling_functions":
+        return ""
+    uncovered = set(findings.uncovered_gold)
+    covered = [i for i in range(len(result.gold)) if i not in uncovered]
+    if not covered:
+        return ""
+
+    def accuracy(indices: Sequence[int]) -> float:
+        return sum(predicted[i] == result.gold[i].label for i in indices) / len(indices)
+
+    return (f" The {predictor_title(findings.primary)} gets {accuracy(sorted(uncovered)):.0%} of them right, "
+            f"against {accuracy(covered):.0%} of the items the rules cover: it learns from what the rules label.")
+
+
+def _telling_words(result: RunResult, indices: Sequence[int], top: int = 8) -> str:
+    """Words that are much more frequent in the given gold items than in the gold set as a whole.
+
+    Lift over the whole gold set rather than raw counts, so that words every dish has (garlic, oil)
+    do not drown the ones these items share.
+    """
+    counts = Counter(word for i in indices for word in _words(result.gold[i].values))
+    overall = Counter(word for g in result.gold for word in _words(g.values))
+    lift = {w: (n / len(indices)) / (overall[w] / len(result.gold)) for w, n in counts.items()
+            if n >= MIN_TELLING_COUNT}
+    telling = sorted((w for w in lift if lift[w] >= MIN_TELLING_LIFT), key=lambda w: (-counts[w], -lift[w], w))
+    return ", ".join(f"{w} ({counts[w]})" for w in telling[:top])
+
+
+def _words(values: Mapping[str, Any]) -> set[str]:
+    texts: list[str] = []
+    for value in values.values():
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, list):
+            texts.extend(v for v in value if isinstance(v, str))
+    return {w for text in texts for w in re.findall(r"[^\W\d_]{3,}", text.lower())}
+
+
+# -- shared helpers ----------------------------------------------------------------------------------
+
+def predictor_title(predictor: str) -> str:
+    return PREDICTOR_TITLES.get(predictor, predictor)
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counter.most_common())
+
+
+def describe(result: RunResult, values: Mapping[str, Any]) -> str:
+    """An input in one readable line: field values in declaration order, lists joined by commas."""
+    parts = []
+    for field in result.task.fields:
+        value = values.get(field.name)
+        if value is None:
+            continue
+        parts.append(", ".join(map(str, value)) if isinstance(value, list) else str(value))
+    return " — ".join(parts)
+
+
+def _short(result: RunResult, values: Mapping[str, Any]) -> str:
+    text = describe(result, values)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _pct(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def verdict(result: RunResult) -> str:
+    criterion = result.criterion
+    if criterion is None:
+        return "no pass criterion evaluated (no gold set)"
+    state = "PASSED" if criterion.passed else "FAILED"
+    return f"{state}: `{criterion.source}` on the {predictor_title(criterion.predictor)} ({criterion.reason})"
+
+
+# -- markdown ----------------------------------------------------------------------------------------
+
+def render_markdown(result: RunResult, findings: Findings) -> str:
+    task = result.task
+    out: list[str] = [f"# taskc run: {task.name}", "", f"**{verdict(result)}**", ""]
+    if result.gold_display:
+        out += [f"Gold set: `{result.gold_display}` ({len(result.gold)} items). "
+                f"Primary predictor: {predictor_title(findings.primary)}.", ""]
+    out += ["## Metrics", "", *_md_table(*metrics_rows(result)), "",
+            "Metrics are over the items a predictor labeled; coverage is the share it labeled "
+            "(the rules abstain where no rule fires).", ""]
+    primary = result.metrics.get(findings.primary)
+    if primary is not None:
+        columns = [*primary.classes] + (["abstained"] if primary.labeled < primary.items else [])
+        rows = [[f"**{cls}**", *[str(n) for n in row[:len(columns)]]] for cls, row in
+                zip(primary.classes, primary.confusion, strict=True)]
+        out += [f"## Confusion matrix ({predictor_title(findings.primary)})", "",
+                *_md_table(["gold \\ predicted", *columns], rows), ""]
+    if result.analysis:
+        out += ["## Labeling functions", "",
+                f"On the pool ({result.analysis.items} items): {_pct(result.analysis.coverage)} covered by at least "
+                f"one rule, {_pct(result.analysis.overlap)} by two or more, {_pct(result.analysis.conflict)} in "
+                f"conflict.", "", *_md_table(*lf_rows(result)), ""]
+    out += ["## Errors grouped by rationale", ""]
+    if not findings.errors:
+        out += [f"The {predictor_title(findings.primary)} made no errors on the gold set." if result.gold
+                else "No gold set, so no errors to show.", ""]
+    else:
+        out += [f"The {predictor_title(findings.primary)} got {len(findings.errors)} of {len(result.gold)} gold items "
+                "wrong. "
+                "For each rationale: how its rule did on the whole gold set, the errors it voted for, and the "
+                "errors of its class it did not catch.", ""]
+    for group in findings.by_rationale:
+        out += _md_rationale(result, group)
+    for cls, missed in findings.missed_by_class.items():
+        out += [f"### {_missed_title(cls)}", "", _missed_intro(cls, missed, findings), ""]
+        out += [_md_item(result, i) for i in missed[:MAX_LISTED]] + _md_more(len(missed)) + [""]
+    out += ["## Next steps", ""]
+    for number, step in enumerate(findings.next_steps, start=1):
+        out.append(f"{number}. **{step.title}.** {step.detail}")
+        out += ["   " + _md_item(result, i) for i in step.examples]
+    out += ["", "## Run", ""]
+    out += [f"- {line}" for line in _run_lines(result)]
+    return "\n".join(out) + "\n"
+
+
+def _md_rationale(result: RunResult, group: RationaleFindings) -> list[str]:
+    header = f"### `{group.rationale_id}` → {group.class_name}"
+    if not group.has_rule:
+        lines = [header, "", f"> {group.text}", "", "No rule: it cannot fire."]
+        if group.errors_missed:
+            lines[-1] += f" {len(group.errors_missed)} errors are of its class."
+        return lines + [""]
+    lines = [header, "", f"> {group.text}", "",
+             f"Fired on {group.fired} gold items: **{group.fired_correct} correct, {group.fired_wrong} wrong**"
+             + (f"; fires on {_pct(group.pool_coverage)} of the pool." if group.pool_coverage is not None else "."),
+             ""]
+    if group.errors_voted_wrong:
+        lines += [f"Voted wrong on {len(group.errors_voted_wrong)} misclassified items:", ""]
+        lines += [_md_item(result, i) for i in group.errors_voted_wrong[:MAX_LISTED]]
+        lines += _md_more(len(group.errors_voted_wrong)) + [""]
+    others = [i for i in group.wrong_votes if i not in group.errors_voted_wrong]
+    if others:
+        lines += [f"Other false votes (the {predictor_title(result.primary)} got these right anyway):", ""]
+        lines += [_md_item(result, i) for i in others[:MAX_LISTED]] + _md_more(len(others)) + [""]
+    if group.errors_missed:
+        lines += [f"Silent on {len(group.errors_missed)} misclassified {group.class_name} items "
+                  f"(listed once, under *{_missed_title(group.class_name)}*).", ""]
+    return lines
+
+
+def _missed_title(cls: str) -> str:
+    return f"{cls} errors no {cls} rule caught"
+
+
+def _missed_intro(cls: str, missed: Sequence[int], findings: Findings) -> str:
+    silent = sum(1 for i in missed if i in findings.unexplained)
+    return (f"{len(missed)} misclassified {cls} items on which no rationale of {cls} fired ({silent} with no rule "
+            f"firing at all): the knowledge that decides them is missing or too narrow.")
+
+
+def _md_item(result: RunResult, index: int) -> str:
+    item = result.gold[index]
+    predicted = result.predictions.get(result.primary, [None] * len(result.gold))[index]
+    fired = ", ".join(f"{r}→{c}" for r, c in item.votes.items()) or "no rule fired"
+    return (f"- {_md_escape(describe(result, item.values))} — gold **{item.label}**, predicted "
+            f"{predicted or 'nothing'}; rules: {fired} (line {item.line})")
+
+
+def _md_more(total: int) -> list[str]:
+    return [f"- ... and {total - MAX_LISTED} more (see metrics.json and the gold file)"] if total > MAX_LISTED else []
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def metrics_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:
+    classes = result.task.class_names
+    header = ["predictor", "accuracy", "macro-F1", "coverage"] + [f"{c} P / R / F1" for c in classes]
+    rows = []
+    for name, m in result.metrics.items():
+        marker = " (primary)" if name == result.primary else ""
+        rows.append([predictor_title(name) + marker, _pct(m.accuracy), f"{m.macro_f1:.3f}", _pct(m.coverage)]
+                    + [f"{m.precision[c]:.2f} / {m.recall[c]:.2f} / {m.f1[c]:.2f}" for c in classes])
+    return header, rows
+
+
+def lf_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:
+    header = ["rationale", "class", "coverage", "overlaps", "conflicts", "gold votes", "gold accuracy"]
+    rows = []
+    analysis = result.analysis
+    for f in analysis.functions if analysis else ():
+        accuracy = f.empirical_accuracy
+        rows.append([f.rationale_id, f.class_name, _pct(f.coverage), _pct(f.overlaps), _pct(f.conflicts),
+                     "-" if f.gold_votes is None else f"{f.gold_correct}/{f.gold_votes}",
+                     "-" if accuracy is None else _pct(accuracy)])
+    for rationale_id in analysis.rationales_without_rule if analysis else ():
+        rows.append([rationale_id, result.task.rationale(rationale_id).class_name, "no rule", "", "", "", ""])
+    return header, rows
+
+
+def _run_lines(result: RunResult) -> list[str]:
+    lines = []
+    labeled = Counter(p.source for p in result.pool if p.source)
+    if result.pool:
+        lines.append(f"Pool: {len(result.pool)} items, {sum(labeled.values())} labeled ({_counts(labeled)}), "
+                     f"{len(result.pool) - sum(labeled.values())} left unlabeled.")
+    if result.training:
+        lines.append("Local model trained on " + ", ".join(f"{n} {s}" for s, n in result.training.items())
+                     + " examples.")
+    if result.skipped_llm_steps:
+        lines.append("Skipped: " + ", ".join(result.skipped_llm_steps) + ".")
+    lines += result.notes
+    lines.append("Files: " + ", ".join(f"`{path.name}`" for path in result.files.values()) + ".")
+    return lines
+
+
+# -- html --------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#1d1d1f}
+h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}h3{margin-bottom:.3em}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+th{background:#f4f4f6}.pass{color:#0a7d32}.fail{color:#b3261e}blockquote{color:#555;margin:.3em 0 .6em 1em}
+code{background:#f4f4f6;padding:0 .25em;border-radius:3px}.muted{color:#666}li{margin:.15em 0}
+.tag{display:inline-block;border-radius:3px;padding:0 .35em;font-size:.85em;background:#eef}
+.wrong{background:#fde8e7}.right{background:#e6f4ea}
+"""
+
+
+def render_html(result: RunResult, findings: Findings) -> str:
+    e = html.escape
+    task = result.task
+    state = "pass" if result.criterion and result.criterion.passed else "fail"
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>taskc run: {e(task.name)}</title>",
+             f"<style>{_CSS}</style></head><body>", f"<h1>taskc run: {e(task.name)}</h1>",
+             f"<p class={state}><strong>{_inline_code(verdict(result))}</strong></p>"]
+    if result.gold_display:
+        parts.append(f"<p>Gold set: <code>{e(result.gold_display)}</code> ({len(result.gold)} items). "
+                     f"Primary predictor: {e(predictor_title(findings.primary))}.</p>")
+    parts += ["<h2>Metrics</h2>", _html_table(*metrics_rows(result)),
+              "<p class=muted>Metrics are over the items a predictor labeled; coverage is the share it labeled.</p>"]
+    primary = result.metrics.get(findings.primary)
+    if primary is not None:
+        parts += [f"<h2>Confusion matrix ({e(predictor_title(findings.primary))})</h2>", confusion_svg(primary)]
+    if result.analysis:
+        a = result.analysis
+        parts += ["<h2>Labeling functions</h2>",
+                  f"<p>On the pool ({a.items} items): {_pct(a.coverage)} covered by at least one rule, "
+                  f"{_pct(a.overlap)} by two or more, {_pct(a.conflict)} in conflict.</p>",
+                  _html_table(*lf_rows(result))]
+    parts.append("<h2>Errors grouped by rationale</h2>")
+    if findings.errors:
+        parts.append(f"<p>The {e(predictor_title(findings.primary))} got {len(findings.errors)} of {len(result.gold)} "
+                     f"gold items wrong.</p>")
+    else:
+        parts.append("<p>No errors on the gold set.</p>" if result.gold else "<p>No gold set.</p>")
+    for group in findings.by_rationale:
+        parts.append(_html_rationale(result, group))
+    for cls, missed in findings.missed_by_class.items():
+        parts += [f"<h3>{html.escape(_missed_title(cls))}</h3>",
+                  f"<p>{html.escape(_missed_intro(cls, missed, findings))}</p>", _html_items(result, missed)]
+    parts.append("<h2>Next steps</h2><ol>")
+    for step in findings.next_steps:
+        items = _html_items(result, step.examples) if step.examples else ""
+        parts.append(f"<li><strong>{_inline_code(step.title)}.</strong> {_inline_code(step.detail)}{items}</li>")
+    parts += ["</ol>", "<h2>Run</h2><ul>"] + [f"<li>{_inline_code(line)}</li>" for line in _run_lines(result)]
+    parts.append("</ul></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _inline_code(text: str) -> str:
+    """Escape text and turn `backticked` spans into <code>."""
+    pieces = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_rationale(result: RunResult, group: RationaleFindings) -> str:
+    e = html.escape
+    parts = [f"<h3><code>{e(group.rationale_id)}</code> → {e(group.class_name)}</h3>",
+             f"<blockquote>{e(group.text)}</blockquote>"]
+    if not group.has_rule:
+        return "".join(parts) + "<p>No rule: it cannot fire.</p>"
+    pool = f"; fires on {_pct(group.pool_coverage)} of the pool" if group.pool_coverage is not None else ""
+    parts.append(f"<p>Fired on {group.fired} gold items: <span class='tag right'>{group.fired_correct} correct</span>"
+                 f" <span class='tag wrong'>{group.fired_wrong} wrong</span>{pool}.</p>")
+    if group.errors_voted_wrong:
+        parts += [f"<p>Voted wrong on {len(group.errors_voted_wrong)} misclassified items:</p>",
+                  _html_items(result, group.errors_voted_wrong)]
+    others = tuple(i for i in group.wrong_votes if i not in group.errors_voted_wrong)
+    if others:
+        parts += [f"<p>Other false votes (the {e(predictor_title(result.primary))} got these right anyway):</p>",
+                  _html_items(result, others)]
+    if group.errors_missed:
+        parts.append(f"<p>Silent on {len(group.errors_missed)} misclassified {e(group.class_name)} items (listed "
+                     f"once, under <em>{e(_missed_title(group.class_name))}</em>).</p>")
+    return "".join(parts)
+
+
+def _html_items(result: RunResult, indices: Sequence[int]) -> str:
+    e = html.escape
+    predicted = result.predictions.get(result.primary, [None] * len(result.gold))
+    rows = []
+    for i in indices[:MAX_LISTED]:
+        item = result.gold[i]
+        fired = ", ".join(f"{r}→{c}" for r, c in item.votes.items()) or "no rule fired"
+        rows.append(f"<li>{e(describe(result, item.values))} — gold <strong>{e(item.label)}</strong>, predicted "
+                    f"{e(predicted[i] or 'nothing')}; rules: {e(fired)} <span class=muted>(line {item.line})</span>"
+                    "</li>")
+    if len(indices) > MAX_LISTED:
+        rows.append(f"<li class=muted>... and {len(indices) - MAX_LISTED} more</li>")
+    return "<ul>" + "".join(rows) + "</ul>"
+
+
+def confusion_svg(metrics: Any, cell: int = 64) -> str:
+    """The confusion matrix as an inline SVG: rows gold, columns predicted, shade = share of the row."""
+    e = html.escape
+    classes = list(metrics.classes)
+    columns = classes + (["abstained"] if metrics.labeled < metrics.items else [])
+    label_width, top = 130, 70
+    width, height = label_width + cell * len(columns) + 10, top + cell * len(classes) + 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="confusion matrix" font-family="system-ui,sans-serif" font-size="13">',
+             f'<text x="{label_width + cell * len(columns) / 2}" y="16" text-anchor="middle" '
+             f'font-weight="bold">predicted</text>',
+             f'<text x="12" y="{top + cell * len(classes) / 2}" text-anchor="middle" font-weight="bold" '
+             f'transform="rotate(-90 12 {top + cell * len(classes) / 2})">gold</text>']
+    for j, name in enumerate(columns):
+        parts.append(f'<text x="{label_width + cell * j + cell / 2}" y="{top - 10}" text-anchor="middle">'
+                     f'{e(name)}</text>')
+    for i, name in enumerate(classes):
+        row = metrics.confusion[i][:len(columns)]
+        total = sum(metrics.confusion[i]) or 1
+        parts.append(f'<text x="{label_width - 8}" y="{top + cell * i + cell / 2 + 4}" text-anchor="end">'
+                     f'{e(name)}</text>')
+        for j, count in enumerate(row):
+            share = count / total
+            hue = 140 if i == j else 4  # green on the diagonal, red off it
+            fill = f"hsl({hue},60%,{97 - 45 * share:.0f}%)" if count else "#fafafa"
+            x, y = label_width + cell * j, top + cell * i
+            parts.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{fill}" stroke="#ccc"/>'
+                         f'<text x="{x + cell / 2}" y="{y + cell / 2 + 5}" text-anchor="middle" '
+                         f'fill="{"#fff" if share > 0.6 else "#111"}">{count}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+__all__ = ["Findings", "Misclassified", "NextStep", "RationaleFindings", "analyse_errors", "confusion_svg",
+           "describe", "lf_rows", "metrics_rows", "predictor_title", "render_html", "render_markdown", "verdict"]

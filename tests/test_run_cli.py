@@ -1,0 +1,232 @@
+"""`taskc run` as a user runs it: exit statuses, the --gold override, the report files, located data errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from taskc.main import main
+
+SPEC = """\
+taskc: 1
+task:
+  name: reviews
+  description: Is a short restaurant review positive or negative?
+input:
+  text:
+    type: string
+    description: The review.
+    max_length: 200
+classes:
+  pos:
+    description: The reviewer liked it.
+  neg:
+    description: The reviewer did not like it.
+rationales:
+  - id: praise
+    class: pos
+    text: Praise words mean the reviewer liked it.
+    rule: matches(lower(text), "\\\\b(good|great|lovely|tasty)\\\\b")
+  - id: complaint
+    class: neg
+    text: Complaint words mean the reviewer did not like it.
+    rule: matches(lower(text), "\\\\b(bad|awful|rude|cold)\\\\b")
+pool:
+  path: data/pool.jsonl
+generate:
+  model: gpt-4o-mini
+eval:
+  gold: data/gold.jsonl
+  pass: PASS_CRITERION
+"""
+
+POOL = ["good food", "great service", "lovely staff", "tasty soup", "good value and great view", "great pasta",
+        "bad food", "awful service", "rude staff", "cold soup", "bad value and awful view", "cold pasta",
+        "nothing to say", "good but cold"]
+GOLD = [("good staff", "pos"), ("great soup", "pos"), ("tasty food", "pos"), ("lovely view", "pos"),
+        ("awful staff", "neg"), ("rude service", "neg"), ("cold food", "neg"), ("bad soup and bad pasta", "neg"),
+        ("sarcastic: great, just great", "neg")]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def _project(root: Path, criterion: str = "accuracy >= 0.8") -> Path:
+    spec = root / "reviews.task.yaml"
+    root.mkdir(parents=True, exist_ok=True)
+    spec.write_text(SPEC.replace("PASS_CRITERION", criterion), encoding="utf-8")
+    _write_jsonl(root / "data" / "pool.jsonl", [{"text": t} for t in POOL])
+    _write_jsonl(root / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
+    return spec
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_passing_criterion_exits_0_and_writes_every_file(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _project(tmp_path / "project")
+    run_dir = tmp_path / "run"
+    assert main(["run", str(spec), "-o", str(run_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "no LLM provider configured: skipped generation" in err
+    assert "OPENAI_API_KEY" in err and "--base-url" in err
+    assert "PASSED: accuracy >= 0.8 on the local model (accuracy = 0.889)" in out
+    assert "report: " in out and "report.html" in out
+    for name in ("labeled_pool.jsonl", "metrics.json", "report.md", "report.html", "model/model.joblib",
+                 "model/metadata.json"):
+        assert (run_dir / name).is_file(), name
+    assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["criterion"]["passed"] is True
+    local = metrics["predictors"]["local_model"]
+    assert local["accuracy"] == pytest.approx(8 / 9) and local["coverage"] == 1.0
+    rules = metrics["predictors"]["labeling_functions"]
+    assert rules["coverage"] == 1.0 and rules["accuracy"] == pytest.approx(8 / 9)
+    pool = [json.loads(line) for line in (run_dir / "labeled_pool.jsonl").read_text().splitlines()]
+    assert len(pool) == len(POOL)
+    assert pool[12]["label"] is None and pool[12]["label_source"] is None  # no rule fired: stays unlabeled
+    assert pool[0]["label"] == "pos" and pool[0]["label_source"] == "label_model"
+    assert pool[0]["votes"] == {"praise": "pos"}
+
+
+def test_a_failing_criterion_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _project(tmp_path, criterion='accuracy >= 0.8 and recall["neg"] >= 0.95')
+    assert main(["run", str(spec), "-o", str(tmp_path / "run")]) == 3
+    out = capsys.readouterr().out
+    assert 'FAILED: accuracy >= 0.8 and recall["neg"] >= 0.95 on the local model' in out
+    assert 'recall["neg"] = 0.800' in out
+
+
+def test_the_report_groups_errors_by_rationale(tmp_path: Path) -> None:
+    spec = _project(tmp_path)
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--quiet"]) == 0
+    markdown = (tmp_path / "run" / "report.md").read_text()
+    assert "## Errors grouped by rationale" in markdown
+    praise = markdown.split("### `praise` → pos")[1].split("###")[0]
+    assert "Fired on 5 gold items: **4 correct, 1 wrong**" in praise
+    assert "Voted wrong on 1 misclassified items" in praise
+    assert "sarcastic: great, just great — gold **neg**, predicted pos; rules: praise→pos (line 9)" in praise
+    complaint = markdown.split("### `complaint` → neg")[1].split("###")[0]
+    assert "Fired on 4 gold items: **4 correct, 0 wrong**" in complaint
+    assert "Silent on 1 misclassified neg items" in complaint
+    assert "### neg errors no neg rule caught" in markdown
+    steps = markdown.split("## Next steps")[1]
+    assert "**Narrow `praise`: it has the most false votes.**" in steps
+    assert "Settle the conflict between `praise` and `complaint`" in steps
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and "Errors grouped by rationale" in page
+    assert "<code>praise</code> → pos" in page and "4 correct" in page
+    # self-contained: no scripts, stylesheets, images or fonts fetched from anywhere
+    for reference in ("<script", "<link", "<img", "src=", "url(", "@import"):
+        assert reference not in page
+    assert page.count("http") == page.count('xmlns="http://www.w3.org/2000/svg"')
+
+
+def test_gold_override_with_a_file_outside_the_project(tmp_path: Path) -> None:
+    spec = _project(tmp_path / "project")
+    held_out = tmp_path / "elsewhere" / "held_out.jsonl"
+    _write_jsonl(held_out, [{"text": "tasty and lovely", "label": "pos"}, {"text": "awful and cold", "label": "neg"},
+                            {"text": "great staff", "label": "pos"}, {"text": "rude waiter", "label": "neg"},
+                            {"text": "lovely " * 30, "label": "pos", "source": "a real review, over the limit"}])
+    run_dir = tmp_path / "run"
+    assert main(["run", str(spec), "-o", str(run_dir), "--gold", str(held_out), "--quiet"]) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["gold"] == str(held_out) and metrics["gold_items"] == 5
+    assert f"{held_out}:5: field 'text' is longer than 200 (kept)" in metrics["notes"]
+    assert metrics["predictors"]["local_model"]["accuracy"] == 1.0
+    assert str(held_out) in (run_dir / "report.md").read_text()
+
+
+def test_json_summary_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _project(tmp_path)
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["passed"] is True
+    assert summary["metrics"]["local_model"]["accuracy"] == pytest.approx(8 / 9)
+    assert summary["pool"] == {"items": 14, "labeled": 13, "by_source": {"label_model": 13}}
+    assert summary["skipped_llm_steps"][0] == "generation"
+    assert summary["files"]["report_html"].endswith("report.html")
+
+
+@pytest.mark.parametrize(("which", "line", "located"), [
+    ("gold", '{"text": "fine", "label": "pos"', "gold.jsonl:3:"),
+    ("gold", '{"text": "fine", "label": "meh"}', "gold.jsonl:3: label \"meh\" is not a class"),
+    ("pool", '{"txt": "fine"}', "pool.jsonl:3: missing field 'text'"),
+])
+def test_bad_data_lines_exit_1_with_a_located_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    which: str, line: str, located: str) -> None:
+    spec = _project(tmp_path)
+    path = tmp_path / "data" / f"{which}.jsonl"
+    lines = path.read_text().splitlines()
+    lines[2] = line
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["run", str(spec), "-o", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert f"taskc: error: data/{located}" in err or f"taskc: error: {tmp_path}/data/{located}" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_missing_gold_override_and_spec_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _project(tmp_path)
+    assert main(["run", str(spec), "--gold", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "run")]) == 1
+    assert f"taskc: error: {tmp_path / 'nope.jsonl'}: file not found" in capsys.readouterr().err
+    spec.write_text(spec.read_text().replace("class: neg", "class: negative"))
+    assert main(["run", str(spec), "-o", str(tmp_path / "run")]) == 1
+    assert "error" in capsys.readouterr().err
+
+
+def test_help_documents_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "3  the pass criterion does not hold on the primary predictor" in out
+    assert "--gold FILE" in out and "--base-url URL" in out
+
+
+def test_the_keto_example_runs_offline(keto_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.perf_counter()
+    status = main(["run", str(keto_project), "-o", str(keto_project.parent / "run")])
+    elapsed = time.perf_counter() - started
+    out = capsys.readouterr().out
+    metrics = json.loads((keto_project.parent / "run" / "metrics.json").read_text())
+    assert status == (0 if metrics["criterion"]["passed"] else 3)
+    assert metrics["gold_items"] >= 150
+    assert set(metrics["predictors"]) == {"labeling_functions", "local_model"}
+    assert "starch_base" in out and "report:" in out
+    report = (keto_project.parent / "run" / "report.md").read_text()
+    for rationale in ("starch_base", "added_sugar", "keto_swap", "fat_and_protein"):
+        assert f"### `{rationale}` →" in report
+    print(f"keto run took {elapsed:.1f}s")  # informational; timings are benchmarked in bench/, not asserted
+
+
+def test_without_a_gold_set_nothing_is_judged_and_the_run_exits_0(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _project(tmp_path)
+    spec.write_text(spec.read_text().split("eval:")[0])
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["passed"] is None and summary["metrics"] == {}
+    assert any("no gold set" in note for note in summary["notes"])
+    assert (tmp_path / "run" / "model" / "model.joblib").is_file()
+
+
+def test_a_run_that_cannot_train_removes_the_previous_model(tmp_path: Path) -> None:
+    spec = _project(tmp_path)
+    run_dir = tmp_path / "run"
+    assert main(["run", str(spec), "-o", str(run_dir), "--quiet"]) == 0
+    assert (run_dir / "model" / "model.joblib").is_file()
+    spec.write_text(spec.read_text().replace('    rule: matches(lower(text), "\\\\b(bad|awful|rude|cold)\\\\b")\n', ""))
+    assert main(["run", str(spec), "-o", str(run_dir), "--quiet"]) == 3  # primary local_model could not train
+    assert not (run_dir / "model" / "model.joblib").exists()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "local_model" not in metrics["predictors"]
+    assert "only 'pos'; no example of 'neg'" in " ".join(metrics["notes"])

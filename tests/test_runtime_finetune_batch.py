@@ -1,0 +1,214 @@
+"""Fine-tuning and Batch API lifecycles against the fake server, including their resumption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_openai import FakeOpenAI, Faults
+from taskc.compiler.driver import CompiledTask
+from taskc.runtime import batch as batch_module
+from taskc.runtime.finetune import FINETUNE_JOB_FILE, run_finetune, validate_training_file
+from taskc.runtime.generation import GenerationOptions, load_generated_examples, run_generation
+from taskc.runtime.progress import ProgressReporter
+from taskc.runtime.provider import ProviderSettings
+from test_runtime_fixtures import API_KEY, compiled_keto, files_containing, keto_responder
+
+QUIET = GenerationOptions(quiet=True)
+BATCH = GenerationOptions(batch=True, quiet=True)
+
+
+class Recorder(ProgressReporter):
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+
+@pytest.fixture(scope="module")
+def keto(tmp_path_factory: pytest.TempPathFactory) -> CompiledTask:
+    return compiled_keto(tmp_path_factory.mktemp("keto"))
+
+
+def settings_for(server: FakeOpenAI, **overrides: Any) -> ProviderSettings:
+    values: dict[str, Any] = {"base_url": server.base_url, "api_key": API_KEY, "model": None,
+                              "backoff_base": 0.01, "poll_interval": 0.01, "timeout": 5.0}
+    return ProviderSettings(**{**values, **overrides})
+
+
+def endpoint_count(server: FakeOpenAI, name: str) -> int:
+    return int(server.stats.snapshot()["by_endpoint"].get(name, 0))
+
+
+# -- fine-tuning ------------------------------------------------------------------------------------
+
+def test_finetune_lifecycle_uploads_creates_polls_and_records(keto: CompiledTask, tmp_path: Path) -> None:
+    with FakeOpenAI(responder=keto_responder, finetune_polls_to_finish=4) as server:
+        run_generation(keto, tmp_path, settings_for(server), QUIET)
+        recorder = Recorder()
+        record = run_finetune(keto, tmp_path, settings_for(server), reporter=recorder)
+        job = server.jobs[record["job_id"]]
+        assert endpoint_count(server, "POST /v1/files") == 2
+        uploaded = {server.files[record["training_file"]]["filename"], server.files[record["validation_file"]]
+                    ["filename"]}
+        assert uploaded == {"train.jsonl", "val.jsonl"}
+        assert server.file_data[record["training_file"]] == (tmp_path / "train.jsonl").read_bytes()
+    spec = keto.finetune["job"]
+    assert job["model"] == spec["model"] and job["method"] == spec["method"] and job["seed"] == spec["seed"]
+    assert job["user_provided_suffix"] == spec["suffix"]
+    assert record["status"] == "succeeded" and record["fine_tuned_model"] == job["fine_tuned_model"]
+    assert json.loads((tmp_path / FINETUNE_JOB_FILE).read_text()) == record
+    assert any("succeeded" in m for m in recorder.messages)
+    assert files_containing(tmp_path, API_KEY) == []
+
+
+def test_finetune_resumes_the_same_job(keto: CompiledTask, tmp_path: Path) -> None:
+    with FakeOpenAI(responder=keto_responder, finetune_polls_to_finish=5) as server:
+        run_generation(keto, tmp_path, settings_for(server), QUIET)
+        first = run_finetune(keto, tmp_path, settings_for(server), reporter=ProgressReporter(), timeout=0)
+        assert first["timed_out"] and first["status"] not in ("succeeded", "failed")
+        second = run_finetune(keto, tmp_path, settings_for(server), reporter=ProgressReporter())
+        assert endpoint_count(server, "POST /v1/fine_tuning/jobs") == 1
+        assert endpoint_count(server, "POST /v1/files") == 2
+        third = run_finetune(keto, tmp_path, settings_for(server), reporter=ProgressReporter())
+        assert endpoint_count(server, "POST /v1/fine_tuning/jobs") == 1
+    assert second["job_id"] == first["job_id"] == third["job_id"] and third["status"] == "succeeded"
+
+
+def test_finetune_refuses_a_bad_training_file_before_uploading(keto: CompiledTask, tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    with FakeOpenAI() as server:
+        record = run_finetune(keto, tmp_path, settings_for(server), reporter=ProgressReporter())
+        assert server.stats.snapshot()["total"] == 0
+    assert record["status"] == "not_started" and "assistant" in record["error"]
+
+
+def test_training_file_rules(tmp_path: Path) -> None:
+    good = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                         {"role": "assistant", "content": "keto"}]}
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(good) + "\n" for _ in range(10)))
+    assert validate_training_file(path) == []
+    bad_lines = [
+        "not json",
+        json.dumps({"prompt": "x"}),
+        json.dumps({"messages": [{"role": "robot", "content": "x"}, {"role": "assistant", "content": "y"}]}),
+        json.dumps({"messages": [{"role": "user", "content": "x", "colour": 1},
+                                 {"role": "assistant", "content": "y"}]}),
+        json.dumps({"messages": [{"role": "user", "content": "x"}, {"role": "system", "content": "late"},
+                                 {"role": "assistant", "content": "y"}]}),
+        json.dumps({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": None}]}),
+        json.dumps({"messages": [{"role": "user", "content": "x" * 4000}, {"role": "assistant", "content": "y"}]}),
+    ]
+    path.write_text("\n".join(bad_lines) + "\n")
+    problems = validate_training_file(path, max_tokens_per_example=500)
+    expected = ["line 1: not valid JSON", "line 2: missing a non-empty 'messages' list", "role 'robot'",
+                "unrecognised key(s) colour", "system message; it may only come first", "no text content",
+                "over the 500-token limit", "has 7 examples; fine-tuning needs at least 10"]
+    for fragment in expected:
+        assert any(fragment in p for p in problems), fragment
+
+
+# -- batches ----------------------------------------------------------------------------------------
+
+def test_batch_lifecycle_gives_the_same_dataset_as_online_calls(keto: CompiledTask, tmp_path: Path) -> None:
+    with FakeOpenAI(responder=keto_responder) as server:
+        summary = run_generation(keto, tmp_path / "batch", settings_for(server), BATCH)
+        assert endpoint_count(server, "POST /v1/batches") == 1
+        assert endpoint_count(server, "POST /v1/chat/completions") == 0
+        online = run_generation(keto, tmp_path / "online", settings_for(server), QUIET)
+        before = server.stats.snapshot()["total"]
+        again = run_generation(keto, tmp_path / "batch", settings_for(server), BATCH)
+        assert server.stats.snapshot()["total"] == before  # all cached: no upload, no batch, no poll
+    assert summary.calls_made == len(keto.plan) and again.calls_cached == len(keto.plan)
+    assert summary.cost_usd == pytest.approx(online.cost_usd / 2)
+    def comparable(run: str) -> list[tuple[str, str, str]]:
+        return [(e["id"], e["dish"], e["label"]) for e in load_generated_examples(tmp_path / run)]
+    assert comparable("batch") == comparable("online")
+
+
+def test_batch_splits_by_request_limit_and_retries_failed_lines(keto: CompiledTask, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch_module, "MAX_REQUESTS_PER_BATCH", 10)
+    faults = Faults(server_error=0.15, malformed=0.15)
+    with FakeOpenAI(faults=faults, responder=keto_responder, seed=2) as server:
+        summary = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        sizes = [b["request_counts"]["total"] for b in server.batches.values()]
+    first_round = sizes[:3]
+    assert first_round == [10, 10, len(keto.plan) - 20] and len(sizes) > 3  # failed lines went again
+    assert summary.calls_made + summary.calls_failed == len(keto.plan) and summary.retries > 0
+
+
+def test_split_batches_respects_bytes() -> None:
+    lines = [(f"k{i}", b"x" * 40 + b"\n") for i in range(10)]
+    chunks = batch_module.split_batches(lines, max_requests=4, max_bytes=100)
+    assert [len(c.keys) for c in chunks] == [2, 2, 2, 2, 2]
+    assert all(len(c.data) <= 100 for c in chunks)
+    assert [len(c.keys) for c in batch_module.split_batches(lines, max_requests=4, max_bytes=10_000)] == [4, 4, 2]
+    with pytest.raises(ValueError, match="over the 10-byte batch limit"):
+        batch_module.split_batches(lines, max_bytes=10)
+
+
+def test_killed_batch_run_resumes_polling_instead_of_resubmitting(keto: CompiledTask, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    class Killed(BaseException):
+        pass
+
+    original = batch_module._BatchRunner._wait_and_ingest
+
+    def die_after_submitting(self: Any, names: list[str]) -> None:
+        if names:
+            raise Killed()
+        original(self, names)
+
+    with FakeOpenAI(responder=keto_responder) as server:
+        monkeypatch.setattr(batch_module._BatchRunner, "_wait_and_ingest", die_after_submitting)
+        with pytest.raises(Killed):
+            run_generation(keto, tmp_path, settings_for(server), BATCH)
+        monkeypatch.setattr(batch_module._BatchRunner, "_wait_and_ingest", original)
+        assert endpoint_count(server, "POST /v1/batches") == 1
+        summary = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        assert endpoint_count(server, "POST /v1/batches") == 1
+    assert summary.calls_made == len(keto.plan) and summary.accepted > 0
+
+
+def test_batch_created_but_not_journaled_is_found_again(keto: CompiledTask, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill between creating a batch and journaling it: the batch's metadata finds it again."""
+    from taskc.runtime.cache import ResponseCache
+
+    class Killed(BaseException):
+        pass
+
+    original = ResponseCache.journal_put
+
+    def die_on_batch_journal(self: ResponseCache, name: str, record: Any) -> None:
+        if name.startswith("batch/"):
+            raise Killed()
+        original(self, name, record)
+
+    with FakeOpenAI(responder=keto_responder) as server:
+        monkeypatch.setattr(ResponseCache, "journal_put", die_on_batch_journal)
+        with pytest.raises(Killed):
+            run_generation(keto, tmp_path, settings_for(server), BATCH)
+        monkeypatch.setattr(ResponseCache, "journal_put", original)
+        summary = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        assert endpoint_count(server, "POST /v1/batches") == 1
+    assert summary.calls_made == len(keto.plan)
+
+
+def test_batch_lines_that_failed_every_round_are_tried_again_by_a_rerun(keto: CompiledTask,
+                                                                        tmp_path: Path) -> None:
+    with FakeOpenAI(faults=Faults(malformed=1.0), responder=keto_responder) as server:
+        failed = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        assert endpoint_count(server, "POST /v1/batches") == batch_module.MAX_ROUNDS
+        server.set_faults(Faults())
+        fixed = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        assert endpoint_count(server, "POST /v1/batches") == batch_module.MAX_ROUNDS + 1
+    assert failed.calls_failed == len(keto.plan) and failed.accepted == 0
+    # (the rerun rewrote stats.json; the first run's failures were all unusable answers)
+    assert fixed.retries == 0 and fixed.calls_cached == 0
+    assert fixed.calls_made == len(keto.plan) and fixed.calls_failed == 0 and fixed.accepted > 0

@@ -1,0 +1,268 @@
+"""Unit tests of the runtime's parts that need no server: settings, cache, limiter, answer checks,
+validation, dedupe, the train/val split and progress output."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from taskc.compiler.driver import CompiledTask
+from taskc.compiler.ir import DedupePolicy
+from taskc.runtime import dedupe as dedupe_module
+from taskc.runtime.cache import ResponseCache
+from taskc.runtime.datasets import split_train_val
+from taskc.runtime.dedupe import Deduplicator, dedupe_key
+from taskc.runtime.limiter import RateLimiter
+from taskc.runtime.progress import (
+    JsonProgress,
+    PlainProgress,
+    ProgressReporter,
+    ProgressState,
+    RichProgress,
+    make_reporter,
+)
+from taskc.runtime.provider import (
+    PLACEHOLDER_API_KEY,
+    AnswerProblem,
+    Budget,
+    ProviderSettings,
+    parse_answer,
+    provider_settings_from_env,
+    retry_delay_from_headers,
+    scrub,
+)
+from taskc.runtime.validate import ExampleValidator
+from test_runtime_fixtures import API_KEY, compiled_keto, keto_example
+
+
+@pytest.fixture(scope="module")
+def keto(tmp_path_factory: pytest.TempPathFactory) -> CompiledTask:
+    return compiled_keto(tmp_path_factory.mktemp("keto"))
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+def test_settings_need_a_key_or_a_base_url() -> None:
+    assert provider_settings_from_env(environ={}) is None
+    local = provider_settings_from_env(environ={"OPENAI_BASE_URL": "http://localhost:11434/v1"})
+    assert local is not None and local.api_key == PLACEHOLDER_API_KEY and local.base_url.endswith("/v1")
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": "http://env/v1"}
+    chosen = provider_settings_from_env("http://flag/v1", "m", environ=env, concurrency=32, rpm=None)
+    assert chosen is not None and chosen.base_url == "http://flag/v1" and chosen.model == "m"
+    assert chosen.api_key == API_KEY and chosen.concurrency == 32 and chosen.rpm is None
+    assert API_KEY not in repr(chosen)
+
+
+def test_settings_reject_impossible_limits() -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        ProviderSettings(base_url=None, api_key="k", concurrency=0)
+
+
+def test_scrub_removes_the_key() -> None:
+    assert scrub(f"401 bad key {API_KEY}", API_KEY) == "401 bad key [redacted]"
+
+
+# -- cache ------------------------------------------------------------------------------------------
+
+def test_cache_round_trip_survives_reopening(tmp_path: Path) -> None:
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        assert cache.get("k") is None
+        cache.put("k", {"content": {"examples": []}, "usage": {"input_tokens": 3}})
+        cache.journal_put("batch/x", {"state": "submitted"})
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        assert cache.get("k") == {"content": {"examples": []}, "usage": {"input_tokens": 3}}
+        assert "k" in cache and len(cache) == 1 and cache.keys() == {"k"}
+        assert cache.journal_names("batch/") == ["batch/x"] and cache.journal_names("other") == []
+        assert cache.journal_get("batch/x") == {"state": "submitted"}
+
+
+# -- limiter ----------------------------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_limiter_spaces_requests_evenly_at_the_rpm(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr("taskc.runtime.limiter.asyncio.sleep", clock.sleep)
+    limiter = RateLimiter(rpm=120, clock=clock)
+    starts = []
+
+    async def go() -> None:
+        for _ in range(5):
+            await limiter.acquire()
+            starts.append(clock.now)
+
+    asyncio.run(go())
+    assert [round(b - a, 6) for a, b in zip(starts, starts[1:], strict=False)] == [0.5] * 4
+
+
+def test_limiter_token_bucket_and_retry_after_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr("taskc.runtime.limiter.asyncio.sleep", clock.sleep)
+    limiter = RateLimiter(tpm=600, clock=clock)
+
+    async def go() -> list[float]:
+        times = []
+        for _ in range(3):
+            await limiter.acquire(300)
+            times.append(clock.now)
+        limiter.pause_for(7.0)
+        await limiter.acquire(0)
+        times.append(clock.now)
+        return times
+
+    times = asyncio.run(go())
+    # 600 tokens a minute = 10 a second: two calls of 300 fit the first minute, the third waits 30 s.
+    assert [round(t - 100.0, 6) for t in times] == [0.0, 0.0, 30.0, 37.0]
+
+
+# -- answers ----------------------------------------------------------------------------------------
+
+def test_retry_delay_headers() -> None:
+    assert retry_delay_from_headers({"retry-after": "2"}) == 2.0
+    assert retry_delay_from_headers({"retry-after-ms": "250"}) == 0.25
+    assert retry_delay_from_headers({"x-ratelimit-reset-requests": "1m30s"}) == 90.0
+    assert retry_delay_from_headers({"x-ratelimit-reset-tokens": "120ms"}) == pytest.approx(0.12)
+    assert retry_delay_from_headers({"x-ratelimit-reset-tokens": "soon"}) is None
+    assert retry_delay_from_headers({}) is None
+
+
+def test_parse_answer_kinds(keto: CompiledTask) -> None:
+    fmt = keto.generation_format
+    good = {"examples": [{"dish": "Eggs", "ingredients": ["eggs", "butter"], "label": "keto"}]}
+    assert parse_answer(json.dumps(good), "stop", fmt) == good
+    cases = [("{\"examples\": [", "length", "truncated"), ("Sure! {", "stop", "malformed"),
+             ("[1]", "stop", "malformed"), (json.dumps({"examples": [{"dish": "x"}]}), "stop", "schema_violation")]
+    for content, finish, kind in cases:
+        with pytest.raises(AnswerProblem) as caught:
+            parse_answer(content, finish, fmt)
+        assert caught.value.kind == kind
+    assert parse_answer("```json\n" + json.dumps(good) + "\n```", "stop", fmt) == good
+    with pytest.raises(AnswerProblem, match="too few"):
+        parse_answer(json.dumps(good), "stop", fmt, lambda value: "too few")
+
+
+def test_budget_prices_dated_and_fine_tuned_models() -> None:
+    budget = Budget(prices={"my-model": (1.0, 2.0)})
+    assert budget.cost("my-model", 1_000_000, 1_000_000) == 3.0
+    assert budget.cost("gpt-4o-mini-2024-07-18", 1000, 0) == budget.cost("gpt-4o-mini", 1000, 0)
+    assert budget.cost("ft:gpt-4o-mini:org::abc", 1000, 0) == budget.cost("gpt-4o-mini", 1000, 0)
+    assert budget.cost("unknown-model", 10, 10) is None
+
+
+# -- validation -------------------------------------------------------------------------------------
+
+def test_validator_names_the_check_and_value(keto: CompiledTask) -> None:
+    validator = ExampleValidator(keto.ir)
+    ok = {"dish": "Bacon and eggs", "ingredients": ["bacon", "eggs"], "label": "keto"}
+    assert validator.check(ok) is None
+    cases = [
+        ({**ok, "ingredients": ["bacon"]}, "field:ingredients", ["bacon"]),
+        ({**ok, "ingredients": "bacon, eggs"}, "field:ingredients", "bacon, eggs"),
+        ({**ok, "dish": "x" * 81}, "field:dish", "x" * 81),
+        ({"ingredients": ["a", "b"], "label": "keto"}, "field:dish", None),
+        ({**ok, "label": "paleo"}, "label:label", "paleo"),
+        ({**ok, "ingredients": ["rice", "eggs"]}, "constraint:no_starch_in_keto",
+         {"dish": "Bacon and eggs", "ingredients": ["rice", "eggs"]}),
+    ]
+    for example, reason, value in cases:
+        rejection = validator.check(example)
+        assert rejection is not None and rejection.reason == reason and rejection.value == value, example
+    assert "starch" in (validator.check(cases[-1][0]).message or "")  # the constraint's own message
+
+
+def test_rule_votes_record_agreement(keto: CompiledTask) -> None:
+    validator = ExampleValidator(keto.ir)
+    pasta = {"dish": "Pasta bake", "ingredients": ["pasta", "cheese", "eggs"]}
+    assert validator.votes(pasta, "not_keto").to_json() == {"fired": ["starch_base"], "votes": ["not_keto"],
+                                                             "agrees": True}
+    assert validator.votes(pasta, "keto").agrees is False
+    assert validator.votes({"dish": "Tea", "ingredients": ["tea", "water"]}, "keto").agrees is None
+
+
+# -- dedupe -----------------------------------------------------------------------------------------
+
+def test_exact_duplicates_after_normalisation() -> None:
+    deduper = Deduplicator(DedupePolicy(True, 1.0, ("dish", "ingredients")), ("dish", "ingredients"))
+    assert deduper.add({"dish": "Cauliflower Rice!", "ingredients": ["eggs", "Cauliflower rice"]}) is None
+    duplicate = deduper.add({"dish": "cauliflower  rice", "ingredients": ["cauliflower rice", "EGGS"]})
+    assert duplicate is not None and duplicate.kind == "exact" and duplicate.original == 0
+    assert deduper.add({"dish": "cauliflower rice bowl", "ingredients": ["eggs", "cauliflower rice"]}) is None
+
+
+def test_near_duplicates_use_the_threshold() -> None:
+    first = {"dish": "Creamy garlic salmon skillet", "ingredients": ["salmon", "butter", "garlic", "spinach"]}
+    close = {"dish": "Creamy garlic salmon skilet", "ingredients": ["salmon", "butter", "garlic", "spinach"]}
+    other = {"dish": "Honey glazed ham", "ingredients": ["ham", "honey", "mustard"]}
+    strict = Deduplicator(DedupePolicy(True, 1.0, ()), ("dish", "ingredients"))
+    loose = Deduplicator(DedupePolicy(True, 0.9, ()), ("dish", "ingredients"))
+    for example in (first, close, other):
+        strict.add(example)
+    assert loose.add(first) is None and loose.add(other) is None
+    near = loose.add(close)
+    assert near is not None and near.kind == "near" and near.original == 0 and 0.9 <= near.similarity < 1
+    assert dedupe_key(first, ("dish",), True) == "creamy garlic salmon skillet"
+
+
+def test_lsh_path_finds_the_same_near_duplicates(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(0)
+    examples = [keto_example(rng, rng.choice(["keto", "not_keto"])) for _ in range(400)]
+    variants = [{**e, "dish": e["dish"] + "s"} for e in examples[:100]]  # a one-letter change
+
+    def outcome() -> list[Any]:
+        deduper = Deduplicator(DedupePolicy(True, 0.9, ("dish", "ingredients")), ("dish", "ingredients"))
+        return [deduper.add(e) for e in examples + variants]
+
+    exhaustive = outcome()
+    monkeypatch.setattr(dedupe_module, "EXHAUSTIVE_LIMIT", 0)
+    indexed = outcome()
+    found = [d for d in indexed[400:] if d is not None]
+    assert len(found) >= 95  # MinHash LSH is probabilistic, but a one-letter change is almost always caught
+    assert all(d.original < 400 for d in found)
+    assert sum(d is not None for d in exhaustive[400:]) == 100
+
+
+# -- split and progress -----------------------------------------------------------------------------
+
+def test_split_is_deterministic_and_stratified() -> None:
+    examples = [{"id": f"e{i}", "label": "keto" if i % 3 else "not_keto"} for i in range(30)]
+    train, val = split_train_val(examples, 0.2)
+    assert len(val) == 4 + 2 and {e["label"] for e in val} == {"keto", "not_keto"}
+    shuffled = examples[::-1]
+    assert {e["id"] for e in split_train_val(shuffled, 0.2)[1]} == {e["id"] for e in val}
+    assert split_train_val(examples, 0.0)[1] == []
+
+
+def test_progress_reporters() -> None:
+    state = ProgressState(3, 10, 20, 2, 1, 100, 50, 0.0123)
+    assert state.line() == "generate: 3/10 calls, 20 accepted, 2 rejected, 1 failed, 150 tokens, $0.0123"
+    plain = io.StringIO()
+    reporter = PlainProgress(plain, interval=0)
+    reporter.update(state)
+    reporter.finish()
+    assert plain.getvalue().splitlines() == [state.line(), state.line()]
+    machine = io.StringIO()
+    JsonProgress(machine, interval=0).update(state)
+    assert json.loads(machine.getvalue())["accepted"] == 20
+    terminal = io.StringIO()
+    bar = RichProgress(terminal)
+    bar.start(10)
+    bar.update(state)
+    bar.finish(dataclasses.replace(state, done=10, accepted=30))
+    assert "30 accepted" in terminal.getvalue()
+    assert type(make_reporter(quiet=True, json_progress=True)) is ProgressReporter
+    assert isinstance(make_reporter(quiet=False, json_progress=False, stream=io.StringIO()), PlainProgress)
