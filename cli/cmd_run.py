@@ -1,0 +1,198 @@
+"""`taskc run`: the whole loop on one task file, ending in the expert's report and a pass/fail status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from taskc.compiler.diagnostics import TaskcError
+from taskc.compiler.driver import compile_task
+
+from .output import print_diagnostics, use_color
+
+if TYPE_CHECKING:
+    from taskc.runtime.pipeline import RunResult
+    from taskc.runtime.report import Findings
+
+NAME = "run"
+HELP = "run the loop: label the pool, train the local model, evaluate on gold, write the report"
+DESCRIPTION = """\
+Run a task end to end and write the expert's feedback report:
+
+  1. generation of examples from the plan            (needs an LLM provider)
+  2. the rationales' rules label the pool; a Dawid-Skene label model combines
+     their votes (the LLM labels what the rules leave open, with a provider)
+  3. a local model (TF-IDF + logistic regression) trains on the labeled data
+  4. every predictor is scored on the gold set (eval.gold, or --gold FILE):
+     the rules, the local model, and the prompted LLM / fine-tuned model when
+     a provider is configured; the pass criterion is judged on eval.primary
+  5. RUN_DIR gets labeled_pool.jsonl, model/, metrics.json, report.md and a
+     self-contained report.html: the errors grouped by rationale, next steps
+
+Without OPENAI_API_KEY or OPENAI_BASE_URL (or --base-url) the LLM steps are
+skipped and everything else runs offline in seconds."""
+EPILOG = """\
+examples:
+  taskc run examples/keto.task.yaml
+  taskc run examples/keto.task.yaml --gold ~/held_out.jsonl -o runs/held_out
+  OPENAI_BASE_URL=http://localhost:8000/v1 taskc run examples/keto.task.yaml --model qwen2.5-7b
+  taskc run examples/keto.task.yaml --json | jq .metrics.local_model.accuracy
+
+exit status:
+  0  the pass criterion holds (or the task has no gold set to judge)
+  1  errors in the task file, the pool or the gold set (file:line messages)
+  2  usage error
+  3  the pass criterion does not hold on the primary predictor
+  4  runtime failure (e.g. the LLM provider failed)"""
+
+EXIT_OK, EXIT_INPUT_ERRORS, EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = 0, 1, 3, 4
+TOP_RATIONALES = 3
+TOP_STEPS = 4
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="the task file (*.task.yaml)")
+    parser.add_argument("-o", "--output", metavar="RUN_DIR", help="run directory (default: runs/<task name>)")
+    parser.add_argument("--gold", metavar="FILE", help="evaluate on this JSONL gold set instead of eval.gold")
+    llm = parser.add_argument_group("LLM provider (optional; OpenAI-compatible)")
+    llm.add_argument("--base-url", metavar="URL", help="endpoint, e.g. a local vLLM/Ollama server "
+                                                        "(default: $OPENAI_BASE_URL)")
+    llm.add_argument("--model", metavar="M", help="use this model for every LLM call instead of the plan's")
+    llm.add_argument("--concurrency", type=_positive_int, metavar="N", help="parallel requests (default 8)")
+    llm.add_argument("--rpm", type=_positive_int, metavar="N", help="requests per minute limit")
+    llm.add_argument("--tpm", type=_positive_int, metavar="N", help="tokens per minute limit")
+    llm.add_argument("--max-cost", type=_positive_float, metavar="USD", help="stop new calls past this spend")
+    llm.add_argument("--max-calls", type=_positive_int, metavar="N", help="stop after this many requests")
+    llm.add_argument("--finetune", action="store_true", help="also fine-tune (finetune section) and evaluate it")
+    llm.add_argument("--batch", action="store_true", help="generate through the Batch API (half price, slower)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the report path")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout instead of tables")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from taskc.runtime import pipeline, report
+
+    result = compile_task(args.spec)
+    diagnostics = [d for d in result.diagnostics if not (args.quiet or args.json) or d.severity.value == "error"]
+    print_diagnostics(diagnostics, result.sources, "text")
+    if result.compiled is None:
+        return EXIT_INPUT_ERRORS
+    compiled = result.compiled
+    options = pipeline.RunOptions(
+        run_dir=Path(args.output or Path("runs") / compiled.ir.name),
+        gold=Path(args.gold).expanduser() if args.gold else None, base_url=args.base_url, model=args.model,
+        concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_cost=args.max_cost, max_calls=args.max_calls,
+        finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=args.json)
+    try:
+        outcome = pipeline.run(compiled, options, notice=lambda line: print(f"taskc: {line}", file=sys.stderr))
+    except TaskcError as exc:
+        from taskc.runtime.datafiles import DataFileError
+
+        print(_error_lines(exc), file=sys.stderr)
+        return EXIT_INPUT_ERRORS if isinstance(exc, DataFileError) else EXIT_RUNTIME_FAILURE
+    except OSError as exc:
+        print(f"taskc: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_RUNTIME_FAILURE
+    findings = report.analyse_errors(outcome)
+    if args.json:
+        summary = outcome.summary_json() | {"next_steps": [s.title for s in findings.next_steps]}
+        sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    elif args.quiet:
+        print(f"{_plain_verdict(outcome)}\nreport: {outcome.files['report_html']}")
+    else:
+        _print_summary(outcome, findings)
+    if outcome.criterion is not None and not outcome.criterion.passed:
+        return EXIT_CRITERION_FAILED
+    return EXIT_OK
+
+
+def _error_lines(exc: TaskcError) -> str:
+    return "\n".join(f"taskc: error: {line}" for line in str(exc).splitlines())
+
+
+def _plain_verdict(outcome: RunResult) -> str:
+    from taskc.runtime import report
+
+    return report.verdict(outcome).replace("`", "")
+
+
+def _print_summary(outcome: RunResult, findings: Findings) -> None:
+    """The short terminal version of the report: metrics, rules, the worst rationales, next steps."""
+    from rich.console import Console
+    from rich.table import Table
+    from taskc.runtime import report
+
+    terminal = sys.stdout.isatty()
+    console = Console(file=sys.stdout, width=None if terminal else 120, no_color=not use_color(sys.stdout),
+                      highlight=False, soft_wrap=False)
+    if outcome.analysis:
+        header, rows = report.lf_rows(outcome)
+        table = Table(*header, title=f"labeling functions on the pool ({outcome.analysis.items} items, "
+                                     f"{outcome.analysis.coverage:.0%} covered)", title_justify="left")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    if outcome.metrics:
+        header, rows = report.metrics_rows(outcome)
+        table = Table(*header, title=f"gold set {outcome.gold_display} ({len(outcome.gold)} items)",
+                      title_justify="left")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    worst = [g for g in findings.by_rationale if g.errors_voted_wrong or g.errors_missed][:TOP_RATIONALES]
+    if findings.errors:
+        title = report.predictor_title(findings.primary)
+        console.print(f"[bold]errors by rationale[/] ({len(findings.errors)} {title} errors; "
+                      f"{len(findings.unexplained)} with no rule firing)")
+        for group in worst:
+            console.print(f"  {group.rationale_id} → {group.class_name}: voted wrong on "
+                          f"{len(group.errors_voted_wrong)} errors, silent on {len(group.errors_missed)}; on all "
+                          f"gold {group.fired_correct} right / {group.fired_wrong} wrong", markup=False)
+            for index in group.errors_voted_wrong[:2]:
+                item = outcome.gold[index]
+                console.print(f"      wrong vote: {_clip(report.describe(outcome, item.values))} (gold {item.label})",
+                              markup=False, style="dim")
+    console.print("[bold]next steps[/]")
+    for number, step in enumerate(findings.next_steps[:TOP_STEPS], start=1):
+        console.print(f"  {number}. {step.title.replace('`', '')}", markup=False)
+    for note in outcome.notes:
+        console.print(f"note: {note}", markup=False, style="yellow")
+    passed = outcome.criterion is None or outcome.criterion.passed
+    console.print(_plain_verdict(outcome), style="bold green" if passed else "bold red", markup=False)
+    console.print(f"report: {_shown_path(outcome.files['report_html'])}  (and report.md, metrics.json)",
+                  markup=False)
+
+
+def _clip(text: str, width: int = 76) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
