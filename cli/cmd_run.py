@@ -114,8 +114,15 @@ def run(args: argparse.Namespace) -> int:
 
         print(_error_lines(exc), file=sys.stderr)
         return EXIT_INPUT_ERRORS if isinstance(exc, DataFileError) else EXIT_RUNTIME_FAILURE
+    except KeyboardInterrupt:
+        print(f"taskc: interrupted; completed LLM calls are cached in {options.run_dir}: "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
     except OSError as exc:
-        print(f"taskc: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        where = exc.filename or options.run_dir
+        print(f"taskc: error: cannot write {where}: {exc.strerror or exc}. Nothing half-written was left "
+              "behind; fix the cause (free space, permissions) and run the same command again to resume.",
+              file=sys.stderr)
         return EXIT_RUNTIME_FAILURE
     findings = report.analyse_errors(outcome)
     if args.json:

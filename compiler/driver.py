@@ -19,6 +19,7 @@ from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
 from .loader import SourceDocument, load_task_file
 from .lowering import lower_task
 from .passes import run_passes
+from .paths import write_atomic
 from .plan import (
     CostEstimate,
     GenerationJob,
@@ -201,11 +202,7 @@ def write_outputs(files: dict[str, bytes], out_dir: Path) -> None:
             if stale.relative_to(out_dir).as_posix() not in files:
                 stale.unlink()
     for relative, data in files.items():
-        target = out_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_bytes(data)
-        temporary.replace(target)
+        write_atomic(out_dir / relative, data)
 
 
 def dump_ir(task: ir.TaskIR) -> str:

@@ -1,4 +1,4 @@
-"""Resolution of the files a task file names (pool, gold set, templates, lexicon files).
+"""The file-system boundary: resolving the files a task file names, and writing outputs atomically.
 
 Every such path is relative to the task file's directory (the project) and must
 stay inside it: absolute paths, ``..`` escapes and symlinks pointing out are
@@ -8,6 +8,7 @@ requests from people whose files CI should not read.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 
@@ -29,3 +30,22 @@ def resolve_project_path(project_dir: Path, relative: str, allow_outside: bool =
     if not allow_outside and target != root and root not in target.parents:
         raise PathOutsideProject(f"'{relative}' resolves outside the task file's directory (symlink?)")
     return target
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one step (temp file, fsync, rename).
+
+    On any failure (disk full, read-only directory) the temporary file is removed
+    and the old file, if any, is left as it was: a reader never sees half a file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

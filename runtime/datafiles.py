@@ -16,8 +16,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.ir import InputField, TaskIR
 from taskc.compiler.passes import value_problem
+from taskc.compiler.paths import write_atomic
 
 MAX_REPORTED_PROBLEMS = 20
 
@@ -156,16 +155,8 @@ def _json_kind(value: Any) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write a file through a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    """Write a text file atomically (see `taskc.compiler.paths.write_atomic`)."""
+    write_atomic(path, text.encode("utf-8"))
 
 
 __all__ = ["DataFile", "DataFileError", "DataRecord", "read_gold", "read_pool", "write_text_atomic"]

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from taskc.compiler.paths import write_atomic
 
 EXAMPLES_FILE = "examples.jsonl"
 TRAIN_FILE = "train.jsonl"
@@ -24,17 +25,6 @@ VAL_FILE = "val.jsonl"
 REJECTED_FILE = "rejected.jsonl"
 STATS_FILE = "stats.json"
 CACHE_FILE = "cache.sqlite"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one step: temp file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def jsonl_bytes(rows: Iterable[Any]) -> bytes:
