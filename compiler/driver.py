@@ -87,6 +87,19 @@ def compile_task(path: str | Path, *, display_name: str | None = None, allow_out
     """Compile a task file. Never raises for a bad file: problems come back as diagnostics."""
     path = Path(path)
     name = display_name or str(path)
+    try:
+        return _compile(path, name, allow_outside, prices, emit)
+    except (RecursionError, MemoryError) as exc:
+        problem = f"the task file is too complex to compile ({type(exc).__name__})"
+    except Exception as exc:  # a compiler bug must still come out as a diagnostic, never a traceback
+        problem = f"internal compiler error: {type(exc).__name__}: {exc}; please report this with the task file"
+    bag = DiagnosticBag()
+    bag.error(Span(name, 1, 1), "E000", problem)
+    return CompileResult(bag.sorted(), {})
+
+
+def _compile(path: Path, name: str, allow_outside: bool, prices: dict[str, tuple[float, float]] | None,
+             emit: bool) -> CompileResult:
     bag = DiagnosticBag()
     doc = load_task_file(path, name, bag)
     sources = {name: doc.text} if doc else {}

@@ -105,3 +105,16 @@ def test_console_script_runs_as_a_module() -> None:
                                check=False)
     assert completed.returncode == 0
     assert "check" in completed.stdout and "compile" in completed.stdout
+
+
+def test_a_compiler_bug_is_a_diagnostic_and_exit_1_not_a_traceback(monkeypatch, capsys) -> None:
+    import taskc.compiler.driver as driver
+
+    def broken_pass(*_args: object) -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(driver, "run_passes", broken_pass)
+    assert main(["check", str(EXAMPLES / "keto.task.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "error[E000]: internal compiler error: ValueError: boom" in err
+    assert "Traceback" not in err
