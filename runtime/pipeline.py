@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import CompiledTask
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.paths import PathOutsideProject, resolve_project_path
@@ -325,10 +326,30 @@ def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSet
         max_calls=options.max_calls, batch=options.batch, quiet=options.quiet or options.json_progress,
         json_progress=options.json_progress))
     llm["generation"] = summary.to_json()
+    answered = summary.calls_made + summary.calls_cached
+    if summary.calls_failed and not answered and not summary.stopped_by_budget:
+        raise ProviderFailure(
+            f"the LLM provider failed all {summary.calls_failed} generation calls "
+            f"({_first_failure(options.run_dir)}).\nCheck --base-url / OPENAI_BASE_URL, the key and the model; "
+            "answered calls are cached, so the same command resumes once the provider works.")
     examples = load_generated_examples(options.run_dir)
     if not examples:
         notes.append("generation produced no usable examples")
     return examples
+
+
+class ProviderFailure(TaskcError):
+    """The provider answered none of the calls: a run without them would hide the problem."""
+
+
+def _first_failure(run_dir: Path) -> str:
+    from .datasets import STATS_FILE
+
+    try:
+        failed = json.loads((run_dir / STATS_FILE).read_text(encoding="utf-8")).get("failed_calls") or []
+        return f"first error: {failed[0]['error']}" if failed else "no error recorded"
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return "see stats.json"
 
 
 def _classification_call(compiled: CompiledTask, settings: ProviderSettings,
