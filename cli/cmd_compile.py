@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from taskc.compiler.driver import compile_task, dump_ir, write_outputs
+from taskc.compiler.plan import PriceTable, parse_price_table
 
 from .output import add_format_argument, print_diagnostics
 
@@ -34,7 +35,7 @@ examples:
   taskc compile examples/keto.task.yaml --dump-ir | less
   taskc compile examples/keto.task.yaml -o build --prices prices.json
 
-exit status: 0 compiled, 1 errors in the task file, 2 usage error."""
+exit status: 0 compiled, 1 errors in the task file, 2 usage error, 4 the output could not be written."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,22 +49,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow files named by the task to live outside its directory")
 
 
-def load_prices(path: str | None) -> dict[str, tuple[float, float]] | None:
+def load_prices(path: str | None) -> PriceTable | None:
+    """The --prices table; raises ValueError with a readable reason."""
     if not path:
         return None
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        return {model: (float(p["input"]), float(p["output"])) for model, p in raw.items()
-                if not model.startswith("_")}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise SystemExit(f"taskc: error: cannot read price table {path}: {exc}") from None
+    except OSError as exc:
+        raise ValueError(exc.strerror or str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno}") from None
+    return parse_price_table(raw)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         prices = load_prices(args.prices)
-    except SystemExit as exc:
-        print(exc, file=sys.stderr)
+    except ValueError as exc:
+        print(f"taskc: error: cannot read price table {args.prices}: {exc}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.output or "build")
+    if args.output and out_dir.exists() and not out_dir.is_dir():
+        print(f"taskc: error: {out_dir} is a file, not a directory", file=sys.stderr)
         return 2
     result = compile_task(args.spec, allow_outside=args.allow_outside_paths, prices=prices,
                           emit=not args.dump_ir)
@@ -76,11 +83,11 @@ def run(args: argparse.Namespace) -> int:
     if result.compiled is None:
         return 1
     compiled = result.compiled
-    out_dir = Path(args.output or Path("build") / compiled.ir.name)
+    out_dir = Path(args.output) if args.output else out_dir / compiled.ir.name
     try:
         write_outputs(compiled.files, out_dir)
     except OSError as exc:
-        print(f"taskc: error: cannot write {out_dir}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"taskc: error: cannot write {exc.filename or out_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 4
     if args.format == "text":
         estimate = compiled.estimate

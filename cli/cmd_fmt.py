@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import shutil
+import os
 import sys
 from pathlib import Path
 
 from taskc.compiler.formatting import FormatResult, format_file, format_text
+from taskc.compiler.paths import write_atomic
 
 from .output import print_diagnostics
 
@@ -98,10 +99,9 @@ def _unified(result: FormatResult) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8", newline="\n")
-    shutil.copymode(path, temporary)  # keep the file's permissions, as an in-place edit would
-    temporary.replace(path)
+    mode = path.stat().st_mode
+    write_atomic(path, text.encode("utf-8"))
+    os.chmod(path, mode)  # keep the file's permissions, as an in-place edit would
 
 
 def _summary(files: int, unformatted: int, rewritten: int, failed: int, dry_run: bool) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from taskc.compiler.paths import write_atomic
 from taskc.compiler.structure import task_schema
 
 NAME = "schema"
@@ -23,8 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     text = json.dumps(task_schema(), indent=2, ensure_ascii=False) + "\n"
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        target = Path(args.output)
+        if target.is_dir():
+            print(f"taskc: error: {target} is a directory; name a file", file=sys.stderr)
+            return 2
+        try:
+            write_atomic(target, text.encode("utf-8"))
+        except OSError as exc:
+            print(f"taskc: error: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+            return 4
     else:
         sys.stdout.write(text)
     return 0

@@ -40,26 +40,6 @@ class Span:
     end_line: int = 0
     end_column: int = 0
 
-    def at_offset(self, text: str, start: int, end: int) -> Span:
-        """The span of ``text[start:end]`` when ``text`` begins at this span (single-line scalars)."""
-        return _offset_span(self, text, start, end)
-
-
-def _offset_span(base: Span, text: str, start: int, end: int) -> Span:
-    line, column = base.line, base.column
-    for char in text[:start]:
-        if char == "\n":
-            line, column = line + 1, 1
-        else:
-            column += 1
-    end_line, end_column = line, column
-    for char in text[start:end]:
-        if char == "\n":
-            end_line, end_column = end_line + 1, 1
-        else:
-            end_column += 1
-    return Span(base.file, line, column, end_line, end_column)
-
 
 @dataclass(frozen=True)
 class Diagnostic:

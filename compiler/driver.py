@@ -57,10 +57,13 @@ class CompiledTask:
     eval: dict[str, Any]
     estimate: CostEstimate
     files: dict[str, bytes] = field(default_factory=dict)
+    _context: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def classification_messages(self, values: dict[str, Any]) -> list[dict[str, str]]:
         """The chat messages that ask the LLM to classify one input (prompted baseline, pool labeler)."""
-        context = template_context(self.ir) | {"input_json": input_json(self.ir.fields, values)}
+        if self._context is None:
+            self._context = template_context(self.ir)  # the same for every item: build it once
+        context = self._context | {"input_json": input_json(self.ir.fields, values)}
         return [{"role": m.role, "content": m.content} for m in self.templates.render("classification", context)]
 
     def training_messages(self, values: dict[str, Any], label: str) -> list[dict[str, str]]:

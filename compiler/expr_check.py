@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from . import expr_nodes as n
 from .diagnostics import DiagnosticBag, Span, did_you_mean
-from .expr_types import ANY, BOOLEAN, INTEGER, NUMBER, STRING, Scope, Type, compatible, list_of
+from .expr_types import ANY, BOOLEAN, INTEGER, METRIC_NAMES, NUMBER, STRING, Scope, Type, compatible, list_of
 from .functions import (
     FUNCTIONS,
     LIST,
@@ -96,7 +96,7 @@ class ExpressionChecker:
             if self.scope.context == "rule":
                 return "a rule decides the label, so it cannot read it; use 'label' in constraints"
             return "'label' is available in constraints only"
-        if name in ("accuracy", "macro_f1", "coverage", "precision", "recall", "f1") and not self.scope.metrics:
+        if name in METRIC_NAMES and not self.scope.metrics:
             return "metrics are available in the eval pass criterion only"
         if name in self.scope.hidden_fields:
             return "input fields are available in rules and constraints, not in the pass criterion"

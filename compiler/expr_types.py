@@ -66,9 +66,6 @@ def compatible(expected: Type, actual: Type) -> bool:
     return expected.kind == actual.kind
 
 
-CONTEXTS = ("rule", "constraint", "criterion")
-
-
 @dataclass(frozen=True)
 class Scope:
     """What names an expression may use, by the context it appears in."""
@@ -89,6 +86,6 @@ METRIC_NAMES = ("accuracy", "macro_f1", "coverage", "precision", "recall", "f1")
 
 
 def metric_types(classes: tuple[str, ...]) -> dict[str, Type]:
+    """The pass criterion's names: overall metrics are numbers, per-class ones are indexed by class."""
     per_class = Type("metric_map", element=NUMBER, values=classes)
-    return {"accuracy": NUMBER, "macro_f1": NUMBER, "coverage": NUMBER,
-            "precision": per_class, "recall": per_class, "f1": per_class}
+    return {name: (NUMBER if name in ("accuracy", "macro_f1", "coverage") else per_class) for name in METRIC_NAMES}

@@ -16,6 +16,7 @@ from .diagnostics import DiagnosticBag
 from .expr_parser import ExpressionSyntaxError, parse_expression
 from .loader import JsonPath, SourceDocument
 from .paths import PathOutsideProject, resolve_project_path
+from .plan import parse_price_table
 
 MAX_LEXICON_FILE_BYTES = 1024 * 1024
 
@@ -136,7 +137,7 @@ class _Lowering:
         for kind, relative in (spec.get("templates") or {}).items():
             if self.project_file(("generate", "templates", kind), relative) is not None:
                 templates[kind] = relative
-        prices = {model: (float(p["input"]), float(p["output"])) for model, p in (spec.get("prices") or {}).items()}
+        prices = parse_price_table(spec.get("prices") or {})  # the schema has checked the shape
         return ir.GenerateSettings(
             model=spec["model"], span=self.doc.span_of(("generate",)),
             temperature=float(spec.get("temperature", 1.0)), top_p=spec.get("top_p"),

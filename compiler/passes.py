@@ -156,7 +156,7 @@ def check_rules_on_examples(task: ir.TaskIR, ctx: PassContext) -> None:
                 continue
             try:
                 fired = bool(evaluate(example.input))
-            except (ExpressionEvaluationError, KeyError):
+            except ExpressionEvaluationError:
                 continue
             if not fired:
                 ctx.bag.warning(example.span, "W104",

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
@@ -120,13 +121,14 @@ def build_plan(task: ir.TaskIR, prompts: dict[str, RenderedPrompt], response_for
     for cell in generation_cells(task):
         prompt = prompts[cell.prompt_path]
         messages = prompt.as_chat()
+        prompt_sha256 = sha256_hex(prompt.to_markdown())
         calls = math.ceil(cell.examples / settings.per_call)
         for index in range(calls):
             job_id = f"gen/{cell.target_class}/{cell.rationale.id if cell.rationale else '_class'}/{index:03d}"
             seed = derive_seed(settings.seed, job_id)
             job = GenerationJob(
                 id=job_id, target_class=cell.target_class, rationale=cell.rationale.id if cell.rationale else None,
-                mode=cell.mode, prompt=cell.prompt_path, prompt_sha256=sha256_hex(prompt.to_markdown()),
+                mode=cell.mode, prompt=cell.prompt_path, prompt_sha256=prompt_sha256,
                 model=settings.model, temperature=settings.temperature, top_p=settings.top_p,
                 max_tokens=settings.max_tokens, seed=seed, examples=settings.per_call,
                 response_format=response_format, cache_key="")
@@ -214,10 +216,41 @@ def eval_config(task: ir.TaskIR) -> dict[str, Any]:
 
 # -- estimates -------------------------------------------------------------------------------------
 
+PriceTable = dict[str, tuple[float, float]]  # model -> (USD per 1M input tokens, per 1M output tokens)
+
+
+def parse_price_table(raw: Any) -> PriceTable:
+    """Read ``{"model": {"input": USD, "output": USD}}``; keys starting with '_' are comments.
+
+    Raises ValueError with a readable reason on anything else (negative, infinite, missing)."""
+    if not isinstance(raw, dict):
+        raise ValueError('a price table is a mapping {"model": {"input": USD, "output": USD}}')
+    table: PriceTable = {}
+    for model, price in raw.items():
+        if str(model).startswith("_"):
+            continue
+        try:
+            pair = (float(price["input"]), float(price["output"]))
+        except (TypeError, KeyError, ValueError):
+            raise ValueError(f"'{model}' needs numeric 'input' and 'output' prices") from None
+        if not all(math.isfinite(p) and p >= 0 for p in pair):
+            raise ValueError(f"'{model}' has a negative or infinite price")
+        table[str(model)] = pair
+    return table
+
+
+def price_for(table: PriceTable, model: str) -> tuple[float, float] | None:
+    """The price of ``model``; dated snapshots and fine-tuned models are priced as their base model."""
+    if model in table:
+        return table[model]
+    base = model.split(":")[1] if model.startswith("ft:") and ":" in model[3:] else model
+    return table.get(re.sub(r"-\d{4}-\d{2}-\d{2}$", "", base))
+
+
 @lru_cache(maxsize=1)
-def builtin_prices() -> dict[str, tuple[float, float]]:
+def builtin_prices() -> PriceTable:
     raw = json.loads(resources.files("taskc.compiler").joinpath("prices.json").read_text(encoding="utf-8"))
-    return {model: (float(p["input"]), float(p["output"])) for model, p in raw.items() if not model.startswith("_")}
+    return parse_price_table(raw)
 
 
 @dataclass(frozen=True)
@@ -236,7 +269,7 @@ class CostEstimate:
 
 
 def estimate_cost(task: ir.TaskIR, jobs: list[GenerationJob], prompts: dict[str, RenderedPrompt],
-                  prices: dict[str, tuple[float, float]] | None = None) -> CostEstimate:
+                  prices: PriceTable | None = None) -> CostEstimate:
     table = {**builtin_prices(), **dict(task.generate.prices), **(prices or {})}
     input_tokens = output_tokens = 0
     per_example = TOKENS_PER_EXAMPLE_FIELD * (len(task.fields) + 1)
@@ -244,7 +277,7 @@ def estimate_cost(task: ir.TaskIR, jobs: list[GenerationJob], prompts: dict[str,
         text = sum(len(m.content) for m in prompts[job.prompt].messages)
         input_tokens += text // CHARS_PER_TOKEN + len(canonical_json(job.response_format)) // CHARS_PER_TOKEN
         output_tokens += job.examples * per_example
-    price = table.get(task.generate.model)
+    price = price_for(table, task.generate.model)
     cost = None if price is None else (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
     return CostEstimate(len(jobs), sum(j.examples for j in jobs), input_tokens, output_tokens, cost,
                         task.generate.model)

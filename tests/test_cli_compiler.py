@@ -118,3 +118,31 @@ def test_a_compiler_bug_is_a_diagnostic_and_exit_1_not_a_traceback(monkeypatch, 
     err = capsys.readouterr().err
     assert "error[E000]: internal compiler error: ValueError: boom" in err
     assert "Traceback" not in err
+
+
+def test_schema_output_to_a_directory_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    assert main(["schema", "-o", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert main(["schema", "-o", str(tmp_path / "schema.json")]) == 0
+    assert json.loads((tmp_path / "schema.json").read_text())["title"] == "taskc task file"
+
+
+def test_compile_output_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    target = tmp_path / "afile"
+    target.write_text("keep me")
+    assert main(["compile", str(EXAMPLES / "keto.task.yaml"), "-o", str(target)]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("table,reason", [
+    ("{not json", "not JSON"),
+    ('{"gpt-4o-mini": {"input": -1, "output": 1}}', "negative or infinite"),
+    ('{"gpt-4o-mini": {"input": "cheap"}}', "needs numeric"),
+])
+def test_bad_price_tables_are_usage_errors(tmp_path: Path, capsys, table: str, reason: str) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(table)
+    assert main(["compile", str(EXAMPLES / "keto.task.yaml"), "-o", str(tmp_path / "out"),
+                 "--prices", str(prices)]) == 2
+    assert reason in capsys.readouterr().err
