@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,9 +48,15 @@ exit status:
   1  errors in the task file, the pool or the gold set (file:line messages)
   2  usage error
   3  the pass criterion does not hold on the primary predictor
-  4  runtime failure (e.g. the LLM provider failed)"""
+  4  runtime failure (e.g. the LLM provider failed, the run's cache is damaged)
 
-EXIT_OK, EXIT_INPUT_ERRORS, EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = 0, 1, 3, 4
+--max-calls / --max-cost bound the whole run (generation, LLM labeling of the
+pool and evaluation together). When the budget runs out, the run still
+finishes with what it has, says so in a note, and exits as above (0 or 3):
+a budget stop is not a failure. Answered calls are cached, so rerunning with a
+larger budget continues where it stopped."""
+
+EXIT_OK, EXIT_INPUT_ERRORS, EXIT_USAGE, EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = 0, 1, 2, 3, 4
 TOP_RATIONALES = 3
 TOP_STEPS = 4
 
@@ -96,19 +103,26 @@ def _positive_float(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     from taskc.runtime import pipeline, report
 
+    if args.output and _is_file(Path(args.output)):  # checked before any work: a usage mistake
+        print(f"taskc: error: RUN_DIR is a file, not a directory: {args.output}", file=sys.stderr)
+        return EXIT_USAGE
     result = compile_task(args.spec)
     diagnostics = [d for d in result.diagnostics if not (args.quiet or args.json) or d.severity.value == "error"]
     print_diagnostics(diagnostics, result.sources, "text")
     if result.compiled is None:
         return EXIT_INPUT_ERRORS
     compiled = result.compiled
+    run_dir = Path(args.output or Path("runs") / compiled.ir.name)
+    if _is_file(run_dir):
+        print(f"taskc: error: RUN_DIR is a file, not a directory: {run_dir}", file=sys.stderr)
+        return EXIT_USAGE
     options = pipeline.RunOptions(
-        run_dir=Path(args.output or Path("runs") / compiled.ir.name),
+        run_dir=run_dir,
         gold=Path(args.gold).expanduser() if args.gold else None, base_url=args.base_url, model=args.model,
         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_cost=args.max_cost, max_calls=args.max_calls,
         finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=args.json)
     try:
-        outcome = pipeline.run(compiled, options, notice=lambda line: print(f"taskc: {line}", file=sys.stderr))
+        outcome = pipeline.run(compiled, options, notice=_notice(args.quiet))
     except TaskcError as exc:
         from taskc.runtime.datafiles import DataFileError
 
@@ -124,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
               "behind; fix the cause (free space, permissions) and run the same command again to resume.",
               file=sys.stderr)
         return EXIT_RUNTIME_FAILURE
-    findings = report.analyse_errors(outcome)
+    findings = outcome.findings or report.analyse_errors(outcome)
     if args.json:
         summary = outcome.summary_json() | {"next_steps": [s.title for s in findings.next_steps]}
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
@@ -135,6 +149,17 @@ def run(args: argparse.Namespace) -> int:
     if outcome.criterion is not None and not outcome.criterion.passed:
         return EXIT_CRITERION_FAILED
     return EXIT_OK
+
+
+def _is_file(path: Path) -> bool:
+    return path.exists() and not path.is_dir()
+
+
+def _notice(quiet: bool) -> Callable[[str], None]:
+    """Where the pipeline's notices go: stderr, except under --quiet (which promises only the verdict)."""
+    if quiet:
+        return lambda line: None
+    return lambda line: print(f"taskc: {line}", file=sys.stderr)
 
 
 def _error_lines(exc: TaskcError) -> str:

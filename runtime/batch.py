@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
+from ..compiler.diagnostics import TaskcError
 from ..compiler.plan import sha256_hex
 from .cache import ResponseCache
 from .progress import ProgressReporter, ProgressState
 from .provider import (
+    BATCH_PRICE_FACTOR,
     BUDGET_EXHAUSTED,
     AnswerProblem,
     Budget,
@@ -45,6 +47,10 @@ MAX_BYTES_PER_BATCH = 200 * 1024 * 1024
 MAX_ROUNDS = 3  # the first submission plus two resubmissions of failed lines
 _TERMINAL = {"completed", "failed", "expired", "cancelled"}
 _JOURNAL_PREFIX = "batch/"
+
+
+class BatchProviderError(TaskcError):
+    """The provider refused or failed an upload, a submission or a status poll of the Batch API."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,12 @@ def run_batch_generation(calls: Sequence[PlannedCall], cache: ResponseCache, set
     runner = _BatchRunner(client, cache, settings, budget, stats, reporter, {c.cache_key: c for c in calls})
     try:
         return runner.run(max_requests, max_bytes)
+    except openai.APIError as exc:
+        # Submitted batches are journaled in the cache, so the same command resumes polling them.
+        text = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise BatchProviderError(
+            f"the Batch API failed: {scrub(text, settings.api_key)}.\nCheck --base-url / OPENAI_BASE_URL, the key "
+            "and the model; submitted batches are remembered, so the same command resumes them.") from None
     finally:
         client.close()
 
@@ -139,7 +151,7 @@ class _BatchRunner:
         if not self.budget.allows(self.stats):
             return []
         if self.budget.max_calls is not None:
-            room = self.budget.max_calls - self.stats.requests
+            room = self.budget.room() or 0  # what the whole run may still spend, not only this phase
             if room < len(pending):
                 self.budget.exhausted = True
                 pending = pending[:max(0, room)]
@@ -164,6 +176,7 @@ class _BatchRunner:
             batch_id = batch.id
         self.cache.journal_put(name, {"batch_id": batch_id, "keys": list(chunk.keys), "state": "submitted"})
         self.stats.requests += len(chunk.keys)
+        self.budget.requests += len(chunk.keys)
         self.reporter.message(f"submitted batch {batch_id} ({len(chunk.keys)} requests)")
         return name
 
@@ -223,32 +236,37 @@ class _BatchRunner:
             item = json.loads(line)
         except ValueError:
             return  # an unreadable output line cannot be attributed; its call stays pending
+        if not isinstance(item, dict):
+            return
         key = item.get("custom_id")
         call = self.calls.get(key) if isinstance(key, str) else None
         if call is None or key not in keys or key in self.cache:
             return
-        response = item.get("response") or {}
-        body = response.get("body") or {}
+        response = _mapping(item.get("response"))
+        body = _mapping(response.get("body"))
         if response.get("status_code") != 200:
-            error = item.get("error") or (body.get("error") if isinstance(body, dict) else None) or {}
+            error = item.get("error") or body.get("error") or {}
             kind = "rate_limit" if response.get("status_code") == 429 else "server_error"
             self.stats.count_error(kind)
             message = error.get("message") if isinstance(error, dict) else str(error)
             self.failures[key] = scrub(f"{response.get('status_code')} {message}", self.settings.api_key)
             return
-        usage = usage_of(body.get("usage"))
-        charge(self.stats, self.budget, body.get("model") or call.model, usage)
-        choices = body.get("choices") or [{}]
-        message = choices[0].get("message") or {}
+        usage = usage_of(_mapping(body.get("usage")))
+        answered_model = body.get("model")
+        model = answered_model if isinstance(answered_model, str) and answered_model else call.model
+        charge(self.stats, self.budget, model, usage, BATCH_PRICE_FACTOR)
+        choices = body.get("choices")
+        choice = _mapping(choices[0]) if isinstance(choices, list) and choices else {}
+        message = _mapping(choice.get("message"))
         try:
-            content = parse_answer(message.get("content"), choices[0].get("finish_reason"),
+            content = parse_answer(message.get("content"), choice.get("finish_reason"),
                                    call.job.response_format, _shape_check())
         except AnswerProblem as problem:
             self.stats.count_error(problem.kind)
             self.failures[key] = f"{problem.kind}: {problem}"
             return
         self.cache.put(key, {"content": content, "request_id": response.get("request_id") or body.get("id"),
-                             "usage": usage, "model": body.get("model") or call.model, "created": int(time.time()),
+                             "usage": usage, "model": model, "created": int(time.time()),
                              "batch": True})
         self.failures.pop(key, None)
         self.stats.calls_made += 1
@@ -258,6 +276,11 @@ class _BatchRunner:
         self.reporter.update(ProgressState(self.done, len(self.calls), 0, 0, len(self.failures),
                                            self.stats.input_tokens, self.stats.output_tokens, self.stats.cost_usd,
                                            "batch"))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A part of an output line that should be an object; anything else counts as missing."""
+    return value if isinstance(value, dict) else {}
 
 
 def _shape_check() -> Any:

@@ -52,8 +52,8 @@ class DataRecord:
 
 def read_pool(path: Path, task: TaskIR, display: str | None = None, limit: int | None = None) -> DataFile:
     """The pool's inputs (labels in the file, if any, are ignored: the pool is unlabeled by definition)."""
-    data = _read_records(path, task.fields, task.class_names, labeled=False, display=display or str(path))
-    return DataFile(data.records[:limit], data.warnings) if limit is not None else data
+    return _read_records(path, task.fields, task.class_names, labeled=False, display=display or str(path),
+                         limit=limit)
 
 
 def read_gold(path: Path, task: TaskIR, display: str | None = None) -> DataFile:
@@ -62,7 +62,8 @@ def read_gold(path: Path, task: TaskIR, display: str | None = None) -> DataFile:
 
 
 def _read_records(path: Path, fields: Sequence[InputField], classes: Sequence[str], *, labeled: bool,
-                  display: str) -> DataFile:
+                  display: str, limit: int | None = None) -> DataFile:
+    """The file's records, parsing no further than ``limit`` records (pool.limit on a huge pool)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -81,6 +82,8 @@ def _read_records(path: Path, fields: Sequence[InputField], classes: Sequence[st
     problems: list[str] = []
     warnings: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
+        if limit is not None and len(records) >= limit:
+            break
         if not raw.strip():
             continue  # blank lines (a trailing newline, a separator) carry nothing
         record, line_problems, line_warnings = _parse_line(raw, number, fields, classes, labeled)
@@ -132,8 +135,10 @@ def _parse_line(raw: str, number: int, fields: Sequence[InputField], classes: Se
         raw_label = value.get("label")
         if raw_label is None:
             problems.append(f" missing 'label' (one of {', '.join(classes)})")
-        elif not isinstance(raw_label, str) or raw_label not in classes:
-            close = difflib.get_close_matches(str(raw_label), list(classes), n=1)
+        elif not isinstance(raw_label, str):
+            problems.append(f" label must be a string (one of {', '.join(classes)}), got {_json_kind(raw_label)}")
+        elif raw_label not in classes:
+            close = difflib.get_close_matches(raw_label, list(classes), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             problems.append(f" label {json.dumps(raw_label)} is not a class of the task "
                             f"({', '.join(classes)}){hint}")

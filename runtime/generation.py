@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler.driver import CompiledTask
-from ..compiler.plan import GenerationJob, call_cache_key, sha256_hex
+from ..compiler.plan import GenerationJob, call_cache_key
 from .cache import ResponseCache
 from .datasets import CACHE_FILE, EXAMPLES_FILE, STATS_FILE, read_jsonl, write_dataset, write_json
 from .dedupe import Deduplicator
@@ -38,8 +38,6 @@ from .provider import (
     provider_settings_from_env,
 )
 from .validate import ExampleValidator
-
-BATCH_PRICE_FACTOR = 0.5  # the Batch API bills half the online price
 
 
 @dataclass(frozen=True)
@@ -117,21 +115,25 @@ def examples_shape_problem(content: dict[str, Any]) -> str | None:
 
 
 def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSettings,
-                   options: GenerationOptions, *, reporter: ProgressReporter | None = None) -> GenerationSummary:
-    """Run the plan (resuming from the cache in ``run_dir``) and write the dataset files."""
+                   options: GenerationOptions, *, reporter: ProgressReporter | None = None,
+                   budget: Budget | None = None) -> GenerationSummary:
+    """Run the plan (resuming from the cache in ``run_dir``) and write the dataset files.
+
+    ``budget`` is the run's shared spending guard when generation is one phase of `taskc run`; without it
+    the options' max_cost / max_calls make one for generation alone.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = _effective_settings(settings, options)
     calls = planned_calls(compiled, settings.model)
     reporter = reporter or make_reporter(quiet=options.quiet, json_progress=options.json_progress)
     stats = CallStats()
-    budget = Budget(options.max_cost, options.max_calls, prices=dict(compiled.ir.generate.prices),
-                    price_factor=BATCH_PRICE_FACTOR if options.batch else 1.0)
+    if budget is None:
+        # The Batch API's half price is applied where its answers are charged (batch.py).
+        budget = Budget(options.max_cost, options.max_calls, prices=dict(compiled.ir.generate.prices))
     validator = ExampleValidator(compiled.ir)
     started = time.monotonic()
     with ResponseCache(run_dir / CACHE_FILE) as cache:
-        cache.journal_put("generation/run", {"plan": _plan_fingerprint(calls), "state": "running",
-                                             "calls": len(calls)})
         if options.batch:
             from .batch import run_batch_generation
 
@@ -152,9 +154,6 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
             paths={**paths, "stats": run_dir / STATS_FILE, "cache": run_dir / CACHE_FILE}, calls_skipped=skipped)
         write_json(run_dir / STATS_FILE, _stats_json(summary, stats, dataset, calls, failures,
                                                      (call_seconds, time.monotonic() - started), options))
-        cache.journal_put("generation/run", {"plan": _plan_fingerprint(calls),
-                                             "state": "stopped_by_budget" if stopped else "complete",
-                                             "calls": len(calls), "failed": len(failures)})
     reporter.finish(ProgressState(len(calls) - skipped, len(calls), summary.accepted, summary.rejected,
                                   summary.calls_failed, stats.input_tokens, stats.output_tokens, stats.cost_usd))
     return summary
@@ -173,10 +172,6 @@ def _effective_settings(settings: ProviderSettings, options: GenerationOptions) 
     return dataclasses.replace(settings, concurrency=concurrency,
                                rpm=options.rpm if options.rpm is not None else settings.rpm,
                                tpm=options.tpm if options.tpm is not None else settings.tpm)
-
-
-def _plan_fingerprint(calls: Sequence[PlannedCall]) -> str:
-    return sha256_hex("\n".join(call.cache_key for call in calls))
 
 
 # -- online calls ---------------------------------------------------------------------------------

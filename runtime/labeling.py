@@ -108,6 +108,16 @@ def labeling_functions(task: TaskIR) -> tuple[LabelingFunction, ...]:
         for r in task.rationales if r.rule is not None and r.rule.node is not None)
 
 
+def rule_environment(task: TaskIR, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The input fields of one item as a rule's environment: an absent (optional) field is null, not an error."""
+    return {f.name: values.get(f.name) for f in task.fields}
+
+
+def rule_environments(task: TaskIR, records: Sequence[Any]) -> list[dict[str, Any]]:
+    """`rule_environment` of every record (anything with a ``values`` mapping, e.g. a DataRecord)."""
+    return [rule_environment(task, record.values) for record in records]
+
+
 def apply_functions(functions: Sequence[LabelingFunction], items: Sequence[Mapping[str, Any]]) -> VoteMatrix:
     votes = np.full((len(items), len(functions)), ABSTAIN, dtype=np.int64)
     failures = [0] * len(functions)
@@ -182,4 +192,5 @@ def _fraction(count: int, total: int) -> float:
 
 
 __all__ = ["ABSTAIN", "ConflictPair", "FunctionAnalysis", "LFAnalysis", "LabelingFunction", "VoteMatrix",
-           "analyse", "apply_functions", "items_in_conflict", "labeling_functions"]
+           "analyse", "apply_functions", "items_in_conflict", "labeling_functions", "rule_environment",
+           "rule_environments"]

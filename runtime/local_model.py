@@ -13,9 +13,8 @@ checked against the task before use.
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.ir import TaskIR
+from taskc.compiler.paths import write_atomic
 from taskc.compiler.plan import sha256_hex
 from taskc.compiler.prompts import input_json
 
@@ -119,15 +119,9 @@ def train(task: TaskIR, examples: Sequence[TrainingExample]) -> LocalModel:
 
 def save(model: LocalModel, directory: Path) -> None:
     """Write model.joblib and metadata.json, each atomically, so a crash never leaves half a model."""
-    directory.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{MODEL_FILE}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        joblib.dump(model.pipeline, temporary)
-        os.replace(temporary, directory / MODEL_FILE)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    buffer = io.BytesIO()
+    joblib.dump(model.pipeline, buffer)
+    write_atomic(directory / MODEL_FILE, buffer.getvalue())
     text = json.dumps(model.metadata, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     write_text_atomic(directory / METADATA_FILE, text)
 
@@ -150,4 +144,4 @@ def load(directory: Path, task: TaskIR) -> LocalModel:
 
 
 __all__ = ["LocalModel", "LocalModelError", "TrainingExample", "build_pipeline", "input_text", "load", "save",
-           "train", "write_text_atomic"]
+           "train"]

@@ -6,7 +6,11 @@ Generation (with a provider) → labeling functions on the pool → label model
 expert's report. Each stage lives in its own module; this one only wires them
 and decides what runs. Everything that needs an LLM is imported inside the
 branch that uses it, so the offline path (no key, no network) never depends on
-the provider code. Every file is written atomically into the run directory.
+the provider code. One `Budget` spans every LLM phase of a run, so --max-calls
+and --max-cost bound the run, not each phase; a phase whose every call failed
+at the provider (no connection, HTTP errors) stops the run with ProviderFailure
+instead of letting later phases retry the same dead endpoint. Every file is
+written atomically into the run directory.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +37,8 @@ from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool
 from .evaluate import PREDICTORS, ClassificationMetrics, CriterionResult, classification_metrics, evaluate_criterion
 
 if TYPE_CHECKING:
-    from .provider import ProviderSettings
+    from .provider import Budget, CallResult, ProviderSettings
+    from .report import Findings
 
 LLM_STEPS = ("generation", "LLM labeling of uncovered/conflicting pool items", "prompted-LLM baseline",
              "fine-tuning")
@@ -102,6 +108,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)  # what did not run, and why
     llm: dict[str, Any] = field(default_factory=dict)  # generation / call summaries when a provider ran
     files: dict[str, Path] = field(default_factory=dict)
+    findings: Findings | None = None  # the error analysis behind the report, set when the outputs are written
 
     @property
     def primary(self) -> str:
@@ -139,11 +146,17 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     llm: dict[str, Any] = {}
 
     generated: list[dict[str, Any]] = []
+    budget: Budget | None = None
     if settings is not None:
-        generated = _generate(compiled, options, settings, llm, notes)
+        from .provider import Budget
+
+        # One budget for the whole run: --max-calls / --max-cost bound generation, pool labeling and
+        # evaluation together, at the task's own prices where it gives them.
+        budget = Budget(options.max_cost, options.max_calls, prices=dict(task.generate.prices))
+        generated = _generate(compiled, options, settings, budget, llm, notes)
 
     functions = labeling.labeling_functions(task)
-    gold_matrix = labeling.apply_functions(functions, [r.values for r in gold_records])
+    gold_matrix = labeling.apply_functions(functions, labeling.rule_environments(task, gold_records))
     gold = [GoldItem(r.values, r.label or "", r.line, _fired(functions, gold_matrix.votes[i]))
             for i, r in enumerate(gold_records)]
 
@@ -151,14 +164,14 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     analysis = None
     fitted: label_model.LabelModelResult | None = None
     if pool_records:
-        matrix = labeling.apply_functions(functions, [r.values for r in pool_records])
+        matrix = labeling.apply_functions(functions, labeling.rule_environments(task, pool_records))
         gold_truth = [task.class_names.index(g.label) for g in gold]
         analysis = labeling.analyse(functions, matrix, task, gold_matrix if gold else None,
                                     gold_truth if gold else None)
         fitted = label_model.fit_dawid_skene(matrix.votes, len(task.class_names))
         pool = _pool_items(task, functions, pool_records, matrix, fitted)
-        if settings is not None:
-            pool = _llm_label_pool(compiled, options, settings, pool, matrix, llm, notes)
+        if settings is not None and budget is not None:
+            pool = _llm_label_pool(compiled, options, settings, budget, pool, matrix, llm, notes)
     elif task.pool is None:
         notes.append("the task names no pool, so nothing was labeled by the rules")
 
@@ -169,10 +182,12 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         predictions["local_model"] = list(local.predict([g.values for g in gold]))
     if gold:
         predictions["labeling_functions"] = _rules_on_gold(task, fitted, gold_matrix.votes)
-        if settings is not None:
-            predictions.update(_llm_predictors(compiled, options, settings, gold, llm, notes))
+        if settings is not None and budget is not None:
+            predictions.update(_llm_predictors(compiled, options, settings, budget, gold, llm, notes))
     else:
         notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")
+    if budget is not None and budget.exhausted:
+        notes.append(_budget_note(options))
     metrics = _score(task, gold, predictions)
     leaked = _gold_in_training(task, gold, examples)
     if leaked:
@@ -317,14 +332,22 @@ def _gold_in_training(task: TaskIR, gold: Sequence[GoldItem],
 
 # -- with a provider -------------------------------------------------------------------------------
 
-def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, llm: dict[str, Any],
-              notes: list[str]) -> list[dict[str, Any]]:
+def _budget_note(options: RunOptions) -> str:
+    limits = " and ".join(text for text in (
+        None if options.max_calls is None else f"--max-calls {options.max_calls}",
+        None if options.max_cost is None else f"--max-cost {options.max_cost:g}") if text)
+    return (f"the run's budget ({limits or 'max calls / max cost'}) ran out, so some LLM calls were not made and "
+            "the steps after it saw less data; answered calls are cached: rerun with a larger budget to finish")
+
+
+def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,
+              llm: dict[str, Any], notes: list[str]) -> list[dict[str, Any]]:
     from .generation import GenerationOptions, load_generated_examples, run_generation
 
     summary = run_generation(compiled, options.run_dir, settings, GenerationOptions(
         concurrency=settings.concurrency, rpm=options.rpm, tpm=options.tpm, max_cost=options.max_cost,
         max_calls=options.max_calls, batch=options.batch, quiet=options.quiet or options.json_progress,
-        json_progress=options.json_progress))
+        json_progress=options.json_progress), budget=budget)
     llm["generation"] = summary.to_json()
     answered = summary.calls_made + summary.calls_cached
     if summary.calls_failed and not answered and not summary.stopped_by_budget:
@@ -363,24 +386,45 @@ def _classification_call(compiled: CompiledTask, settings: ProviderSettings,
             "seed": seed, "cache_key": call_cache_key(model, messages, sampling, seed, response_format)}
 
 
-async def _classify_all(settings: ProviderSettings, options: RunOptions,
-                        calls: Sequence[dict[str, Any]], classes: Sequence[str]) -> tuple[list[str | None], dict]:
+def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions, budget: Budget,
+                    calls: Sequence[dict[str, Any]], classes: Sequence[str]) -> tuple[list[str | None], dict]:
+    """Classify with the LLM; raise ProviderFailure when the provider answered none of the phase's calls."""
+    results, stats = asyncio.run(_classify_all(settings, options, budget, calls))
+    failed = [r for r in results if not r.ok and not r.stopped_by_budget]
+    if failed and len(failed) == len(results) and all(_unreachable(r.error) for r in failed):
+        # Later phases would only spend minutes retrying the same dead provider: stop here.
+        raise ProviderFailure(
+            f"the LLM provider failed all {len(failed)} calls of the {phase} (first error: {failed[0].error}).\n"
+            "Check --base-url / OPENAI_BASE_URL, the key and the model; answered calls are cached, so the "
+            "same command resumes once the provider works.")
+    labels = [str(r.content.get("label")) if r.ok and r.content and r.content.get("label") in classes else None
+              for r in results]
+    return labels, stats
+
+
+def _unreachable(error: str | None) -> bool:
+    """A failure of the provider itself (no connection, timeouts, HTTP errors such as a bad key or model),
+    as opposed to unusable answers, which say something about the model and belong in the report."""
+    text = error or ""
+    return text.startswith(("connection failed", "timed out")) or re.match(r"\d{3} ", text) is not None
+
+
+async def _classify_all(settings: ProviderSettings, options: RunOptions, budget: Budget,
+                        calls: Sequence[dict[str, Any]]) -> tuple[list[CallResult], dict]:
     from .cache import ResponseCache
     from .datasets import CACHE_FILE  # the same cache file generation uses: one run, one cache
-    from .provider import Budget, LLMClient
+    from .provider import LLMClient
 
     with ResponseCache(options.run_dir / CACHE_FILE) as cache:
-        client = LLMClient(settings, cache, Budget(options.max_cost, options.max_calls))
+        client = LLMClient(settings, cache, budget)
         try:
             results = await asyncio.gather(*(client.complete_json(**call) for call in calls))
         finally:
             await client.aclose()
-        labels = [str(r.content.get("label")) if r.ok and r.content and r.content.get("label") in classes else None
-                  for r in results]
-        return labels, client.stats.to_json()
+        return list(results), client.stats.to_json()
 
 
-def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings,
+def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,
                     pool: list[PoolItem], matrix: labeling.VoteMatrix, llm: dict[str, Any],
                     notes: list[str]) -> list[PoolItem]:
     """Ask the LLM about the pool items the rules leave unlabeled or in conflict."""
@@ -390,7 +434,7 @@ def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: Provi
         return pool
     calls = [_classification_call(compiled, settings, compiled.classification_messages(pool[i].values),
                                   compiled.classification_format) for i in open_items]
-    labels, stats = asyncio.run(_classify_all(settings, options, calls, compiled.ir.class_names))
+    labels, stats = _classify_phase("pool labeling", settings, options, budget, calls, compiled.ir.class_names)
     llm["pool_labeling"] = stats | {"items": len(open_items), "labeled": sum(lab is not None for lab in labels)}
     failed = sum(lab is None for lab in labels)
     if failed:
@@ -405,14 +449,16 @@ def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: Provi
     return updated
 
 
-def _llm_predictors(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings,
+def _llm_predictors(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,
                     gold: Sequence[GoldItem], llm: dict[str, Any], notes: list[str]) -> dict[str, list[str | None]]:
     """The prompted LLM on the gold set, and the fine-tuned model when --finetune made one."""
     classes = compiled.ir.class_names
     predictions: dict[str, list[str | None]] = {}
     calls = [_classification_call(compiled, settings, compiled.classification_messages(g.values),
                                   compiled.classification_format) for g in gold]
-    predictions["llm"], llm["prompted_baseline"] = asyncio.run(_classify_all(settings, options, calls, classes))
+    predictions["llm"], llm["prompted_baseline"] = _classify_phase("prompted baseline", settings, options, budget,
+                                                                   calls, classes)
+    _drop_if_silent(predictions, "llm", notes)
     if options.finetune and compiled.ir.finetune.provider == "local":
         notes.append("finetune.provider is 'local': the local model is the fine-tuned model; nothing was uploaded")
     elif options.finetune:
@@ -429,8 +475,18 @@ def _llm_predictors(compiled: CompiledTask, options: RunOptions, settings: Provi
         # the fine-tuned model saw (system, user) → assistant label in training: ask it the same way
         calls = [_classification_call(compiled, tuned, compiled.training_messages(g.values, g.label)[:2],
                                       label_format) for g in gold]
-        predictions["finetuned"], llm["finetuned_eval"] = asyncio.run(_classify_all(tuned, options, calls, classes))
+        predictions["finetuned"], llm["finetuned_eval"] = _classify_phase(
+            "fine-tuned model's evaluation", tuned, options, budget, calls, classes)
+        _drop_if_silent(predictions, "finetuned", notes)
     return predictions
+
+
+def _drop_if_silent(predictions: dict[str, list[str | None]], name: str, notes: list[str]) -> None:
+    """A predictor that labeled no gold item (budget spent, every answer unusable) has no scores to report."""
+    if predictions.get(name) and all(label is None for label in predictions[name]):
+        del predictions[name]
+        title = {"llm": "prompted LLM", "finetuned": "fine-tuned model"}.get(name, name)
+        notes.append(f"the {title} labeled no gold item (see llm in metrics.json), so it is not scored")
 
 
 def _label_only_format(classes: Sequence[str]) -> dict[str, Any]:
@@ -454,7 +510,7 @@ def _write_outputs(result: RunResult) -> None:
     result.files["metrics"] = run_dir / "metrics.json"
     result.files["report_md"] = run_dir / "report.md"
     result.files["report_html"] = run_dir / "report.html"
-    findings = report.analyse_errors(result)
+    findings = result.findings = report.analyse_errors(result)
     metrics = {
         "task": task.name, "gold": result.gold_display, "gold_items": len(result.gold),
         "primary": result.primary, "criterion": None if result.criterion is None else result.criterion.to_json(),

@@ -32,13 +32,14 @@ try:  # openai 3 ships its own fork of httpx; earlier versions use httpx itself
 except ImportError:  # pragma: no cover - depends on the installed openai
     import httpx as _httpx  # type: ignore[no-redef]
 
-from ..compiler.plan import builtin_prices, canonical_json
+from ..compiler.plan import builtin_prices, canonical_json, price_for
 from .cache import ResponseCache
 from .limiter import RateLimiter
 
 # A local server (vLLM, Ollama, llama.cpp) needs no key, but the client insists on one.
 PLACEHOLDER_API_KEY = "taskc-no-key"
 BUDGET_EXHAUSTED = "budget exhausted"
+BATCH_PRICE_FACTOR = 0.5  # the Batch API bills half the online price
 _MAX_BACKOFF = 30.0
 _DEFAULT_OUTPUT_ESTIMATE = 512
 _CONNECTIONS_PER_POOL = 32
@@ -129,47 +130,55 @@ class CallStats:
 
 
 class Budget:
-    """The spending guard: no new network request once max_calls requests or max_cost dollars are reached."""
+    """The spending guard of one run: no new network request once max_calls requests or max_cost dollars are
+    reached, counted over every phase and client that shares it (generation, pool labeling, evaluation)."""
 
     def __init__(self, max_cost: float | None = None, max_calls: int | None = None,
                  prices: Mapping[str, tuple[float, float]] | None = None, price_factor: float = 1.0) -> None:
         self.max_cost, self.max_calls = max_cost, max_calls
         self.prices = {**builtin_prices(), **(prices or {})}
-        self.price_factor = price_factor  # 0.5 for the Batch API
+        self.price_factor = price_factor  # 0.5 for a budget used only by the Batch API
+        self.requests = 0  # network requests sent under this budget, by every client that shares it
+        self.cost_usd = 0.0
         self.exhausted = False
 
-    def allows(self, stats: CallStats) -> bool:
-        if self.max_calls is not None and stats.requests >= self.max_calls:
+    def allows(self, stats: CallStats | None = None) -> bool:
+        # The budget's own totals count; ``stats`` (one phase's counters) is accepted for old callers.
+        requests = max(self.requests, stats.requests if stats is not None else 0)
+        cost = max(self.cost_usd, stats.cost_usd if stats is not None else 0.0)
+        if self.max_calls is not None and requests >= self.max_calls:
             self.exhausted = True
-        if self.max_cost is not None and stats.cost_usd >= self.max_cost:
+        if self.max_cost is not None and cost >= self.max_cost:
             self.exhausted = True
         return not self.exhausted
 
-    def cost(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
-        price = self.prices.get(model) or self.prices.get(_base_model_name(model))
+    def room(self) -> int | None:
+        """How many more requests max_calls allows (None: no limit)."""
+        return None if self.max_calls is None else max(0, self.max_calls - self.requests)
+
+    def cost(self, model: str, input_tokens: int, output_tokens: int,
+             price_factor: float | None = None) -> float | None:
+        price = price_for(self.prices, model)
         if price is None:
             return None
-        return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000 * self.price_factor
+        factor = self.price_factor if price_factor is None else price_factor
+        return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000 * factor
 
 
-def _base_model_name(model: str) -> str:
-    # "gpt-4o-mini-2024-07-18" is priced as "gpt-4o-mini"; fine-tuned "ft:base:org::id" as its base.
-    if model.startswith("ft:"):
-        model = model.split(":")[1]
-    return re.sub(r"-\d{4}-\d{2}-\d{2}$", "", model)
-
-
-def charge(stats: CallStats, budget: Budget | None, model: str, usage: Mapping[str, int]) -> None:
-    """Add one response's tokens and cost to the run's counters."""
+def charge(stats: CallStats, budget: Budget | None, model: str, usage: Mapping[str, int],
+           price_factor: float | None = None) -> None:
+    """Add one response's tokens and cost to the phase's counters and to the run's budget."""
     input_tokens, output_tokens = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
     stats.input_tokens += input_tokens
     stats.output_tokens += output_tokens
     pricing = budget or Budget()
-    cost = pricing.cost(model, input_tokens, output_tokens)
+    cost = pricing.cost(model, input_tokens, output_tokens, price_factor)
     if cost is None:
         stats.unpriced_models.add(model)
     else:
         stats.cost_usd += cost
+        if budget is not None:
+            budget.cost_usd += cost
 
 
 class AnswerProblem(Exception):
@@ -221,7 +230,15 @@ def usage_of(raw: Any) -> dict[str, int]:
     if raw is None:
         return {"input_tokens": 0, "output_tokens": 0}
     get = raw.get if isinstance(raw, dict) else (lambda name, default=0: getattr(raw, name, default))
-    return {"input_tokens": int(get("prompt_tokens", 0) or 0), "output_tokens": int(get("completion_tokens", 0) or 0)}
+    return {"input_tokens": _token_count(get("prompt_tokens", 0)),
+            "output_tokens": _token_count(get("completion_tokens", 0))}
+
+
+def _token_count(value: Any) -> int:
+    # A malformed usage block (a string, a list) counts as no tokens rather than failing the call.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return max(0, int(value))
 
 
 def retry_delay_from_headers(headers: Mapping[str, str] | None) -> float | None:
@@ -305,6 +322,8 @@ class LLMClient:
                 return CallResult(False, None, BUDGET_EXHAUSTED, request_id, usage, False, attempts)
             # Counted now, not when the slot frees up, so concurrent callers cannot all slip past the budget.
             self.stats.requests += 1
+            if self.budget is not None:
+                self.budget.requests += 1
             if attempts:
                 self.stats.retries += 1
             attempts += 1
@@ -369,16 +388,19 @@ class LLMClient:
             return _Attempt(error="the response body is not JSON", retryable=True, request_id=request_id)
         if not isinstance(completion, dict):
             completion = {}
-        request_id = request_id or completion.get("id")
-        answered_model = completion.get("model") or model
+        answered = completion.get("id")
+        request_id = request_id or (answered if isinstance(answered, str) else None)
+        answered_model = (completion.get("model") if isinstance(completion.get("model"), str) else None) or model
         usage = usage_of(completion.get("usage"))
         charge(stats, self.budget, answered_model, usage)
         self.limiter.record_usage(estimate, usage["input_tokens"] + usage["output_tokens"])
         choices = completion.get("choices")
-        if not choices or not isinstance(choices[0], dict):
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             stats.count_error("malformed")
             return _Attempt(error="answer has no choices", retryable=True, request_id=request_id)
-        message = choices[0].get("message") or {}
+        message = choices[0].get("message")
+        if not isinstance(message, dict):
+            message = {}
         try:
             content = parse_answer(message.get("content"), choices[0].get("finish_reason"), response_format,
                                    validate)
@@ -423,8 +445,10 @@ class _Attempt:
 
 
 def _error_code(exc: openai.APIStatusError) -> str | None:
+    # Bodies vary: {"code": ...}, {"error": {"code": ...}}, {"error": "quota exceeded"}, or no JSON at all.
     body = exc.body if isinstance(exc.body, dict) else {}
-    code = body.get("code") or (body.get("error") or {}).get("code") if isinstance(body, dict) else None
+    inner = body.get("error")
+    code = body.get("code") or (inner.get("code") if isinstance(inner, dict) else None)
     return code if isinstance(code, str) else None
 
 

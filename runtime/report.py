@@ -433,7 +433,7 @@ code{background:#f4f4f6;padding:0 .25em;border-radius:3px}.muted{color:#666}li{m
 def render_html(result: RunResult, findings: Findings) -> str:
     e = html.escape
     task = result.task
-    state = "pass" if result.criterion and result.criterion.passed else "fail"
+    state = "muted" if result.criterion is None else "pass" if result.criterion.passed else "fail"
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>taskc run: {e(task.name)}</title>",
              f"<style>{_CSS}</style></head><body>", f"<h1>taskc run: {e(task.name)}</h1>",
              f"<p class={state}><strong>{_inline_code(verdict(result))}</strong></p>"]

@@ -12,13 +12,14 @@ evidence about the rationale or the generator, not a reason to reject).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..compiler.expr_eval import ExpressionEvaluationError
 from ..compiler.ir import TaskIR
 from ..compiler.passes import value_problem
+from .labeling import labeling_functions, rule_environment
 
 _MAX_VALUE_CHARS = 200
 
@@ -51,13 +52,6 @@ class RuleVotes:
                 **({"errors": list(self.errors)} if self.errors else {})}
 
 
-@dataclass(frozen=True)
-class LabelingFunction:
-    rationale_id: str
-    class_name: str
-    evaluate: Callable[[Mapping[str, Any]], Any]
-
-
 class ExampleValidator:
     """Validates generated examples of one task; built once, applied to every example."""
 
@@ -67,8 +61,7 @@ class ExampleValidator:
         self.fields = task.fields
         self.classes = frozenset(task.class_names)
         self.constraints = [(c, c.check.evaluator(lexicons)) for c in task.constraints if c.check.node is not None]
-        self.labeling_functions = [LabelingFunction(r.id, r.class_name, r.rule.evaluator(lexicons))
-                                   for r in task.rationales if r.rule is not None and r.rule.node is not None]
+        self.labeling_functions = labeling_functions(task)  # the same voters `taskc run` applies to the pool
 
     def check(self, example: Any) -> Rejection | None:
         """The first reason ``example`` cannot be used, or None when it is valid."""
@@ -98,7 +91,7 @@ class ExampleValidator:
 
     def environment(self, example: Mapping[str, Any]) -> dict[str, Any]:
         """The input fields of an example as an expression environment (absent optional fields are null)."""
-        return {f.name: example.get(f.name) for f in self.fields}
+        return rule_environment(self.task, example)
 
     def inputs(self, example: Mapping[str, Any]) -> dict[str, Any]:
         return {f.name: example[f.name] for f in self.fields if f.name in example}
@@ -110,7 +103,7 @@ class ExampleValidator:
         errors: list[str] = []
         for function in self.labeling_functions:
             try:
-                if function.evaluate(env):
+                if function.holds(env):
                     fired.append(function.rationale_id)
                     classes.append(function.class_name)
             except ExpressionEvaluationError:

@@ -85,6 +85,15 @@ def test_data_files_read_values_labels_and_lines(tiny: TaskIR, tmp_path: Path) -
     assert len(read_pool(tmp_path / "data" / "pool.jsonl", tiny, limit=2).records) == 2
 
 
+def test_pool_limit_stops_reading_at_the_limit(tiny: TaskIR, tmp_path: Path) -> None:
+    path = tmp_path / "pool.jsonl"
+    path.write_text('{"text": "one"}\n\n{"text": "two"}\n{"text": 3}\nnot even JSON\n', encoding="utf-8")
+    pool = read_pool(path, tiny, limit=2)  # the lines past the limit are never parsed, so never fail
+    assert [(r.values["text"], r.line) for r in pool.records] == [("one", 1), ("two", 3)]
+    with pytest.raises(DataFileError):
+        read_pool(path, tiny, limit=3)
+
+
 def test_a_broken_length_limit_warns_and_keeps_the_line(tiny: TaskIR, tmp_path: Path) -> None:
     path = tmp_path / "gold.jsonl"
     _write_jsonl(path, [{"text": "x" * 201, "label": "pos", "source": "a blog"}, {"text": "ok", "label": "neg"}])
@@ -101,6 +110,7 @@ def test_a_broken_length_limit_warns_and_keeps_the_line(tiny: TaskIR, tmp_path: 
     ('{"text": "ok", "label": "poss"}', "gold.jsonl:2: label \"poss\" is not a class of the task (pos, neg); "
                                             "did you mean 'pos'?"),
     ('{"text": "ok"}', "gold.jsonl:2: missing 'label' (one of pos, neg)"),
+    ('{"text": "ok", "label": ["pos"]}', "gold.jsonl:2: label must be a string (one of pos, neg), got an array"),
 ])
 def test_bad_gold_lines_are_located(tiny: TaskIR, tmp_path: Path, line: str, expected: str) -> None:
     path = tmp_path / "gold.jsonl"
@@ -153,6 +163,32 @@ def test_a_rule_that_raises_abstains_and_is_counted(tiny: TaskIR) -> None:
     assert matrix.votes[1].tolist() == [labeling.ABSTAIN] * 3
     assert matrix.failures == (1, 1, 1)
     assert matrix.first_failure[0] is not None
+
+
+def test_rules_see_an_absent_optional_field_as_null_everywhere(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.task.yaml"
+    spec.write_text(TINY_SPEC.replace("    max_length: 200\n", "    max_length: 200\n  tip:\n    type: string\n"
+                                      "    description: What the reviewer tipped, if known.\n    optional: true\n")
+                    .replace('    text: Sarcasm reverses the words; there is no rule for it.\n',
+                             '    text: A generous tip means they liked it.\n    rule: tip == "generous"\n')
+                    .replace("  - id: sarcasm\n    class: neg", "  - id: tipped\n    class: pos"), encoding="utf-8")
+    _write_jsonl(tmp_path / "data" / "pool.jsonl", [{"text": t} for t in POOL])
+    _write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
+    result = compile_task(spec)
+    assert result.ok and result.compiled is not None, result.diagnostics
+    task = result.compiled.ir
+    functions = labeling.labeling_functions(task)
+    items = [{"text": "good"}, {"text": "meh", "tip": "generous"}]
+    matrix = labeling.apply_functions(functions, [labeling.rule_environment(task, item) for item in items])
+    assert matrix.failures == (0, 0, 0, 0)
+    assert [f.rationale_id for f, vote in zip(functions, matrix.votes[1], strict=True)
+            if vote != labeling.ABSTAIN] == ["tipped"]
+    from taskc.runtime.validate import ExampleValidator
+
+    validator = ExampleValidator(task)  # generation's validator votes with the same functions, the same way
+    assert [f.rationale_id for f in validator.labeling_functions] == [f.rationale_id for f in functions]
+    assert validator.votes(items[0], "pos").fired == ("says_good",) and not validator.votes(items[0], "pos").errors
+    assert validator.votes(items[1], "pos").fired == ("tipped",)
 
 
 # -- label model ------------------------------------------------------------------------------------

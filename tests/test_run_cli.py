@@ -230,3 +230,46 @@ def test_a_run_that_cannot_train_removes_the_previous_model(tmp_path: Path) -> N
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert "local_model" not in metrics["predictors"]
     assert "only 'pos'; no example of 'neg'" in " ".join(metrics["notes"])
+
+
+def test_quiet_prints_only_the_verdict_and_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _project(tmp_path / "project")
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"), "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""  # not even the notice that the LLM steps were skipped
+    assert out.splitlines()[0].startswith("PASSED:") and out.splitlines()[1].startswith("report: ")
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--json"]) == 0
+    assert "no LLM provider configured" in capsys.readouterr().err  # --json keeps it, on stderr
+
+
+def test_run_dir_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _project(tmp_path / "project")
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine\n", encoding="utf-8")
+    assert main(["run", str(spec), "-o", str(taken)]) == 2
+    assert capsys.readouterr().err == f"taskc: error: RUN_DIR is a file, not a directory: {taken}\n"
+    assert taken.read_text(encoding="utf-8") == "mine\n"
+
+
+def test_the_error_analysis_runs_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from taskc.runtime import report
+
+    calls: list[int] = []
+    original = report.analyse_errors
+
+    def counted(result: object) -> report.Findings:
+        calls.append(1)
+        return original(result)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(report, "analyse_errors", counted)
+    assert main(["run", str(_project(tmp_path / "project")), "-o", str(tmp_path / "run")]) == 0
+    assert len(calls) == 1 and "next steps" in capsys.readouterr().out
+
+
+def test_without_a_criterion_the_html_verdict_is_neutral(tmp_path: Path) -> None:
+    spec = _project(tmp_path / "project")
+    spec.write_text(spec.read_text().split("eval:")[0], encoding="utf-8")
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"), "-q"]) == 0
+    html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "<p class=muted><strong>" in html and "<p class=fail>" not in html
