@@ -25,6 +25,9 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 
+# LibYAML's C parser when PyYAML was built with it (the usual wheels are): ~10x faster, same events.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _ALLOWED_TAGS = _SCALAR_TAGS | {_CORE + "map", _CORE + "seq", "!"}
@@ -136,7 +139,7 @@ def parse_task_text(text: str, display_name: str, bag: DiagnosticBag) -> SourceD
     if not _check_event_limits(doc, bag):
         return doc
     try:
-        root = yaml.compose(doc.text, Loader=yaml.SafeLoader)
+        root = yaml.compose(doc.text, Loader=_SAFE_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = Span(display_name, mark.line + 1, mark.column + 1) if mark else Span(display_name, 1, 1)
@@ -165,7 +168,7 @@ def _check_event_limits(doc: SourceDocument, bag: DiagnosticBag) -> bool:
     anchor_sizes: dict[str, int] = {}
     open_collections: list[list[Any]] = []  # [anchor, expanded size] per open collection
     try:
-        for event in yaml.parse(doc.text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(doc.text, Loader=_SAFE_LOADER):
             span = _event_span(doc.path, event)
             added = 0
             if isinstance(event, yaml.AliasEvent):
@@ -199,7 +202,11 @@ def _check_event_limits(doc: SourceDocument, bag: DiagnosticBag) -> bool:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = Span(doc.path, mark.line + 1, mark.column + 1) if mark else Span(doc.path, 1, 1)
-        bag.error(span, "E001", f"YAML syntax error: {exc.problem or exc.context}")
+        problem = exc.problem or exc.context or "unreadable YAML"
+        if "nesting depth" in problem:  # LibYAML's own guard fires before ours can
+            bag.error(span, "E002", f"nesting is deeper than {MAX_DEPTH} levels")
+        else:
+            bag.error(span, "E001", f"YAML syntax error: {problem}")
         return False
     except yaml.YAMLError as exc:
         bag.error(Span(doc.path, 1, 1), "E001", f"YAML error: {exc}")
