@@ -65,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="the task file (*.task.yaml)")
     parser.add_argument("-o", "--output", metavar="RUN_DIR", help="run directory (default: runs/<task name>)")
     parser.add_argument("--gold", metavar="FILE", help="evaluate on this JSONL gold set instead of eval.gold")
+    parser.add_argument("--allow-outside-paths", action="store_true",
+                        help="allow the task's pool, gold, lexicon and template files outside its directory")
     llm = parser.add_argument_group("LLM provider (optional; OpenAI-compatible)")
     llm.add_argument("--base-url", metavar="URL", help="endpoint, e.g. a local vLLM/Ollama server "
                                                         "(default: $OPENAI_BASE_URL)")
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output and _is_file(Path(args.output)):  # checked before any work: a usage mistake
         print(f"taskc: error: RUN_DIR is a file, not a directory: {args.output}", file=sys.stderr)
         return EXIT_USAGE
-    result = compile_task(args.spec)
+    result = compile_task(args.spec, allow_outside=args.allow_outside_paths)
     diagnostics = [d for d in result.diagnostics if not (args.quiet or args.json) or d.severity.value == "error"]
     print_diagnostics(diagnostics, result.sources, "text")
     if result.compiled is None:
@@ -120,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         run_dir=run_dir,
         gold=Path(args.gold).expanduser() if args.gold else None, base_url=args.base_url, model=args.model,
         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_cost=args.max_cost, max_calls=args.max_calls,
-        finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=args.json)
+        finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=args.json,
+        allow_outside=args.allow_outside_paths)
     try:
         outcome = pipeline.run(compiled, options, notice=_notice(args.quiet))
     except TaskcError as exc:

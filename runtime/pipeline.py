@@ -60,6 +60,7 @@ class RunOptions:
     batch: bool = False
     quiet: bool = False
     json_progress: bool = False
+    allow_outside: bool = False  # --allow-outside-paths: the task's data files may live outside its directory
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ def _read_inputs(task: TaskIR, options: RunOptions,
     project = Path(task.project_dir)
     pool: list[DataRecord] = []
     if task.pool is not None:
-        pool_file = read_pool(_project_file(project, task.pool.path), task,
+        pool_file = read_pool(_project_file(project, task.pool.path, options.allow_outside), task,
                               display=_display(project, task.pool.path), limit=task.pool.limit)
         pool = list(pool_file.records)
         _note_warnings(pool_file, notes)
@@ -218,7 +219,7 @@ def _read_inputs(task: TaskIR, options: RunOptions,
         gold_file = read_gold(options.gold, task, display=display)
     elif task.eval is not None:
         display = _display(project, task.eval.gold)
-        gold_file = read_gold(_project_file(project, task.eval.gold), task, display=display)
+        gold_file = read_gold(_project_file(project, task.eval.gold, options.allow_outside), task, display=display)
     else:
         return pool, [], None
     _note_warnings(gold_file, notes)
@@ -231,9 +232,9 @@ def _note_warnings(data: DataFile, notes: list[str]) -> None:
         notes.append("; ".join(data.warnings[:3]) + more)
 
 
-def _project_file(project: Path, relative: str) -> Path:
+def _project_file(project: Path, relative: str, allow_outside: bool) -> Path:
     try:
-        return resolve_project_path(project, relative)
+        return resolve_project_path(project, relative, allow_outside)
     except PathOutsideProject as exc:
         raise DataFileError(f"{relative}: {exc}") from None
 

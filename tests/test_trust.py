@@ -120,3 +120,15 @@ def test_read_only_output_directory_gives_a_clear_error(tiny_filesystem: Path, n
     assert main(["run", str(EXAMPLES / "keto.task.yaml"), "-o", str(tiny_filesystem / "run"), "--quiet"]) == 4
     err = capsys.readouterr().err
     assert "Read-only file system" in err and "Traceback" not in err
+
+
+def test_run_refuses_data_outside_the_project_unless_allowed(tmp_path: Path, no_provider, capsys) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    spec = project / "keto.task.yaml"
+    text = (EXAMPLES / "keto.task.yaml").read_text(encoding="utf-8")
+    spec.write_text(text.replace("path: data/keto_pool.jsonl", f"path: {EXAMPLES / 'data' / 'keto_pool.jsonl'}")
+                    .replace("gold: data/keto_gold.jsonl", f"gold: {EXAMPLES / 'data' / 'keto_gold.jsonl'}"))
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--quiet"]) == 1
+    assert "error[E034]" in capsys.readouterr().err
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--quiet", "--allow-outside-paths"]) == 0
