@@ -56,9 +56,8 @@ class PromptTemplates:
 
     def __init__(self, sources: dict[str, tuple[str, str]]) -> None:
         # sources: kind -> (template text, name shown in errors)
-        self.environment = SandboxedEnvironment(
-            undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False,
-            trim_blocks=False, lstrip_blocks=False)
+        # autoescape off: prompts are plain text, and values are data either way (never template code)
+        self.environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
         self.templates = {kind: self.environment.from_string(text) for kind, (text, _name) in sources.items()}
         self.names = {kind: name for kind, (_text, name) in sources.items()}
 
@@ -70,7 +69,7 @@ class PromptTemplates:
             if block is None:
                 raise TemplateProblem(f"template '{self.names[kind]}' has no '{role}' block")
             text = "".join(block(template.new_context(context)))
-            messages.append(Message(role, text.strip() + ""))
+            messages.append(Message(role, text.strip()))
         return tuple(messages)
 
 
@@ -93,6 +92,7 @@ def load_templates(task: ir.TaskIR, bag: DiagnosticBag, doc_span_of: Any) -> Pro
             continue
         span = doc_span_of(("generate", "templates", kind))
         try:
+            # lowering already confined the path to the project (or the user allowed otherwise)
             target = resolve_project_path(Path(task.project_dir), relative, allow_outside=True)
             raw = target.read_bytes()
             if len(raw) > MAX_TEMPLATE_BYTES:
