@@ -69,11 +69,13 @@ class FakeServerProcess:
         self.process.wait(timeout=10)
 
 
-def timed_run(compiled: CompiledTask, work: Path, base_url: str, options: GenerationOptions
+def timed_run(compiled: CompiledTask, work: Path, base_url: str, concurrency: int, rpm: int | None = None
               ) -> tuple[Any, float, float]:
     """Run the plan into a fresh directory; return the summary, wall seconds and this process's CPU seconds."""
     run_dir = Path(tempfile.mkdtemp(dir=work))
-    settings = ProviderSettings(base_url=base_url, api_key="sk-bench", model=None, timeout=30.0)
+    settings = ProviderSettings(base_url=base_url, api_key="sk-bench", model=None, timeout=30.0,
+                                concurrency=concurrency, rpm=rpm)
+    options = GenerationOptions(quiet=True)
     started, cpu = time.perf_counter(), time.process_time()
     summary = run_generation(compiled, run_dir, settings, options)
     return summary, time.perf_counter() - started, time.process_time() - cpu
@@ -89,8 +91,7 @@ def bench_throughput(compiled: CompiledTask, work: Path, levels: list[int]) -> N
               f"{'failed':>6} {'cpu ms/c':>9} {'srv ms/c':>9}")
         for concurrency in levels:
             server_cpu = server.cpu_seconds()
-            summary, seconds, cpu = timed_run(compiled, work, server.base_url,
-                                              GenerationOptions(concurrency=concurrency, quiet=True))
+            summary, seconds, cpu = timed_run(compiled, work, server.base_url, concurrency)
             server_cpu = server.cpu_seconds() - server_cpu
             call_seconds = json.loads(summary.paths["stats"].read_text())["seconds"]["calls"]
             rate = summary.calls_made / call_seconds
@@ -106,8 +107,7 @@ def bench_rpm_cap(compiled: CompiledTask, work: Path, rpm: int, calls: int) -> N
     server = FakeServerProcess(LATENCY)
     try:
         subset = dataclasses.replace(compiled, plan=compiled.plan[:calls])
-        summary, seconds, _cpu = timed_run(subset, work, server.base_url,
-                                           GenerationOptions(concurrency=64, rpm=rpm, quiet=True))
+        summary, seconds, _cpu = timed_run(subset, work, server.base_url, 64, rpm)
         seconds = json.loads(summary.paths["stats"].read_text())["seconds"]["calls"]
         achieved = summary.calls_made / seconds * 60
         print(f"rpm cap: {calls} calls, cap {rpm}/min: achieved {achieved:.0f}/min = {achieved / rpm:.3f} of the "

@@ -42,9 +42,8 @@ from .validate import ExampleValidator
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    concurrency: int = 8
-    rpm: int | None = None
-    tpm: int | None = None
+    """How one generation run behaves. Request limits (concurrency, rpm, tpm) live in ProviderSettings."""
+
     max_cost: float | None = None
     max_calls: int | None = None
     batch: bool = False
@@ -124,7 +123,6 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    settings = _effective_settings(settings, options)
     calls = planned_calls(compiled, settings.model)
     reporter = reporter or make_reporter(quiet=options.quiet, json_progress=options.json_progress)
     stats = CallStats()
@@ -163,15 +161,6 @@ def load_generated_examples(run_dir: Path) -> list[dict[str, Any]]:
     """The accepted examples of a run (input fields, "label", "id", provenance), in plan order."""
     path = Path(run_dir) / EXAMPLES_FILE
     return read_jsonl(path) if path.exists() else []
-
-
-def _effective_settings(settings: ProviderSettings, options: GenerationOptions) -> ProviderSettings:
-    # The options carry the command line's limits; a limit the options leave unset keeps the settings' value.
-    concurrency = options.concurrency if options.concurrency != GenerationOptions.concurrency \
-        else settings.concurrency
-    return dataclasses.replace(settings, concurrency=concurrency,
-                               rpm=options.rpm if options.rpm is not None else settings.rpm,
-                               tpm=options.tpm if options.tpm is not None else settings.tpm)
 
 
 # -- online calls ---------------------------------------------------------------------------------

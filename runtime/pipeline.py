@@ -346,7 +346,7 @@ def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSet
     from .generation import GenerationOptions, load_generated_examples, run_generation
 
     summary = run_generation(compiled, options.run_dir, settings, GenerationOptions(
-        concurrency=settings.concurrency, rpm=options.rpm, tpm=options.tpm, max_cost=options.max_cost,
+        max_cost=options.max_cost,
         max_calls=options.max_calls, batch=options.batch, quiet=options.quiet or options.json_progress,
         json_progress=options.json_progress), budget=budget)
     llm["generation"] = summary.to_json()

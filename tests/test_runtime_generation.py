@@ -28,7 +28,7 @@ from taskc.runtime.provider import ProviderSettings
 from taskc.runtime.validate import ExampleValidator
 from test_runtime_fixtures import API_KEY, compiled_keto, files_containing, keto_responder
 
-QUIET = GenerationOptions(concurrency=8, quiet=True)
+QUIET = GenerationOptions(quiet=True)
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +113,8 @@ def test_fault_storm_completes_with_every_job_accounted_for(keto: CompiledTask, 
     faults = Faults(rate_limit=0.15, server_error=0.15, reset=0.03, malformed=0.1, truncated=0.05,
                     schema_violation=0.05, retry_after=0.02)
     with FakeOpenAI(faults=faults, responder=keto_responder, seed=3) as server:
-        summary = run_generation(keto, tmp_path, settings_for(server, max_retries=8),
-                                 GenerationOptions(concurrency=16, quiet=True))
+        summary = run_generation(keto, tmp_path, settings_for(server, max_retries=8, concurrency=16),
+                                 QUIET)
         snapshot = server.stats.snapshot()
     assert sum(snapshot["faults"].values()) > 10
     assert summary.retries >= sum(snapshot["faults"].values()) - 1
@@ -132,8 +132,8 @@ def test_fault_storm_completes_with_every_job_accounted_for(keto: CompiledTask, 
 def test_hung_calls_time_out_and_are_retried(keto: CompiledTask, tmp_path: Path) -> None:
     faults = Faults(timeout=0.25, timeout_seconds=3.0)
     with FakeOpenAI(faults=faults, responder=keto_responder, seed=4) as server:
-        summary = run_generation(keto, tmp_path, settings_for(server, timeout=0.3, max_retries=10),
-                                 GenerationOptions(concurrency=16, quiet=True))
+        summary = run_generation(keto, tmp_path, settings_for(server, timeout=0.3, max_retries=10, concurrency=16),
+                                 QUIET)
         hung = server.stats.snapshot()["faults"]["timeout"]
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert hung > 0 and stats["errors"]["timeout"] == hung
@@ -158,8 +158,8 @@ def test_calls_that_keep_failing_are_recorded_not_raised(keto: CompiledTask, tmp
 
 def test_budget_guard_stops_cleanly_and_resumes(keto: CompiledTask, tmp_path: Path) -> None:
     with FakeOpenAI(responder=keto_responder) as server:
-        limited = run_generation(keto, tmp_path, settings_for(server),
-                                 GenerationOptions(concurrency=4, max_calls=6, quiet=True))
+        limited = run_generation(keto, tmp_path, settings_for(server, concurrency=4),
+                                 GenerationOptions(max_calls=6, quiet=True))
         assert len(chat_requests(server)) == 6
     assert limited.stopped_by_budget and limited.calls_made == 6 and limited.calls_failed == 0
     assert limited.calls_skipped == len(keto.plan) - 6
@@ -177,8 +177,8 @@ def test_budget_guard_stops_cleanly_and_resumes(keto: CompiledTask, tmp_path: Pa
 
 def test_cost_budget_stops_after_the_cost_is_reached(keto: CompiledTask, tmp_path: Path) -> None:
     with FakeOpenAI(responder=keto_responder) as server:
-        summary = run_generation(keto, tmp_path, settings_for(server),
-                                 GenerationOptions(concurrency=1, max_cost=0.0003, quiet=True))
+        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=1),
+                                 GenerationOptions(max_cost=0.0003, quiet=True))
     assert summary.stopped_by_budget and 0 < summary.calls_made < len(keto.plan)
     # Concurrency 1: the call that crossed the limit is the last one made.
     assert summary.cost_usd >= 0.0003
@@ -188,7 +188,7 @@ def test_cost_budget_stops_after_the_cost_is_reached(keto: CompiledTask, tmp_pat
 def test_concurrency_bound_is_never_exceeded(keto: CompiledTask, tmp_path: Path) -> None:
     with FakeOpenAI(responder=keto_responder, latency=0.05, faults=Faults(rate_limit=0.2, retry_after=0.01)) \
             as server:
-        run_generation(keto, tmp_path, settings_for(server), GenerationOptions(concurrency=3, quiet=True))
+        run_generation(keto, tmp_path, settings_for(server, concurrency=3), QUIET)
         snapshot = server.stats.snapshot()
     assert snapshot["max_in_flight"] == 3
 
@@ -247,8 +247,9 @@ _CHILD = textwrap.dedent("""
     from taskc.runtime.generation import GenerationOptions, run_generation
     from taskc.runtime.provider import ProviderSettings
     compiled = compiled_keto(Path({work!r}))
-    settings = ProviderSettings(base_url={url!r}, api_key={key!r}, model=None, backoff_base=0.01)
-    run_generation(compiled, Path({run!r}), settings, GenerationOptions(concurrency=2, quiet=True))
+    settings = ProviderSettings(base_url={url!r}, api_key={key!r}, model=None, backoff_base=0.01,
+                                concurrency=2)
+    run_generation(compiled, Path({run!r}), settings, GenerationOptions(quiet=True))
 """)
 
 
