@@ -19,9 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from fake_openai import FakeOpenAI, Faults
 from taskc.compiler.driver import CompiledTask
+from taskc.runtime import provider
 from taskc.runtime.datasets import read_jsonl
 from taskc.runtime.generation import GenerationOptions, load_generated_examples, planned_calls, run_generation
 from taskc.runtime.provider import ProviderSettings
@@ -138,6 +140,27 @@ def test_hung_calls_time_out_and_are_retried(keto: CompiledTask, tmp_path: Path)
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert hung > 0 and stats["errors"]["timeout"] == hung
     assert summary.calls_made == len(keto.plan) and summary.retries == hung
+
+
+def _without_aiohttp(**_kwargs: object) -> None:
+    raise RuntimeError("To use the aiohttp client you must have installed the package with the `aiohttp` extra")
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_reset_connections_count_as_connection_errors_not_timeouts(
+        keto: CompiledTask, tmp_path: Path, transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK's aiohttp transport calls every lost connection a connect timeout; the stats must not.
+    # Without the aiohttp extra the client falls back to the default httpx transport, which must agree.
+    if transport == "httpx":
+        monkeypatch.setattr(openai, "DefaultAioHttpClient", _without_aiohttp)
+    http_client = provider._http_client(2, 1.0)
+    assert isinstance(http_client, openai.DefaultAsyncHttpxClient) == (transport == "httpx")
+    with FakeOpenAI(faults=Faults(reset=0.3), responder=keto_responder, seed=6) as server:
+        summary = run_generation(keto, tmp_path, settings_for(server, max_retries=10), QUIET)
+        resets = server.stats.snapshot()["faults"]["reset"]
+    errors = json.loads((tmp_path / "stats.json").read_text())["errors"]
+    assert resets > 0 and errors == {"connection": resets}
+    assert summary.calls_made == len(keto.plan)
 
 
 def test_calls_that_keep_failing_are_recorded_not_raised(keto: CompiledTask, tmp_path: Path) -> None:
