@@ -35,6 +35,7 @@ from .provider import (
     CallStats,
     LLMClient,
     ProviderSettings,
+    heap_frozen,
     provider_settings_from_env,
 )
 from .validate import ExampleValidator
@@ -191,7 +192,8 @@ async def _generate_online(calls: Sequence[PlannedCall], cache: ResponseCache, s
     # A few more workers than slots, so a worker sleeping in backoff does not leave a slot idle.
     workers = min(len(calls), settings.concurrency + max(4, settings.concurrency // 4))
     try:
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        with heap_frozen():
+            await asyncio.gather(*(worker() for _ in range(workers)))
     finally:
         await client.aclose()
     return failures

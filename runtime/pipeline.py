@@ -414,12 +414,13 @@ async def _classify_all(settings: ProviderSettings, options: RunOptions, budget:
                         calls: Sequence[dict[str, Any]]) -> tuple[list[CallResult], dict]:
     from .cache import ResponseCache
     from .datasets import CACHE_FILE  # the same cache file generation uses: one run, one cache
-    from .provider import LLMClient
+    from .provider import LLMClient, heap_frozen
 
     with ResponseCache(options.run_dir / CACHE_FILE) as cache:
         client = LLMClient(settings, cache, budget)
         try:
-            results = await asyncio.gather(*(client.complete_json(**call) for call in calls))
+            with heap_frozen():
+                results = await asyncio.gather(*(client.complete_json(**call) for call in calls))
         finally:
             await client.aclose()
         return list(results), client.stats.to_json()

@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,22 @@ def test_cache_round_trip_survives_reopening(tmp_path: Path) -> None:
         assert "k" in cache and len(cache) == 1 and cache.keys() == {"k"}
         assert cache.journal_names("batch/") == ["batch/x"] and cache.journal_names("other") == []
         assert cache.journal_get("batch/x") == {"state": "submitted"}
+
+
+def test_cache_checkpoints_in_the_background_and_stops_with_the_cache(tmp_path: Path) -> None:
+    record = {"content": {"examples": [{"dish": "salmon " * 20, "label": "keto"}]}, "usage": {}}
+    largest_log = 0
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        for number in range(3000):
+            cache.put(f"key-{number}", record)
+            if number % 100 == 0:
+                largest_log = max(largest_log, (tmp_path / "c.sqlite-wal").stat().st_size)
+        assert any(thread.name == "taskc-cache-checkpoint" for thread in threading.enumerate())
+    assert largest_log < 16 * 2**20  # the log is recycled; 3,000 answers write ~40 MiB of log pages
+    assert not any(thread.name == "taskc-cache-checkpoint" for thread in threading.enumerate())
+    assert not (tmp_path / "c.sqlite-wal").exists()  # closing checkpointed the rest
+    with ResponseCache(tmp_path / "c.sqlite") as cache:
+        assert len(cache) == 3000
 
 
 # -- limiter ----------------------------------------------------------------------------------------

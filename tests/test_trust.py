@@ -112,6 +112,19 @@ def test_full_disk_gives_a_clear_error_and_the_run_resumes_elsewhere(tiny_filesy
     assert main(["run", spec, "-o", str(tmp_path / "run"), "--quiet"]) == 0
 
 
+def test_a_cache_filling_the_disk_mid_generation_gives_a_clear_error(tiny_filesystem: Path, tmp_path: Path,
+                                                                     monkeypatch, capsys) -> None:
+    # A cache write that fails mid-generation stops the run with what to do, not a traceback.
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    spec = str(EXAMPLES / "keto.task.yaml")
+    with FakeOpenAI(responder=keto_responder) as server:
+        status = main(["run", spec, "-o", str(tiny_filesystem / "run"), "--base-url", server.base_url, "-q"])
+        err = capsys.readouterr().err
+        assert status == 4 and "Traceback" not in err
+        assert "disk is full" in err and "run the same command again" in err
+        assert main(["run", spec, "-o", str(tmp_path / "run"), "--base-url", server.base_url, "-q"]) == 0
+
+
 def test_read_only_output_directory_gives_a_clear_error(tiny_filesystem: Path, no_provider, capsys) -> None:
     remounted = subprocess.run(["mount", "-o", "remount,ro", str(tiny_filesystem)], capture_output=True,
                                check=False)
