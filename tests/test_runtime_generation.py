@@ -142,6 +142,15 @@ def test_hung_calls_time_out_and_are_retried(keto: CompiledTask, tmp_path: Path)
     assert summary.calls_made == len(keto.plan) and summary.retries == hung
 
 
+def test_calls_send_what_the_endpoint_needs_and_no_sdk_telemetry(keto: CompiledTask, tmp_path: Path) -> None:
+    with FakeOpenAI(responder=keto_responder) as server:
+        run_generation(keto, tmp_path, settings_for(server), QUIET)
+    sent = {name for method, path, headers, _body in server.requests if path.endswith("/chat/completions")
+            for name in headers}
+    assert {"authorization", "content-type", "user-agent"} <= sent
+    assert not {name for name in sent if name.startswith("x-stainless")}
+
+
 def _without_aiohttp(**_kwargs: object) -> None:
     raise RuntimeError("To use the aiohttp client you must have installed the package with the `aiohttp` extra")
 
