@@ -37,8 +37,15 @@ except ImportError:  # pragma: no cover - depends on the installed openai
 
 try:
     from aiohttp import ClientConnectionError as _AiohttpConnectionError
+    from aiohttp import ClientError as _AiohttpError
+
+    # The SDK's aiohttp transport maps connection errors to httpx's, which the SDK wraps as
+    # APIConnectionError, but lets the others through unwrapped: a reply that is not HTTP at all
+    # arrives as aiohttp's ClientResponseError.
+    _UNWRAPPED_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (_AiohttpError,)
 except ImportError:  # pragma: no cover - the default httpx transport is used instead
     _AiohttpConnectionError = None  # type: ignore[assignment,misc]
+    _UNWRAPPED_TRANSPORT_ERRORS = ()
 
 from ..compiler.plan import builtin_prices, canonical_json, price_for
 from .cache import ResponseCache
@@ -421,6 +428,9 @@ class LLMClient:
                     return _Attempt(error=f"timed out after {self.settings.timeout:g}s", retryable=True)
                 stats.count_error("connection")
                 return _Attempt(error=f"connection failed: {_first_line(lost or exc)}", retryable=True)
+            except _UNWRAPPED_TRANSPORT_ERRORS as exc:
+                stats.count_error("connection")
+                return _Attempt(error=f"connection failed: {_first_line(exc)}", retryable=True)
             finally:
                 stats.in_flight -= 1
         request_id = response.headers.get("x-request-id")

@@ -24,7 +24,7 @@ from taskc.runtime import provider as provider_module
 from taskc.runtime.cache import CacheError, ResponseCache
 from taskc.runtime.provider import Budget, CallResult, CallStats, LLMClient, ProviderSettings
 from test_run_cli import GOLD, _project
-from test_runtime_fixtures import API_KEY, CARBS, files_containing, keto_responder
+from test_runtime_fixtures import API_KEY, CARBS, TRANSPORTS, files_containing, keto_responder, use_transport
 
 FAST = {"max_retries": 1, "backoff_base": 0.01, "poll_interval": 0.01, "timeout": 5.0}
 
@@ -122,6 +122,37 @@ def test_an_unreachable_provider_exits_4_with_one_clear_message(tmp_path: Path,
     assert status == 4
     assert "taskc: error: the LLM provider failed all" in err and "connection failed" in err
     assert "internal error" not in err and "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_server_that_does_not_speak_http_is_a_failed_call_not_a_crash(
+        tmp_path: Path, transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_transport(transport, monkeypatch)
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"\x00\x01this is not HTTP\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    async def ask() -> tuple[CallResult, CallStats]:
+        server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings = ProviderSettings(base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY, model=None, **FAST)
+        with ResponseCache(tmp_path / "cache.sqlite") as cache:
+            client = LLMClient(settings, cache)
+            try:
+                result = await client.complete_json(
+                    messages=[{"role": "user", "content": "salmon?"}], model="gpt-4o-mini",
+                    response_format={"type": "json_object"}, sampling={}, seed=None, cache_key="k")
+            finally:
+                await client.aclose()
+                server.close()
+        return result, client.stats
+
+    result, stats = asyncio.run(ask())
+    assert not result.ok and result.error is not None and result.error.startswith("connection failed")
+    assert stats.retries == FAST["max_retries"] and stats.calls_failed == 1
 
 
 def test_an_outage_in_pool_labeling_stops_the_run_before_later_phases(tmp_path: Path,

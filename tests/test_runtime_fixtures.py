@@ -18,8 +18,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from taskc.compiler.driver import CompiledTask, compile_task
+from taskc.runtime import provider
 
 ROOT = Path(__file__).resolve().parent.parent
 KETO_SPEC = ROOT / "examples" / "keto.task.yaml"
@@ -95,6 +97,22 @@ def files_containing(root: Path, secret: str) -> list[Path]:
 
 
 # -- the helpers are tested too -----------------------------------------------------------------------
+
+def use_transport(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the client on the given HTTP transport: "aiohttp" (the default where installed) or "httpx",
+    the fallback when the openai SDK was installed without its aiohttp extra."""
+    if name == "httpx":
+        def without_aiohttp(**_kwargs: object) -> None:
+            raise RuntimeError("To use the aiohttp client you must have installed the package with the "
+                               "`aiohttp` extra")
+
+        monkeypatch.setattr(openai, "DefaultAioHttpClient", without_aiohttp)
+    http_client = provider._http_client(2, 1.0)
+    assert isinstance(http_client, openai.DefaultAsyncHttpxClient) == (name == "httpx")
+
+
+TRANSPORTS = ["aiohttp", "httpx"]
+
 
 def test_responder_reads_class_and_count_from_the_prompt(tmp_path: Path) -> None:
     compiled = compiled_keto(tmp_path)

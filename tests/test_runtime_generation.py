@@ -19,16 +19,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 from fake_openai import FakeOpenAI, Faults
 from taskc.compiler.driver import CompiledTask
-from taskc.runtime import provider
 from taskc.runtime.datasets import read_jsonl
 from taskc.runtime.generation import GenerationOptions, load_generated_examples, planned_calls, run_generation
 from taskc.runtime.provider import ProviderSettings
 from taskc.runtime.validate import ExampleValidator
-from test_runtime_fixtures import API_KEY, compiled_keto, files_containing, keto_responder
+from test_runtime_fixtures import (
+    API_KEY,
+    TRANSPORTS,
+    compiled_keto,
+    files_containing,
+    keto_responder,
+    use_transport,
+)
 
 QUIET = GenerationOptions(quiet=True)
 
@@ -151,19 +156,12 @@ def test_calls_send_what_the_endpoint_needs_and_no_sdk_telemetry(keto: CompiledT
     assert not {name for name in sent if name.startswith("x-stainless")}
 
 
-def _without_aiohttp(**_kwargs: object) -> None:
-    raise RuntimeError("To use the aiohttp client you must have installed the package with the `aiohttp` extra")
-
-
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_reset_connections_count_as_connection_errors_not_timeouts(
         keto: CompiledTask, tmp_path: Path, transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The SDK's aiohttp transport calls every lost connection a connect timeout; the stats must not.
     # Without the aiohttp extra the client falls back to the default httpx transport, which must agree.
-    if transport == "httpx":
-        monkeypatch.setattr(openai, "DefaultAioHttpClient", _without_aiohttp)
-    http_client = provider._http_client(2, 1.0)
-    assert isinstance(http_client, openai.DefaultAsyncHttpxClient) == (transport == "httpx")
+    use_transport(transport, monkeypatch)
     with FakeOpenAI(faults=Faults(reset=0.3), responder=keto_responder, seed=6) as server:
         summary = run_generation(keto, tmp_path, settings_for(server, max_retries=10), QUIET)
         resets = server.stats.snapshot()["faults"]["reset"]
