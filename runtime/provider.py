@@ -427,10 +427,11 @@ class LLMClient:
                     stats.count_error("timeout")
                     return _Attempt(error=f"timed out after {self.settings.timeout:g}s", retryable=True)
                 stats.count_error("connection")
-                return _Attempt(error=f"connection failed: {_first_line(lost or exc)}", retryable=True)
+                return _Attempt(error=f"connection failed: {_one_line(lost or _transport_error(exc))}",
+                                retryable=True)
             except _UNWRAPPED_TRANSPORT_ERRORS as exc:
                 stats.count_error("connection")
-                return _Attempt(error=f"connection failed: {_first_line(exc)}", retryable=True)
+                return _Attempt(error=f"connection failed: {_one_line(exc)}", retryable=True)
             finally:
                 stats.in_flight -= 1
         request_id = response.headers.get("x-request-id")
@@ -556,12 +557,26 @@ def _lost_connection(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _transport_error(exc: BaseException) -> BaseException:
+    """The error the SDK wrapped: its own message ("Connection error.") says less than the
+    transport's ("peer closed connection without sending complete message body")."""
+    cause = exc.__cause__
+    return cause if cause is not None and str(cause).strip() else exc
+
+
 def _error_code(exc: openai.APIStatusError) -> str | None:
     # Bodies vary: {"code": ...}, {"error": {"code": ...}}, {"error": "quota exceeded"}, or no JSON at all.
     body = exc.body if isinstance(exc.body, dict) else {}
     inner = body.get("error")
     code = body.get("code") or (inner.get("code") if isinstance(inner, dict) else None)
     return code if isinstance(code, str) else None
+
+
+def _one_line(exc: BaseException) -> str:
+    # Transport errors spread over lines ("400, message:\n  Not enough data ..."); keep all of it.
+    if type(exc).__name__ == "ServerDisconnectedError":  # aiohttp's text is a repr of the partial reply
+        return "the server closed the connection before a complete reply"
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
 import json
 import socket
 from collections.abc import Callable
@@ -124,19 +125,38 @@ def test_an_unreachable_provider_exits_4_with_one_clear_message(tmp_path: Path,
     assert "internal error" not in err and "Traceback" not in err and out == ""
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_a_server_that_does_not_speak_http_is_a_failed_call_not_a_crash(
-        tmp_path: Path, transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_transport(transport, monkeypatch)
+_ANSWER = (b'{"id": "chatcmpl-1", "choices": [{"index": 0, "finish_reason": "stop", '
+           b'"message": {"role": "assistant", "content": "{}"}}]}')
+_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+ODD_REPLIES = {  # what a broken server or proxy may send, and how the call ends
+    "not HTTP at all": (b"\x00\x01this is not HTTP\r\n\r\n{}", "connection failed"),
+    "body shorter than its length": (_HEAD + b"Content-Length: 500\r\n\r\n" + _ANSWER, "connection failed"),
+    "broken gzip": (_HEAD + b"Content-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!", "connection failed"),
+    "broken chunks": (_HEAD + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\nxx", "connection failed"),
+    "headers, then hang up": (_HEAD, "connection failed"),
+    "an HTML page": (_HEAD.replace(b"application/json", b"text/html") + b"Content-Length: 6\r\n\r\n<html>",
+                     "the response body is not JSON"),
+    "HTTP/1.0 without a length": (b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + _ANSWER, None),
+    "gzip": (_HEAD + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(gzip.compress(_ANSWER))
+             + gzip.compress(_ANSWER), None),
+}
 
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("reply", ODD_REPLIES)
+def test_an_odd_reply_is_a_failed_call_never_a_crash(tmp_path: Path, reply: str, transport: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    use_transport(transport, monkeypatch)
+    raw, expected_error = ODD_REPLIES[reply]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)
-        writer.write(b"\x00\x01this is not HTTP\r\n\r\n{}")
+        writer.write(raw)
         await writer.drain()
         writer.close()
 
     async def ask() -> tuple[CallResult, CallStats]:
-        server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         settings = ProviderSettings(base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY, model=None, **FAST)
         with ResponseCache(tmp_path / "cache.sqlite") as cache:
@@ -151,8 +171,11 @@ def test_a_server_that_does_not_speak_http_is_a_failed_call_not_a_crash(
         return result, client.stats
 
     result, stats = asyncio.run(ask())
-    assert not result.ok and result.error is not None and result.error.startswith("connection failed")
-    assert stats.retries == FAST["max_retries"] and stats.calls_failed == 1
+    if expected_error is None:
+        assert result.ok and result.content == {}
+    else:
+        assert not result.ok and result.error is not None and result.error.startswith(expected_error)
+        assert stats.retries == FAST["max_retries"] and stats.calls_failed == 1
 
 
 def test_an_outage_in_pool_labeling_stops_the_run_before_later_phases(tmp_path: Path,
