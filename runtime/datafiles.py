@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taskc.compiler.diagnostics import TaskcError
+from taskc.compiler.diagnostics import TaskcError, did_you_mean
 from taskc.compiler.ir import InputField, TaskIR
 from taskc.compiler.passes import value_problem
 from taskc.compiler.paths import write_atomic
@@ -138,8 +138,8 @@ def _parse_line(raw: str, number: int, fields: Sequence[InputField], classes: Se
         elif not isinstance(raw_label, str):
             problems.append(f" label must be a string (one of {', '.join(classes)}), got {_json_kind(raw_label)}")
         elif raw_label not in classes:
-            close = difflib.get_close_matches(raw_label, list(classes), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            close = did_you_mean(raw_label, classes)
+            hint = f"; {close}" if close else ""
             problems.append(f" label {json.dumps(raw_label)} is not a class of the task "
                             f"({', '.join(classes)}){hint}")
         else:

@@ -147,8 +147,8 @@ def analyse(functions: Sequence[LabelingFunction], matrix: VoteMatrix, task: Tas
     for j, function in enumerate(functions):
         mine = voted[:, j]
         others_vote = (votes_per_item - mine) > 0
-        others_disagree = np.array([
-            bool(mine[i]) and any(v != ABSTAIN and v != votes[i, j] for v in votes[i]) for i in range(n)], dtype=bool)
+        # Where this function voted, another vote disagrees exactly when the item is in conflict.
+        others_disagree = mine & item_conflict
         gold_votes = gold_correct = gold_wrong = None
         if gold_matrix is not None and gold_labels is not None:
             fired = gold_matrix.votes[:, j] != ABSTAIN

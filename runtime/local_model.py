@@ -32,7 +32,7 @@ from taskc.compiler.paths import write_atomic
 from taskc.compiler.plan import sha256_hex
 from taskc.compiler.prompts import input_json
 
-from .datafiles import write_text_atomic
+from .datasets import write_json
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -122,8 +122,7 @@ def save(model: LocalModel, directory: Path) -> None:
     buffer = io.BytesIO()
     joblib.dump(model.pipeline, buffer)
     write_atomic(directory / MODEL_FILE, buffer.getvalue())
-    text = json.dumps(model.metadata, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    write_text_atomic(directory / METADATA_FILE, text)
+    write_json(directory / METADATA_FILE, model.metadata)
 
 
 def load(directory: Path, task: TaskIR) -> LocalModel:

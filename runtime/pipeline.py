@@ -34,6 +34,7 @@ from taskc.compiler.paths import PathOutsideProject, resolve_project_path
 
 from . import label_model, labeling, local_model
 from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool, write_text_atomic
+from .datasets import write_json, write_jsonl
 from .evaluate import PREDICTORS, ClassificationMetrics, CriterionResult, classification_metrics, evaluate_criterion
 
 if TYPE_CHECKING:
@@ -354,8 +355,7 @@ def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSet
     if summary.calls_failed and not answered and not summary.stopped_by_budget:
         raise ProviderFailure(
             f"the LLM provider failed all {summary.calls_failed} generation calls "
-            f"({_first_failure(options.run_dir)}).\nCheck --base-url / OPENAI_BASE_URL, the key and the model; "
-            "answered calls are cached, so the same command resumes once the provider works.")
+            f"({_first_failure(options.run_dir)}).\n{ProviderFailure.ADVICE}")
     examples = load_generated_examples(options.run_dir)
     if not examples:
         notes.append("generation produced no usable examples")
@@ -364,6 +364,9 @@ def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSet
 
 class ProviderFailure(TaskcError):
     """The provider answered none of the calls: a run without them would hide the problem."""
+
+    ADVICE = ("Check --base-url / OPENAI_BASE_URL, the key and the model; answered calls are cached, so the "
+              "same command resumes once the provider works.")
 
 
 def _first_failure(run_dir: Path) -> str:
@@ -396,8 +399,7 @@ def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions,
         # Later phases would only spend minutes retrying the same dead provider: stop here.
         raise ProviderFailure(
             f"the LLM provider failed all {len(failed)} calls of the {phase} (first error: {failed[0].error}).\n"
-            "Check --base-url / OPENAI_BASE_URL, the key and the model; answered calls are cached, so the "
-            "same command resumes once the provider works.")
+            f"{ProviderFailure.ADVICE}")
     labels = [str(r.content.get("label")) if r.ok and r.content and r.content.get("label") in classes else None
               for r in results]
     return labels, stats
@@ -445,9 +447,7 @@ def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: Provi
     updated = list(pool)
     for i, label in zip(open_items, labels, strict=True):
         if label is not None:
-            item = pool[i]
-            updated[i] = PoolItem(values=item.values, line=item.line, votes=item.votes, majority=item.majority,
-                                  label_model=item.label_model, confidence=None, label=label, source="llm")
+            updated[i] = dataclasses.replace(pool[i], confidence=None, label=label, source="llm")
     return updated
 
 
@@ -486,9 +486,10 @@ def _llm_predictors(compiled: CompiledTask, options: RunOptions, settings: Provi
 def _drop_if_silent(predictions: dict[str, list[str | None]], name: str, notes: list[str]) -> None:
     """A predictor that labeled no gold item (budget spent, every answer unusable) has no scores to report."""
     if predictions.get(name) and all(label is None for label in predictions[name]):
+        from .report import predictor_title
+
         del predictions[name]
-        title = {"llm": "prompted LLM", "finetuned": "fine-tuned model"}.get(name, name)
-        notes.append(f"the {title} labeled no gold item (see llm in metrics.json), so it is not scored")
+        notes.append(f"the {predictor_title(name)} labeled no gold item (see llm in metrics.json), so it is not scored")
 
 
 def _label_only_format(classes: Sequence[str]) -> dict[str, Any]:
@@ -504,8 +505,7 @@ def _write_outputs(result: RunResult) -> None:
 
     run_dir = result.run_dir
     task = result.task
-    pool_lines = "".join(json.dumps(item.to_json(task), ensure_ascii=False) + "\n" for item in result.pool)
-    write_text_atomic(run_dir / "labeled_pool.jsonl", pool_lines)
+    write_jsonl(run_dir / "labeled_pool.jsonl", (item.to_json(task) for item in result.pool))
     result.files["labeled_pool"] = run_dir / "labeled_pool.jsonl"
     if "local_model" in result.predictions:
         result.files["model"] = run_dir / "model"
@@ -521,8 +521,7 @@ def _write_outputs(result: RunResult) -> None:
         "training": result.training, "notes": result.notes, "llm": result.llm,
         "note": "metrics are over the items each predictor labeled; coverage is the fraction it labeled",
     }
-    write_text_atomic(result.files["metrics"], json.dumps(metrics, indent=2, sort_keys=True,
-                                                          ensure_ascii=False) + "\n")
+    write_json(result.files["metrics"], metrics)
     write_text_atomic(result.files["report_md"], report.render_markdown(result, findings))
     write_text_atomic(result.files["report_html"], report.render_html(result, findings))
 
