@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from taskc.compiler.driver import compile_task, dump_ir, write_outputs
-from taskc.compiler.plan import PriceTable, parse_price_table
 
-from .output import add_format_argument, print_diagnostics
+from .output import add_format_argument, add_prices_argument, load_prices, print_diagnostics
 
 NAME = "compile"
 HELP = "compile a task file into prompts, a generation plan and configs"
@@ -43,31 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="DIR", help="output directory (default: build/<task name>)")
     add_format_argument(parser)
     parser.add_argument("--dump-ir", action="store_true", help="print the IR as JSON and write nothing")
-    parser.add_argument("--prices", metavar="FILE",
-                        help='JSON price table {"model": {"input": USD per 1M, "output": USD per 1M}}')
+    add_prices_argument(parser)
     parser.add_argument("--allow-outside-paths", action="store_true",
                         help="allow files named by the task to live outside its directory")
 
 
-def load_prices(path: str | None) -> PriceTable | None:
-    """The --prices table; raises ValueError with a readable reason."""
-    if not path:
-        return None
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(exc.strerror or str(exc)) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc.msg} at line {exc.lineno}") from None
-    return parse_price_table(raw)
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        prices = load_prices(args.prices)
-    except ValueError as exc:
-        print(f"taskc: error: cannot read price table {args.prices}: {exc}", file=sys.stderr)
-        return 2
+    prices = load_prices(args.prices)
     out_dir = Path(args.output or "build")
     if args.output and out_dir.exists() and not out_dir.is_dir():
         print(f"taskc: error: {out_dir} is a file, not a directory", file=sys.stderr)

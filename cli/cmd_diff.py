@@ -25,8 +25,7 @@ from taskc.compiler.driver import CompileResult, compile_task
 from taskc.compiler.loader import load_task_file
 from taskc.compiler.semantic_diff import diff_compiled
 
-from .cmd_compile import load_prices
-from .output import print_diagnostics, use_color
+from .output import add_prices_argument, load_prices, print_diagnostics, use_color
 
 NAME = "diff"
 HELP = "show what a change of a task file does: rationales, prompts, plan and cost"
@@ -64,8 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="colour the text format: auto (only on a terminal, default), always, never")
     parser.add_argument("-U", "--context", type=int, default=3, metavar="N",
                         help="lines of context in prompt diffs (default 3)")
-    parser.add_argument("--prices", metavar="FILE",
-                        help='JSON price table {"model": {"input": USD per 1M, "output": USD per 1M}}')
+    add_prices_argument(parser)
     parser.add_argument("--allow-outside-paths", action="store_true",
                         help="allow files named by the task to live outside its directory")
 
@@ -77,11 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return _usage("with --git REV give exactly one task file")
     if args.context < 0:
         return _usage("--context must be 0 or more")
-    try:
-        prices = load_prices(args.prices)
-    except SystemExit as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_ERROR
+    prices = load_prices(args.prices)
     options: dict[str, Any] = {"allow_outside": args.allow_outside_paths, "prices": prices}
     if args.git is not None:
         with tempfile.TemporaryDirectory(prefix="taskc-diff-") as scratch:

@@ -15,12 +15,13 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from . import __version__, cmd_check, cmd_compile, cmd_schema
+from . import __version__, cmd_check, cmd_compile, cmd_diff, cmd_fmt, cmd_run, cmd_schema
+from .output import UsageError
 
 EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = 0, 1, 2, 3, 4
 EXIT_INTERNAL = 70
 
-COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema)
+COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_diff, cmd_fmt)
 
 _EPILOG = """\
 the loop:
@@ -43,24 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "plan and training/eval configs; run the loop; show what a spec change does.")
     parser.add_argument("--version", action="version", version=f"taskc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in _commands():
+    for command in COMMANDS:
         sub = subparsers.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION,
                                     formatter_class=argparse.RawDescriptionHelpFormatter,
                                     epilog=getattr(command, "EPILOG", None))
         command.add_arguments(sub)
         sub.set_defaults(handler=command.run)
     return parser
-
-
-def _commands() -> tuple[ModuleType, ...]:
-    extra: list[ModuleType] = []
-    for name in ("cmd_run", "cmd_diff", "cmd_fmt"):
-        try:
-            extra.append(__import__(f"taskc.{name}", fromlist=["run"]))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"taskc.{name}":
-                raise
-    return COMMANDS + tuple(extra)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.handler(args))
+    except UsageError as exc:
+        print(f"taskc: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("taskc: interrupted", file=sys.stderr)
         return 130

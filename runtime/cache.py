@@ -88,7 +88,7 @@ class ResponseCache:
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock, _database(self.path):
             row = self._db.execute("SELECT record FROM responses WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+            return None if row is None else json.loads(row[0])  # inside: a damaged record is a CacheError
 
     def put(self, key: str, record: dict[str, Any]) -> None:
         text = json.dumps(record, sort_keys=True, ensure_ascii=False)
@@ -114,7 +114,7 @@ class ResponseCache:
     def journal_get(self, name: str) -> Any:
         with self._lock, _database(self.path):
             row = self._db.execute("SELECT record FROM journal WHERE name = ?", (name,)).fetchone()
-        return None if row is None else json.loads(row[0])
+            return None if row is None else json.loads(row[0])
 
     def journal_put(self, name: str, record: Any) -> None:
         text = json.dumps(record, sort_keys=True, ensure_ascii=False)

@@ -140,9 +140,12 @@ def test_compile_output_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys) 
     ('{"gpt-4o-mini": {"input": -1, "output": 1}}', "negative or infinite"),
     ('{"gpt-4o-mini": {"input": "cheap"}}', "needs numeric"),
 ])
-def test_bad_price_tables_are_usage_errors(tmp_path: Path, capsys, table: str, reason: str) -> None:
+@pytest.mark.parametrize("command", ["compile", "diff"])
+def test_bad_price_tables_are_usage_errors(tmp_path: Path, capsys, table: str, reason: str, command: str) -> None:
     prices = tmp_path / "prices.json"
     prices.write_text(table)
-    assert main(["compile", str(EXAMPLES / "keto.task.yaml"), "-o", str(tmp_path / "out"),
-                 "--prices", str(prices)]) == 2
-    assert reason in capsys.readouterr().err
+    spec = str(EXAMPLES / "keto.task.yaml")
+    arguments = [spec, "-o", str(tmp_path / "out")] if command == "compile" else [spec, spec]
+    assert main([command, *arguments, "--prices", str(prices)]) == 2
+    err = capsys.readouterr().err
+    assert f"taskc: error: cannot read price table {prices}" in err and reason in err

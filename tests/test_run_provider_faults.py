@@ -13,6 +13,7 @@ import dataclasses
 import gzip
 import json
 import socket
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -328,6 +329,21 @@ def test_the_cache_turns_sqlite_errors_into_one_message(tmp_path: Path) -> None:
     good.close()
     with pytest.raises(CacheError):
         good.get("anything")  # a closed database is reported the same way, not as sqlite3.ProgrammingError
+
+
+def test_a_cache_record_that_is_not_json_is_a_cache_error(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    with ResponseCache(path) as cache:
+        cache.put("k", {"content": {}})
+        cache.journal_put("batch/x", {"state": "submitted"})
+    with sqlite3.connect(path) as other:  # changed by something other than taskc
+        other.execute("UPDATE responses SET record = 'not json'")
+        other.execute("UPDATE journal SET record = 'not json'")
+    with ResponseCache(path) as cache:
+        with pytest.raises(CacheError, match=r"cache\.sqlite is damaged: .*delete it"):
+            cache.get("k")
+        with pytest.raises(CacheError, match=r"cache\.sqlite is damaged: .*delete it"):
+            cache.journal_get("batch/x")
 
 
 # -- the API key ----------------------------------------------------------------------------------
