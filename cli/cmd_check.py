@@ -15,6 +15,8 @@ Check task files like a compiler checks a program: YAML syntax and limits, the
 structure (against the JSON Schema of `taskc schema`), every rule, constraint
 and pass criterion (parsed and type-checked), names (with "did you mean"),
 files named by the task, and the prompt templates. Nothing is written.
+Every error of a stage is reported in one run; the semantic checks run once
+the structure is right, so a structure error hides them until it is fixed.
 
 Diagnostics look like `file:line:col: error[CODE]: message`, with the source
 line and a caret. Codes are listed in spec/reference.md."""

@@ -47,7 +47,7 @@ def test_type_error_inside_a_multiline_rule_points_into_the_expression(keto_proj
     assert lines[found["line"] - 1][found["column"] - 1:].startswith('"two"')
 
 
-def test_all_errors_of_a_file_in_one_run(keto_project: Path, capsys) -> None:
+def test_all_errors_of_a_stage_in_one_run_structure_first(keto_project: Path, capsys) -> None:
     _misspell_class(keto_project)
     text = keto_project.read_text().replace("len(dish) <= 80", "len(dsh) <= 80").replace("temperature: 0.9",
                                                                                          "temprature: 0.9")

@@ -174,6 +174,7 @@ def test_comment_and_layout_changes_are_not_semantic(tmp_path: Path) -> None:
     text = KETO.read_text(encoding="utf-8")
     relaid = text.replace("# Is this dish keto?", "# Is this dish keto? (edited comment)").replace(
         "  per_call: 10\n", "  per_call:   10   # ten per call\n")
+    assert relaid.count("(edited comment)") == 1 and relaid.count("ten per call") == 1  # the edits landed
     old, new = keto_copy(tmp_path / "a"), keto_copy(tmp_path / "b", relaid)
     assert main(["diff", str(old), str(new)]) == 0
 

@@ -2,13 +2,11 @@
 
 Property-based: hypothesis mutates the keto example and invents expressions;
 whatever comes out, `compile_task` returns diagnostics with real positions and
-the CLI exits 0 or 1. A longer run of the same properties is bench/fuzz_compiler.py.
+it compiles or fails with an error. A longer run of the same properties is bench/fuzz_compiler.py.
 """
 
 from __future__ import annotations
 
-import resource
-import time
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -36,6 +34,8 @@ def _compile_text(tmp_path: Path, text: str):
 
 
 def _assert_located(result, text: str) -> None:
+    """Either it compiled, or it failed with at least one error, and every diagnostic has a real place."""
+    assert result.compiled is not None or any(d.severity.value == "error" for d in result.diagnostics)
     lines = max(1, len(text.splitlines()))
     for diagnostic in result.diagnostics:
         assert diagnostic.code != "E000"
@@ -85,14 +85,11 @@ def test_billion_laughs_is_rejected_quickly_in_bounded_memory(tmp_path: Path) ->
     bomb = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     bomb += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
     bomb.append("task: *a9")
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
     result = _compile_text(tmp_path, "\n".join(bomb) + "\n")
-    elapsed = time.perf_counter() - started
-    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    # The node limit (counted with aliases expanded) stops it: the 10^9 nodes are never built.
+    # How fast and how small that is belongs to bench/, not to a timed assertion here.
     assert [d.code for d in result.diagnostics] == ["E002"]
     assert str(MAX_NODES) in result.diagnostics[0].message
-    assert elapsed < 30 and grown_kib < 200_000  # generous: the point is "not 10^9 nodes"
 
 
 def test_deep_nesting_is_rejected(tmp_path: Path) -> None:
@@ -107,9 +104,9 @@ def test_deeply_nested_expression_is_rejected(tmp_path: Path) -> None:
 
 
 def test_long_operator_chain_is_rejected_not_a_recursion_error(tmp_path: Path) -> None:
-    text = KETO.replace("check: len(dish) <= 80", "check: " + " + ".join(["1"] * 1500) + " > 0")
-    result = _compile_text(tmp_path, text)
-    assert "E020" in {d.code for d in result.diagnostics}
+    chain = "+".join(["1"] * 1500)  # 2,999 characters: under the length limit, so the depth limit must catch it
+    result = _compile_text(tmp_path, KETO.replace("check: len(dish) <= 80", f"check: {chain} > 0"))
+    assert [(d.code, "nests deeper than 60 levels" in d.message) for d in result.diagnostics] == [("E020", True)]
 
 
 def test_python_tags_are_refused(tmp_path: Path) -> None:

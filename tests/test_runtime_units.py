@@ -227,8 +227,7 @@ def test_near_duplicates_use_the_threshold() -> None:
     other = {"dish": "Honey glazed ham", "ingredients": ["ham", "honey", "mustard"]}
     strict = Deduplicator(DedupePolicy(True, 1.0, ()), ("dish", "ingredients"))
     loose = Deduplicator(DedupePolicy(True, 0.9, ()), ("dish", "ingredients"))
-    for example in (first, close, other):
-        strict.add(example)
+    assert [strict.add(example) for example in (first, close, other)] == [None, None, None]
     assert loose.add(first) is None and loose.add(other) is None
     near = loose.add(close)
     assert near is not None and near.kind == "near" and near.original == 0 and 0.9 <= near.similarity < 1

@@ -56,9 +56,8 @@ json_values = st.recursive(
 @given(schemas(), json_values)
 def test_the_fast_check_agrees_with_jsonschema(schema: dict[str, Any], value: Any) -> None:
     check = compile_schema_check(schema)
-    expected = jsonschema.Draft202012Validator(schema).is_valid(value)
-    if check is not None:
-        assert check(value) == expected
+    assert check is not None  # the strategy draws only from the supported subset
+    assert check(value) == jsonschema.Draft202012Validator(schema).is_valid(value)
 
 
 @pytest.mark.parametrize(("value", "valid"), [(1, True), (1.0, True), (1.5, False), (True, False), ("1", False)])
