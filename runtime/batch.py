@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +33,11 @@ from .provider import (
     Budget,
     CallStats,
     ProviderSettings,
+    answer_record,
     charge,
-    parse_answer,
+    parse_choice,
+    read_completion,
     scrub,
-    usage_of,
 )
 
 if TYPE_CHECKING:
@@ -96,12 +97,14 @@ def split_batches(lines: Sequence[tuple[str, bytes]], max_requests: int = MAX_RE
 
 def run_batch_generation(calls: Sequence[PlannedCall], cache: ResponseCache, settings: ProviderSettings,
                          budget: Budget, stats: CallStats, reporter: ProgressReporter, *,
+                         validate: Callable[[dict], str | None] | None = None,
                          max_requests: int | None = None, max_bytes: int | None = None) -> dict[str, str]:
     """Make every uncached call through the Batch API; return {cache key: error} for those that failed."""
     max_requests = max_requests or MAX_REQUESTS_PER_BATCH
     max_bytes = max_bytes or MAX_BYTES_PER_BATCH
     client = openai.OpenAI(**{**settings.client_kwargs(), "max_retries": settings.max_retries})
-    runner = _BatchRunner(client, cache, settings, budget, stats, reporter, {c.cache_key: c for c in calls})
+    runner = _BatchRunner(client, cache, settings, budget, stats, reporter, {c.cache_key: c for c in calls},
+                          validate)
     try:
         return runner.run(max_requests, max_bytes)
     except openai.APIError as exc:
@@ -116,9 +119,11 @@ def run_batch_generation(calls: Sequence[PlannedCall], cache: ResponseCache, set
 
 class _BatchRunner:
     def __init__(self, client: openai.OpenAI, cache: ResponseCache, settings: ProviderSettings, budget: Budget,
-                 stats: CallStats, reporter: ProgressReporter, calls: dict[str, PlannedCall]) -> None:
+                 stats: CallStats, reporter: ProgressReporter, calls: dict[str, PlannedCall],
+                 validate: Callable[[dict], str | None] | None = None) -> None:
         self.client, self.cache, self.settings = client, cache, settings
         self.budget, self.stats, self.reporter, self.calls = budget, stats, reporter, calls
+        self.validate = validate  # the caller's check of an answer's shape, as in LLMClient.complete_json
         self.failures: dict[str, str] = {}
         self.done = 0
 
@@ -248,26 +253,20 @@ class _BatchRunner:
             error = item.get("error") or body.get("error") or {}
             kind = "rate_limit" if response.get("status_code") == 429 else "server_error"
             self.stats.count_error(kind)
-            message = error.get("message") if isinstance(error, dict) else str(error)
-            self.failures[key] = scrub(f"{response.get('status_code')} {message}", self.settings.api_key)
+            message = (error.get("message") if isinstance(error, dict) else str(error)) or "no error message"
+            status = response.get("status_code") or "no status"
+            self.failures[key] = scrub(f"{status} {message}", self.settings.api_key)
             return
-        usage = usage_of(_mapping(body.get("usage")))
-        answered_model = body.get("model")
-        model = answered_model if isinstance(answered_model, str) and answered_model else call.model
+        usage, model, choice = read_completion(body, call.model)
         charge(self.stats, self.budget, model, usage, BATCH_PRICE_FACTOR)
-        choices = body.get("choices")
-        choice = _mapping(choices[0]) if isinstance(choices, list) and choices else {}
-        message = _mapping(choice.get("message"))
         try:
-            content = parse_answer(message.get("content"), choice.get("finish_reason"),
-                                   call.job.response_format, _shape_check())
+            content = parse_choice(choice, call.job.response_format, self.validate)
         except AnswerProblem as problem:
             self.stats.count_error(problem.kind)
             self.failures[key] = f"{problem.kind}: {problem}"
             return
-        self.cache.put(key, {"content": content, "request_id": response.get("request_id") or body.get("id"),
-                             "usage": usage, "model": model, "created": int(time.time()),
-                             "batch": True})
+        self.cache.put(key, answer_record(content, response.get("request_id") or body.get("id"), usage, model,
+                                          batch=True))
         self.failures.pop(key, None)
         self.stats.calls_made += 1
         self.done += 1
@@ -281,9 +280,3 @@ class _BatchRunner:
 def _mapping(value: Any) -> dict[str, Any]:
     """A part of an output line that should be an object; anything else counts as missing."""
     return value if isinstance(value, dict) else {}
-
-
-def _shape_check() -> Any:
-    from .generation import examples_shape_problem
-
-    return examples_shape_problem

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from taskc.compiler.driver import dumps
 from taskc.compiler.paths import write_atomic
 
 EXAMPLES_FILE = "examples.jsonl"
@@ -36,7 +37,7 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
 
 
 def write_json(path: Path, value: Any) -> None:
-    write_atomic(path, (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_atomic(path, dumps(value))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from typing import Any
 import openai
 
 from ..compiler.driver import CompiledTask
-from ..compiler.plan import sha256_hex
+from ..compiler.plan import CHARS_PER_TOKEN, sha256_hex
 from .datasets import TRAIN_FILE, VAL_FILE, write_json
 from .progress import ProgressReporter, make_reporter
 from .provider import ProviderSettings, scrub
@@ -37,13 +37,14 @@ _TOKENS_PER_MESSAGE = 4  # role and separators, as OpenAI's counting recipe adds
 
 
 def estimate_tokens(messages: list[dict[str, Any]]) -> int:
-    """An upper-leaning estimate (4 characters a token) of an example's tokens, without a tokenizer."""
+    """An upper-leaning estimate (CHARS_PER_TOKEN characters a token, rounded up) of an example's tokens,
+    without a tokenizer."""
     total = 3
     for message in messages:
         total += _TOKENS_PER_MESSAGE
         for value in message.values():
             if isinstance(value, str):
-                total += (len(value) + 3) // 4
+                total += -(-len(value) // CHARS_PER_TOKEN)
     return total
 
 

@@ -136,7 +136,8 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
         if options.batch:
             from .batch import run_batch_generation
 
-            failures = run_batch_generation(calls, cache, settings, budget, stats, reporter)
+            failures = run_batch_generation(calls, cache, settings, budget, stats, reporter,
+                                            validate=examples_shape_problem)
         else:
             failures = asyncio.run(_generate_online(calls, cache, settings, budget, stats, validator, reporter))
         call_seconds = time.monotonic() - started
@@ -203,12 +204,11 @@ class _Tally:
     """Running counts for the progress display (validation only; duplicates are known at the end)."""
 
     def __init__(self, total: int) -> None:
-        self.total, self.done, self.accepted, self.rejected, self.failed = total, 0, 0, 0, 0
+        self.total, self.done, self.accepted, self.rejected = total, 0, 0, 0
 
     def add(self, result: CallResult, validator: ExampleValidator) -> None:
         self.done += 1
         if not result.ok:
-            self.failed += result.error != BUDGET_EXHAUSTED
             return
         for example in (result.content or {}).get("examples", []):
             if validator.check(example) is None:
@@ -217,7 +217,7 @@ class _Tally:
                 self.rejected += 1
 
     def state(self, stats: CallStats) -> ProgressState:
-        return ProgressState(self.done, self.total, self.accepted, self.rejected, self.failed,
+        return ProgressState(self.done, self.total, self.accepted, self.rejected, stats.calls_failed,
                              stats.input_tokens, stats.output_tokens, stats.cost_usd)
 
 

@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - the default httpx transport is used in
     _AiohttpConnectionError = None  # type: ignore[assignment,misc]
     _UNWRAPPED_TRANSPORT_ERRORS = ()
 
-from ..compiler.plan import builtin_prices, canonical_json, price_for
+from ..compiler.plan import CHARS_PER_TOKEN, builtin_prices, canonical_json, price_for
 from .cache import ResponseCache
 from .limiter import RateLimiter
 from .schema_check import Check, compile_schema_check
@@ -60,7 +60,6 @@ _MAX_BACKOFF = 30.0
 _DEFAULT_OUTPUT_ESTIMATE = 512
 _CONNECTIONS_PER_POOL = 32
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
-_CHARS_PER_TOKEN = 4
 
 
 @dataclass(frozen=True)
@@ -273,6 +272,33 @@ def parse_answer(content: str | None, finish_reason: str | None, response_format
     return value
 
 
+def read_completion(body: Any, requested_model: str) -> tuple[dict[str, int], str, dict[str, Any] | None]:
+    """A chat completion's token usage, answering model (the requested one if it names none) and first
+    choice (None when there is none): the parts both the online and the Batch path read."""
+    body = body if isinstance(body, dict) else {}
+    answered = body.get("model")
+    choices = body.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    return usage_of(body.get("usage")), answered if isinstance(answered, str) and answered else requested_model, choice
+
+
+def parse_choice(choice: dict[str, Any] | None, response_format: Mapping[str, Any],
+                 validate: Callable[[dict], str | None] | None = None) -> dict[str, Any]:
+    """The checked answer of a completion's first choice (see parse_answer); raises AnswerProblem."""
+    if choice is None:
+        raise AnswerProblem("malformed", "answer has no choices")
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return parse_answer(content, choice.get("finish_reason"), response_format, validate)
+
+
+def answer_record(content: dict[str, Any], request_id: str | None, usage: dict[str, int], model: str,
+                  **extra: Any) -> dict[str, Any]:
+    """What the cache keeps of an answer."""
+    return {"content": content, "request_id": request_id, "usage": usage, "model": model,
+            "created": int(time.time()), **extra}
+
+
 def usage_of(raw: Any) -> dict[str, int]:
     """Token usage of a response (object or dict) as {"input_tokens", "output_tokens"}."""
     if raw is None:
@@ -361,7 +387,7 @@ class LLMClient:
             self.stats.calls_cached += 1
             return CallResult(True, cached["content"], None, cached.get("request_id"), cached.get("usage", {}),
                               True, 0)
-        estimate = sum(len(m.get("content") or "") for m in messages) // _CHARS_PER_TOKEN \
+        estimate = sum(len(m.get("content") or "") for m in messages) // CHARS_PER_TOKEN \
             + int(sampling.get("max_tokens") or _DEFAULT_OUTPUT_ESTIMATE)
         error, request_id, attempts = "no attempt made", None, 0
         usage: dict[str, int] = {}
@@ -381,9 +407,8 @@ class LLMClient:
             request_id = outcome.request_id or request_id
             if outcome.content is not None:
                 usage = outcome.usage
-                record = {"content": outcome.content, "request_id": outcome.request_id, "usage": usage,
-                          "model": outcome.model or model, "created": int(time.time())}
-                self.cache.put(cache_key, record)
+                self.cache.put(cache_key, answer_record(outcome.content, outcome.request_id, usage,
+                                                        outcome.model or model))
                 self.stats.calls_made += 1
                 return CallResult(True, outcome.content, None, outcome.request_id, usage, False, attempts)
             error = outcome.error or "unknown error"
@@ -440,24 +465,13 @@ class LLMClient:
         except ValueError:
             stats.count_error("malformed")
             return _Attempt(error="the response body is not JSON", retryable=True, request_id=request_id)
-        if not isinstance(completion, dict):
-            completion = {}
-        answered = completion.get("id")
+        answered = completion.get("id") if isinstance(completion, dict) else None
         request_id = request_id or (answered if isinstance(answered, str) else None)
-        answered_model = (completion.get("model") if isinstance(completion.get("model"), str) else None) or model
-        usage = usage_of(completion.get("usage"))
+        usage, answered_model, choice = read_completion(completion, model)
         charge(stats, self.budget, answered_model, usage)
         self.limiter.record_usage(estimate, usage["input_tokens"] + usage["output_tokens"])
-        choices = completion.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            stats.count_error("malformed")
-            return _Attempt(error="answer has no choices", retryable=True, request_id=request_id)
-        message = choices[0].get("message")
-        if not isinstance(message, dict):
-            message = {}
         try:
-            content = parse_answer(message.get("content"), choices[0].get("finish_reason"), response_format,
-                                   validate)
+            content = parse_choice(choice, response_format, validate)
         except AnswerProblem as problem:
             stats.count_error(problem.kind)
             return _Attempt(error=f"{problem.kind}: {problem}", retryable=True, request_id=request_id)

@@ -281,28 +281,34 @@ def test_odd_429_bodies_are_classified_without_raising(tmp_path: Path, body: Any
 
 def test_malformed_batch_output_lines_become_failures(tmp_path: Path) -> None:
     from taskc.runtime.batch import _BatchRunner
-    from taskc.runtime.generation import planned_calls
+    from taskc.runtime.generation import examples_shape_problem, planned_calls
     from taskc.runtime.progress import ProgressReporter
     from test_runtime_fixtures import compiled_keto
 
     calls = planned_calls(compiled_keto(tmp_path))[:1]
     key = calls[0].cache_key
     settings = ProviderSettings(base_url=None, api_key=API_KEY, **FAST)
-    lines = [
-        "[1, 2]", "not json", json.dumps({"custom_id": key, "response": "ok"}),
-        json.dumps({"custom_id": key, "response": {"status_code": 200, "body": []}}),
-        json.dumps({"custom_id": key, "response": {"status_code": 200, "body": {"choices": ["x"]}}}),
-        json.dumps({"custom_id": key, "response": {"status_code": 200, "body": {
-            "choices": [{"message": "hi"}], "usage": [], "model": 3}}}),
-        json.dumps({"custom_id": key, "response": {"status_code": 500, "body": "oops"}, "error": None}),
+    lines = [  # each output line, and the failure it leaves (None: it cannot be attributed to a call)
+        ("[1, 2]", None), ("not json", None),
+        (json.dumps({"custom_id": key, "response": "ok"}), "no status no error message"),
+        (json.dumps({"custom_id": key, "response": {"status_code": 200, "body": []}}),
+         "malformed: answer has no choices"),
+        (json.dumps({"custom_id": key, "response": {"status_code": 200, "body": {"choices": ["x"]}}}),
+         "malformed: answer has no choices"),
+        (json.dumps({"custom_id": key, "response": {"status_code": 200, "body": {
+            "choices": [{"message": "hi"}], "usage": [], "model": 3}}}), "malformed: empty answer"),
+        (json.dumps({"custom_id": key, "response": {"status_code": 500, "body": "oops"}, "error": None}),
+         "500 no error message"),
     ]
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
         runner = _BatchRunner(None, cache, settings, Budget(), CallStats(), ProgressReporter(),  # type: ignore[arg-type]
-                              {key: calls[0]})
-        for line in lines:
+                              {key: calls[0]}, examples_shape_problem)
+        for line, failure in lines:
+            runner.failures.clear()
             runner._ingest_line(line, {key})
+            assert runner.failures == ({} if failure is None else {key: failure}), line
         assert key not in cache
-    assert key in runner.failures and runner.stats.errors
+    assert runner.stats.errors == {"server_error": 2, "malformed": 3}
 
 
 # -- the cache ------------------------------------------------------------------------------------
