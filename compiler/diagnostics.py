@@ -77,9 +77,6 @@ class DiagnosticBag:
     def warning(self, span: Span, code: str, message: str, hint: str | None = None) -> None:
         self.items.append(Diagnostic(span, Severity.WARNING, code, message, hint))
 
-    def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
-        self.items.extend(diagnostics)
-
     @property
     def has_errors(self) -> bool:
         return any(d.severity is Severity.ERROR for d in self.items)
@@ -97,18 +94,17 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
 
 def render_text(diagnostics: Iterable[Diagnostic], sources: dict[str, str], color: bool = False) -> str:
     """Render diagnostics the way compilers do: location, severity, code, source line and caret."""
-    blocks = [_render_one(d, sources.get(d.span.file), color) for d in diagnostics]
-    return "".join(blocks)
+    lines_of = {file: text.splitlines() for file, text in sources.items()}  # split each file once, not per error
+    return "".join(_render_one(d, lines_of.get(d.span.file, []), color) for d in diagnostics)
 
 
-def _render_one(diag: Diagnostic, source: str | None, color: bool) -> str:
+def _render_one(diag: Diagnostic, lines: list[str], color: bool) -> str:
     span = diag.span
     severity = diag.severity.value
     if color:
         tint = "\033[1;31m" if diag.severity is Severity.ERROR else "\033[1;33m"
         severity = f"{tint}{severity}\033[0m"
     out = [f"{span.file}:{span.line}:{span.column}: {severity}[{diag.code}]: {diag.message}\n"]
-    lines = source.splitlines() if source is not None else []
     if 1 <= span.line <= len(lines):
         text = lines[span.line - 1].expandtabs(1)
         if len(text) > 200:

@@ -149,7 +149,7 @@ class ExpressionChecker:
             return BOOLEAN
         if ANY in (left, right) and op in ("+", "-", "*", "/", "%"):
             return ANY
-        if op == "+" and left.is_stringy and right.is_stringy and ANY not in (left, right):
+        if op == "+" and left.is_stringy and right.is_stringy:
             return STRING  # string concatenation
         if op in ("+", "-", "*", "/", "%"):
             for side, found in ((node.left, left), (node.right, right)):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import expr_nodes as n
-from .functions import FUNCTIONS, PATTERN, PREDICATE, compile_pattern
+from .functions import FUNCTIONS, PATTERN, PREDICATE, WordList, compile_pattern
 
 Env = Mapping[str, Any]
 Evaluator = Callable[[Env], Any]
@@ -62,7 +62,7 @@ class _Builder:
         return lambda env: env[name]
 
     def _LexiconRef(self, node: n.LexiconRef) -> Evaluator:
-        words = tuple(self.lexicons[node.name])
+        words = WordList(self.lexicons[node.name])
         return lambda env: words
 
     def _ListLiteral(self, node: n.ListLiteral) -> Evaluator:

@@ -11,6 +11,7 @@ complain about. Duplicate keys, which PyYAML silently accepts, are errors here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,11 @@ class SourceDocument:
     scalars: dict[JsonPath, ScalarSource] = field(default_factory=dict)
     parsed: bool = False
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        """The text's lines, split once: every located expression error looks into them."""
+        return self.text.splitlines()
+
     def span_of(self, path: JsonPath) -> Span:
         """The span of the value at ``path``, or of its nearest located ancestor."""
         for cut in range(len(path), -1, -1):
@@ -68,7 +74,7 @@ class SourceDocument:
         scalar = self.scalars.get(path)
         if scalar is None:
             return self.span_of(path)
-        positions = _scalar_positions(self.text, scalar)
+        positions = _scalar_positions(self.lines, scalar)
         if not positions:
             return scalar.span
         first = positions[min(start, len(positions) - 1)]
@@ -76,14 +82,13 @@ class SourceDocument:
         return Span(self.path, first[0], first[1], last[0], last[1] + 1)
 
 
-def _scalar_positions(text: str, scalar: ScalarSource) -> list[tuple[int, int]]:
+def _scalar_positions(lines: list[str], scalar: ScalarSource) -> list[tuple[int, int]]:
     """Approximate (line, column) of each character of a scalar's value.
 
     Exact for plain and quoted single-line scalars and for literal blocks; for
     folded or multi-line flow scalars the line breaks become one separator
     character, which is what YAML's folding does in the common case.
     """
-    lines = text.splitlines()
     span = scalar.span
     positions: list[tuple[int, int]] = []
     block = scalar.style in ("|", ">")

@@ -13,7 +13,7 @@ from taskc.compiler.expr_check import ExpressionChecker
 from taskc.compiler.expr_eval import build_evaluator
 from taskc.compiler.expr_parser import ExpressionSyntaxError, parse_expression
 from taskc.compiler.expr_types import Scope, field_type, metric_types
-from taskc.compiler.functions import FUNCTIONS
+from taskc.compiler.functions import FUNCTIONS, WordList
 
 REFERENCE = (Path(__file__).parents[1] / "spec" / "reference.md").read_text(encoding="utf-8")
 CLASSES = ("keto", "not_keto")
@@ -80,3 +80,12 @@ def test_reference_task_file_compiles(tmp_path: Path) -> None:
 def test_reference_documents_every_function() -> None:
     documented = set(re.findall(r"^\| `(\w+)\(", REFERENCE, flags=re.MULTILINE))
     assert documented == set(FUNCTIONS)
+
+
+def test_a_lexicon_is_one_word_list_however_it_is_passed() -> None:
+    words = ["brown rice", "rice", "oats"]
+    lexicon = WordList(words)
+    assert lexicon == tuple(words) and hash(lexicon) == hash(tuple(words))
+    mentions = FUNCTIONS["mentions"].implementation
+    for text, expected in [("Brown rice bowl", True), ("licorice", False), ("overnight oats", True), ("", False)]:
+        assert mentions(text, lexicon) is mentions(text, words) is expected
