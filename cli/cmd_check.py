@@ -6,7 +6,7 @@ import argparse
 
 from taskc.compiler.driver import compile_task
 
-from .output import add_format_argument, print_diagnostics
+from .output import add_format_argument, errors_only, print_diagnostics
 
 NAME = "check"
 HELP = "check task files and report every error and warning"
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     sources: dict[str, str] = {}
     for spec in args.specs:
         result = compile_task(spec, allow_outside=args.allow_outside_paths)
-        diagnostics = [d for d in result.diagnostics if not args.quiet or d.severity.value == "error"]
+        diagnostics = errors_only(result.diagnostics, args.quiet)
         collected.extend(diagnostics)
         sources.update(result.sources)
         failed |= not result.ok

@@ -21,7 +21,7 @@ from typing import Any
 
 from taskc.compiler.diagnostics import DiagnosticBag
 from taskc.compiler.diff_render import FORMATS, render
-from taskc.compiler.driver import CompileResult, compile_task
+from taskc.compiler.driver import CompileResult, compile_task, named_files
 from taskc.compiler.loader import load_task_file
 from taskc.compiler.semantic_diff import diff_compiled
 
@@ -165,22 +165,8 @@ def materialise_revision(revision: str, spec: Path, scratch: Path) -> tuple[Path
 
 
 def _named_files(spec: Path, label: str) -> list[str]:
-    """The project-relative files a task file names: lexicon files, templates, pool and gold set."""
     doc = load_task_file(spec, label, DiagnosticBag())
-    data = doc.data if doc is not None else None
-    if not isinstance(data, dict):
-        return []
-    named: list[Any] = []
-    lexicons = data.get("lexicons")
-    if isinstance(lexicons, dict):
-        named += [entry.get("file") for entry in lexicons.values() if isinstance(entry, dict)]
-    for section, key in (("pool", "path"), ("eval", "gold")):
-        if isinstance(data.get(section), dict):
-            named.append(data[section].get(key))
-    generate = data.get("generate")
-    if isinstance(generate, dict) and isinstance(generate.get("templates"), dict):
-        named += list(generate["templates"].values())
-    return sorted({name for name in named if isinstance(name, str) and name})
+    return named_files(doc.data if doc is not None else None)
 
 
 def _write(root: Path, repo_path: str, content: bytes) -> Path:

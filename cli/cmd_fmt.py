@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
+import stat
 import sys
 from pathlib import Path
 
@@ -99,9 +99,8 @@ def _unified(result: FormatResult) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    mode = path.stat().st_mode
-    write_atomic(path, text.encode("utf-8"))
-    os.chmod(path, mode)  # keep the file's permissions, as an in-place edit would
+    # Keep the file's permissions, as an in-place edit would.
+    write_atomic(path, text.encode("utf-8"), mode=stat.S_IMODE(path.stat().st_mode))
 
 
 def _summary(files: int, unformatted: int, rewritten: int, failed: int, dry_run: bool) -> str:

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import compile_task
 
-from .output import print_diagnostics, use_color
+from .output import (
+    EXIT_CRITERION_FAILED,
+    EXIT_INPUT_ERRORS,
+    EXIT_OK,
+    EXIT_RUNTIME_FAILURE,
+    EXIT_USAGE,
+    errors_only,
+    print_diagnostics,
+    use_color,
+)
 
 if TYPE_CHECKING:
     from taskc.runtime.pipeline import RunResult
@@ -56,7 +65,6 @@ finishes with what it has, says so in a note, and exits as above (0 or 3):
 a budget stop is not a failure. Answered calls are cached, so rerunning with a
 larger budget continues where it stopped."""
 
-EXIT_OK, EXIT_INPUT_ERRORS, EXIT_USAGE, EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = 0, 1, 2, 3, 4
 TOP_RATIONALES = 3
 TOP_STEPS = 4
 
@@ -109,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"taskc: error: RUN_DIR is a file, not a directory: {args.output}", file=sys.stderr)
         return EXIT_USAGE
     result = compile_task(args.spec, allow_outside=args.allow_outside_paths)
-    diagnostics = [d for d in result.diagnostics if not (args.quiet or args.json) or d.severity.value == "error"]
+    diagnostics = errors_only(result.diagnostics, args.quiet or args.json)
     print_diagnostics(diagnostics, result.sources, "text")
     if result.compiled is None:
         return EXIT_INPUT_ERRORS

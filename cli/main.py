@@ -16,10 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from . import __version__, cmd_check, cmd_compile, cmd_diff, cmd_fmt, cmd_run, cmd_schema
-from .output import UsageError
-
-EXIT_OK, EXIT_SPEC_ERRORS, EXIT_USAGE, EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = 0, 1, 2, 3, 4
-EXIT_INTERNAL = 70
+from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
 COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_diff, cmd_fmt)
 

@@ -8,8 +8,17 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from taskc.compiler.diagnostics import Diagnostic, render_json, render_text, summary_line
+from taskc.compiler.diagnostics import Diagnostic, Severity, render_json, render_text, summary_line
 from taskc.compiler.plan import PriceTable, parse_price_table
+
+# Exit statuses, part of the interface (see `taskc --help`); `taskc diff` and `fmt --check` answer with 1.
+EXIT_OK, EXIT_INPUT_ERRORS, EXIT_USAGE, EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = 0, 1, 2, 3, 4
+EXIT_INTERNAL = 70
+
+
+def errors_only(diagnostics: list[Diagnostic], quiet: bool) -> list[Diagnostic]:
+    """What --quiet leaves of the diagnostics: the errors."""
+    return [d for d in diagnostics if not quiet or d.severity is Severity.ERROR]
 
 
 class UsageError(Exception):
@@ -21,8 +30,9 @@ def use_color(stream: TextIO) -> bool:
 
 
 def print_diagnostics(diagnostics: list[Diagnostic], sources: dict[str, str], fmt: str,
-                      stream: TextIO | None = None, summary: bool = True) -> None:
-    stream = stream or sys.stderr
+                      summary: bool = True) -> None:
+    """Diagnostics as text on stderr (with a summary line) or as JSON on stdout."""
+    stream = sys.stderr
     if fmt == "json":
         sys.stdout.write(render_json(diagnostics))
         return

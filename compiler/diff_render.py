@@ -173,8 +173,9 @@ def render_text(diff: SpecDiff, color: bool = False) -> str:
     out.append("")
     if diff.plan.changed:
         out.append(paint("h", "plan (ESTIMATE: ~4 characters per token)"))
-        width = max(len(row[0]) for row in _plan_rows(diff))
-        for what, before, after, change in _plan_rows(diff):
+        rows = _plan_rows(diff)
+        width = max(len(row[0]) for row in rows)
+        for what, before, after, change in rows:
             out.append(f"  {what:<{width}}  {before:>10} → {after:>10}  {change}")
         out.append(f"  {_work_line(diff)}")
     else:

@@ -36,6 +36,7 @@ from .prompts import (
     CLASSIFY_PROMPT_PATH,
     PromptTemplates,
     RenderedPrompt,
+    chat_messages,
     input_json,
     load_templates,
     template_context,
@@ -56,15 +57,13 @@ class CompiledTask:
     finetune: dict[str, Any]
     eval: dict[str, Any]
     estimate: CostEstimate
+    context: dict[str, Any] = field(default_factory=dict, repr=False)  # the templates' data about the task
     files: dict[str, bytes] = field(default_factory=dict)
-    _context: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def classification_messages(self, values: dict[str, Any]) -> list[dict[str, str]]:
         """The chat messages that ask the LLM to classify one input (prompted baseline, pool labeler)."""
-        if self._context is None:
-            self._context = template_context(self.ir)  # the same for every item: build it once
-        context = self._context | {"input_json": input_json(self.ir.fields, values)}
-        return [{"role": m.role, "content": m.content} for m in self.templates.render("classification", context)]
+        context = self.context | {"input_json": input_json(self.ir.fields, values)}
+        return chat_messages(self.templates.render("classification", context))
 
     def training_messages(self, values: dict[str, Any], label: str) -> list[dict[str, str]]:
         """One fine-tuning example in the layout that finetune.json declares."""
@@ -124,8 +123,9 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
     templates = load_templates(task, bag, doc.span_of)
     if templates is None:
         return None
+    context = template_context(task)
     try:
-        prompts = _render_prompts(task, templates)
+        prompts = _render_prompts(task, templates, context)
     except Exception as exc:  # a template's runtime error (undefined name, sandbox refusal)
         span = doc.span_of(("generate", "templates")) if task.generate.templates else Span(task.source, 1, 1)
         bag.error(span, "E036", f"rendering a prompt template failed: {_template_error(exc)}")
@@ -135,7 +135,7 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
     compiled = CompiledTask(
         ir=task, templates=templates, prompts=prompts, plan=plan, generation_format=generation_format,
         classification_format=classification_response_format(task), finetune=finetune_config(task),
-        eval=eval_config(task), estimate=estimate_cost(task, plan, prompts, prices))
+        eval=eval_config(task), estimate=estimate_cost(task, plan, prompts, prices), context=context)
     compiled.files = _output_files(compiled, doc)
     return compiled
 
@@ -145,8 +145,7 @@ def _template_error(exc: Exception) -> str:
     return message if len(message) < 200 else message[:197] + "..."
 
 
-def _render_prompts(task: ir.TaskIR, templates: PromptTemplates) -> dict[str, RenderedPrompt]:
-    base = template_context(task)
+def _render_prompts(task: ir.TaskIR, templates: PromptTemplates, base: dict[str, Any]) -> dict[str, RenderedPrompt]:
     rationales = {r["id"]: r for r in base["rationales"]}
     classes = {c["name"]: c for c in base["classes"]}
     prompts: dict[str, RenderedPrompt] = {}
@@ -192,16 +191,30 @@ def _output_files(compiled: CompiledTask, doc: SourceDocument) -> dict[str, byte
     return files
 
 
+def named_files(data: Any) -> list[str]:
+    """The project-relative files a task file's data names: lexicon files, templates, pool and gold set.
+
+    Works on the raw data (a task with errors included), so `taskc diff --git` can fetch them too.
+    """
+    if not isinstance(data, dict):
+        return []
+    named: list[Any] = []
+    lexicons = data.get("lexicons")
+    if isinstance(lexicons, dict):
+        named += [entry.get("file") for entry in lexicons.values() if isinstance(entry, dict)]
+    for section, key in (("pool", "path"), ("eval", "gold")):
+        if isinstance(data.get(section), dict):
+            named.append(data[section].get(key))
+    generate = data.get("generate")
+    if isinstance(generate, dict) and isinstance(generate.get("templates"), dict):
+        named += list(generate["templates"].values())
+    return sorted({name for name in named if isinstance(name, str) and name})
+
+
 def _input_hashes(task: ir.TaskIR, doc: SourceDocument) -> dict[str, str]:
     project = Path(task.project_dir)
     hashes = {Path(task.source).name: sha256_hex(doc.text)}
-    named = [lexicon.file for lexicon in task.lexicons if lexicon.file]
-    named += list(task.generate.templates.values())
-    if task.pool:
-        named.append(task.pool.path)
-    if task.eval:
-        named.append(task.eval.gold)
-    for relative in sorted(set(named)):
+    for relative in named_files(doc.data):
         try:
             hashes[relative] = sha256_hex((project / relative).read_bytes())
         except OSError:

@@ -32,11 +32,12 @@ def resolve_project_path(project_dir: Path, relative: str, allow_outside: bool =
     return target
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     """Replace ``path`` with ``data`` in one step (temp file, fsync, rename).
 
     On any failure (disk full, read-only directory) the temporary file is removed
     and the old file, if any, is left as it was: a reader never sees half a file.
+    ``mode`` sets the permissions before the rename, so the file never has others.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -45,6 +46,8 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -48,33 +48,27 @@ class RenderedPrompt:
         return "".join(parts)
 
     def as_chat(self) -> list[dict[str, str]]:
-        return [{"role": m.role, "content": m.content} for m in self.messages]
+        return chat_messages(self.messages)
 
 
+def chat_messages(messages: tuple[Message, ...]) -> list[dict[str, str]]:
+    """Messages as the chat completions API takes them."""
+    return [{"role": m.role, "content": m.content} for m in messages]
+
+
+@dataclass(frozen=True)
 class PromptTemplates:
-    """The two templates of a task (built-in or overridden), loaded once into a sandbox."""
+    """The two templates of a task (built-in or overridden), compiled in a sandbox, each with both blocks."""
 
-    def __init__(self, sources: dict[str, tuple[str, str]]) -> None:
-        # sources: kind -> (template text, name shown in errors)
-        # autoescape off: prompts are plain text, and values are data either way (never template code)
-        self.environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-        self.templates = {kind: self.environment.from_string(text) for kind, (text, _name) in sources.items()}
-        self.names = {kind: name for kind, (_text, name) in sources.items()}
+    templates: dict[str, jinja2.Template]
 
     def render(self, kind: str, context: dict[str, Any]) -> tuple[Message, ...]:
         template = self.templates[kind]
-        messages = []
-        for role in ("system", "user"):
-            block = template.blocks.get(role)
-            if block is None:
-                raise TemplateProblem(f"template '{self.names[kind]}' has no '{role}' block")
-            text = "".join(block(template.new_context(context)))
-            messages.append(Message(role, text.strip()))
-        return tuple(messages)
+        return tuple(Message(role, "".join(template.blocks[role](template.new_context(context))).strip())
+                     for role in ROLES)
 
 
-class TemplateProblem(Exception):
-    pass
+ROLES = ("system", "user")
 
 
 @cache
@@ -103,24 +97,23 @@ def load_templates(task: ir.TaskIR, bag: DiagnosticBag, doc_span_of: Any) -> Pro
             bag.error(span, "E033", f"cannot read template '{relative}': {exc}")
     if len(sources) != len(TEMPLATE_KINDS):
         return None
-    try:
-        templates = PromptTemplates(sources)
-    except jinja2.TemplateSyntaxError:
-        for kind, (text, name) in sources.items():
-            try:
-                SandboxedEnvironment().parse(text)
-            except jinja2.TemplateSyntaxError as exc:
-                bag.error(doc_span_of(("generate", "templates", kind)), "E035",
-                          f"template '{name}' line {exc.lineno}: {exc.message}")
-        return None
-    for kind, template in templates.templates.items():
-        missing = [role for role in ("system", "user") if role not in template.blocks]
+    # autoescape off: prompts are plain text, and values are data either way (never template code)
+    environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    templates: dict[str, jinja2.Template] = {}
+    for kind, (text, name) in sources.items():
+        span = doc_span_of(("generate", "templates", kind))
+        try:
+            template = environment.from_string(text)
+        except jinja2.TemplateSyntaxError as exc:
+            bag.error(span, "E035", f"template '{name}' line {exc.lineno}: {exc.message}")
+            continue
+        missing = [role for role in ROLES if role not in template.blocks]
         if missing:
-            bag.error(doc_span_of(("generate", "templates", kind)), "E035",
-                      f"template '{templates.names[kind]}' must define blocks 'system' and 'user' "
-                      f"(missing: {', '.join(missing)})")
-            return None
-    return templates
+            bag.error(span, "E035", f"template '{name}' must define blocks 'system' and 'user' "
+                                    f"(missing: {', '.join(missing)})")
+            continue
+        templates[kind] = template
+    return PromptTemplates(templates) if len(templates) == len(TEMPLATE_KINDS) else None
 
 
 def input_json(fields: tuple[ir.InputField, ...], values: dict[str, Any]) -> str:

@@ -232,6 +232,7 @@ def test_a_formatted_file_shows_no_semantic_diff(tmp_path: Path, capsys: pytest.
 def test_cli_rewrites_checks_and_diffs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "messy.task.yaml"
     spec.write_text(MESSY, encoding="utf-8")
+    spec.chmod(0o640)
     assert main(["fmt", "--check", str(spec)]) == 1
     assert "would reformat" in capsys.readouterr().err
     assert main(["fmt", "--diff", str(spec)]) == 0
@@ -239,6 +240,7 @@ def test_cli_rewrites_checks_and_diffs(tmp_path: Path, capsys: pytest.CaptureFix
     assert spec.read_text(encoding="utf-8") == MESSY  # --check and --diff write nothing
     assert main(["fmt", str(spec)]) == 0
     assert spec.read_text(encoding="utf-8") == MESSY_FORMATTED
+    assert spec.stat().st_mode & 0o777 == 0o640  # the rewrite keeps the file's permissions
     assert main(["fmt", "--check", str(spec)]) == 0
     assert "1 already formatted" in capsys.readouterr().err
 
