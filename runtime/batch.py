@@ -35,6 +35,8 @@ from .provider import (
     ProviderSettings,
     answer_record,
     charge,
+    count_requests,
+    one_line,
     parse_choice,
     read_completion,
     scrub,
@@ -102,17 +104,17 @@ def run_batch_generation(calls: Sequence[PlannedCall], cache: ResponseCache, set
     """Make every uncached call through the Batch API; return {cache key: error} for those that failed."""
     max_requests = max_requests or MAX_REQUESTS_PER_BATCH
     max_bytes = max_bytes or MAX_BYTES_PER_BATCH
-    client = openai.OpenAI(**{**settings.client_kwargs(), "max_retries": settings.max_retries})
+    client = settings.sync_client()
     runner = _BatchRunner(client, cache, settings, budget, stats, reporter, {c.cache_key: c for c in calls},
                           validate)
     try:
         return runner.run(max_requests, max_bytes)
     except openai.APIError as exc:
         # Submitted batches are journaled in the cache, so the same command resumes polling them.
-        text = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise BatchProviderError(
-            f"the Batch API failed: {scrub(text, settings.api_key)}.\nCheck --base-url / OPENAI_BASE_URL, the key "
-            "and the model; submitted batches are remembered, so the same command resumes them.") from None
+            f"the Batch API failed: {scrub(one_line(exc), settings.api_key)}.\nCheck --base-url / "
+            "OPENAI_BASE_URL, the key and the model; submitted batches are remembered, so the same command "
+            "resumes them.") from None
     finally:
         client.close()
 
@@ -125,17 +127,18 @@ class _BatchRunner:
         self.budget, self.stats, self.reporter, self.calls = budget, stats, reporter, calls
         self.validate = validate  # the caller's check of an answer's shape, as in LLMClient.complete_json
         self.failures: dict[str, str] = {}
+        self.answered: set[str] = set()  # keys of the calls with an answer in the cache, kept as they arrive
         self.done = 0
 
     def run(self, max_requests: int, max_bytes: int) -> dict[str, str]:
-        cached = {key for key in self.calls if key in self.cache}
-        self.stats.calls_cached += len(cached)
-        self.done = len(cached)
+        self.answered = self.cache.keys() & self.calls.keys()  # one query, not one per call and round
+        self.stats.calls_cached += len(self.answered)
+        self.done = len(self.answered)
         self.reporter.start(len(self.calls), "batch")
         # First finish what an earlier, interrupted run submitted (it is paid for already).
         self._wait_and_ingest(self._unfinished_journal())
         for round_number in range(MAX_ROUNDS):
-            pending = [call for key, call in self.calls.items() if key not in self.cache]
+            pending = [call for key, call in self.calls.items() if key not in self.answered]
             if not pending:
                 break
             pending = self._within_budget(pending)
@@ -147,19 +150,18 @@ class _BatchRunner:
             names = [self._submit(chunk) for chunk in chunks]
             self._wait_and_ingest(names)
         for key in self.calls:
-            if key not in self.cache and key not in self.failures:
+            if key not in self.answered and key not in self.failures:
                 self.failures[key] = BUDGET_EXHAUSTED if self.budget.exhausted else "no answer from the batch"
         self.stats.calls_failed += sum(1 for e in self.failures.values() if e != BUDGET_EXHAUSTED)
         return self.failures
 
     def _within_budget(self, pending: list[PlannedCall]) -> list[PlannedCall]:
-        if not self.budget.allows(self.stats):
+        if not self.budget.allows():
             return []
-        if self.budget.max_calls is not None:
-            room = self.budget.room() or 0  # what the whole run may still spend, not only this phase
-            if room < len(pending):
-                self.budget.exhausted = True
-                pending = pending[:max(0, room)]
+        room = self.budget.room()  # what the whole run may still spend, not only this phase
+        if room is not None and room < len(pending):
+            self.budget.exhausted = True
+            pending = pending[:room]
         return pending
 
     # -- submission
@@ -180,8 +182,7 @@ class _BatchRunner:
                                                completion_window="24h", metadata={"taskc_chunk": tag})
             batch_id = batch.id
         self.cache.journal_put(name, {"batch_id": batch_id, "keys": list(chunk.keys), "state": "submitted"})
-        self.stats.requests += len(chunk.keys)
-        self.budget.requests += len(chunk.keys)
+        count_requests(self.stats, self.budget, len(chunk.keys))
         self.reporter.message(f"submitted batch {batch_id} ({len(chunk.keys)} requests)")
         return name
 
@@ -232,7 +233,7 @@ class _BatchRunner:
                     if line.strip():
                         self._ingest_line(line, keys)
         for key in keys:  # not answered at all (a failed or expired batch)
-            if key not in self.cache:
+            if key not in self.answered:
                 self.failures.setdefault(key, f"batch {batch.id} ended {batch.status} without an answer")
         self.cache.journal_put(name, {**entry, "state": "ingested", "status": batch.status})
 
@@ -245,7 +246,7 @@ class _BatchRunner:
             return
         key = item.get("custom_id")
         call = self.calls.get(key) if isinstance(key, str) else None
-        if call is None or key not in keys or key in self.cache:
+        if call is None or key not in keys or key in self.answered:
             return
         response = _mapping(item.get("response"))
         body = _mapping(response.get("body"))
@@ -267,6 +268,7 @@ class _BatchRunner:
             return
         self.cache.put(key, answer_record(content, response.get("request_id") or body.get("id"), usage, model,
                                           batch=True))
+        self.answered.add(key)
         self.failures.pop(key, None)
         self.stats.calls_made += 1
         self.done += 1

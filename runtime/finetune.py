@@ -138,7 +138,7 @@ def run_finetune(compiled: CompiledTask, run_dir: Path, settings: ProviderSettin
                                         sort_keys=True))
     record_path = run_dir / FINETUNE_JOB_FILE
     record = _load_record(record_path, fingerprint)
-    client = openai.OpenAI(**{**settings.client_kwargs(), "max_retries": settings.max_retries})
+    client = settings.sync_client()
     try:
         return _drive(client, record, record_path, job_spec, train_path, val_path if has_val else None,
                       settings, reporter, timeout)

@@ -88,6 +88,11 @@ class ProviderSettings:
         return {"api_key": self.api_key or PLACEHOLDER_API_KEY, "base_url": self.base_url,
                 "timeout": self.timeout, "max_retries": 0, "default_headers": _NO_SDK_TELEMETRY}
 
+    def sync_client(self) -> openai.OpenAI:
+        """A blocking client for the control plane (files, batches, fine-tuning jobs), which has no
+        retry loop of its own here, so the SDK's retries (as many as ours) are on."""
+        return openai.OpenAI(**{**self.client_kwargs(), "max_retries": self.max_retries})
+
 
 # The SDK describes the machine in every request (OS, architecture, Python and SDK versions, and
 # its retry count and read timeout). No endpoint needs any of it, taskc has no reason to send it,
@@ -167,13 +172,11 @@ class Budget:
         self.cost_usd = 0.0
         self.exhausted = False
 
-    def allows(self, stats: CallStats | None = None) -> bool:
-        # The budget's own totals count; ``stats`` (one phase's counters) is accepted for old callers.
-        requests = max(self.requests, stats.requests if stats is not None else 0)
-        cost = max(self.cost_usd, stats.cost_usd if stats is not None else 0.0)
-        if self.max_calls is not None and requests >= self.max_calls:
+    def allows(self) -> bool:
+        """Whether the run may make another request (the run's totals, over all its phases)."""
+        if self.max_calls is not None and self.requests >= self.max_calls:
             self.exhausted = True
-        if self.max_cost is not None and cost >= self.max_cost:
+        if self.max_cost is not None and self.cost_usd >= self.max_cost:
             self.exhausted = True
         return not self.exhausted
 
@@ -188,6 +191,13 @@ class Budget:
             return None
         factor = self.price_factor if price_factor is None else price_factor
         return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000 * factor
+
+
+def count_requests(stats: CallStats, budget: Budget | None, requests: int) -> None:
+    """Add requests about to be sent to the phase's counters and to the run's budget."""
+    stats.requests += requests
+    if budget is not None:
+        budget.requests += requests
 
 
 def charge(stats: CallStats, budget: Budget | None, model: str, usage: Mapping[str, int],
@@ -392,13 +402,11 @@ class LLMClient:
         error, request_id, attempts = "no attempt made", None, 0
         usage: dict[str, int] = {}
         while attempts <= self.settings.max_retries:
-            if self.budget is not None and not self.budget.allows(self.stats):
+            if self.budget is not None and not self.budget.allows():
                 # Not a failure of the call: a rerun with a larger budget makes it.
                 return CallResult(False, None, BUDGET_EXHAUSTED, request_id, usage, False, attempts)
             # Counted now, not when the slot frees up, so concurrent callers cannot all slip past the budget.
-            self.stats.requests += 1
-            if self.budget is not None:
-                self.budget.requests += 1
+            count_requests(self.stats, self.budget, 1)
             if attempts:
                 self.stats.retries += 1
             attempts += 1
@@ -452,11 +460,11 @@ class LLMClient:
                     stats.count_error("timeout")
                     return _Attempt(error=f"timed out after {self.settings.timeout:g}s", retryable=True)
                 stats.count_error("connection")
-                return _Attempt(error=f"connection failed: {_one_line(lost or _transport_error(exc))}",
+                return _Attempt(error=f"connection failed: {one_line(lost or _transport_error(exc))}",
                                 retryable=True)
             except _UNWRAPPED_TRANSPORT_ERRORS as exc:
                 stats.count_error("connection")
-                return _Attempt(error=f"connection failed: {_one_line(exc)}", retryable=True)
+                return _Attempt(error=f"connection failed: {one_line(exc)}", retryable=True)
             finally:
                 stats.in_flight -= 1
         request_id = response.headers.get("x-request-id")
@@ -586,7 +594,7 @@ def _error_code(exc: openai.APIStatusError) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     # Transport errors spread over lines ("400, message:\n  Not enough data ..."); keep all of it.
     if type(exc).__name__ == "ServerDisconnectedError":  # aiohttp's text is a repr of the partial reply
         return "the server closed the connection before a complete reply"
