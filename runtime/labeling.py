@@ -40,7 +40,7 @@ class VoteMatrix:
 
     votes: np.ndarray  # shape (items, functions), int
     failures: tuple[int, ...]  # per function: inputs on which the rule raised (counted as abstain)
-    first_failure: tuple[str | None, ...]  # per function: the first error message, for the report
+    first_failure: tuple[str | None, ...]  # per function: the first error message (shown in the report)
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class FunctionAnalysis:
     gold_votes: int | None = None  # votes on the gold set (None without gold)
     gold_correct: int | None = None
     gold_wrong: int | None = None
+    first_failure: str | None = None  # the first error its rule raised on the pool, for the report
 
     @property
     def empirical_accuracy(self) -> float | None:
@@ -68,7 +69,8 @@ class FunctionAnalysis:
         return {"rationale": self.rationale_id, "class": self.class_name, "coverage": self.coverage,
                 "overlaps": self.overlaps, "conflicts": self.conflicts, "votes": self.votes,
                 "rule_failures": self.failures, "gold_votes": self.gold_votes, "gold_correct": self.gold_correct,
-                "gold_wrong": self.gold_wrong, "empirical_accuracy": self.empirical_accuracy}
+                "gold_wrong": self.gold_wrong, "empirical_accuracy": self.empirical_accuracy,
+                "first_rule_failure": self.first_failure}
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,8 @@ def analyse(functions: Sequence[LabelingFunction], matrix: VoteMatrix, task: Tas
             rationale_id=function.rationale_id, class_name=function.class_name,
             coverage=_fraction(int(mine.sum()), n), overlaps=_fraction(int((mine & others_vote).sum()), n),
             conflicts=_fraction(int(others_disagree.sum()), n), votes=int(mine.sum()), failures=matrix.failures[j],
-            gold_votes=gold_votes, gold_correct=gold_correct, gold_wrong=gold_wrong))
+            gold_votes=gold_votes, gold_correct=gold_correct, gold_wrong=gold_wrong,
+            first_failure=matrix.first_failure[j]))
     with_rule = {f.rationale_id for f in functions}
     return LFAnalysis(
         functions=tuple(rows),

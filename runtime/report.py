@@ -104,7 +104,7 @@ def analyse_errors(result: RunResult) -> Findings:
         fired = [i for i, item in enumerate(gold) if rationale.id in item.votes]
         wrong = tuple(i for i in fired if gold[i].label != rationale.class_name)
         by_rationale.append(RationaleFindings(
-            rationale_id=rationale.id, class_name=rationale.class_name, text=" ".join(rationale.text.split()),
+            rationale_id=rationale.id, class_name=rationale.class_name, text=rationale.text,
             has_rule=rationale.id in ruled, fired=len(fired), fired_correct=len(fired) - len(wrong),
             fired_wrong=len(wrong), wrong_votes=wrong,
             errors_voted_wrong=tuple(e.index for e in errors if rationale.id in e.fired_wrong),
@@ -176,7 +176,8 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
                                   "Check its rule and lexicon words against how the data is written."))
         if function.failures:
             steps.append(NextStep(f"`{function.rationale_id}` failed on {function.failures} pool items",
-                                  "Its rule raised an error there and was counted as abstaining."))
+                                  f"Its rule raised an error there (first: {function.first_failure}) and was "
+                                  "counted as abstaining."))
     without_rule = [r for r in findings.by_rationale if not r.has_rule]
     if without_rule:
         steps.append(NextStep(

@@ -162,7 +162,10 @@ def test_a_rule_that_raises_abstains_and_is_counted(tiny: TaskIR) -> None:
     matrix = labeling.apply_functions(functions, [{"text": "good"}, {}])  # the second item lacks its field
     assert matrix.votes[1].tolist() == [labeling.ABSTAIN] * 3
     assert matrix.failures == (1, 1, 1)
-    assert matrix.first_failure[0] is not None
+    rows = labeling.analyse(functions, matrix, tiny).functions
+    assert [row.failures for row in rows] == [1, 1, 1]
+    assert rows[0].first_failure == matrix.first_failure[0] and "text" in (rows[0].first_failure or "")
+    assert rows[0].to_json()["first_rule_failure"] == rows[0].first_failure
 
 
 def test_rules_see_an_absent_optional_field_as_null_everywhere(tmp_path: Path) -> None:
