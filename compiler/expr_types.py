@@ -82,10 +82,12 @@ class Scope:
         return Type("label", values=self.classes)
 
 
-METRIC_NAMES = ("accuracy", "macro_f1", "coverage", "precision", "recall", "f1")
+OVERALL_METRICS = ("accuracy", "macro_f1", "coverage")  # numbers
+PER_CLASS_METRICS = ("precision", "recall", "f1")  # indexed by class: recall["keto"]
+METRIC_NAMES = OVERALL_METRICS + PER_CLASS_METRICS
 
 
 def metric_types(classes: tuple[str, ...]) -> dict[str, Type]:
     """The pass criterion's names: overall metrics are numbers, per-class ones are indexed by class."""
     per_class = Type("metric_map", element=NUMBER, values=classes)
-    return {name: (NUMBER if name in ("accuracy", "macro_f1", "coverage") else per_class) for name in METRIC_NAMES}
+    return {name: (NUMBER if name in OVERALL_METRICS else per_class) for name in METRIC_NAMES}

@@ -16,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from taskc.compiler import expr_nodes as n
 from taskc.compiler.expr_eval import ExpressionEvaluationError
+from taskc.compiler.expr_types import OVERALL_METRICS, PER_CLASS_METRICS
 from taskc.compiler.ir import TaskIR
 
 PREDICTORS = ("labeling_functions", "local_model", "llm", "finetuned")
@@ -38,8 +40,8 @@ class ClassificationMetrics:
 
     def criterion_env(self) -> dict[str, Any]:
         """The names a pass criterion can use."""
-        return {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "coverage": self.coverage,
-                "precision": dict(self.precision), "recall": dict(self.recall), "f1": dict(self.f1)}
+        return {name: getattr(self, name) for name in OVERALL_METRICS} | {
+            name: dict(getattr(self, name)) for name in PER_CLASS_METRICS}
 
     def to_json(self) -> dict[str, Any]:
         return self.criterion_env() | {
@@ -99,13 +101,25 @@ def evaluate_criterion(task: TaskIR, metrics: Mapping[str, ClassificationMetrics
         value = task.eval.criterion.evaluator(task.lexicon_words())(env)
     except (ExpressionEvaluationError, ValueError) as exc:
         return CriterionResult(source, primary, False, f"the criterion could not be evaluated: {exc}")
-    used = {name: env[name] for name in ("accuracy", "macro_f1", "coverage") if name in source}
-    for family in ("precision", "recall", "f1"):
-        for cls, number in env[family].items():
-            if f'{family}["{cls}"]' in source or f"{family}['{cls}']" in source:
-                used[f'{family}["{cls}"]'] = number
+    used = _metrics_used(task.eval.criterion.node, env)
     shown = ", ".join(f"{name} = {number:.3f}" for name, number in used.items())
     return CriterionResult(source, primary, bool(value), shown or f"evaluated to {value!r}")
+
+
+def _metrics_used(node: Any, env: dict[str, Any]) -> dict[str, float]:
+    """The metrics a criterion reads, in the order it reads them: `accuracy`, `recall["keto"]`."""
+    used: dict[str, float] = {}
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if isinstance(current, n.Index) and isinstance(current.target, n.Name) and isinstance(current.key, n.Literal) \
+                and current.target.name in PER_CLASS_METRICS and current.key.value in env[current.target.name]:
+            used[f'{current.target.name}["{current.key.value}"]'] = env[current.target.name][current.key.value]
+            continue
+        if isinstance(current, n.Name) and current.name in OVERALL_METRICS:
+            used[current.name] = env[current.name]
+        stack.extend(reversed(n.children(current)))
+    return used
 
 
 def _ratio(numerator: float, denominator: float) -> float:

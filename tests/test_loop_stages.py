@@ -290,6 +290,20 @@ def test_the_criterion_passes_and_fails_on_the_primary_predictor(tiny: TaskIR) -
     assert missing is not None and not missing.passed and "did not run" in missing.reason
 
 
+def test_the_criterion_reason_names_the_metrics_it_reads_however_written(tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.task.yaml"
+    spec.write_text(TINY_SPEC.replace('pass: accuracy >= 0.6 and recall["neg"] >= 0.5',
+                                      "pass: f1[ 'pos' ] >= 0.5 or (coverage > 0.9 and macro_f1 > 0)"))
+    _write_jsonl(tmp_path / "data" / "pool.jsonl", [{"text": t} for t in POOL])
+    _write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
+    compiled = compile_task(spec).compiled
+    assert compiled is not None
+    metrics = classification_metrics(["pos", "neg", "neg"], ["pos", "neg", "neg"], ["pos", "neg"])
+    result = evaluate_criterion(compiled.ir, {"local_model": metrics})
+    assert result is not None and result.passed
+    assert result.reason == 'f1["pos"] = 1.000, coverage = 1.000, macro_f1 = 1.000'
+
+
 # -- local model ------------------------------------------------------------------------------------
 
 def _examples() -> list[local_model.TrainingExample]:
