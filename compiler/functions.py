@@ -9,15 +9,16 @@ from a task file.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     from re import _constants as _sre_constants
     from re import _parser as _sre_parser
-except ImportError:  # pragma: no cover - Python 3.10
+else:  # pragma: no cover - Python 3.10
     import sre_constants as _sre_constants
     import sre_parse as _sre_parser
 

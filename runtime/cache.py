@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS journal (
 """
 
 
+_SQLITE_FULL, _SQLITE_READONLY = 13, 8  # SQLite's result codes (sqlite3 names them from Python 3.11 on)
+
+
 class CacheError(TaskcError):
     """The cache database cannot be read or written (damaged, locked by another run, or unwritable)."""
 
@@ -47,10 +50,11 @@ def _database(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+        code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+; the message tells on 3.10
+        if code == _SQLITE_FULL or "disk is full" in str(exc):
             raise CacheError(f"cannot write {path}: the disk is full ({exc}); free some space and run the same "
                              "command again (the answers cached so far are kept)") from None
-        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY or "readonly" in str(exc):
+        if code == _SQLITE_READONLY or "readonly" in str(exc):
             raise CacheError(f"cannot write {path}: it is read-only ({exc}); make it writable or choose "
                              "another output directory with -o") from None
         raise CacheError(f"{path} is damaged or locked: {exc}; delete it to start over "
