@@ -16,6 +16,13 @@ DESCRIPTION = """\
 Print the JSON Schema (draft 2020-12) that `taskc check` validates task files
 against. Point your editor at it, e.g. with a first line
   # yaml-language-server: $schema=path/to/task.schema.json"""
+EPILOG = """\
+examples:
+  taskc schema > task.schema.json                 the schema, for an editor or a CI check
+  taskc schema -o .vscode/task.schema.json         the same, written atomically
+  taskc schema | python3 -m json.tool | less       read what a task file may contain
+
+exit status: 0 written, 4 the output file cannot be written (2 if it is a directory)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         sub = subparsers.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION,
                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                    epilog=getattr(command, "EPILOG", None))
+                                    epilog=command.EPILOG)
         command.add_arguments(sub)
         sub.set_defaults(handler=command.run)
     return parser

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from taskc.main import main
+from taskc.main import COMMANDS, main
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -105,6 +105,15 @@ def test_console_script_runs_as_a_module() -> None:
                                check=False)
     assert completed.returncode == 0
     assert "check" in completed.stdout and "compile" in completed.stdout
+
+
+@pytest.mark.parametrize("command", [c.NAME for c in COMMANDS])
+def test_every_command_help_teaches_with_examples_and_exit_statuses(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "taskc " + command in out and "exit status" in out
 
 
 def test_a_compiler_bug_is_a_diagnostic_and_exit_1_not_a_traceback(monkeypatch, capsys) -> None:
