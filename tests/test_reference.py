@@ -36,34 +36,42 @@ def _block(kind: str) -> list[tuple[str, str]]:
     return rows
 
 
-def _scope(with_metrics: bool) -> Scope:
-    fields = {"dish": field_type("string"), "ingredients": field_type("list[string]")}
-    metrics = metric_types(CLASSES) if with_metrics else {}
-    return Scope("constraint", fields, frozenset(LEXICONS), CLASSES, metrics, allows_label=True)
+FIELDS = {"dish": field_type("string"), "ingredients": field_type("list[string]")}
 
 
-def _check(expression: str, with_metrics: bool) -> tuple[object, DiagnosticBag]:
+def _scope(context: str) -> Scope:
+    """The names of a real context, as compiler.passes.scope_for builds them for a task like the reference's."""
+    if context == "criterion":
+        return Scope(context, classes=CLASSES, metrics=metric_types(CLASSES), hidden_fields=frozenset(FIELDS))
+    return Scope(context, FIELDS, frozenset(LEXICONS), CLASSES, allows_label=context == "constraint")
+
+
+def _check(expression: str, context: str) -> tuple[object, DiagnosticBag]:
     bag = DiagnosticBag()
     try:
         node = parse_expression(expression)
     except ExpressionSyntaxError as exc:
         bag.error(Span("ref", 1, exc.start + 1), "E020", f"syntax error in expression: {exc.message}")
         return None, bag
-    ExpressionChecker(_scope(with_metrics), lambda a, b: Span("ref", 1, a + 1, 1, b + 1), bag).check(node)
+    ExpressionChecker(_scope(context), lambda a, b: Span("ref", 1, a + 1, 1, b + 1), bag).check(node)
     return node, bag
 
 
 @pytest.mark.parametrize("expression,expected", _block("taskc-examples"))
 def test_reference_example_evaluates_as_documented(expression: str, expected: str) -> None:
-    node, bag = _check(expression, with_metrics=True)
-    assert not bag.items, [d.message for d in bag.items]
+    # Each example must type-check in a real context: a constraint (inputs, lexicons, label) or, when it
+    # reads metrics, a pass criterion.
+    checked = {context: _check(expression, context) for context in ("constraint", "criterion")}
+    clean = [context for context, (_node, bag) in checked.items() if not bag.items]
+    assert clean, {context: [d.message for d in bag.items] for context, (_node, bag) in checked.items()}
+    node = checked[clean[0]][0]
     assert build_evaluator(node, LEXICONS)(ENV) == json.loads(expected)
 
 
 @pytest.mark.parametrize("expression,expected", _block("taskc-errors"))
 def test_reference_mistake_is_reported_as_documented(expression: str, expected: str) -> None:
     code, _, message = expected.partition(" ")
-    _node, bag = _check(expression, with_metrics=False)
+    _node, bag = _check(expression, "constraint")
     assert [(d.code, d.message) for d in bag.items][:1] == [(code, message)]
 
 
