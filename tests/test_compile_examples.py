@@ -71,13 +71,22 @@ def test_plan_jobs_are_complete_and_keys_unique() -> None:
         assert set(job) >= {"id", "kind", "prompt", "model", "sampling", "seed", "examples", "cache_key"}
 
 
-def test_cache_key_changes_with_anything_that_affects_the_call(keto_project: Path) -> None:
+@pytest.mark.parametrize(("old", "new"), [
+    ("temperature: 0.9", "temperature: 0.7"),  # sampling
+    ("  model: gpt-4o-mini\n  temperature", "  model: gpt-4o\n  temperature"),  # the model
+    ("  seed: 7", "  seed: 8"),  # the seed
+    ("  max_tokens: 2000", "  max_tokens: 1500"),  # sampling limits
+    ("  per_call: 10", "  per_call: 9"),  # how many examples a call asks for (the prompt says it)
+    ("Ingredients in lowercase, without quantities.", "Ingredients in lowercase."),  # prompt and schema text
+])
+def test_cache_key_changes_with_anything_that_affects_the_call(keto_project: Path, old: str, new: str) -> None:
     before = {job.id: job.cache_key for job in compile_task(keto_project).compiled.plan}
-    text = keto_project.read_text(encoding="utf-8").replace("temperature: 0.9", "temperature: 0.7")
-    keto_project.write_text(text, encoding="utf-8")
+    text = keto_project.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    keto_project.write_text(text.replace(old, new), encoding="utf-8")
     after = {job.id: job.cache_key for job in compile_task(keto_project).compiled.plan}
-    assert before.keys() == after.keys()
-    assert all(before[key] != after[key] for key in before)
+    assert before.keys() & after.keys()
+    assert all(before[key] != after[key] for key in before.keys() & after.keys())
 
 
 def test_stale_prompt_files_are_removed(tmp_path: Path) -> None:
