@@ -40,7 +40,6 @@ class ScalarSource:
 
     span: Span
     style: str | None
-    end_line: int
 
 
 @dataclass
@@ -92,7 +91,7 @@ def _scalar_positions(lines: list[str], scalar: ScalarSource) -> list[tuple[int,
     span = scalar.span
     positions: list[tuple[int, int]] = []
     block = scalar.style in ("|", ">")
-    body = range(span.line + 1 if block else span.line, scalar.end_line + 1)
+    body = range(span.line + 1 if block else span.line, span.end_line + 1)
     block_indent: int | None = None
     for line_no in body:
         if line_no > len(lines):
@@ -146,9 +145,8 @@ def parse_task_text(text: str, display_name: str, bag: DiagnosticBag) -> SourceD
     try:
         root = yaml.compose(doc.text, Loader=_SAFE_LOADER)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        span = Span(display_name, mark.line + 1, mark.column + 1) if mark else Span(display_name, 1, 1)
-        bag.error(span, "E001", f"YAML syntax error: {exc.problem or exc.context}")
+        bag.error(_mark_span(display_name, exc.problem_mark or exc.context_mark), "E001",
+                  f"YAML syntax error: {exc.problem or exc.context}")
         return doc
     except yaml.YAMLError as exc:
         bag.error(Span(display_name, 1, 1), "E001", f"YAML error: {exc}")
@@ -205,8 +203,7 @@ def _check_event_limits(doc: SourceDocument, bag: DiagnosticBag) -> bool:
                           "per use)", "this looks like an alias bomb; write the data out instead")
                 return False
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        span = Span(doc.path, mark.line + 1, mark.column + 1) if mark else Span(doc.path, 1, 1)
+        span = _mark_span(doc.path, exc.problem_mark or exc.context_mark)
         problem = exc.problem or exc.context or "unreadable YAML"
         if "nesting depth" in problem:  # LibYAML's own guard fires before ours can
             bag.error(span, "E002", f"nesting is deeper than {MAX_DEPTH} levels")
@@ -220,7 +217,11 @@ def _check_event_limits(doc: SourceDocument, bag: DiagnosticBag) -> bool:
 
 
 def _event_span(file: str, event: Any) -> Span:
-    mark = event.start_mark
+    return _mark_span(file, event.start_mark)
+
+
+def _mark_span(file: str, mark: Any) -> Span:
+    """Where a YAML mark points (0-based line and column), or the file's start when there is none."""
     return Span(file, mark.line + 1, mark.column + 1) if mark else Span(file, 1, 1)
 
 
@@ -237,12 +238,12 @@ class _Converter:
         return Span(self.doc.path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
     def convert(self, node: yaml.Node, path: JsonPath) -> Any:
-        self.doc.value_spans[path] = self.span(node)
+        span = self.doc.value_spans[path] = self.span(node)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
-        return self._scalar(node, path)
+        return self._scalar(node, path, span)
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -264,9 +265,8 @@ class _Converter:
             result[key] = self.convert(value_node, path + (key,))
         return result
 
-    def _scalar(self, node: yaml.Node, path: JsonPath) -> Any:
-        span = self.span(node)
-        self.doc.scalars[path] = ScalarSource(span, getattr(node, "style", None), node.end_mark.line + 1)
+    def _scalar(self, node: yaml.Node, path: JsonPath, span: Span) -> Any:
+        self.doc.scalars[path] = ScalarSource(span, getattr(node, "style", None))
         if node.tag in (_CORE + "timestamp", _CORE + "str") or node.tag == "!":
             return str(node.value)
         try:
