@@ -1,4 +1,5 @@
-"""Shared fixtures: where the examples are, and the test tree on sys.path (for fake_openai)."""
+"""Shared fixtures: where the examples are, the test tree on sys.path (for fake_openai), the compiled keto
+task, and a run with no provider configured."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from taskc.compiler.driver import CompiledTask
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -14,6 +16,8 @@ EXAMPLES = ROOT / "examples"
 
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
+
+from test_runtime_fixtures import compiled_keto  # noqa: E402 - needs the test tree on sys.path
 
 
 @pytest.fixture
@@ -24,3 +28,16 @@ def keto_project(tmp_path: Path) -> Path:
     shutil.copy(EXAMPLES / "keto.task.yaml", target / "keto.task.yaml")
     shutil.copytree(EXAMPLES / "data", target / "data")
     return target / "keto.task.yaml"
+
+
+@pytest.fixture(scope="module")
+def keto(tmp_path_factory: pytest.TempPathFactory) -> CompiledTask:
+    """The keto task compiled once per module, with small data files (see test_runtime_fixtures)."""
+    return compiled_keto(tmp_path_factory.mktemp("keto"))
+
+
+@pytest.fixture
+def no_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OPENAI_API_KEY or OPENAI_BASE_URL from the environment the tests run in."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)

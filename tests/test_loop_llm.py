@@ -23,9 +23,7 @@ def _responder(body: dict) -> str:
 
 
 @pytest.fixture
-def provider(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+def provider(no_provider: None):
     with FakeOpenAI(faults=Faults(server_error=0.1, rate_limit=0.05, retry_after=0.0), responder=_responder,
                     seed=3) as server:
         yield server

@@ -12,6 +12,7 @@ from taskc.compiler.ir import TaskIR
 from taskc.runtime import label_model, labeling, local_model
 from taskc.runtime.datafiles import DataFileError, read_gold, read_pool
 from taskc.runtime.evaluate import classification_metrics, evaluate_criterion
+from test_runtime_fixtures import write_jsonl
 
 TINY_SPEC = """\
 taskc: 1
@@ -57,17 +58,12 @@ POOL = ["good day", "great good", "bad day", "good but bad", "meh"]
 GOLD = [("good food", "pos"), ("good grief", "neg"), ("bad", "neg")]
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-
-
 @pytest.fixture
 def tiny(tmp_path: Path) -> TaskIR:
     spec = tmp_path / "tiny.task.yaml"
     spec.write_text(TINY_SPEC, encoding="utf-8")
-    _write_jsonl(tmp_path / "data" / "pool.jsonl", [{"text": t} for t in POOL])
-    _write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
+    write_jsonl(tmp_path / "data" / "pool.jsonl", [{"text": t} for t in POOL])
+    write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
     result = compile_task(spec)
     assert result.ok, result.diagnostics
     assert result.compiled is not None
@@ -96,7 +92,7 @@ def test_pool_limit_stops_reading_at_the_limit(tiny: TaskIR, tmp_path: Path) -> 
 
 def test_a_broken_length_limit_warns_and_keeps_the_line(tiny: TaskIR, tmp_path: Path) -> None:
     path = tmp_path / "gold.jsonl"
-    _write_jsonl(path, [{"text": "x" * 201, "label": "pos", "source": "a blog"}, {"text": "ok", "label": "neg"}])
+    write_jsonl(path, [{"text": "x" * 201, "label": "pos", "source": "a blog"}, {"text": "ok", "label": "neg"}])
     gold = read_gold(path, tiny, display="gold.jsonl")
     assert len(gold.records) == 2
     assert gold.warnings == ("gold.jsonl:1: field 'text' is longer than 200 (kept)",)
@@ -175,8 +171,8 @@ def test_rules_see_an_absent_optional_field_as_null_everywhere(tmp_path: Path) -
                     .replace('    text: Sarcasm reverses the words; there is no rule for it.\n',
                              '    text: A generous tip means they liked it.\n    rule: tip == "generous"\n')
                     .replace("  - id: sarcasm\n    class: neg", "  - id: tipped\n    class: pos"), encoding="utf-8")
-    _write_jsonl(tmp_path / "data" / "pool.jsonl", [{"text": t} for t in POOL])
-    _write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
+    write_jsonl(tmp_path / "data" / "pool.jsonl", [{"text": t} for t in POOL])
+    write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
     result = compile_task(spec)
     assert result.ok and result.compiled is not None, result.diagnostics
     task = result.compiled.ir
@@ -294,8 +290,8 @@ def test_the_criterion_reason_names_the_metrics_it_reads_however_written(tmp_pat
     spec = tmp_path / "tiny.task.yaml"
     spec.write_text(TINY_SPEC.replace('pass: accuracy >= 0.6 and recall["neg"] >= 0.5',
                                       "pass: f1[ 'pos' ] >= 0.5 or (coverage > 0.9 and macro_f1 > 0)"))
-    _write_jsonl(tmp_path / "data" / "pool.jsonl", [{"text": t} for t in POOL])
-    _write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
+    write_jsonl(tmp_path / "data" / "pool.jsonl", [{"text": t} for t in POOL])
+    write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
     compiled = compile_task(spec).compiled
     assert compiled is not None
     metrics = classification_metrics(["pos", "neg", "neg"], ["pos", "neg", "neg"], ["pos", "neg"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from taskc.main import main
+from test_runtime_fixtures import write_jsonl
 
 SPEC = """\
 taskc: 1
@@ -50,24 +51,18 @@ GOLD = [("good staff", "pos"), ("great soup", "pos"), ("tasty food", "pos"), ("l
         ("sarcastic: great, just great", "neg")]
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-
-
 def _project(root: Path, criterion: str = "accuracy >= 0.8") -> Path:
     spec = root / "reviews.task.yaml"
     root.mkdir(parents=True, exist_ok=True)
     spec.write_text(SPEC.replace("PASS_CRITERION", criterion), encoding="utf-8")
-    _write_jsonl(root / "data" / "pool.jsonl", [{"text": t} for t in POOL])
-    _write_jsonl(root / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
+    write_jsonl(root / "data" / "pool.jsonl", [{"text": t} for t in POOL])
+    write_jsonl(root / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
     return spec
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+def _offline(no_provider: None) -> None:
+    """Every run here is offline unless a test names a provider."""
 
 
 def test_a_passing_criterion_exits_0_and_writes_every_file(tmp_path: Path,
@@ -133,7 +128,7 @@ def test_the_report_groups_errors_by_rationale(tmp_path: Path) -> None:
 def test_gold_override_with_a_file_outside_the_project(tmp_path: Path) -> None:
     spec = _project(tmp_path / "project")
     held_out = tmp_path / "elsewhere" / "held_out.jsonl"
-    _write_jsonl(held_out, [{"text": "tasty and lovely", "label": "pos"}, {"text": "awful and cold", "label": "neg"},
+    write_jsonl(held_out, [{"text": "tasty and lovely", "label": "pos"}, {"text": "awful and cold", "label": "neg"},
                             {"text": "great staff", "label": "pos"}, {"text": "rude waiter", "label": "neg"},
                             {"text": "lovely " * 30, "label": "pos", "source": "a real review, over the limit"}])
     run_dir = tmp_path / "run"

@@ -26,16 +26,22 @@ from taskc.runtime import provider as provider_module
 from taskc.runtime.cache import CacheError, ResponseCache
 from taskc.runtime.provider import Budget, CallResult, CallStats, LLMClient, ProviderSettings
 from test_run_cli import GOLD, _project
-from test_runtime_fixtures import API_KEY, CARBS, TRANSPORTS, files_containing, keto_responder, use_transport
+from test_runtime_fixtures import (
+    API_KEY,
+    CARBS,
+    TRANSPORTS,
+    chat_requests,
+    files_containing,
+    keto_responder,
+    use_transport,
+)
 
 FAST = {"max_retries": 1, "backoff_base": 0.01, "poll_interval": 0.01, "timeout": 5.0}
 
 
 @pytest.fixture(autouse=True)
-def _fast_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fast_provider(monkeypatch: pytest.MonkeyPatch, no_provider: None) -> None:
     """No inherited provider configuration, and short retries / polls for every run in this file."""
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
     original = provider_module.provider_settings_from_env
 
     def fast(*args: Any, **kwargs: Any) -> ProviderSettings | None:
@@ -50,10 +56,6 @@ def _closed_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}/v1"  # nothing listens there once the probe is closed
-
-
-def _chat_requests(server: FakeOpenAI) -> int:
-    return sum(1 for method, path, *_ in server.requests if method == "POST" and path.endswith("/chat/completions"))
 
 
 def _responder(body: dict) -> dict | str:
@@ -81,7 +83,7 @@ def test_max_calls_bounds_every_phase_of_the_run_together(tmp_path: Path, capsys
     with FakeOpenAI(responder=_responder) as server:
         status = main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", server.base_url,
                        "--max-calls", str(max_calls), "--json"])
-        sent = _chat_requests(server)
+        sent = len(chat_requests(server))
     captured = capsys.readouterr()
     assert status == 0, captured.err  # a budget stop is not a runtime failure
     assert sent == max_calls  # the budget is spent, not exceeded
@@ -99,7 +101,7 @@ def test_without_a_budget_the_same_run_makes_every_call(tmp_path: Path,
     spec = _small_generation(_project(tmp_path / "project"))
     with FakeOpenAI(responder=_responder) as server:
         assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", server.base_url, "--json"]) == 0
-        sent = _chat_requests(server)
+        sent = len(chat_requests(server))
     summary = json.loads(capsys.readouterr().out)
     assert sent > 5 and not any("budget" in note for note in summary["notes"])
     assert summary["metrics"]["llm"]["coverage"] == 1.0

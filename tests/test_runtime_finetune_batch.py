@@ -13,8 +13,7 @@ from taskc.runtime import batch as batch_module
 from taskc.runtime.finetune import FINETUNE_JOB_FILE, run_finetune, validate_training_file
 from taskc.runtime.generation import GenerationOptions, load_generated_examples, run_generation
 from taskc.runtime.progress import ProgressReporter
-from taskc.runtime.provider import ProviderSettings
-from test_runtime_fixtures import API_KEY, compiled_keto, files_containing, keto_responder
+from test_runtime_fixtures import API_KEY, files_containing, keto_responder, settings_for
 
 QUIET = GenerationOptions(quiet=True)
 BATCH = GenerationOptions(batch=True, quiet=True)
@@ -26,17 +25,6 @@ class Recorder(ProgressReporter):
 
     def message(self, text: str) -> None:
         self.messages.append(text)
-
-
-@pytest.fixture(scope="module")
-def keto(tmp_path_factory: pytest.TempPathFactory) -> CompiledTask:
-    return compiled_keto(tmp_path_factory.mktemp("keto"))
-
-
-def settings_for(server: FakeOpenAI, **overrides: Any) -> ProviderSettings:
-    values: dict[str, Any] = {"base_url": server.base_url, "api_key": API_KEY, "model": None,
-                              "backoff_base": 0.01, "poll_interval": 0.01, "timeout": 5.0}
-    return ProviderSettings(**{**values, **overrides})
 
 
 def endpoint_count(server: FakeOpenAI, name: str) -> int:

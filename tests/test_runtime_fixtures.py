@@ -22,6 +22,7 @@ import openai
 import pytest
 from taskc.compiler.driver import CompiledTask, compile_task
 from taskc.runtime import provider
+from taskc.runtime.provider import ProviderSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 KETO_SPEC = ROOT / "examples" / "keto.task.yaml"
@@ -97,6 +98,24 @@ def files_containing(root: Path, secret: str) -> list[Path]:
 
 
 # -- the helpers are tested too -----------------------------------------------------------------------
+
+def settings_for(server: Any, **overrides: Any) -> ProviderSettings:
+    """Settings for the fake server, with short backoff and polls; ``overrides`` replace any of them."""
+    values: dict[str, Any] = {"base_url": server.base_url, "api_key": API_KEY, "model": None,
+                              "backoff_base": 0.01, "poll_interval": 0.01, "timeout": 5.0}
+    return ProviderSettings(**{**values, **overrides})
+
+
+def chat_requests(server: Any) -> list[dict[str, Any]]:
+    """The bodies of the chat completion requests the fake server received, in order."""
+    return [body for method, path, _headers, body in server.requests
+            if method == "POST" and path.endswith("/chat/completions")]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
 
 def use_transport(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the client on the given HTTP transport: "aiohttp" (the default where installed) or "httpx",

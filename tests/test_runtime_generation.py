@@ -24,38 +24,23 @@ from fake_openai import FakeOpenAI, Faults
 from taskc.compiler.driver import CompiledTask
 from taskc.runtime.datasets import read_jsonl
 from taskc.runtime.generation import GenerationOptions, load_generated_examples, planned_calls, run_generation
-from taskc.runtime.provider import ProviderSettings
 from taskc.runtime.validate import ExampleValidator
 from test_runtime_fixtures import (
     API_KEY,
     TRANSPORTS,
-    compiled_keto,
+    chat_requests,
     files_containing,
     keto_responder,
+    settings_for,
     use_transport,
 )
 
 QUIET = GenerationOptions(quiet=True)
 
 
-@pytest.fixture(scope="module")
-def keto(tmp_path_factory: pytest.TempPathFactory) -> CompiledTask:
-    return compiled_keto(tmp_path_factory.mktemp("keto"))
-
-
-def settings_for(server: FakeOpenAI, **overrides: Any) -> ProviderSettings:
-    values: dict[str, Any] = {"base_url": server.base_url, "api_key": API_KEY, "model": None,
-                              "backoff_base": 0.01, "timeout": 5.0}
-    return ProviderSettings(**{**values, **overrides})
-
-
 def without_request_ids(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Examples as they compare across servers: the request ids differ, everything else must not."""
     return [{**e, "provenance": {k: v for k, v in e["provenance"].items() if k != "request_id"}} for e in examples]
-
-
-def chat_requests(server: FakeOpenAI) -> list[dict[str, Any]]:
-    return [body for method, path, _headers, body in server.requests if path.endswith("/chat/completions")]
 
 
 def test_full_keto_plan_produces_a_valid_dataset(keto: CompiledTask, tmp_path: Path) -> None:

@@ -39,13 +39,7 @@ from taskc.runtime.provider import (
     scrub,
 )
 from taskc.runtime.validate import ExampleValidator
-from test_runtime_fixtures import API_KEY, compiled_keto, keto_example
-
-
-@pytest.fixture(scope="module")
-def keto(tmp_path_factory: pytest.TempPathFactory) -> CompiledTask:
-    return compiled_keto(tmp_path_factory.mktemp("keto"))
-
+from test_runtime_fixtures import API_KEY, keto_example
 
 # -- settings ---------------------------------------------------------------------------------------
 

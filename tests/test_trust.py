@@ -22,8 +22,8 @@ from fake_openai import FakeOpenAI
 from taskc.compiler.paths import write_atomic
 from taskc.main import main
 from taskc.runtime.generation import load_generated_examples, planned_calls, run_generation
-from test_runtime_fixtures import API_KEY, compiled_keto, files_containing, keto_responder
-from test_runtime_generation import _CHILD, QUIET, _cached_keys, chat_requests, settings_for, without_request_ids
+from test_runtime_fixtures import API_KEY, chat_requests, compiled_keto, files_containing, keto_responder, settings_for
+from test_runtime_generation import _CHILD, QUIET, _cached_keys, without_request_ids
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -92,12 +92,6 @@ def tiny_filesystem(tmp_path: Path):
         yield mount_point
     finally:
         subprocess.run(["umount", str(mount_point)], check=False)
-
-
-@pytest.fixture
-def no_provider(monkeypatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
 def test_full_disk_gives_a_clear_error_and_the_run_resumes_elsewhere(tiny_filesystem: Path, tmp_path: Path,
