@@ -571,7 +571,7 @@ def _lost_connection(exc: BaseException) -> BaseException | None:
     link: BaseException | None = exc
     seen = 0
     while link is not None and seen < 10:
-        if isinstance(link, TimeoutError):
+        if isinstance(link, (TimeoutError, asyncio.TimeoutError)):  # two classes before Python 3.11
             return None
         if _AiohttpConnectionError is not None and isinstance(link, _AiohttpConnectionError):
             return link
