@@ -38,25 +38,22 @@ class LabelModelResult:
 
 def majority_vote(votes: np.ndarray, n_classes: int) -> np.ndarray:
     """The most voted class per item; UNLABELED when nobody votes or the top classes tie."""
-    labels = np.full(votes.shape[0], UNLABELED, dtype=np.int64)
-    for i, row in enumerate(votes):
-        counts = np.bincount(row[row != ABSTAIN], minlength=n_classes)
-        if counts.sum() == 0:
-            continue
-        top = np.flatnonzero(counts == counts.max())
-        if len(top) == 1:
-            labels[i] = int(top[0])
-    return labels
+    counts = _vote_counts(votes, n_classes)
+    top = counts.max(axis=1, keepdims=True)
+    single_winner = (counts > 0).any(axis=1) & ((counts == top).sum(axis=1) == 1)
+    return np.where(single_winner, counts.argmax(axis=1), UNLABELED).astype(np.int64)
 
 
 def _majority_soft(votes: np.ndarray, n_classes: int) -> np.ndarray:
     """Vote shares per item (uniform where nobody votes): the starting point of EM."""
-    soft = np.full((votes.shape[0], n_classes), 1.0 / n_classes)
-    for i, row in enumerate(votes):
-        counts = np.bincount(row[row != ABSTAIN], minlength=n_classes).astype(float)
-        if counts.sum() > 0:
-            soft[i] = counts / counts.sum()
-    return soft
+    counts = _vote_counts(votes, n_classes)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, counts / np.maximum(totals, 1), 1.0 / n_classes)
+
+
+def _vote_counts(votes: np.ndarray, n_classes: int) -> np.ndarray:
+    """(items, classes): how many functions voted each class on each item."""
+    return _one_hot(votes, n_classes)[:, :, 1:].sum(axis=1)
 
 
 def fit_dawid_skene(votes: np.ndarray, n_classes: int, *, max_iterations: int = 200, tolerance: float = 1e-6,
