@@ -8,6 +8,7 @@ checked by the passes that follow, over the IR.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,13 +141,10 @@ class _Lowering:
         prices = parse_price_table(spec.get("prices") or {})  # the schema has checked the shape
         return ir.GenerateSettings(
             model=spec["model"], span=self.doc.span_of(("generate",)),
-            temperature=float(spec.get("temperature", 1.0)), top_p=spec.get("top_p"),
-            max_tokens=spec.get("max_tokens"), per_rationale=spec.get("per_rationale", 20),
-            near_misses=spec.get("near_misses", 0), per_class=spec.get("per_class", 0),
-            per_call=spec.get("per_call", 10), seed=spec.get("seed", 0),
-            dedupe=ir.DedupePolicy(bool(dedupe.get("normalize", True)),
-                                   float(dedupe.get("near_duplicate_threshold", 1.0)),
-                                   tuple(dedupe.get("key") or ())),
+            **_given(spec, temperature=float, top_p=_as_is, max_tokens=_as_is, per_rationale=_as_is,
+                     near_misses=_as_is, per_class=_as_is, per_call=_as_is, seed=_as_is),
+            dedupe=ir.DedupePolicy(**_given(dedupe, normalize=bool, near_duplicate_threshold=float,
+                                            key=lambda key: tuple(key or ()))),
             templates=templates, prices=prices)
 
     def finetune(self, spec: dict[str, Any] | None) -> ir.FinetuneSettings:
@@ -156,7 +154,7 @@ class _Lowering:
             provider=spec["provider"], span=self.doc.span_of(("finetune",)), base_model=spec.get("base_model"),
             epochs=spec.get("epochs"), batch_size=spec.get("batch_size"),
             learning_rate_multiplier=spec.get("learning_rate_multiplier"),
-            validation_split=float(spec.get("validation_split", 0.1)), suffix=spec.get("suffix"),
+            **_given(spec, validation_split=float), suffix=spec.get("suffix"),
             system_message=(spec.get("system_message") or "").strip() or None)
 
     def eval(self, spec: dict[str, Any] | None) -> ir.EvalSettings | None:
@@ -165,8 +163,7 @@ class _Lowering:
         self.project_file(("eval", "gold"), spec["gold"])
         return ir.EvalSettings(
             gold=spec["gold"], criterion=self.expression(("eval", "pass")), span=self.doc.span_of(("eval",)),
-            metrics=tuple(spec.get("metrics") or ("accuracy", "macro_f1", "precision", "recall", "f1")),
-            primary=spec.get("primary", "local_model"))
+            **_given({k: v for k, v in spec.items() if v}, metrics=tuple, primary=_as_is))
 
     def pool(self, spec: dict[str, Any] | None) -> ir.PoolSettings | None:
         if spec is None:
@@ -183,3 +180,13 @@ def _normalize_words(words: list[str]) -> tuple[str, ...]:
         if cleaned:
             seen.setdefault(cleaned, None)
     return tuple(seen)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _given(spec: Mapping[str, Any], **convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """The settings the task file gives, converted; the ones it leaves out take the IR's defaults,
+    which are written once, in compiler/ir.py."""
+    return {name: to(spec[name]) for name, to in convert.items() if name in spec}
