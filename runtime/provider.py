@@ -402,16 +402,16 @@ class LLMClient:
         error, request_id, attempts = "no attempt made", None, 0
         usage: dict[str, int] = {}
         while attempts <= self.settings.max_retries:
-            if self.budget is not None and not self.budget.allows():
+            if self.budget is not None and not self.budget.allows():  # spent already: do not even queue
                 # Not a failure of the call: a rerun with a larger budget makes it.
                 return CallResult(False, None, BUDGET_EXHAUSTED, request_id, usage, False, attempts)
-            # Counted now, not when the slot frees up, so concurrent callers cannot all slip past the budget.
-            count_requests(self.stats, self.budget, 1)
+            await self.limiter.acquire(estimate)
+            outcome = await self._attempt(messages, model, response_format, sampling, seed, validate, estimate)
+            if outcome.over_budget:
+                return CallResult(False, None, BUDGET_EXHAUSTED, request_id, usage, False, attempts)
             if attempts:
                 self.stats.retries += 1
             attempts += 1
-            await self.limiter.acquire(estimate)
-            outcome = await self._attempt(messages, model, response_format, sampling, seed, validate, estimate)
             request_id = outcome.request_id or request_id
             if outcome.content is not None:
                 usage = outcome.usage
@@ -441,6 +441,12 @@ class LLMClient:
         extra: dict[str, Any] = {} if seed is None else {"seed": seed}
         stats = self.stats
         async with self._slots:
+            # Checked and counted once a slot is free, right before the request goes out: callers waiting
+            # for a slot must not slip past a limit the calls in flight reach meanwhile. A cost limit can
+            # then be overshot only by the other calls in flight (none at concurrency 1).
+            if self.budget is not None and not self.budget.allows():
+                return _Attempt(over_budget=True)
+            count_requests(stats, self.budget, 1)
             stats.in_flight += 1
             stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
             try:
@@ -560,6 +566,7 @@ class _Attempt:
     request_id: str | None = None
     model: str | None = None
     rename_max_tokens: bool = False  # the server asked for max_completion_tokens instead of max_tokens
+    over_budget: bool = False  # not sent: the run's budget was spent while it waited for a slot
 
 
 def _lost_connection(exc: BaseException) -> BaseException | None:

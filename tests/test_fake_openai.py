@@ -280,7 +280,9 @@ def test_faults_and_latency_change_while_running(server: FakeOpenAI) -> None:
         ask(client)
     server.set_faults(Faults())
     server.latency = 0.05
+    started = time.monotonic()
     ask(client)
+    assert time.monotonic() - started >= 0.05  # the new latency applies to the next request
     assert server.stats.snapshot()["completions_ok"] == 2
 
 

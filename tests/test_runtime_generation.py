@@ -196,12 +196,14 @@ def test_budget_guard_stops_cleanly_and_resumes(keto: CompiledTask, tmp_path: Pa
 
 def test_cost_budget_stops_after_the_cost_is_reached(keto: CompiledTask, tmp_path: Path) -> None:
     with FakeOpenAI(responder=keto_responder) as server:
-        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=1),
+        summary = run_generation(keto, tmp_path / "capped", settings_for(server, concurrency=1),
                                  GenerationOptions(max_cost=0.0003, quiet=True))
+        # Concurrency 1: the call that crossed the limit is the last one made, so one call fewer stays under it.
+        one_fewer = run_generation(keto, tmp_path / "one_fewer", settings_for(server, concurrency=1),
+                                   GenerationOptions(max_calls=summary.calls_made - 1, quiet=True))
     assert summary.stopped_by_budget and 0 < summary.calls_made < len(keto.plan)
-    # Concurrency 1: the call that crossed the limit is the last one made.
-    assert summary.cost_usd >= 0.0003
-    assert json.loads((tmp_path / "stats.json").read_text())["stopped_by_budget"] is True
+    assert summary.cost_usd >= 0.0003 > one_fewer.cost_usd
+    assert json.loads((tmp_path / "capped" / "stats.json").read_text())["stopped_by_budget"] is True
 
 
 def test_concurrency_bound_is_never_exceeded(keto: CompiledTask, tmp_path: Path) -> None:
