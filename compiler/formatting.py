@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .diagnostics import Diagnostic, DiagnosticBag, Span
-from .loader import load_task_file, parse_task_text
+from .loader import parse_task_text, read_task_text
 
 MAPPING_INDENT = 2
 SEQUENCE_INDENT = 4  # where an item's content starts, counted from its key's column
@@ -49,14 +49,10 @@ class FormatResult:
 def format_file(path: Path, display_name: str | None = None) -> FormatResult:
     name = display_name or str(path)
     bag = DiagnosticBag()
-    doc = load_task_file(path, name, bag)
-    if doc is None:
+    text = read_task_text(path, name, bag)  # parsed (once) by format_text
+    if text is None:
         return FormatResult(name, "", None, tuple(bag.sorted()))
-    try:
-        original = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return FormatResult(name, "", None, (_error(name, 1, 1, f"cannot read task file: {exc}"),))
-    return format_text(original, name)
+    return format_text(text, name)
 
 
 def format_text(text: str, name: str) -> FormatResult:

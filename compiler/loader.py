@@ -119,6 +119,12 @@ def _scalar_positions(lines: list[str], scalar: ScalarSource) -> list[tuple[int,
 
 def load_task_file(path: Path, display_name: str, bag: DiagnosticBag) -> SourceDocument | None:
     """Read and parse ``path``; report problems into ``bag`` and return None when unusable."""
+    text = read_task_text(path, display_name, bag)
+    return None if text is None else parse_task_text(text, display_name, bag)
+
+
+def read_task_text(path: Path, display_name: str, bag: DiagnosticBag) -> str | None:
+    """The text of ``path`` within the size limit, or None with the problem reported into ``bag``."""
     where = Span(display_name, 1, 1)
     try:
         raw = path.read_bytes()
@@ -133,7 +139,7 @@ def load_task_file(path: Path, display_name: str, bag: DiagnosticBag) -> SourceD
     except UnicodeDecodeError as exc:
         bag.error(where, "E001", f"task file is not valid UTF-8 (byte {exc.start})")
         return None
-    return parse_task_text(text, display_name, bag)
+    return text
 
 
 def parse_task_text(text: str, display_name: str, bag: DiagnosticBag) -> SourceDocument:
