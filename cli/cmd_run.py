@@ -36,12 +36,18 @@ Run a task end to end and write the expert's feedback report:
   1. generation of examples from the plan            (needs an LLM provider)
   2. the rationales' rules label the pool; a Dawid-Skene label model combines
      their votes (the LLM labels what the rules leave open, with a provider)
-  3. a local model (TF-IDF + logistic regression) trains on the labeled data
-  4. every predictor is scored on the gold set (eval.gold, or --gold FILE):
-     the rules, the local model, and the prompted LLM / fine-tuned model when
-     a provider is configured; the pass criterion is judged on eval.primary
-  5. RUN_DIR gets labeled_pool.jsonl, model/, metrics.json, report.md and a
-     self-contained report.html: the errors grouped by rationale, next steps
+  3. a local model trains on the labeled data: word n-grams plus the expert's
+     knowledge as features (lexicon mentions per field, rule votes)
+  4. every predictor is scored on the gold set (eval.gold, or --gold FILE),
+     all of them over every item, abstentions counted as errors, with 95%
+     bootstrap intervals: the rules alone, the local model, the cascade
+     rules_then_model (the rules where they fire, the model elsewhere; the
+     default primary), and the prompted LLM / fine-tuned model with a
+     provider. The gold set is split into a dev half (the report shows only
+     its items) and a test half, on which the pass criterion is judged
+  5. RUN_DIR gets labeled_pool.jsonl, model/ (what `taskc predict` serves),
+     metrics.json, report.md and a self-contained report.html: how the gold
+     set differs from the pool, the errors grouped by rationale, next steps
 
 Without OPENAI_API_KEY or OPENAI_BASE_URL (or --base-url) the LLM steps are
 skipped and everything else runs offline in seconds."""
@@ -50,7 +56,8 @@ examples:
   taskc run examples/keto.task.yaml
   taskc run examples/keto.task.yaml --gold ~/held_out.jsonl -o runs/held_out
   OPENAI_BASE_URL=http://localhost:8000/v1 taskc run examples/keto.task.yaml --model qwen2.5-7b
-  taskc run examples/keto.task.yaml --json | jq .metrics.local_model.accuracy
+  taskc run examples/keto.task.yaml --json | jq .metrics.rules_then_model.all.macro_f1
+  taskc predict runs/keto new_dishes.jsonl -o labelled.jsonl
 
 exit status:
   0  the pass criterion holds (or the task has no gold set to judge)
@@ -201,19 +208,29 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
         console.print(table)
     if outcome.metrics:
         header, rows = report.metrics_rows(outcome)
-        table = Table(*header, title=f"gold set {outcome.gold_display} ({len(outcome.gold)} items)",
-                      title_justify="left")
+        table = Table(*header, title=f"gold set {outcome.gold_display} ({len(outcome.gold)} items; every predictor "
+                                     "over all items, abstentions counted as errors)", title_justify="left")
         for row in rows:
             table.add_row(*row)
         console.print(table)
+        if len(outcome.dev_indices) < len(outcome.gold):
+            header, rows = report.split_rows(outcome)
+            table = Table(*header, title=f"dev half ({len(outcome.dev_indices)} items, shown in the report) and "
+                                         f"test half ({len(outcome.gold) - len(outcome.dev_indices)} items, judges "
+                                         "the criterion)", title_justify="left")
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
+    for warning in (outcome.shift.warnings() if outcome.shift is not None else []):
+        console.print(f"gold vs pool: {warning.replace('`', '')}", markup=False, style="yellow")
     worst = [g for g in findings.by_rationale if g.errors_voted_wrong or g.errors_missed][:TOP_RATIONALES]
     if findings.errors:
         title = report.predictor_title(findings.primary)
-        console.print(f"[bold]errors by rationale[/] ({len(findings.errors)} {title} errors; "
+        console.print(f"[bold]errors by rationale[/] ({len(findings.errors)} {title} errors on dev; "
                       f"{len(findings.unexplained)} with no rule firing)")
         for group in worst:
             console.print(f"  {group.rationale_id} → {group.class_name}: voted wrong on "
-                          f"{len(group.errors_voted_wrong)} errors, silent on {len(group.errors_missed)}; on all "
+                          f"{_errors(len(group.errors_voted_wrong))}, silent on {len(group.errors_missed)}; on dev "
                           f"gold {group.fired_correct} right / {group.fired_wrong} wrong", markup=False)
             for index in group.errors_voted_wrong[:2]:
                 item = outcome.gold[index]
@@ -228,6 +245,10 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
     console.print(_plain_verdict(outcome), style="bold green" if passed else "bold red", markup=False)
     console.print(f"report: {_shown_path(outcome.files['report_html'])}  (and report.md, metrics.json)",
                   markup=False)
+
+
+def _errors(count: int) -> str:
+    return f"{count} error{'s' if count != 1 else ''}"
 
 
 def _clip(text: str, width: int = 76) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import expr_nodes as n
-from .functions import FUNCTIONS, PATTERN, PREDICATE, WordList, compile_pattern
+from .functions import FUNCTIONS, PATTERN, PREDICATE, WordList, compile_pattern, mentions_memo
 
 Env = Mapping[str, Any]
 Evaluator = Callable[[Env], Any]
@@ -101,6 +101,8 @@ class _Builder:
     def _Call(self, node: n.Call) -> Evaluator:
         function = FUNCTIONS[node.function]
         implementation = function.implementation
+        if node.function == "mentions" and len(node.arguments) == 2 and isinstance(node.arguments[1], n.LexiconRef):
+            return self._mentions_lexicon(node.arguments[0], node.arguments[1])
         arguments: list[Evaluator] = []
         for argument, kind in zip(node.arguments, function.parameters, strict=False):
             if kind == PREDICATE and isinstance(argument, n.Lambda):
@@ -110,7 +112,21 @@ class _Builder:
                 arguments.append(lambda env, pattern=pattern: pattern)  # type: ignore[misc]
             else:
                 arguments.append(self.build(argument))
+        # Rules run on every pool item and on every line `taskc predict` reads: the common arities get a
+        # closure of their own, without building an argument tuple per call.
+        if len(arguments) == 1:
+            (only,) = arguments
+            return lambda env: implementation(only(env))
+        if len(arguments) == 2:
+            first, second = arguments
+            return lambda env: implementation(first(env), second(env))
         return lambda env: implementation(*(argument(env) for argument in arguments))
+
+    def _mentions_lexicon(self, text_node: n.Expr | n.Lambda, lexicon: n.LexiconRef) -> Evaluator:
+        """`mentions(x, lexicon.NAME)`, the commonest call of all: one memo per lexicon, keyed by the text."""
+        text = self.build(text_node)
+        holds = mentions_memo(WordList(self.lexicons[lexicon.name]))
+        return lambda env: holds(text(env))
 
     def _predicate(self, node: n.Lambda) -> Evaluator:
         """A lambda evaluates to a Python predicate that binds its parameter over the outer env."""

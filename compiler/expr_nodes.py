@@ -112,6 +112,42 @@ def lexicons_used(node: Expr | Lambda) -> set[str]:
     return found
 
 
+LIST_FUNCTIONS = ("any", "all", "count")
+
+
+def lexicon_reads(node: Expr | Lambda) -> set[tuple[str, str]]:
+    """(field, lexicon) pairs an expression tests: `mentions(F, lexicon.L)`, `F in lexicon.L`, also through
+    a lambda bound over a list field (`any(F, i -> mentions(i, lexicon.L))` reads F against L).
+
+    A field is whatever input name the tested text depends on (`mentions(lower(dish), ...)` reads dish)."""
+    found: set[tuple[str, str]] = set()
+
+    def fields_of(current: Expr | Lambda, bound: dict[str, set[str]]) -> set[str]:
+        if isinstance(current, Name):
+            return bound.get(current.name, {current.name})
+        return {name for child in children(current) for name in fields_of(child, bound)}
+
+    def walk(current: Expr | Lambda, bound: dict[str, set[str]]) -> None:
+        if isinstance(current, Call) and current.function in LIST_FUNCTIONS and len(current.arguments) == 2 \
+                and isinstance(current.arguments[1], Lambda):
+            over, body = current.arguments
+            walk(over, bound)
+            walk(body.body, bound | {body.parameter: fields_of(over, bound)})
+            return
+        tested: tuple[Expr | Lambda, Expr | Lambda] | None = None
+        if isinstance(current, Call) and current.function == "mentions" and len(current.arguments) == 2:
+            tested = (current.arguments[0], current.arguments[1])
+        elif isinstance(current, Binary) and current.operator in ("in", "not in"):
+            tested = (current.left, current.right)
+        if tested is not None:
+            found.update((field, lexicon) for field in fields_of(tested[0], bound) for lexicon in lexicons_used(tested[1]))
+        for child in children(current):
+            walk(child, bound)
+
+    walk(node, {})
+    return found
+
+
 def to_sexpr(node: Expr | Lambda) -> str:
     """A canonical, whitespace-free rendering of an expression (what the compiler understood)."""
     if isinstance(node, Literal):

@@ -121,17 +121,59 @@ class WordList(tuple[str, ...]):
         return cached
 
 
-def _mentions(text: str, terms: Sequence[str]) -> bool:
+def mentions(text: str, terms: Sequence[str]) -> bool:
+    """`mentions` of the language: whether ``text`` holds any of ``terms`` as a whole word or phrase.
+
+    The same few ingredient strings ("eggs", "butter", "salt") come back on most items and every rule
+    that reads them asks about the same lexicons, so answers are memoised by (text, words): a rule set
+    over a million items then costs a dictionary lookup for most of its mentions.
+    """
     if not terms:
         return False
-    words = terms if isinstance(terms, WordList) else tuple(terms)
+    return _mentions_of(text, terms if isinstance(terms, WordList) else tuple(terms))
+
+
+@lru_cache(maxsize=1 << 16)
+def _mentions_of(text: str, words: tuple[str, ...]) -> bool:
     return _lexicon_pattern(words).search(text[:MAX_MATCH_INPUT].lower()) is not None
+
+
+MENTIONS_MEMO_SIZE = 1 << 16
+
+
+class _MentionsMemo(dict[str, bool]):
+    """text -> whether it mentions the words; a miss searches and stores (cleared when full).
+
+    A dict subclass so that a hit is one C-level lookup (`memo[text]` through the bound `__getitem__`),
+    no Python frame: a rule set over a million inputs asks this a hundred million times."""
+
+    def __init__(self, search: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.search = search
+
+    def __missing__(self, text: str) -> bool:
+        if not isinstance(text, str):
+            raise TypeError(f"mentions() needs a string, got {type(text).__name__}")
+        if len(self) >= MENTIONS_MEMO_SIZE:
+            self.clear()
+        found = self[text] = self.search(text[:MAX_MATCH_INPUT].lower()) is not None
+        return found
+
+
+def mentions_memo(words: Sequence[str]) -> Callable[[str], bool]:
+    """`mentions(text, words)` for one fixed word list, memoised by text (bounded: cleared when full).
+
+    Used where the list is known when the expression is built (`mentions(x, lexicon.NAME)`) and by the
+    local model's lexicon features, so both read a lexicon exactly as a rule does."""
+    if not words:
+        return lambda text: False
+    return _MentionsMemo(_lexicon_pattern(tuple(words)).search).__getitem__
 
 
 def _count(items: Sequence[Any], predicate: Callable[[Any], bool] | None = None) -> int:
     if predicate is None:
         return len(items)
-    return sum(1 for item in items if predicate(item))
+    return sum(map(predicate, items))  # the predicate returns a bool
 
 
 _WORD = re.compile(r"[\w'-]+")
@@ -141,9 +183,9 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     Function("len", (SIZED,), INTEGER, len, "Number of characters of a string or items of a list."),
     Function("count", (LIST, PREDICATE), INTEGER, _count,
              "Number of items of a list, or of the items for which the lambda holds.", required=1),
-    Function("any", (LIST, PREDICATE), BOOLEAN, lambda xs, p: any(p(x) for x in xs),
+    Function("any", (LIST, PREDICATE), BOOLEAN, lambda xs, p: any(map(p, xs)),
              "True when the lambda holds for at least one item."),
-    Function("all", (LIST, PREDICATE), BOOLEAN, lambda xs, p: all(p(x) for x in xs),
+    Function("all", (LIST, PREDICATE), BOOLEAN, lambda xs, p: all(map(p, xs)),
              "True when the lambda holds for every item (and for an empty list)."),
     Function("lower", (TEXT,), STRING, str.lower, "The string in lower case."),
     Function("upper", (TEXT,), STRING, str.upper, "The string in upper case."),
@@ -159,7 +201,7 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     Function("matches", (TEXT, PATTERN), BOOLEAN, _matches,
              "True when the regular expression (a string literal) matches anywhere in the string. "
              "Patterns that could backtrack exponentially are rejected at compile time."),
-    Function("mentions", (TEXT, TEXT_LIST), BOOLEAN, _mentions,
+    Function("mentions", (TEXT, TEXT_LIST), BOOLEAN, mentions,
              "True when the string contains any entry of the list as a whole word or phrase, "
              "ignoring case: mentions(\"brown rice\", [\"rice\"]) holds, mentions(\"licorice\", [\"rice\"]) "
              "does not."),

@@ -128,7 +128,9 @@ class EvalSettings:
     criterion: Expression
     span: Span
     metrics: tuple[str, ...] = ("accuracy", "macro_f1", "precision", "recall", "f1")
-    primary: str = "local_model"
+    primary: str = "rules_then_model"
+    test_fraction: float = 0.5  # share of each class's gold items held out as the test half
+    split_seed: int = 0
 
 
 @dataclass(frozen=True)

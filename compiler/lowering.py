@@ -161,9 +161,11 @@ class _Lowering:
         if spec is None:
             return None
         self.project_file(("eval", "gold"), spec["gold"])
+        split = {("split_seed" if key == "seed" else key): value for key, value in (spec.get("split") or {}).items()}
         return ir.EvalSettings(
             gold=spec["gold"], criterion=self.expression(("eval", "pass")), span=self.doc.span_of(("eval",)),
-            **_given({k: v for k, v in spec.items() if v}, metrics=tuple, primary=_as_is))
+            **_given({k: v for k, v in spec.items() if v}, metrics=tuple, primary=_as_is),
+            **_given(split, test_fraction=float, split_seed=int))
 
     def pool(self, spec: dict[str, Any] | None) -> ir.PoolSettings | None:
         if spec is None:

@@ -208,6 +208,7 @@ def eval_config(task: ir.TaskIR) -> dict[str, Any]:
         "gold": task.eval.gold,
         "metrics": list(task.eval.metrics),
         "primary": task.eval.primary,
+        "split": {"test_fraction": task.eval.test_fraction, "seed": task.eval.split_seed},
         "criterion": {"source": " ".join(criterion.source.split()),
                       "compiled": to_sexpr(criterion.node) if criterion.node else None},
         "classes": list(task.class_names),

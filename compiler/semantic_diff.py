@@ -240,7 +240,8 @@ def _criterion_view(task: ir.TaskIR) -> dict[str, Attributes]:
 def _eval_view(task: ir.TaskIR) -> dict[str, Attributes]:
     if task.eval is None:
         return {}
-    return {"eval": {"gold": task.eval.gold, "metrics": task.eval.metrics, "primary": task.eval.primary}}
+    return {"eval": {"gold": task.eval.gold, "metrics": task.eval.metrics, "primary": task.eval.primary,
+                     "test_fraction": task.eval.test_fraction, "split_seed": task.eval.split_seed}}
 
 
 def _pool_view(task: ir.TaskIR) -> dict[str, Attributes]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,6 +110,11 @@ def _parse_line(raw: str, number: int, fields: Sequence[InputField], classes: Se
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         return None, [f"{exc.colno}: invalid JSON: {exc.msg}"], []
+    return _check_object(value, number, fields, classes, labeled)
+
+
+def _check_object(value: Any, number: int, fields: Sequence[InputField], classes: Sequence[str],
+                  labeled: bool) -> tuple[DataRecord | None, list[str], list[str]]:
     if not isinstance(value, dict):
         return None, [f" expected a JSON object with fields {', '.join(f.name for f in fields)}, "
                       f"got {_json_kind(value)}"], []
@@ -122,7 +128,7 @@ def _parse_line(raw: str, number: int, fields: Sequence[InputField], classes: Se
             continue
         # a wrong type makes the line unusable; a length limit broken by real data (a recipe with 30
         # ingredients) must not throw away a whole gold set, so it is kept and reported
-        problem = value_problem(dataclasses.replace(field, min_length=None, max_length=None), value[field.name])
+        problem = value_problem(_without_length_limits(field), value[field.name])
         if problem:
             problems.append(f" {problem}")
             continue
@@ -149,6 +155,26 @@ def _parse_line(raw: str, number: int, fields: Sequence[InputField], classes: Se
     return DataRecord(values=values, label=label, line=number), [], warnings
 
 
+def parse_input_line(raw: str, number: int, task: TaskIR) -> tuple[dict[str, Any] | None, list[str], Any]:
+    """One line of an unlabelled input file (`taskc predict`): its field values or its problems (each
+    ':column: message' or ' message', to follow ``file:line``), and the line's own "id" (a string or
+    a whole number, else None) so answers can be joined back. Other keys are ignored."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return None, [f"{exc.colno}: invalid JSON: {exc.msg}"], None
+    record, problems, _ = _check_object(value, number, task.fields, task.class_names, labeled=False)
+    given_id = value.get("id") if isinstance(value, dict) else None
+    if isinstance(given_id, bool) or not isinstance(given_id, str | int):
+        given_id = None
+    return (record.values if record is not None else None), problems, given_id
+
+
+@functools.lru_cache(maxsize=256)
+def _without_length_limits(field: InputField) -> InputField:
+    return dataclasses.replace(field, min_length=None, max_length=None)
+
+
 def _did_you_mean(name: str, value: dict[str, Any]) -> str:
     close = difflib.get_close_matches(name, [str(k) for k in value], n=1)
     return f" (found '{close[0]}'; did you mean '{name}'?)" if close else ""
@@ -164,4 +190,5 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, text.encode("utf-8"))
 
 
-__all__ = ["DataFile", "DataFileError", "DataRecord", "read_gold", "read_pool", "write_text_atomic"]
+__all__ = ["DataFile", "DataFileError", "DataRecord", "parse_input_line", "read_gold", "read_pool",
+           "write_text_atomic"]

@@ -44,7 +44,7 @@ def majority_vote(votes: np.ndarray, n_classes: int) -> np.ndarray:
     return np.where(single_winner, counts.argmax(axis=1), UNLABELED).astype(np.int64)
 
 
-def _majority_soft(votes: np.ndarray, n_classes: int) -> np.ndarray:
+def vote_shares(votes: np.ndarray, n_classes: int) -> np.ndarray:
     """Vote shares per item (uniform where nobody votes): the starting point of EM."""
     counts = _vote_counts(votes, n_classes)
     totals = counts.sum(axis=1, keepdims=True)
@@ -69,7 +69,7 @@ def fit_dawid_skene(votes: np.ndarray, n_classes: int, *, max_iterations: int = 
     n_items, n_functions = votes.shape
     outcomes = n_classes + 1
     observed = _one_hot(votes, n_classes)
-    posterior = _majority_soft(votes, n_classes)
+    posterior = vote_shares(votes, n_classes)
     prior = np.full(n_classes, 1.0 / n_classes)
     confusion = np.full((n_functions, n_classes, outcomes), 1.0 / outcomes)
     pseudo_counts = np.full((n_classes, outcomes), smoothing)
@@ -96,10 +96,28 @@ def fit_dawid_skene(votes: np.ndarray, n_classes: int, *, max_iterations: int = 
                             iterations=iterations, converged=converged)
 
 
+def fitted_from(class_prior: np.ndarray, confusion: np.ndarray) -> LabelModelResult:
+    """A fitted model rebuilt from its saved parameters (enough to `predict`; no training-set facts)."""
+    empty = np.zeros(0, dtype=np.int64)
+    return LabelModelResult(labels=empty, probabilities=np.zeros((0, class_prior.shape[0])), class_prior=class_prior,
+                            function_accuracy=_accuracies(confusion, class_prior),
+                            function_coverage=1.0 - (confusion[:, :, 0] * class_prior[None, :]).sum(axis=1),
+                            confusion=confusion, iterations=0, converged=True)
+
+
 def predict(model: LabelModelResult, votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Labels and posteriors of new items (e.g. the gold set) under a fitted model."""
     n_classes = model.class_prior.shape[0]
     return _decide(votes, _posterior(_one_hot(votes, n_classes), model.confusion, model.class_prior))
+
+
+def posterior(model: LabelModelResult, votes: np.ndarray) -> np.ndarray:
+    """Class posteriors of items given all their votes, abstentions included, unrestricted by `_decide`.
+
+    Where every rule abstains this is what the rules' silence says: the rules of a class that fire on
+    most of its items make silence evidence for the other classes."""
+    n_classes = model.class_prior.shape[0]
+    return _posterior(_one_hot(votes, n_classes), model.confusion, model.class_prior)
 
 
 def _decide(votes: np.ndarray, posterior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,4 +167,5 @@ def label_names(labels: Sequence[int] | np.ndarray, classes: Sequence[str]) -> l
     return [classes[int(label)] if label != UNLABELED else None for label in labels]
 
 
-__all__ = ["LabelModelResult", "UNLABELED", "fit_dawid_skene", "label_names", "majority_vote", "predict"]
+__all__ = ["LabelModelResult", "UNLABELED", "fit_dawid_skene", "fitted_from", "label_names", "majority_vote", "posterior", "predict",
+           "vote_shares"]

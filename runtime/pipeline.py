@@ -35,7 +35,10 @@ from taskc.compiler.paths import PathOutsideProject, resolve_project_path
 from . import label_model, labeling, local_model
 from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool, write_text_atomic
 from .datasets import write_json, write_jsonl
-from .evaluate import PREDICTORS, ClassificationMetrics, CriterionResult, classification_metrics, evaluate_criterion
+from .evaluate import PREDICTORS, CriterionResult, PredictorScores, evaluate_criterion, score_predictor
+from .features import item_batch, item_text, spec_hash
+from .gold_split import DEV, split_gold
+from .predictor import Predictors
 
 if TYPE_CHECKING:
     from .provider import Budget, CallResult, ProviderSettings
@@ -91,6 +94,7 @@ class GoldItem:
     label: str
     line: int
     votes: dict[str, str]  # rationale id -> class, for the rationales that fired on it
+    half: str = DEV  # dev (shown to the expert) or test (numbers only; judges the criterion)
 
 
 @dataclass
@@ -103,7 +107,7 @@ class RunResult:
     gold_display: str | None
     gold: list[GoldItem]
     predictions: dict[str, list[str | None]]  # predictor -> one prediction per gold item
-    metrics: dict[str, ClassificationMetrics]
+    metrics: dict[str, PredictorScores]  # predictor -> its scores on all gold items, dev and test
     criterion: CriterionResult | None
     skipped_llm_steps: tuple[str, ...]
     training: dict[str, int]  # training examples by label source
@@ -111,10 +115,17 @@ class RunResult:
     llm: dict[str, Any] = field(default_factory=dict)  # generation / call summaries when a provider ran
     files: dict[str, Path] = field(default_factory=dict)
     findings: Findings | None = None  # the error analysis behind the report, set when the outputs are written
+    predictors: Predictors | None = None  # the offline predictors, as saved in model/
+    shift: Any = None  # report.DataShift: how the gold set differs from the pool, set with the findings
 
     @property
     def primary(self) -> str:
-        return self.task.eval.primary if self.task.eval else "local_model"
+        return self.task.eval.primary if self.task.eval else "rules_then_model"
+
+    @property
+    def dev_indices(self) -> tuple[int, ...]:
+        """The gold items the expert may see (the test half contributes numbers only)."""
+        return tuple(i for i, g in enumerate(self.gold) if g.half == DEV)
 
     def summary_json(self) -> dict[str, Any]:
         return {
@@ -158,8 +169,9 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         generated = _generate(compiled, options, settings, budget, llm, notes)
 
     functions = labeling.labeling_functions(task)
-    gold_matrix = labeling.apply_functions(functions, labeling.rule_environments(task, gold_records))
-    gold = [GoldItem(r.values, r.label or "", r.line, _fired(functions, gold_matrix.votes[i]))
+    gold_batch = item_batch(task, functions, [r.values for r in gold_records])
+    halves = _gold_halves(task, gold_records)
+    gold = [GoldItem(r.values, r.label or "", r.line, _fired(functions, gold_batch.votes[i]), halves[i])
             for i, r in enumerate(gold_records)]
 
     pool: list[PoolItem] = []
@@ -167,9 +179,11 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     fitted: label_model.LabelModelResult | None = None
     if pool_records:
         matrix = labeling.apply_functions(functions, labeling.rule_environments(task, pool_records))
-        gold_truth = [task.class_names.index(g.label) for g in gold]
-        analysis = labeling.analyse(functions, matrix, task, gold_matrix if gold else None,
-                                    gold_truth if gold else None)
+        # rule accuracies are what the expert edits rules by: counted on the dev half only
+        dev = [i for i, g in enumerate(gold) if g.half == DEV]
+        dev_matrix = labeling.VoteMatrix(gold_batch.votes[dev], (), ())
+        analysis = labeling.analyse(functions, matrix, task, dev_matrix if dev else None,
+                                    [task.class_names.index(gold[i].label) for i in dev] if dev else None)
         fitted = label_model.fit_dawid_skene(matrix.votes, len(task.class_names))
         pool = _pool_items(task, functions, pool_records, matrix, fitted)
         if settings is not None and budget is not None:
@@ -177,13 +191,12 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     elif task.pool is None:
         notes.append("the task names no pool, so nothing was labeled by the rules")
 
-    examples = _training_examples(task, generated, pool)
+    examples = _training_examples(task, generated, pool, fitted)
+    local = _train_local_model(task, functions, examples, options.run_dir / "model", notes)
+    predictors = Predictors(task, functions, fitted, local)
     predictions: dict[str, list[str | None]] = {}
-    local = _train_local_model(task, examples, options.run_dir / "model", notes)
-    if local is not None:
-        predictions["local_model"] = list(local.predict([g.values for g in gold]))
     if gold:
-        predictions["labeling_functions"] = _rules_on_gold(task, fitted, gold_matrix.votes)
+        predictions = {name: predictors.labels(gold_batch, name) for name in predictors.available}
         if settings is not None and budget is not None:
             predictions.update(_llm_predictors(compiled, options, settings, budget, gold, llm, notes))
     else:
@@ -199,8 +212,9 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     result = RunResult(task=task, run_dir=options.run_dir, functions=functions, analysis=analysis, pool=pool,
                        gold_display=gold_display, gold=gold, predictions=predictions, metrics=metrics,
                        criterion=evaluate_criterion(task, metrics) if gold else None, skipped_llm_steps=skipped,
-                       training=dict(sorted(Counter(e.source for e in examples).items())), notes=notes, llm=llm)
-    _write_outputs(result)
+                       training=dict(sorted(Counter(e.source for e in examples).items())), notes=notes, llm=llm,
+                       predictors=predictors)
+    _write_outputs(result, compiled)
     return result
 
 
@@ -280,56 +294,103 @@ def _pool_items(task: TaskIR, functions: Sequence[labeling.LabelingFunction], re
     return items
 
 
-def _training_examples(task: TaskIR, generated: Sequence[Mapping[str, Any]],
-                       pool: Sequence[PoolItem]) -> list[local_model.TrainingExample]:
+UNCOVERED_WEIGHT = 0.5  # at most: scaled down further by how unsure the rules' silence is
+FIELD_VIEW_WEIGHT = 0.5
+
+
+def _training_examples(task: TaskIR, generated: Sequence[Mapping[str, Any]], pool: Sequence[PoolItem],
+                       fitted: label_model.LabelModelResult | None) -> list[local_model.TrainingExample]:
+    """What the local model learns from, each example weighted by how sure its label is.
+
+    - generated examples (weight 1) and pool items the LLM labelled (1);
+    - pool items the rules labelled, weighted by the label model's confidence (a coin-flip label
+      should teach little);
+    - pool items no rule fired on, labelled by what the rules' silence says (the label model's
+      posterior given that every rule abstained; see `label_model.posterior`), weighted at most
+      UNCOVERED_WEIGHT and less the nearer that posterior is to a coin flip. Without them the model
+      never sees the kind of item the cascade hands it;
+    - a *field view* of each labelled example with two or more filled text fields: the same item
+      with one text field alone (the others empty), same label, half the weight. The label belongs
+      to the dish, not to the way it is written down: a menu shows only the name, and what the
+      ingredients taught about a label then reaches the name.
+    """
     examples = [local_model.TrainingExample({f: g[f] for f in task.field_names if f in g}, str(g["label"]),
                                             "generated") for g in generated if g.get("label") in task.class_names]
+    uncovered = [item for item in pool if item.label is None]
+    silence = _silence_label(task, fitted) if uncovered and fitted is not None else None
     for item in pool:
-        if item.label is None or item.source is None:
-            continue
-        # the label model's confidence weighs its labels: a coin-flip label should teach little
-        weight = item.confidence if item.source == "label_model" and item.confidence is not None else 1.0
-        examples.append(local_model.TrainingExample(item.values, item.label, item.source, weight))
-    return examples
+        if item.label is not None and item.source is not None:
+            # the label model's confidence weighs its labels: a coin-flip label should teach little
+            weight = item.confidence if item.source == "label_model" and item.confidence is not None else 1.0
+            examples.append(local_model.TrainingExample(item.values, item.label, item.source, weight))
+        elif silence is not None and silence[1] > 0:
+            examples.append(local_model.TrainingExample(item.values, silence[0], "rules' silence", silence[1]))
+    return examples + [view for example in examples for view in _field_views(task, example)]
 
 
-def _train_local_model(task: TaskIR, examples: Sequence[local_model.TrainingExample], model_dir: Path,
+def _silence_label(task: TaskIR, fitted: label_model.LabelModelResult) -> tuple[str, float]:
+    """The label and weight the rules' silence gives an item on which every rule abstained."""
+    n_classes = len(task.class_names)
+    silent = np.full((1, fitted.confusion.shape[0]), labeling.ABSTAIN, dtype=np.int64)
+    posterior = label_model.posterior(fitted, silent)[0]
+    best = int(posterior.argmax())
+    sureness = (float(posterior[best]) - 1 / n_classes) / (1 - 1 / n_classes)
+    return task.class_names[best], UNCOVERED_WEIGHT * sureness
+
+
+def _field_views(task: TaskIR, example: local_model.TrainingExample) -> list[local_model.TrainingExample]:
+    text_fields = [f for f in task.fields if f.type in ("string", "list[string]")]
+    filled = [f for f in text_fields if example.values.get(f.name)]
+    if len(filled) < 2:
+        return []
+    views = []
+    for kept in filled:
+        values = dict(example.values)
+        for field in text_fields:
+            if field.name != kept.name and field.name in values:
+                values[field.name] = "" if field.type == "string" else []
+        views.append(local_model.TrainingExample(values, example.label, f"{example.source}, {kept.name} only",
+                                                 example.weight * FIELD_VIEW_WEIGHT))
+    return views
+
+
+def _train_local_model(task: TaskIR, functions: Sequence[labeling.LabelingFunction],
+                       examples: Sequence[local_model.TrainingExample], model_dir: Path,
                        notes: list[str]) -> local_model.LocalModel | None:
     try:
-        model = local_model.train(task, examples)
+        batch = item_batch(task, functions, [e.values for e in examples])
+        model = local_model.train(task, functions, batch, examples)
     except local_model.LocalModelError as exc:
         notes.append(str(exc))
         # a model left by an earlier run must not pass for this run's
         for name in (local_model.MODEL_FILE, local_model.METADATA_FILE):
             (model_dir / name).unlink(missing_ok=True)
         return None
-    local_model.save(model, model_dir)
+    model.save(model_dir, model.describe(examples, spec_hash(task)))
     return model
 
 
+def _gold_halves(task: TaskIR, records: Sequence[DataRecord]) -> tuple[str, ...]:
+    if task.eval is None or not records:
+        return tuple(DEV for _ in records)
+    return split_gold([r.label or "" for r in records], [item_text(task, r.values) for r in records],
+                      task.eval.test_fraction, task.eval.split_seed)
+
+
 def _score(task: TaskIR, gold: Sequence[GoldItem],
-           predictions: Mapping[str, list[str | None]]) -> dict[str, ClassificationMetrics]:
+           predictions: Mapping[str, list[str | None]]) -> dict[str, PredictorScores]:
     if not gold:
         return {}
     truth = [g.label for g in gold]
+    halves = [g.half for g in gold]
     ordered = sorted(predictions, key=lambda name: PREDICTORS.index(name))
-    return {name: classification_metrics(truth, predictions[name], task.class_names) for name in ordered}
-
-
-def _rules_on_gold(task: TaskIR, fitted: label_model.LabelModelResult | None,
-                   votes: np.ndarray) -> list[str | None]:
-    """The rules' aggregate on gold: the pool-fitted label model, or a majority vote without a pool."""
-    if fitted is not None:
-        labels, _ = label_model.predict(fitted, votes)
-    else:
-        labels = label_model.majority_vote(votes, len(task.class_names))
-    return label_model.label_names(labels, task.class_names)
+    return {name: score_predictor(truth, predictions[name], task.class_names, halves) for name in ordered}
 
 
 def _gold_in_training(task: TaskIR, gold: Sequence[GoldItem],
                       examples: Sequence[local_model.TrainingExample]) -> int:
-    seen = {local_model.input_text(task, e.values).lower() for e in examples}
-    return sum(local_model.input_text(task, g.values).lower() in seen for g in gold)
+    seen = {item_text(task, e.values).lower() for e in examples}
+    return sum(item_text(task, g.values).lower() in seen for g in gold)
 
 
 # -- with a provider -------------------------------------------------------------------------------
@@ -500,26 +561,38 @@ def _label_only_format(classes: Sequence[str]) -> dict[str, Any]:
 
 # -- outputs ---------------------------------------------------------------------------------------
 
-def _write_outputs(result: RunResult) -> None:
+def _write_outputs(result: RunResult, compiled: CompiledTask) -> None:
+    from taskc import __version__
+
     from . import report
 
     run_dir = result.run_dir
     task = result.task
     write_jsonl(run_dir / "labeled_pool.jsonl", (item.to_json(task) for item in result.pool))
     result.files["labeled_pool"] = run_dir / "labeled_pool.jsonl"
-    if "local_model" in result.predictions:
+    if result.predictors is not None:
+        result.predictors.save(run_dir / "model", primary=result.primary,
+                               spec_path=Path(task.project_dir) / Path(task.source).name, taskc_version=__version__)
         result.files["model"] = run_dir / "model"
     result.files["metrics"] = run_dir / "metrics.json"
     result.files["report_md"] = run_dir / "report.md"
     result.files["report_html"] = run_dir / "report.html"
     findings = result.findings = report.analyse_errors(result)
+    result.shift = report.data_shift(result)
     metrics = {
         "task": task.name, "gold": result.gold_display, "gold_items": len(result.gold),
+        "gold_split": {"dev": len(result.dev_indices), "test": len(result.gold) - len(result.dev_indices),
+                       "test_fraction": task.eval.test_fraction if task.eval else None,
+                       "seed": task.eval.split_seed if task.eval else None},
         "primary": result.primary, "criterion": None if result.criterion is None else result.criterion.to_json(),
         "predictors": {name: m.to_json() for name, m in result.metrics.items()},
         "labeling_functions": None if result.analysis is None else result.analysis.to_json(),
+        "local_model": report.model_facts(result),
+        "data_shift": result.shift.to_json() if result.shift is not None else None,
         "training": result.training, "notes": result.notes, "llm": result.llm,
-        "note": "metrics are over the items each predictor labeled; coverage is the fraction it labeled",
+        "note": ("every predictor is scored over all gold items of a split, abstentions counted as errors; "
+                 "coverage is the share it labeled; *_ci are 95% bootstrap intervals; null means n/a (the "
+                 "predictor labeled nothing); the criterion is judged on the test half"),
     }
     write_json(result.files["metrics"], metrics)
     write_text_atomic(result.files["report_md"], report.render_markdown(result, findings))

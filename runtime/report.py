@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .pipeline import RunResult
 
-PREDICTOR_TITLES = {"labeling_functions": "labeling functions (label model)", "local_model": "local model",
-                    "llm": "prompted LLM", "finetuned": "fine-tuned model"}
+PREDICTOR_TITLES = {"labeling_functions": "rules alone (label model)", "local_model": "local model",
+                    "rules_then_model": "rules, then the local model", "llm": "prompted LLM",
+                    "finetuned": "fine-tuned model"}
 LOW_RULE_ACCURACY = 0.8
 MAX_LISTED = 12
 MIN_TELLING_COUNT, MIN_TELLING_LIFT = 3, 2.0  # a shared word: in 3+ of the items, twice as often as usual
@@ -88,8 +89,10 @@ def analyse_errors(result: RunResult) -> Findings:
     predicted = result.predictions.get(primary, [])
     gold = result.gold
     ruled = {f.rationale_id for f in result.functions}
+    dev = result.dev_indices  # the test half contributes numbers only: the expert never sees its items
     errors = []
-    for i, item in enumerate(gold):
+    for i in dev:
+        item = gold[i]
         if i >= len(predicted) or predicted[i] == item.label:
             continue
         errors.append(Misclassified(
@@ -101,7 +104,7 @@ def analyse_errors(result: RunResult) -> Findings:
     coverage = {f.rationale_id: f.coverage for f in result.analysis.functions} if result.analysis else {}
     by_rationale = []
     for rationale in task.rationales:
-        fired = [i for i, item in enumerate(gold) if rationale.id in item.votes]
+        fired = [i for i in dev if rationale.id in gold[i].votes]
         wrong = tuple(i for i in fired if gold[i].label != rationale.class_name)
         by_rationale.append(RationaleFindings(
             rationale_id=rationale.id, class_name=rationale.class_name, text=rationale.text,
@@ -113,7 +116,7 @@ def analyse_errors(result: RunResult) -> Findings:
     by_rationale.sort(key=lambda r: (-len(r.errors_voted_wrong), -r.fired_wrong, -r.involved))
     unexplained = tuple(e.index for e in errors if not e.fired_wrong and not e.fired_right)
     missed = {cls: tuple(e.index for e in errors if e.gold == cls and not e.fired_right) for cls in task.class_names}
-    uncovered = tuple(i for i, item in enumerate(gold) if not item.votes)
+    uncovered = tuple(i for i in dev if not gold[i].votes)
     findings = Findings(primary=primary, errors=tuple(errors), by_rationale=tuple(by_rationale),
                         unexplained=unexplained, missed_by_class={c: m for c, m in missed.items() if m},
                         uncovered_gold=uncovered, next_steps=())
@@ -153,12 +156,12 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
     if gold and findings.uncovered_gold:
         by_class = Counter(gold[i].label for i in findings.uncovered_gold)
         worst_class, count = by_class.most_common(1)[0]
-        share = len(findings.uncovered_gold) / len(gold)
+        share = len(findings.uncovered_gold) / len(result.dev_indices)
         examples = tuple(i for i in findings.uncovered_gold if gold[i].label == worst_class)[:5]
         words = _telling_words(result, [i for i in findings.uncovered_gold if gold[i].label == worst_class])
         hint = f" Words they share: {words}." if words else ""
         steps.append(NextStep(
-            f"Cover the {len(findings.uncovered_gold)} gold items no rule fires on ({share:.0%})",
+            f"Cover the {len(findings.uncovered_gold)} dev gold items no rule fires on ({share:.0%})",
             f"By class: {_counts(by_class)}.{_covered_vs_uncovered(result, findings)} The largest group is "
             f"{worst_class} ({count}): a new {worst_class} rationale, or a wider lexicon for an existing one, "
             f"would reach them.{hint}", examples))
@@ -201,7 +204,7 @@ def _covered_vs_uncovered(result: RunResult, findings: Findings) -> str:
     if not predicted or findings.primary == "labeling_functions":
         return ""
     uncovered = set(findings.uncovered_gold)
-    covered = [i for i in range(len(result.gold)) if i not in uncovered]
+    covered = [i for i in result.dev_indices if i not in uncovered]
     if not covered:
         return ""
 
@@ -219,9 +222,11 @@ def _telling_words(result: RunResult, indices: Sequence[int], top: int = 8) -> s
     do not drown the ones these items share.
     """
     counts = Counter(word for i in indices for word in _words(result.gold[i].values))
-    overall = Counter(word for g in result.gold for word in _words(g.values))
-    lift = {w: (n / len(indices)) / (overall[w] / len(result.gold)) for w, n in counts.items()
-            if n >= MIN_TELLING_COUNT}
+    dev = result.dev_indices
+    overall = Counter(word for i in dev for word in _words(result.gold[i].values))
+    known = {word for lexicon in result.task.lexicons for entry in lexicon.words for word in entry.split()}
+    lift = {w: (n / len(indices)) / (overall[w] / len(dev)) for w, n in counts.items()
+            if n >= MIN_TELLING_COUNT and w not in known}
     telling = sorted((w for w in lift if lift[w] >= MIN_TELLING_LIFT), key=lambda w: (-counts[w], -lift[w], w))
     return ", ".join(f"{w} ({counts[w]})" for w in telling[:top])
 
@@ -282,10 +287,13 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
     if result.gold_display:
         out += [f"Gold set: `{result.gold_display}` ({len(result.gold)} items). "
                 f"Primary predictor: {predictor_title(findings.primary)}.", ""]
-    out += ["## Metrics", "", *_md_table(*metrics_rows(result)), "",
-            "Metrics are over the items a predictor labeled; coverage is the share it labeled "
-            "(the rules abstain where no rule fires).", ""]
-    primary = result.metrics.get(findings.primary)
+    shift = result.shift.warnings() if result.shift is not None else []
+    if shift:
+        out += ["## How the gold set differs from the pool", ""] + [f"- {line}" for line in shift] + [""]
+    out += ["## Metrics", "", *_md_table(*metrics_rows(result)), "", scoring_note(result), ""]
+    if len(result.dev_indices) < len(result.gold):
+        out += ["Dev and test halves:", "", *_md_table(*split_rows(result)), ""]
+    primary = result.metrics[findings.primary].all if findings.primary in result.metrics else None
     if primary is not None:
         columns = [*primary.classes] + (["abstained"] if primary.labeled < primary.items else [])
         rows = [[f"**{cls}**", *[str(n) for n in row[:len(columns)]]] for cls, row in
@@ -296,14 +304,20 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
         out += ["## Labeling functions", "",
                 f"On the pool ({result.analysis.items} items): {_pct(result.analysis.coverage)} covered by at least "
                 f"one rule, {_pct(result.analysis.overlap)} by two or more, {_pct(result.analysis.conflict)} in "
-                f"conflict.", "", *_md_table(*lf_rows(result)), ""]
+                f"conflict. Gold votes and accuracy are on the dev half.", "", *_md_table(*lf_rows(result)), ""]
+    features = strongest_rows(result)
+    if features:
+        out += ["## What the local model leans on", "",
+                "Its strongest features per class (words, lexicon mentions, rule votes). A word that is not "
+                "knowledge (a spice, a cooking style) learnt from how the pool happens to be written is a hint "
+                "that the rules label too few items of that kind.", "", *_md_table(*features), ""]
     out += ["## Errors grouped by rationale", ""]
     if not findings.errors:
-        out += [f"The {predictor_title(findings.primary)} made no errors on the gold set." if result.gold
+        out += [f"The {predictor_title(findings.primary)} made no errors on the dev gold items." if result.gold
                 else "No gold set, so no errors to show.", ""]
     else:
-        out += [f"The {predictor_title(findings.primary)} got {len(findings.errors)} of {len(result.gold)} gold items "
-                "wrong. "
+        out += [f"The {predictor_title(findings.primary)} got {len(findings.errors)} of the {len(result.dev_indices)} "
+                "dev gold items wrong. "
                 "For each rationale: how its rule did on the whole gold set, the errors it voted for, and the "
                 "errors of its class it did not catch.", ""]
     for group in findings.by_rationale:
@@ -376,15 +390,226 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def metrics_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:
+def metrics_rows(result: RunResult, split: str = "all") -> tuple[list[str], list[list[str]]]:
+    """One row per predictor, the same columns for all: scores over every item of ``split``."""
     classes = result.task.class_names
-    header = ["predictor", "accuracy", "macro-F1", "coverage"] + [f"{c} P / R / F1" for c in classes]
+    header = ["predictor", "accuracy", "95% CI", "macro-F1", "95% CI", "coverage"] + [f"{c} P / R / F1"
+                                                                                     for c in classes]
     rows = []
-    for name, m in result.metrics.items():
+    for name, scores in result.metrics.items():
+        m = scores.on(split)
+        if m is None:
+            continue
         marker = " (primary)" if name == result.primary else ""
-        rows.append([predictor_title(name) + marker, _pct(m.accuracy), f"{m.macro_f1:.3f}", _pct(m.coverage)]
-                    + [f"{m.precision[c]:.2f} / {m.recall[c]:.2f} / {m.f1[c]:.2f}" for c in classes])
+        rows.append([predictor_title(name) + marker, _pct_or_na(m.accuracy), _interval(m.accuracy_ci, _pct),
+                     _number_or_na(m.macro_f1), _interval(m.macro_f1_ci, lambda v: f"{v:.3f}"), _pct(m.coverage)]
+                    + [" / ".join(_number_or_na(getattr(m, part)[c], 2) for part in ("precision", "recall", "f1"))
+                       for c in classes])
     return header, rows
+
+
+def split_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:
+    """Macro-F1 of each predictor on the dev half, the test half (which judges the criterion) and all."""
+    header = ["predictor", "dev macro-F1", "test macro-F1", "all macro-F1", "test accuracy"]
+    rows = []
+    for name, scores in result.metrics.items():
+        marker = " (primary)" if name == result.primary else ""
+        cells = [_number_or_na(None if (m := scores.on(split)) is None else m.macro_f1) for split in SPLITS_SHOWN]
+        rows.append([predictor_title(name) + marker, *cells,
+                     _pct_or_na(None if scores.test is None else scores.test.accuracy)])
+    return header, rows
+
+
+SPLITS_SHOWN = ("dev", "test", "all")
+
+
+def _pct_or_na(value: float | None) -> str:
+    return "n/a" if value is None else _pct(value)
+
+
+def _number_or_na(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(interval: tuple[float, float] | None, show: Any) -> str:
+    return "n/a" if interval is None else f"{show(interval[0])}–{show(interval[1])}"
+
+
+def scoring_note(result: RunResult) -> str:
+    dev, total = len(result.dev_indices), len(result.gold)
+    split = (f" The gold set is split into a dev half ({dev} items: every gold item this report shows comes from "
+             f"it) and a test half ({total - dev} items: numbers only); the pass criterion is judged on test."
+             if dev < total else "")
+    return ("Every predictor is scored over all gold items, an abstention counting as an error; coverage is the "
+            "share it labeled; n/a: it labeled nothing. The 95% intervals (bootstrap over the items) show how "
+            "much of a score is the luck of the gold set: differences inside them are noise." + split)
+
+
+# -- how the gold set differs from the pool ----------------------------------------------------------
+
+FILL_GAP = 0.5  # a field filled in this much more of one set than the other is worth a warning
+
+
+@dataclass(frozen=True)
+class KnowledgeGap:
+    """Words of a lexicon occur in a field that no rule tests against that lexicon."""
+
+    lexicon: str
+    field: str
+    gold_share: float  # of gold items whose field mentions the lexicon
+    pool_share: float | None
+
+    def message(self) -> str:
+        pool = f" and {self.pool_share:.0%} of the pool" if self.pool_share is not None else ""
+        return (f"words of lexicon `{self.lexicon}` occur in the field `{self.field}` of {self.gold_share:.0%} of the "
+                f"gold items{pool}, but no rule reads `{self.field}` against `{self.lexicon}`: add "
+                f"`mentions({self.field}, lexicon.{self.lexicon})` (or a lambda over it) to the rule that needs it")
+
+
+@dataclass(frozen=True)
+class DataShift:
+    filled: dict[str, tuple[float, float | None]]  # field -> (share of gold items filled, share of pool items)
+    unseen_word_share: float | None  # share of the gold items' word occurrences never seen in the pool
+    unseen_examples: tuple[str, ...]
+    broken_rows: tuple[tuple[int, str], ...]  # (gold line, what it breaks)
+    gaps: tuple[KnowledgeGap, ...]
+
+    def warnings(self) -> list[str]:
+        lines = []
+        for name, (gold, pool) in self.filled.items():
+            if pool is not None and abs(gold - pool) >= FILL_GAP:
+                lines.append(f"the field `{name}` is filled in {gold:.0%} of the gold items but {pool:.0%} of the "
+                             f"pool: the model learnt from inputs unlike the ones it is judged on")
+        if self.unseen_word_share is not None and self.unseen_word_share >= 0.2:
+            lines.append(f"{self.unseen_word_share:.0%} of the words in the gold items never occur in the pool "
+                         f"(e.g. {', '.join(self.unseen_examples[:6])}): the model has not seen them; rules and "
+                         "lexicons carry the knowledge there")
+        if self.broken_rows:
+            shown = "; ".join(f"line {line}: {what}" for line, what in self.broken_rows[:3])
+            lines.append(f"{len(self.broken_rows)} gold row{'s' if len(self.broken_rows) != 1 else ''} break the "
+                         f"input's constraints ({shown})")
+        lines += [gap.message() for gap in self.gaps]
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fields_filled": {name: {"gold": round(gold, 4), "pool": None if pool is None else round(pool, 4)}
+                                  for name, (gold, pool) in self.filled.items()},
+                "unseen_word_share": None if self.unseen_word_share is None else round(self.unseen_word_share, 4),
+                "rows_breaking_constraints": [{"line": line, "breaks": what} for line, what in self.broken_rows],
+                "knowledge_gaps": [{"lexicon": g.lexicon, "field": g.field, "gold_share": round(g.gold_share, 4),
+                                    "pool_share": None if g.pool_share is None else round(g.pool_share, 4)}
+                                   for g in self.gaps],
+                "warnings": self.warnings()}
+
+
+def data_shift(result: RunResult) -> DataShift | None:
+    """How the gold set differs from the pool the model learnt from, and knowledge the rules never apply."""
+    if not result.gold:
+        return None
+    task = result.task
+    gold = [g.values for g in result.gold]
+    pool = [p.values for p in result.pool]
+    filled = {f.name: (_filled_share(gold, f.name), _filled_share(pool, f.name) if pool else None)
+              for f in task.fields}
+    pool_words = Counter(word for values in pool for word in _word_list(values))
+    gold_words = [word for values in gold for word in _word_list(values)]
+    unseen = [w for w in gold_words if w not in pool_words]
+    return DataShift(
+        filled=filled,
+        unseen_word_share=len(unseen) / len(gold_words) if pool and gold_words else None,
+        unseen_examples=tuple(w for w, _ in Counter(unseen).most_common(6)),
+        broken_rows=tuple(_broken_rows(result)), gaps=tuple(knowledge_gaps(task, gold, pool)))
+
+
+def knowledge_gaps(task: Any, gold: Sequence[Mapping[str, Any]],
+                   pool: Sequence[Mapping[str, Any]]) -> list[KnowledgeGap]:
+    """(lexicon, field) pairs whose words occur in the data (gold, or the pool) that no rule tests."""
+    from taskc.compiler.expr_nodes import lexicon_reads
+    from taskc.compiler.functions import mentions_memo
+
+    read = {pair for r in task.rationales if r.rule is not None and r.rule.node is not None
+            for pair in lexicon_reads(r.rule.node)}
+    used = {lexicon for _, lexicon in read}
+    gaps = []
+    for lexicon in task.lexicons:
+        if lexicon.name not in used:
+            continue  # a lexicon no rule uses is W103's business, not a gap of one field
+        holds = mentions_memo(lexicon.words)
+        for field in task.fields:
+            if field.type not in ("string", "list[string]") or (field.name, lexicon.name) in read:
+                continue
+            gold_share = _mention_share(gold, field.name, holds)
+            pool_share = _mention_share(pool, field.name, holds) if pool else None
+            if gold_share >= 0.05 or (pool_share or 0) >= 0.05:
+                gaps.append(KnowledgeGap(lexicon.name, field.name, gold_share, pool_share))
+    return gaps
+
+
+def _mention_share(items: Sequence[Mapping[str, Any]], name: str, holds: Any) -> float:
+    if not items:
+        return 0.0
+    def mentioned(value: Any) -> bool:
+        texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
+            if isinstance(value, list) else []
+        return any(holds(t) for t in texts)
+    return sum(mentioned(values.get(name)) for values in items) / len(items)
+
+
+def _filled_share(items: Sequence[Mapping[str, Any]], name: str) -> float:
+    return sum(values.get(name) not in (None, "", []) for values in items) / len(items) if items else 0.0
+
+
+def _word_list(values: Mapping[str, Any]) -> list[str]:
+    texts: list[str] = []
+    for value in values.values():
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, list):
+            texts.extend(v for v in value if isinstance(v, str))
+    return [w for text in texts for w in re.findall(r"[^\W\d_]{3,}", text.lower())]
+
+
+def _broken_rows(result: RunResult) -> list[tuple[int, str]]:
+    """Gold rows outside the input's length limits or failing one of the task's constraints."""
+    from taskc.compiler.expr_eval import ExpressionEvaluationError
+    from taskc.compiler.passes import value_problem
+
+    task = result.task
+    lexicons = task.lexicon_words()
+    checks = [(c.id, c.check.evaluator(lexicons)) for c in task.constraints if c.check.node is not None]
+    broken = []
+    for item in result.gold:
+        problems = [p for f in task.fields if item.values.get(f.name) is not None
+                    and (p := value_problem(f, item.values[f.name]))]
+        env = {f.name: item.values.get(f.name) for f in task.fields} | {"label": item.label}
+        for constraint_id, holds in checks:
+            try:
+                if not holds(env):
+                    problems.append(f"constraint {constraint_id}")
+            except ExpressionEvaluationError:
+                problems.append(f"constraint {constraint_id} (could not be evaluated)")
+        if problems:
+            broken.append((item.line, "; ".join(problems)))
+    return broken
+
+
+def model_facts(result: RunResult) -> dict[str, Any] | None:
+    """The local model's feature groups and strongest features (metrics.json and the report)."""
+    local = result.predictors.local if result.predictors is not None else None
+    if local is None:
+        return None
+    return {"strongest_features": {cls: [{"feature": f.name, "group": f.group, "weight": f.weight}
+                                         for f in features]
+                                   for cls, features in local.strongest_features().items()}}
+
+
+def strongest_rows(result: RunResult) -> tuple[list[str], list[list[str]]] | None:
+    facts = model_facts(result)
+    if not facts:
+        return None
+    rows = [[cls, ", ".join(f"{f['feature']} ({f['weight']:+.2f})" for f in features[:8])]
+            for cls, features in facts["strongest_features"].items()]
+    return ["towards", "strongest features (weight)"], rows
 
 
 def lf_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:
@@ -427,7 +652,7 @@ table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding
 th{background:#f4f4f6}.pass{color:#0a7d32}.fail{color:#b3261e}blockquote{color:#555;margin:.3em 0 .6em 1em}
 code{background:#f4f4f6;padding:0 .25em;border-radius:3px}.muted{color:#666}li{margin:.15em 0}
 .tag{display:inline-block;border-radius:3px;padding:0 .35em;font-size:.85em;background:#eef}
-.wrong{background:#fde8e7}.right{background:#e6f4ea}
+.wrong{background:#fde8e7}.right{background:#e6f4ea}.warn li{color:#8a4b00}
 """
 
 
@@ -441,23 +666,36 @@ def render_html(result: RunResult, findings: Findings) -> str:
     if result.gold_display:
         parts.append(f"<p>Gold set: <code>{e(result.gold_display)}</code> ({len(result.gold)} items). "
                      f"Primary predictor: {e(predictor_title(findings.primary))}.</p>")
+    shift = result.shift.warnings() if result.shift is not None else []
+    if shift:
+        parts += ["<h2>How the gold set differs from the pool</h2><ul class=warn>"]
+        parts += [f"<li>{_inline_code(line)}</li>" for line in shift] + ["</ul>"]
     parts += ["<h2>Metrics</h2>", _html_table(*metrics_rows(result)),
-              "<p class=muted>Metrics are over the items a predictor labeled; coverage is the share it labeled.</p>"]
-    primary = result.metrics.get(findings.primary)
+              f"<p class=muted>{html.escape(scoring_note(result))}</p>"]
+    if len(result.dev_indices) < len(result.gold):
+        parts += ["<p>Dev and test halves:</p>", _html_table(*split_rows(result))]
+    primary = result.metrics[findings.primary].all if findings.primary in result.metrics else None
     if primary is not None:
         parts += [f"<h2>Confusion matrix ({e(predictor_title(findings.primary))})</h2>", confusion_svg(primary)]
     if result.analysis:
         a = result.analysis
         parts += ["<h2>Labeling functions</h2>",
                   f"<p>On the pool ({a.items} items): {_pct(a.coverage)} covered by at least one rule, "
-                  f"{_pct(a.overlap)} by two or more, {_pct(a.conflict)} in conflict.</p>",
+                  f"{_pct(a.overlap)} by two or more, {_pct(a.conflict)} in conflict. Gold votes and accuracy "
+                  "are on the dev half.</p>",
                   _html_table(*lf_rows(result))]
+    features = strongest_rows(result)
+    if features:
+        parts += ["<h2>What the local model leans on</h2>",
+                  "<p class=muted>Its strongest features per class. A word that is not knowledge, learnt from how "
+                  "the pool happens to be written, is a hint that the rules label too few items of that kind.</p>",
+                  _html_table(*features)]
     parts.append("<h2>Errors grouped by rationale</h2>")
     if findings.errors:
-        parts.append(f"<p>The {e(predictor_title(findings.primary))} got {len(findings.errors)} of {len(result.gold)} "
-                     f"gold items wrong.</p>")
+        parts.append(f"<p>The {e(predictor_title(findings.primary))} got {len(findings.errors)} of the "
+                     f"{len(result.dev_indices)} dev gold items wrong.</p>")
     else:
-        parts.append("<p>No errors on the gold set.</p>" if result.gold else "<p>No gold set.</p>")
+        parts.append("<p>No errors on the dev gold items.</p>" if result.gold else "<p>No gold set.</p>")
     for group in findings.by_rationale:
         parts.append(_html_rationale(result, group))
     for cls, missed in findings.missed_by_class.items():
@@ -554,5 +792,6 @@ def confusion_svg(metrics: Any, cell: int = 64) -> str:
     return "".join(parts)
 
 
-__all__ = ["Findings", "Misclassified", "NextStep", "RationaleFindings", "analyse_errors", "confusion_svg",
+__all__ = ["DataShift", "KnowledgeGap", "data_shift", "knowledge_gaps", "model_facts", "scoring_note", "split_rows",
+           "strongest_rows", "Findings", "Misclassified", "NextStep", "RationaleFindings", "analyse_errors", "confusion_svg",
            "describe", "lf_rows", "metrics_rows", "predictor_title", "render_html", "render_markdown", "verdict"]

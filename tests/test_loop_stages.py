@@ -11,7 +11,8 @@ from taskc.compiler.driver import compile_task
 from taskc.compiler.ir import TaskIR
 from taskc.runtime import label_model, labeling, local_model
 from taskc.runtime.datafiles import DataFileError, read_gold, read_pool
-from taskc.runtime.evaluate import classification_metrics, evaluate_criterion
+from taskc.runtime.evaluate import PredictorScores, classification_metrics, evaluate_criterion, score_predictor
+from taskc.runtime.features import item_batch, spec_hash
 from test_runtime_fixtures import write_jsonl
 
 TINY_SPEC = """\
@@ -263,23 +264,29 @@ def test_metrics_match_hand_computed_values() -> None:
     m = classification_metrics(gold, predicted, ["a", "b", "c"])
     assert (m.items, m.labeled) == (6, 5)
     assert m.coverage == pytest.approx(5 / 6)
-    assert m.accuracy == pytest.approx(3 / 5)
+    # over all six items: the abstention on the second "b" is an error, and a miss of b's recall
+    assert m.accuracy == pytest.approx(3 / 6)
     assert m.precision == pytest.approx({"a": 2 / 3, "b": 1 / 2, "c": 0.0})
-    assert m.recall == pytest.approx({"a": 2 / 3, "b": 1.0, "c": 0.0})
-    assert m.f1 == pytest.approx({"a": 2 / 3, "b": 2 / 3, "c": 0.0})
-    assert m.macro_f1 == pytest.approx(4 / 9)
+    assert m.recall == pytest.approx({"a": 2 / 3, "b": 1 / 2, "c": 0.0})
+    assert m.f1 == pytest.approx({"a": 2 / 3, "b": 1 / 2, "c": 0.0})
+    assert m.macro_f1 == pytest.approx(7 / 18)
     assert m.support == {"a": 3, "b": 2, "c": 1}
     assert m.confusion == ((2, 1, 0, 0), (0, 1, 0, 1), (1, 0, 0, 0))
     assert m.to_json()["confusion"]["columns"] == ["a", "b", "c", "abstained"]
 
 
+def _on_test(gold: list[str], predicted: list[str | None]) -> PredictorScores:
+    return score_predictor(gold, predicted, ["pos", "neg"], ["test"] * len(gold))
+
+
 def test_the_criterion_passes_and_fails_on_the_primary_predictor(tiny: TaskIR) -> None:
-    good = classification_metrics(["pos", "neg", "neg"], ["pos", "neg", "neg"], ["pos", "neg"])
-    weak = classification_metrics(["pos", "neg", "neg"], ["pos", "pos", "pos"], ["pos", "neg"])
-    passed = evaluate_criterion(tiny, {"local_model": good})
-    assert passed is not None and passed.passed
+    assert tiny.eval is not None and tiny.eval.primary == "rules_then_model"  # the default
+    good = _on_test(["pos", "neg", "neg"], ["pos", "neg", "neg"])
+    weak = _on_test(["pos", "neg", "neg"], ["pos", "pos", "pos"])
+    passed = evaluate_criterion(tiny, {"rules_then_model": good})
+    assert passed is not None and passed.passed and passed.split == "test"
     assert passed.reason == 'accuracy = 1.000, recall["neg"] = 1.000'
-    failed = evaluate_criterion(tiny, {"local_model": weak})
+    failed = evaluate_criterion(tiny, {"rules_then_model": weak})
     assert failed is not None and not failed.passed
     assert failed.reason == 'accuracy = 0.333, recall["neg"] = 0.000'
     missing = evaluate_criterion(tiny, {"labeling_functions": good})
@@ -294,8 +301,7 @@ def test_the_criterion_reason_names_the_metrics_it_reads_however_written(tmp_pat
     write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
     compiled = compile_task(spec).compiled
     assert compiled is not None
-    metrics = classification_metrics(["pos", "neg", "neg"], ["pos", "neg", "neg"], ["pos", "neg"])
-    result = evaluate_criterion(compiled.ir, {"local_model": metrics})
+    result = evaluate_criterion(compiled.ir, {"rules_then_model": _on_test(["pos", "neg", "neg"], ["pos", "neg", "neg"])})
     assert result is not None and result.passed
     assert result.reason == 'f1["pos"] = 1.000, coverage = 1.000, macro_f1 = 1.000'
 
@@ -309,30 +315,45 @@ def _examples() -> list[local_model.TrainingExample]:
             + [local_model.TrainingExample({"text": t}, "neg", "llm") for t in negative])
 
 
+def _train(task: TaskIR, examples: list[local_model.TrainingExample]) -> local_model.LocalModel:
+    functions = labeling.labeling_functions(task)
+    return local_model.train(task, functions, item_batch(task, functions, [e.values for e in examples]), examples)
+
+
+def _batch(task: TaskIR, values: list[dict]) -> object:
+    return item_batch(task, labeling.labeling_functions(task), values)
+
+
 def test_local_model_trains_saves_reloads_and_is_deterministic(tiny: TaskIR, tmp_path: Path) -> None:
-    model = local_model.train(tiny, _examples())
-    probe = [{"text": "good service"}, {"text": "bad and awful"}]
+    examples = _examples()
+    model = _train(tiny, examples)
+    probe = _batch(tiny, [{"text": "good service"}, {"text": "bad and awful"}])
     assert model.predict(probe) == ["pos", "neg"]
-    local_model.save(model, tmp_path / "model")
+    model.save(tmp_path / "model", model.describe(examples, spec_hash(tiny)))
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["metadata.json", "model.joblib"]
     metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
     assert metadata["training_sources"] == {"label_model": 6, "llm": 6}
-    reloaded = local_model.load(tmp_path / "model", tiny)
-    assert reloaded.predict_proba(probe) == model.predict_proba(probe)
-    again = local_model.train(tiny, _examples())
-    assert again.predict_proba(probe) == model.predict_proba(probe)
-    assert again.metadata["training_data_sha256"] == metadata["training_data_sha256"]
+    assert set(metadata["feature_groups"]) == {"words", "lexicon mentions", "rule votes"}
+    assert metadata["feature_groups"]["rule votes"]["features"] == 3  # one per rule
+    reloaded = local_model.load(tmp_path / "model", tiny, labeling.labeling_functions(tiny), spec_hash(tiny))
+    assert np.array_equal(reloaded.predict_proba(probe), model.predict_proba(probe))
+    again = _train(tiny, examples)
+    assert np.array_equal(again.predict_proba(probe), model.predict_proba(probe))
+    assert again.describe(examples, spec_hash(tiny))["training_data_sha256"] == metadata["training_data_sha256"]
 
 
 def test_local_model_refuses_one_class_and_foreign_models(tiny: TaskIR, tmp_path: Path) -> None:
     with pytest.raises(local_model.LocalModelError, match="only 'pos'; no example of 'neg'"):
-        local_model.train(tiny, [e for e in _examples() if e.label == "pos"])
-    model = local_model.train(tiny, _examples())
-    local_model.save(model, tmp_path / "model")
+        _train(tiny, [e for e in _examples() if e.label == "pos"])
+    model = _train(tiny, _examples())
+    model.save(tmp_path / "model", model.describe(_examples(), spec_hash(tiny)))
+    functions = labeling.labeling_functions(tiny)
+    with pytest.raises(local_model.LocalModelError, match="another version of the task"):
+        local_model.load(tmp_path / "model", tiny, functions, "0" * 64)
     metadata_path = tmp_path / "model" / "metadata.json"
     metadata = json.loads(metadata_path.read_text())
     metadata_path.write_text(json.dumps(metadata | {"classes": ["yes", "no"]}))
     with pytest.raises(local_model.LocalModelError, match="trained for classes"):
-        local_model.load(tmp_path / "model", tiny)
+        local_model.load(tmp_path / "model", tiny, functions, spec_hash(tiny))
     with pytest.raises(local_model.LocalModelError, match="no saved local model"):
-        local_model.load(tmp_path / "elsewhere", tiny)
+        local_model.load(tmp_path / "elsewhere", tiny, functions, spec_hash(tiny))

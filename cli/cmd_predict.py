@@ -1,0 +1,235 @@
+"""`taskc predict`: label new inputs with the predictor a run trained, streaming, at scale."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from taskc.compiler.diagnostics import TaskcError
+from taskc.compiler.driver import compile_task
+
+from .output import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE, errors_only, print_diagnostics
+
+NAME = "predict"
+HELP = "label new inputs (JSONL) with the predictor a run trained"
+DESCRIPTION = """\
+Apply a run's trained predictor to new inputs: one JSON object per line with
+the task's input fields, the way the pool is written. Each input gets one
+JSON line, in input order:
+
+  {"line": 7, "id": "a12", "label": "keto", "confidence": 0.93,
+   "predictor": "labeling_functions", "rules": {"fat_and_protein": "keto"}}
+
+"line" is the input's line number; "id" is copied when the input has one;
+"predictor" says who decided (for the cascade rules_then_model: the rules
+where one fired, else local_model); "rules" are the rules that fired.
+
+RUN_DIR is what `taskc run` wrote (runs/<task> by default). The predictor is
+the run's primary (eval.primary) unless --predictor says otherwise; the task
+file is the one the run was trained from (recorded in RUN_DIR/model), or
+--spec. A model trained for another version of the task (its fields,
+classes, lexicons or rules changed since: the spec hash differs) is refused:
+run `taskc run` again.
+
+Input is read and answered in batches, so memory stays flat on millions of
+lines. A bad line (not JSON, a missing field, a wrong type) is reported as
+file:line: message on stderr and skipped, or stops the command with
+--on-error stop (the answers before it are kept)."""
+EPILOG = """\
+examples:
+  taskc predict runs/keto new_dishes.jsonl -o labelled.jsonl
+  cat menu.jsonl | taskc predict runs/keto - | jq -r .label
+  taskc predict runs/keto big.jsonl -o out.jsonl --on-error stop
+  taskc predict runs/keto new.jsonl --predictor local_model --spec examples/keto.task.yaml
+
+exit status:
+  0  every input was answered (with --on-error skip: bad lines skipped, counted on stderr)
+  1  the task file has errors, the predictor is missing or was trained for another
+     version of the task, the input cannot be read, or a bad line with --on-error stop
+  2  usage error"""
+
+PROGRESS_EVERY = 2.0  # seconds between progress lines on stderr
+MAX_SHOWN_PROBLEMS = 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run's directory (what `taskc run -o` names)")
+    parser.add_argument("input", metavar="INPUT.jsonl", help="inputs, one JSON object per line; - reads stdin")
+    parser.add_argument("-o", "--output", metavar="OUT.jsonl",
+                        help="write the answers here (atomically, when done) instead of stdout")
+    parser.add_argument("--predictor", choices=("rules_then_model", "local_model", "labeling_functions"),
+                        help="serve this predictor instead of the run's primary")
+    parser.add_argument("--spec", metavar="SPEC", help="the task file (default: the one the run was trained from)")
+    parser.add_argument("--on-error", choices=("skip", "stop"), default="skip",
+                        help="on a bad input line: skip it (default) or stop")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    from taskc.runtime.labeling import labeling_functions
+    from taskc.runtime.predictor import PredictorError, load_predictors, read_manifest, spec_path_of
+    from taskc.runtime.serving import StopServing, serve
+
+    model_dir = Path(args.run_dir) / "model"
+    if not Path(args.run_dir).is_dir():
+        print(f"taskc: error: {args.run_dir}: not a directory (RUN_DIR is what `taskc run` wrote, runs/<task> by "
+              "default)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        manifest = read_manifest(model_dir)
+        spec = Path(args.spec) if args.spec else spec_path_of(model_dir, manifest)
+        if not args.spec and not spec.is_file():
+            raise PredictorError(f"the task file the run was trained from is gone ({spec}); pass --spec SPEC")
+        compiled = compile_task(str(spec))
+        print_diagnostics(errors_only(compiled.diagnostics, True), compiled.sources, "text")
+        if compiled.compiled is None:
+            return EXIT_INPUT_ERRORS
+        task = compiled.compiled.ir
+        predictors = load_predictors(model_dir, task, labeling_functions(task))
+        name = args.predictor or manifest.get("primary")
+        if name not in predictors.available:
+            raise PredictorError(f"the run's primary predictor is '{name}', which `taskc predict` cannot serve "
+                                 f"offline; pass --predictor with one of {', '.join(predictors.available)}")
+    except TaskcError as exc:
+        print(f"taskc: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERRORS
+
+    display = "<stdin>" if args.input == "-" else args.input
+    problems: list[str] = []
+
+    def on_bad_line(problem: str) -> None:
+        problems.append(problem)
+        if len(problems) <= MAX_SHOWN_PROBLEMS:
+            print(f"taskc: {problem}", file=sys.stderr)
+        if args.on_error == "stop":
+            raise StopServing
+
+    progress = _Progress(display, quiet=args.quiet)
+    try:
+        with _input_lines(args.input) as lines, _Output(args.output) as out:
+            stats = serve(lines, display, predictors, str(name), out.write, on_bad_line, progress.update)
+            if args.on_error == "stop" and problems:
+                out.keep_partial()
+    except _InputError as exc:
+        print(f"taskc: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERRORS
+    progress.done()
+    if len(problems) > MAX_SHOWN_PROBLEMS:
+        print(f"taskc: ... and {len(problems) - MAX_SHOWN_PROBLEMS} more problems", file=sys.stderr)
+    if not args.quiet:
+        labels = ", ".join(f"{label} {count:,}" for label, count in sorted(stats.by_label.items()))
+        rate = stats.predicted / stats.seconds if stats.seconds else 0.0
+        skipped = f"; {stats.bad:,} bad line{'s' if stats.bad != 1 else ''} skipped" if stats.bad else ""
+        where = f" → {args.output}" if args.output else ""
+        print(f"taskc: predicted {stats.predicted:,} of {stats.lines:,} lines with {name} ({labels}) in "
+              f"{stats.seconds:.1f} s ({rate:,.0f}/s){skipped}{where}", file=sys.stderr)
+    if args.on_error == "stop" and problems:
+        return EXIT_INPUT_ERRORS
+    return EXIT_OK
+
+
+class _InputError(Exception):
+    pass
+
+
+class _input_lines:
+    """The input's lines (stdin for -), decoded as UTF-8; an unreadable file is an _InputError."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stream: TextIO | None = None
+
+    def __enter__(self) -> Iterator[str]:
+        if self.name == "-":
+            sys.stdin.reconfigure(encoding="utf-8-sig", errors="strict")  # type: ignore[union-attr]
+            return self._decoded(sys.stdin)
+        try:
+            self.stream = open(self.name, encoding="utf-8-sig", errors="strict")  # noqa: SIM115
+        except FileNotFoundError:
+            raise _InputError(f"{self.name}: file not found") from None
+        except IsADirectoryError:
+            raise _InputError(f"{self.name}: is a directory, not a JSONL file") from None
+        except OSError as exc:
+            raise _InputError(f"{self.name}: cannot read: {exc.strerror or exc}") from None
+        return self._decoded(self.stream)
+
+    def _decoded(self, stream: TextIO) -> Iterator[str]:
+        number = 0
+        try:
+            for number, line in enumerate(stream, start=1):  # noqa: B007
+                yield line
+        except UnicodeDecodeError as exc:
+            raise _InputError(f"{self.name}:{number + 1}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
+class _Output:
+    """stdout, or a file written atomically: answers go to a temporary file beside it that replaces it
+    at the end, so a crash or Ctrl-C never leaves half an output (with --on-error stop, the answers up to
+    the bad line are kept)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = Path(path) if path else None
+        self.partial_ok = False
+
+    def __enter__(self) -> _Output:
+        if self.path is None:
+            self.stream: TextIO = sys.stdout
+        else:
+            handle, self.temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                                      dir=self.path.parent.resolve())
+            self.stream = os.fdopen(handle, "w", encoding="utf-8")
+        return self
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
+
+    def keep_partial(self) -> None:
+        self.partial_ok = True
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if self.path is None:
+            self.stream.flush()
+            return
+        self.stream.close()
+        if kind is None or self.partial_ok:
+            os.replace(self.temporary, self.path)
+        else:
+            os.unlink(self.temporary)
+
+
+class _Progress:
+    """A progress line on stderr every few seconds (rewritten in place on a terminal)."""
+
+    def __init__(self, display: str, quiet: bool) -> None:
+        self.display, self.quiet = display, quiet
+        self.terminal = sys.stderr.isatty()
+        self.last = time.perf_counter()
+        self.shown = False
+
+    def update(self, stats: object) -> None:
+        now = time.perf_counter()
+        if self.quiet or now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        predicted = getattr(stats, "predicted", 0)
+        line = f"taskc: {self.display}: {predicted:,} lines predicted"
+        if self.terminal:
+            sys.stderr.write("\r" + line)
+            self.shown = True
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")

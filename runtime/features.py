@@ -1,0 +1,170 @@
+"""What every student sees of an input: its text, and the expert's knowledge as features that transfer.
+
+Shared by the local model (training in `taskc run`, prediction in `taskc predict`)
+and the cascade. An `ItemBatch` is a list of inputs together with the rules'
+votes on them, computed once: the cascade reads the votes to decide, the model
+reads them as features, so no rule is evaluated twice per item.
+
+The knowledge features are the point of this module. Text n-grams learned from
+a pool labelled through the ingredients say nothing about a menu entry that has
+only a name; a feature "some text field mentions lexicon `high_carb`" does,
+because it fires the same way whichever field holds the word. For every lexicon
+there is one feature per text field and one for "any field", matched exactly as
+`mentions` matches in rules (the same memoised matcher), and for every rule one
+feature "fired for its class". The text itself is the fields' values joined
+(not the JSON: keys and brackets are not words), so a word learnt from the
+ingredients also counts in the dish name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from taskc.compiler.functions import mentions_memo
+from taskc.compiler.ir import TaskIR
+from taskc.compiler.plan import sha256_hex
+
+from .labeling import ABSTAIN, LabelingFunction, apply_functions, rule_environment
+
+TEXT_TYPES = ("string", "list[string]", "enum")
+FIELD_SEPARATOR = " | "
+
+
+@dataclass(frozen=True)
+class ItemBatch:
+    """Inputs (as rule environments: every field present, null when absent) and the rules' votes on them."""
+
+    values: tuple[Mapping[str, Any], ...]
+    votes: np.ndarray  # (items, functions): class index or ABSTAIN
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def item_batch(task: TaskIR, functions: Sequence[LabelingFunction],
+               values: Sequence[Mapping[str, Any]]) -> ItemBatch:
+    environments = tuple(rule_environment(task, v) for v in values)
+    return ItemBatch(environments, apply_functions(functions, environments).votes)
+
+
+def item_text(task: TaskIR, values: Mapping[str, Any]) -> str:
+    """The words of an input: its text fields' values in declaration order (lists item by item)."""
+    parts: list[str] = []
+    for field in task.fields:
+        value = values.get(field.name)
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list):
+            parts.extend(str(v) for v in value)
+        elif value is not None and field.type not in TEXT_TYPES:
+            parts.append(f"{field.name} {value}")
+    return FIELD_SEPARATOR.join(parts)
+
+
+@dataclass(frozen=True)
+class FeatureGroup:
+    name: str  # "words" | "lexicon mentions" | "rule votes"
+    names: tuple[str, ...]
+
+
+class KnowledgeFeatures:
+    """Binary features of the expert's knowledge: lexicon mentions per text field and any field, rule votes.
+
+    Built from the task alone (no fitting), so a saved model rebuilds the same columns from the task
+    it is loaded for; `names` are stored with the model and compared on load.
+    """
+
+    def __init__(self, task: TaskIR, functions: Sequence[LabelingFunction]) -> None:
+        self.text_fields = tuple(f.name for f in task.fields if f.type in ("string", "list[string]"))
+        self.lexicon_names = tuple(lexicon.name for lexicon in task.lexicons)
+        self._masks = _LexiconMasks([mentions_memo(lexicon.words) for lexicon in task.lexicons])
+        self.functions = tuple(functions)
+        self.mention_names = tuple(
+            name for lexicon in self.lexicon_names
+            for name in (*(f"{field} mentions {lexicon}" for field in self.text_fields), f"any field mentions {lexicon}"))
+        self.vote_names = tuple(f"rule {f.rationale_id} fired ({f.class_name})" for f in self.functions)
+
+    @property
+    def groups(self) -> tuple[FeatureGroup, ...]:
+        return (FeatureGroup("lexicon mentions", self.mention_names), FeatureGroup("rule votes", self.vote_names))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.mention_names + self.vote_names
+
+    def transform(self, batch: ItemBatch) -> sparse.csr_matrix:
+        mentioned = self._mention_matrix(batch)
+        fired = (batch.votes != ABSTAIN).astype(np.float64).reshape(len(batch), len(self.vote_names))
+        return sparse.csr_matrix(np.hstack([mentioned, fired]))
+
+    def _mention_matrix(self, batch: ItemBatch) -> np.ndarray:
+        """(items, lexicons × (text fields + 1)) of 0/1, lexicon-major: each field, then any field."""
+        masks = self._masks
+        n_lexicons, n_fields = len(self.lexicon_names), len(self.text_fields)
+        per_field = [[_field_mask(masks, values.get(field)) for field in self.text_fields] for values in batch.values]
+        bits = np.zeros((len(batch), n_lexicons, n_fields + 1), dtype=np.float64)
+        for i, field_masks in enumerate(per_field):
+            for j, mask in enumerate(field_masks):
+                while mask:  # only the set bits: most inputs mention a few lexicons
+                    low = mask & -mask
+                    bits[i, low.bit_length() - 1, j] = 1.0
+                    mask ^= low
+        if n_fields:
+            bits[:, :, n_fields] = bits[:, :, :n_fields].max(axis=2)
+        return bits.reshape(len(batch), n_lexicons * (n_fields + 1))
+
+
+class _LexiconMasks(dict[str, int]):
+    """text -> bit mask of the lexicons it mentions (bit k: lexicon k), each text searched once per lexicon
+    through the same memoised matchers the rules use; a hit is one C-level lookup."""
+
+    def __init__(self, matchers: Sequence[Callable[[str], bool]]) -> None:
+        super().__init__()
+        self.matchers = tuple(matchers)
+
+    def __missing__(self, text: str) -> int:
+        if len(self) >= MASK_MEMO_SIZE:
+            self.clear()
+        mask = 0
+        for k, holds in enumerate(self.matchers):
+            if holds(text):
+                mask |= 1 << k
+        self[text] = mask
+        return mask
+
+
+MASK_MEMO_SIZE = 1 << 16
+
+
+def _field_mask(masks: _LexiconMasks, value: Any) -> int:
+    if isinstance(value, str):
+        return masks[value]
+    mask = 0
+    if isinstance(value, list):
+        for text in value:
+            if isinstance(text, str):
+                mask |= masks[text]
+    return mask
+
+
+def spec_hash(task: TaskIR) -> str:
+    """The version of the task a trained predictor depends on: its fields, classes, lexicons and rules.
+
+    Wording of descriptions, rationale texts, comments and generation settings do not change what a
+    trained model computes, so they do not change this hash; `taskc predict` refuses a model whose
+    hash differs from the task's."""
+    facts = {
+        "fields": [[f.name, f.type] for f in task.fields],
+        "classes": list(task.class_names),
+        "lexicons": {lexicon.name: list(lexicon.words) for lexicon in task.lexicons},
+        "rules": [[r.id, r.class_name, r.rule.source if r.rule is not None else None] for r in task.rationales],
+    }
+    return sha256_hex(json.dumps(facts, sort_keys=True, ensure_ascii=False))
+
+
+__all__ = ["FeatureGroup", "ItemBatch", "KnowledgeFeatures", "item_batch", "item_text", "spec_hash"]

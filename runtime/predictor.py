@@ -1,0 +1,195 @@
+"""The run's offline predictors, as one object that `taskc run` scores and saves and `taskc predict` serves.
+
+Three predictors need no LLM:
+
+- `labeling_functions`: the rules alone, their votes combined by the label
+  model fitted on the pool (a majority vote without a pool); abstains where no
+  rule fires;
+- `local_model`: the student (`local_model.LocalModel`), which always answers;
+- `rules_then_model`: the cascade: the rules' label where a rule fires, the
+  local model's elsewhere. It is the default primary: where the expert wrote a
+  rule the expert's knowledge decides (and stays explainable by the rules that
+  fired); where the expert wrote none, the model's guess is better than no
+  answer. So it is never worse than the rules with abstentions counted as errors,
+  and never worse than the model where the rules are right.
+
+Everything is saved under RUN_DIR/model/: the local model (model.joblib,
+metadata.json), the label model (label_model.json) and predictor.json (which
+task and spec hash, which predictor is primary, where the task file is). A model
+is served only for the task version it was trained for (`features.spec_hash`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from taskc.compiler.diagnostics import TaskcError
+from taskc.compiler.ir import TaskIR
+
+from . import label_model
+from .datasets import write_json
+from .features import ItemBatch, spec_hash
+from .labeling import ABSTAIN, LabelingFunction
+from .local_model import LocalModel, LocalModelError
+from .local_model import load as load_local_model
+
+PREDICTOR_FILE = "predictor.json"
+LABEL_MODEL_FILE = "label_model.json"
+FORMAT_VERSION = 1
+OFFLINE_PREDICTORS = ("rules_then_model", "local_model", "labeling_functions")
+
+
+class PredictorError(TaskcError):
+    """A saved predictor that cannot be served (missing, damaged, or trained for another task version)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str | None  # None: the rules abstained (labeling_functions only)
+    confidence: float | None
+    predictor: str  # which predictor decided: for the cascade, labeling_functions or local_model
+    rules: dict[str, str]  # rationale id -> class, for the rules that fired
+
+
+@dataclass
+class Predictors:
+    """The rules (with their label model) and the local model of one run, for one task version."""
+
+    task: TaskIR
+    functions: tuple[LabelingFunction, ...]
+    label_model: label_model.LabelModelResult | None  # None: the rules' votes are combined by majority
+    local: LocalModel | None  # None: the local model could not be trained
+
+    @property
+    def available(self) -> tuple[str, ...]:
+        return OFFLINE_PREDICTORS if self.local is not None else ("labeling_functions",)
+
+    def rule_labels(self, batch: ItemBatch) -> tuple[list[str | None], np.ndarray]:
+        """The rules' label per item (None where none fired) and its posterior."""
+        classes = self.task.class_names
+        if self.label_model is not None:
+            labels, probabilities = label_model.predict(self.label_model, batch.votes)
+        else:
+            labels = label_model.majority_vote(batch.votes, len(classes))
+            probabilities = label_model.vote_shares(batch.votes, len(classes))
+        return label_model.label_names(labels, classes), probabilities
+
+    def predict(self, batch: ItemBatch, predictor: str) -> list[Prediction]:
+        if predictor not in self.available:
+            raise PredictorError(f"the predictor '{predictor}' is not available here (available: "
+                                 f"{', '.join(self.available)})")
+        fired = [self._fired(row) for row in batch.votes]
+        classes = self.task.class_names
+        out: list[Prediction | None] = [None] * len(batch)
+        if predictor != "local_model":
+            ruled, posterior = self.rule_labels(batch)
+            for i, label in enumerate(ruled):
+                if label is not None or predictor == "labeling_functions":
+                    confidence = float(posterior[i].max()) if label is not None else None
+                    out[i] = Prediction(label, confidence, "labeling_functions", fired[i])
+        # the local model only where nobody answered yet (in the cascade: where no rule fired)
+        rest = [i for i, answer in enumerate(out) if answer is None]
+        if rest:
+            assert self.local is not None
+            probabilities = self.local.predict_proba(ItemBatch(tuple(batch.values[i] for i in rest),
+                                                                batch.votes[rest]))
+            for i, row in zip(rest, probabilities, strict=True):
+                best = int(row.argmax())
+                out[i] = Prediction(classes[best], float(row[best]), "local_model", fired[i])
+        return [answer for answer in out if answer is not None]
+
+    def labels(self, batch: ItemBatch, predictor: str) -> list[str | None]:
+        return [p.label for p in self.predict(batch, predictor)]
+
+    def _fired(self, row: np.ndarray) -> dict[str, str]:
+        return {f.rationale_id: f.class_name for f, vote in zip(self.functions, row, strict=True) if vote != ABSTAIN}
+
+    # -- persistence ---------------------------------------------------------------------------------
+
+    def save(self, directory: Path, *, primary: str, spec_path: Path, taskc_version: str) -> None:
+        """predictor.json and label_model.json (the local model saves itself beside them)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.label_model is not None:
+            write_json(directory / LABEL_MODEL_FILE, {
+                "rules": [f.rationale_id for f in self.functions], "classes": list(self.task.class_names),
+                "class_prior": self.label_model.class_prior.tolist(),
+                "confusion": self.label_model.confusion.tolist()})
+        else:
+            (directory / LABEL_MODEL_FILE).unlink(missing_ok=True)
+        write_json(directory / PREDICTOR_FILE, {
+            "format": FORMAT_VERSION, "task": self.task.name, "spec_hash": spec_hash(self.task),
+            "spec": os.path.relpath(spec_path.resolve(), directory.resolve()), "primary": primary,
+            "predictors": list(self.available), "label_model": self.label_model is not None,
+            "taskc_version": taskc_version})
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """predictor.json of a run's model directory (RUN_DIR/model), checked for shape."""
+    path = directory / PREDICTOR_FILE
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PredictorError(f"{path}: not found: no trained predictor here (run `taskc run SPEC` first; "
+                             "RUN_DIR is the run's directory, runs/<task> by default)") from None
+    except (OSError, ValueError) as exc:
+        raise PredictorError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        raise PredictorError(f"{path}: not a predictor manifest this taskc can read (format "
+                             f"{manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    return manifest
+
+
+def spec_path_of(directory: Path, manifest: dict[str, Any]) -> Path:
+    """Where the task file the predictor was trained from is (as recorded, relative to the model directory)."""
+    return (directory / str(manifest.get("spec", ""))).resolve()
+
+
+def load_predictors(directory: Path, task: TaskIR, functions: Sequence[LabelingFunction]) -> Predictors:
+    """Reload a run's predictors for ``task``; refuse them when the task's spec hash differs."""
+    manifest = read_manifest(directory)
+    expected = spec_hash(task)
+    if manifest.get("task") != task.name or manifest.get("spec_hash") != expected:
+        raise PredictorError(
+            f"{directory}: the predictor was trained for another version of the task (task "
+            f"{manifest.get('task')!r}, spec hash {str(manifest.get('spec_hash'))[:12]}; this task file: "
+            f"{task.name!r}, {expected[:12]}): its fields, classes, lexicons or rules changed since. Run "
+            f"`taskc run` on this task file to train a predictor for it")
+    fitted = _load_label_model(directory, task, functions) if manifest.get("label_model") else None
+    local = None
+    if "local_model" in (manifest.get("predictors") or ()):
+        try:
+            local = load_local_model(directory, task, functions, expected)
+        except LocalModelError as exc:
+            raise PredictorError(str(exc)) from None
+    return Predictors(task, tuple(functions), fitted, local)
+
+
+def _load_label_model(directory: Path, task: TaskIR,
+                      functions: Sequence[LabelingFunction]) -> label_model.LabelModelResult:
+    path = directory / LABEL_MODEL_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        prior = np.asarray(state["class_prior"], dtype=np.float64)
+        confusion = np.asarray(state["confusion"], dtype=np.float64)
+        rules = list(state["rules"])
+    except FileNotFoundError:
+        raise PredictorError(f"{path}: missing (the run's model directory is incomplete; run `taskc run` "
+                             "again)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PredictorError(f"{path}: cannot read the label model: {exc}") from None
+    n_classes = len(task.class_names)
+    if rules != [f.rationale_id for f in functions] or prior.shape != (n_classes,) \
+            or confusion.shape != (len(functions), n_classes, n_classes + 1):
+        raise PredictorError(f"{path}: the label model does not fit this task's rules and classes; run "
+                             "`taskc run` again")
+    return label_model.fitted_from(prior, confusion)
+
+
+__all__ = ["OFFLINE_PREDICTORS", "Prediction", "PredictorError", "Predictors", "load_predictors", "read_manifest",
+           "spec_path_of"]
