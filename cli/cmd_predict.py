@@ -125,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         labels = ", ".join(f"{label} {count:,}" for label, count in sorted(stats.by_label.items()))
         rate = stats.predicted / stats.seconds if stats.seconds else 0.0
-        skipped = f"; {stats.bad:,} bad line{'s' if stats.bad != 1 else ''} skipped" if stats.bad else ""
+        if args.on_error == "stop" and problems:
+            skipped = f"; stopped at the first bad line ({problems[0].split(': ')[0]})"
+        else:
+            skipped = f"; {stats.bad:,} bad line{'s' if stats.bad != 1 else ''} skipped" if stats.bad else ""
         where = f" → {args.output}" if args.output else ""
         print(f"taskc: predicted {stats.predicted:,} of {stats.lines:,} lines with {name} ({labels}) in "
               f"{stats.seconds:.1f} s ({rate:,.0f}/s){skipped}{where}", file=sys.stderr)

@@ -222,7 +222,7 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
                 table.add_row(*row)
             console.print(table)
     for warning in (outcome.shift.warnings() if outcome.shift is not None else []):
-        console.print(f"gold vs pool: {warning.replace('`', '')}", markup=False, style="yellow")
+        console.print(f"gold vs pool: {warning.replace('`', '')}", markup=False, style="yellow", soft_wrap=True)
     worst = [g for g in findings.by_rationale if g.errors_voted_wrong or g.errors_missed][:TOP_RATIONALES]
     if findings.errors:
         title = report.predictor_title(findings.primary)
@@ -240,9 +240,9 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
     for number, step in enumerate(findings.next_steps[:TOP_STEPS], start=1):
         console.print(f"  {number}. {step.title.replace('`', '')}", markup=False)
     for note in outcome.notes:
-        console.print(f"note: {note}", markup=False, style="yellow")
+        console.print(f"note: {note}", markup=False, style="yellow", soft_wrap=True)
     passed = outcome.criterion is None or outcome.criterion.passed
-    console.print(_plain_verdict(outcome), style="bold green" if passed else "bold red", markup=False)
+    console.print(_plain_verdict(outcome), style="bold green" if passed else "bold red", markup=False, soft_wrap=True)
     console.print(f"report: {_shown_path(outcome.files['report_html'])}  (and report.md, metrics.json)",
                   markup=False)
 

@@ -267,6 +267,10 @@ def _short(result: RunResult, values: Mapping[str, Any]) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _items(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
 def _pct(value: float) -> str:
     return f"{value:.1%}"
 
@@ -346,7 +350,7 @@ def _md_rationale(result: RunResult, group: RationaleFindings) -> list[str]:
              + (f"; fires on {_pct(group.pool_coverage)} of the pool." if group.pool_coverage is not None else "."),
              ""]
     if group.errors_voted_wrong:
-        lines += [f"Voted wrong on {len(group.errors_voted_wrong)} misclassified items:", ""]
+        lines += [f"Voted wrong on {_items(len(group.errors_voted_wrong), 'misclassified item')}:", ""]
         lines += [_md_item(result, i) for i in group.errors_voted_wrong[:MAX_LISTED]]
         lines += _md_more(len(group.errors_voted_wrong)) + [""]
     others = [i for i in group.wrong_votes if i not in group.errors_voted_wrong]
@@ -732,7 +736,7 @@ def _html_rationale(result: RunResult, group: RationaleFindings) -> str:
     parts.append(f"<p>Fired on {group.fired} gold items: <span class='tag right'>{group.fired_correct} correct</span>"
                  f" <span class='tag wrong'>{group.fired_wrong} wrong</span>{pool}.</p>")
     if group.errors_voted_wrong:
-        parts += [f"<p>Voted wrong on {len(group.errors_voted_wrong)} misclassified items:</p>",
+        parts += [f"<p>Voted wrong on {_items(len(group.errors_voted_wrong), 'misclassified item')}:</p>",
                   _html_items(result, group.errors_voted_wrong)]
     others = tuple(i for i in group.wrong_votes if i not in group.errors_voted_wrong)
     if others:

@@ -42,8 +42,8 @@ def test_with_a_provider_the_llm_labels_open_pool_items_and_is_evaluated(
     assert "no LLM provider configured" not in captured.err
     summary = json.loads(captured.out)
     assert summary["skipped_llm_steps"] == ["fine-tuning (pass --finetune)"]
-    assert set(summary["metrics"]) == {"labeling_functions", "local_model", "llm"}
-    assert summary["metrics"]["llm"]["accuracy"] == 1.0  # the responder knows the sarcasm the rules miss
+    assert set(summary["metrics"]) == {"labeling_functions", "local_model", "rules_then_model", "llm"}
+    assert summary["metrics"]["llm"]["all"]["accuracy"] == 1.0  # the responder knows the sarcasm the rules miss
     pool = [json.loads(line) for line in (run_dir / "labeled_pool.jsonl").read_text().splitlines()]
     by_text = {item["text"]: item for item in pool}
     assert by_text["nothing to say"]["label_source"] == "llm"  # no rule fired

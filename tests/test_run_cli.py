@@ -41,6 +41,7 @@ generate:
 eval:
   gold: data/gold.jsonl
   pass: PASS_CRITERION
+  split: {test_fraction: 0}  # nine gold items: too few to halve; every item is shown and judges
 """
 
 POOL = ["good food", "great service", "lovely staff", "tasty soup", "good value and great view", "great pasta",
@@ -73,7 +74,7 @@ def test_a_passing_criterion_exits_0_and_writes_every_file(tmp_path: Path,
     out, err = capsys.readouterr()
     assert err.count("\n") == 1 and "no LLM provider configured: skipped generation" in err
     assert "OPENAI_API_KEY" in err and "--base-url" in err
-    assert "PASSED: accuracy >= 0.8 on the local model (accuracy = 0.889)" in out
+    assert "PASSED: accuracy >= 0.8 on the rules, then the local model (accuracy = 0.889)" in out
     assert "report: " in out and "report.html" in out
     for name in ("labeled_pool.jsonl", "metrics.json", "report.md", "report.html", "model/model.joblib",
                  "model/metadata.json"):
@@ -81,10 +82,14 @@ def test_a_passing_criterion_exits_0_and_writes_every_file(tmp_path: Path,
     assert not list(run_dir.rglob("*.tmp")), "temporary files left behind"
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["criterion"]["passed"] is True
-    local = metrics["predictors"]["local_model"]
+    assert metrics["criterion"]["split"] == "all"  # test_fraction 0: no test half
+    local = metrics["predictors"]["local_model"]["all"]
     assert local["accuracy"] == pytest.approx(8 / 9) and local["coverage"] == 1.0
-    rules = metrics["predictors"]["labeling_functions"]
+    assert metrics["predictors"]["local_model"]["test"] is None
+    rules = metrics["predictors"]["labeling_functions"]["all"]
     assert rules["coverage"] == 1.0 and rules["accuracy"] == pytest.approx(8 / 9)
+    low, high = rules["accuracy_ci"]
+    assert low < 8 / 9 <= high <= 1.0
     pool = [json.loads(line) for line in (run_dir / "labeled_pool.jsonl").read_text().splitlines()]
     assert len(pool) == len(POOL)
     assert pool[12]["label"] is None and pool[12]["label_source"] is None  # no rule fired: stays unlabeled
@@ -96,7 +101,7 @@ def test_a_failing_criterion_exits_3(tmp_path: Path, capsys: pytest.CaptureFixtu
     spec = _project(tmp_path, criterion='accuracy >= 0.8 and recall["neg"] >= 0.95')
     assert main(["run", str(spec), "-o", str(tmp_path / "run")]) == 3
     out = capsys.readouterr().out
-    assert 'FAILED: accuracy >= 0.8 and recall["neg"] >= 0.95 on the local model' in out
+    assert 'FAILED: accuracy >= 0.8 and recall["neg"] >= 0.95 on the rules, then the local model' in out
     assert 'recall["neg"] = 0.800' in out
 
 
@@ -107,7 +112,7 @@ def test_the_report_groups_errors_by_rationale(tmp_path: Path) -> None:
     assert "## Errors grouped by rationale" in markdown
     praise = markdown.split("### `praise` → pos")[1].split("###")[0]
     assert "Fired on 5 gold items: **4 correct, 1 wrong**" in praise
-    assert "Voted wrong on 1 misclassified items" in praise
+    assert "Voted wrong on 1 misclassified item:" in praise
     assert "sarcastic: great, just great — gold **neg**, predicted pos; rules: praise→pos (line 9)" in praise
     complaint = markdown.split("### `complaint` → neg")[1].split("###")[0]
     assert "Fired on 4 gold items: **4 correct, 0 wrong**" in complaint
@@ -136,7 +141,7 @@ def test_gold_override_with_a_file_outside_the_project(tmp_path: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["gold"] == str(held_out) and metrics["gold_items"] == 5
     assert f"{held_out}:5: field 'text' is longer than 200 (kept)" in metrics["notes"]
-    assert metrics["predictors"]["local_model"]["accuracy"] == 1.0
+    assert metrics["predictors"]["local_model"]["all"]["accuracy"] == 1.0
     assert str(held_out) in (run_dir / "report.md").read_text()
 
 
@@ -145,7 +150,7 @@ def test_json_summary_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["passed"] is True
-    assert summary["metrics"]["local_model"]["accuracy"] == pytest.approx(8 / 9)
+    assert summary["metrics"]["local_model"]["all"]["accuracy"] == pytest.approx(8 / 9)
     assert summary["pool"] == {"items": 14, "labeled": 13, "by_source": {"label_model": 13}}
     assert summary["skipped_llm_steps"][0] == "generation"
     assert summary["files"]["report_html"].endswith("report.html")
@@ -195,7 +200,7 @@ def test_the_keto_example_runs_offline(keto_project: Path, capsys: pytest.Captur
     metrics = json.loads((keto_project.parent / "run" / "metrics.json").read_text())
     assert status == (0 if metrics["criterion"]["passed"] else 3)
     assert metrics["gold_items"] >= 150
-    assert set(metrics["predictors"]) == {"labeling_functions", "local_model"}
+    assert set(metrics["predictors"]) == {"labeling_functions", "local_model", "rules_then_model"}
     assert "starch_base" in out and "report:" in out
     report = (keto_project.parent / "run" / "report.md").read_text()
     for rationale in ("starch_base", "added_sugar", "keto_swap", "fat_and_protein"):

@@ -104,7 +104,7 @@ def test_without_a_budget_the_same_run_makes_every_call(tmp_path: Path,
         sent = len(chat_requests(server))
     summary = json.loads(capsys.readouterr().out)
     assert sent > 5 and not any("budget" in note for note in summary["notes"])
-    assert summary["metrics"]["llm"]["coverage"] == 1.0
+    assert summary["metrics"]["llm"]["all"]["coverage"] == 1.0
 
 
 def test_the_budget_prices_calls_with_the_tasks_own_prices() -> None:
