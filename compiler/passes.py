@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import ir
@@ -19,6 +20,7 @@ from .expr_eval import ExpressionEvaluationError
 from .expr_nodes import lexicons_used
 from .expr_types import Scope, field_type, metric_types
 from .functions import FUNCTIONS
+from .lexicon_coverage import knowledge_gaps, sample_records
 from .loader import SourceDocument
 
 RESERVED_NAMES = frozenset({"label", "lexicon", "and", "or", "not", "in", "implies", "true", "false"})
@@ -192,6 +194,19 @@ def warn_suspicious(task: ir.TaskIR, ctx: PassContext) -> None:
                           f"unknown input field '{name}' in dedupe key", did_you_mean(name, dedupe_fields))
 
 
+def warn_lexicon_in_unread_field(task: ir.TaskIR, ctx: PassContext) -> None:
+    """W107: on a sample of the pool and gold files, a lexicon's words in a field no rule reads against it."""
+    if ctx.bag.has_errors:
+        return  # the rules must have parsed; the files must be the project's own (E033/E034 above)
+    project = Path(task.project_dir)
+    pool = sample_records(project / task.pool.path) if task.pool else None
+    gold = sample_records(project / task.eval.gold) if task.eval else None
+    for gap in knowledge_gaps(task, gold, pool):
+        lexicon = next(lexicon for lexicon in task.lexicons if lexicon.name == gap.lexicon)
+        ctx.bag.warning(lexicon.span, "W107", gap.message().replace("`", "'") + " (in a sample of the data files)",
+                        gap.hint())
+
+
 Pass = Callable[[ir.TaskIR, PassContext], None]
 
 SEMANTIC_PASSES: tuple[Pass, ...] = (
@@ -202,6 +217,7 @@ SEMANTIC_PASSES: tuple[Pass, ...] = (
     check_worked_examples,
     warn_suspicious,
     check_rules_on_examples,
+    warn_lexicon_in_unread_field,  # last: it needs a task without errors
 )
 
 

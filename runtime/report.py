@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from taskc.compiler.lexicon_coverage import KnowledgeGap, knowledge_gaps
+
 if TYPE_CHECKING:
     from .pipeline import RunResult
 
@@ -455,22 +457,6 @@ FILL_GAP = 0.5  # a field filled in this much more of one set than the other is 
 
 
 @dataclass(frozen=True)
-class KnowledgeGap:
-    """Words of a lexicon occur in a field that no rule tests against that lexicon."""
-
-    lexicon: str
-    field: str
-    gold_share: float  # of gold items whose field mentions the lexicon
-    pool_share: float | None
-
-    def message(self) -> str:
-        pool = f" and {self.pool_share:.0%} of the pool" if self.pool_share is not None else ""
-        return (f"words of lexicon `{self.lexicon}` occur in the field `{self.field}` of {self.gold_share:.0%} of the "
-                f"gold items{pool}, but no rule reads `{self.field}` against `{self.lexicon}`: add "
-                f"`mentions({self.field}, lexicon.{self.lexicon})` (or a lambda over it) to the rule that needs it")
-
-
-@dataclass(frozen=True)
 class DataShift:
     filled: dict[str, tuple[float, float | None]]  # field -> (share of gold items filled, share of pool items)
     unseen_word_share: float | None  # share of the gold items' word occurrences never seen in the pool
@@ -492,7 +478,7 @@ class DataShift:
             shown = "; ".join(f"line {line}: {what}" for line, what in self.broken_rows[:3])
             lines.append(f"{len(self.broken_rows)} gold row{'s' if len(self.broken_rows) != 1 else ''} break the "
                          f"input's constraints ({shown})")
-        lines += [gap.message() for gap in self.gaps]
+        lines += [f"{gap.message()}: {gap.hint()}" for gap in self.gaps]
         return lines
 
     def to_json(self) -> dict[str, Any]:
@@ -500,7 +486,7 @@ class DataShift:
                                   for name, (gold, pool) in self.filled.items()},
                 "unseen_word_share": None if self.unseen_word_share is None else round(self.unseen_word_share, 4),
                 "rows_breaking_constraints": [{"line": line, "breaks": what} for line, what in self.broken_rows],
-                "knowledge_gaps": [{"lexicon": g.lexicon, "field": g.field, "gold_share": round(g.gold_share, 4),
+                "knowledge_gaps": [{"lexicon": g.lexicon, "field": g.field, "gold_share": None if g.gold_share is None else round(g.gold_share, 4),
                                     "pool_share": None if g.pool_share is None else round(g.pool_share, 4)}
                                    for g in self.gaps],
                 "warnings": self.warnings()}
@@ -522,41 +508,7 @@ def data_shift(result: RunResult) -> DataShift | None:
         filled=filled,
         unseen_word_share=len(unseen) / len(gold_words) if pool and gold_words else None,
         unseen_examples=tuple(w for w, _ in Counter(unseen).most_common(6)),
-        broken_rows=tuple(_broken_rows(result)), gaps=tuple(knowledge_gaps(task, gold, pool)))
-
-
-def knowledge_gaps(task: Any, gold: Sequence[Mapping[str, Any]],
-                   pool: Sequence[Mapping[str, Any]]) -> list[KnowledgeGap]:
-    """(lexicon, field) pairs whose words occur in the data (gold, or the pool) that no rule tests."""
-    from taskc.compiler.expr_nodes import lexicon_reads
-    from taskc.compiler.functions import mentions_memo
-
-    read = {pair for r in task.rationales if r.rule is not None and r.rule.node is not None
-            for pair in lexicon_reads(r.rule.node)}
-    used = {lexicon for _, lexicon in read}
-    gaps = []
-    for lexicon in task.lexicons:
-        if lexicon.name not in used:
-            continue  # a lexicon no rule uses is W103's business, not a gap of one field
-        holds = mentions_memo(lexicon.words)
-        for field in task.fields:
-            if field.type not in ("string", "list[string]") or (field.name, lexicon.name) in read:
-                continue
-            gold_share = _mention_share(gold, field.name, holds)
-            pool_share = _mention_share(pool, field.name, holds) if pool else None
-            if gold_share >= 0.05 or (pool_share or 0) >= 0.05:
-                gaps.append(KnowledgeGap(lexicon.name, field.name, gold_share, pool_share))
-    return gaps
-
-
-def _mention_share(items: Sequence[Mapping[str, Any]], name: str, holds: Any) -> float:
-    if not items:
-        return 0.0
-    def mentioned(value: Any) -> bool:
-        texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
-            if isinstance(value, list) else []
-        return any(holds(t) for t in texts)
-    return sum(mentioned(values.get(name)) for values in items) / len(items)
+        broken_rows=tuple(_broken_rows(result)), gaps=tuple(knowledge_gaps(task, gold, pool or None)))
 
 
 def _filled_share(items: Sequence[Mapping[str, Any]], name: str) -> float:
@@ -796,6 +748,6 @@ def confusion_svg(metrics: Any, cell: int = 64) -> str:
     return "".join(parts)
 
 
-__all__ = ["DataShift", "KnowledgeGap", "data_shift", "knowledge_gaps", "model_facts", "scoring_note", "split_rows",
+__all__ = ["DataShift", "data_shift", "model_facts", "scoring_note", "split_rows",
            "strongest_rows", "Findings", "Misclassified", "NextStep", "RationaleFindings", "analyse_errors", "confusion_svg",
            "describe", "lf_rows", "metrics_rows", "predictor_title", "render_html", "render_markdown", "verdict"]
