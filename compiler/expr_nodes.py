@@ -128,19 +128,20 @@ def lexicon_reads(node: Expr | Lambda) -> set[tuple[str, str]]:
         return {name for child in children(current) for name in fields_of(child, bound)}
 
     def walk(current: Expr | Lambda, bound: dict[str, set[str]]) -> None:
-        if isinstance(current, Call) and current.function in LIST_FUNCTIONS and len(current.arguments) == 2 \
-                and isinstance(current.arguments[1], Lambda):
+        if isinstance(current, Call) and current.function in LIST_FUNCTIONS and len(current.arguments) == 2:
             over, body = current.arguments
-            walk(over, bound)
-            walk(body.body, bound | {body.parameter: fields_of(over, bound)})
-            return
+            if isinstance(body, Lambda):
+                walk(over, bound)
+                walk(body.body, bound | {body.parameter: fields_of(over, bound)})
+                return
         tested: tuple[Expr | Lambda, Expr | Lambda] | None = None
         if isinstance(current, Call) and current.function == "mentions" and len(current.arguments) == 2:
             tested = (current.arguments[0], current.arguments[1])
         elif isinstance(current, Binary) and current.operator in ("in", "not in"):
             tested = (current.left, current.right)
         if tested is not None:
-            found.update((field, lexicon) for field in fields_of(tested[0], bound) for lexicon in lexicons_used(tested[1]))
+            found.update((field, lexicon) for field in fields_of(tested[0], bound)
+                         for lexicon in lexicons_used(tested[1]))
         for child in children(current):
             walk(child, bound)
 

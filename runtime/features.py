@@ -86,7 +86,8 @@ class KnowledgeFeatures:
         self.functions = tuple(functions)
         self.mention_names = tuple(
             name for lexicon in self.lexicon_names
-            for name in (*(f"{field} mentions {lexicon}" for field in self.text_fields), f"any field mentions {lexicon}"))
+            for name in (*(f"{field} mentions {lexicon}" for field in self.text_fields),
+                         f"any field mentions {lexicon}"))
         self.vote_names = tuple(f"rule {f.rationale_id} fired ({f.class_name})" for f in self.functions)
 
     @property

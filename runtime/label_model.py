@@ -167,5 +167,5 @@ def label_names(labels: Sequence[int] | np.ndarray, classes: Sequence[str]) -> l
     return [classes[int(label)] if label != UNLABELED else None for label in labels]
 
 
-__all__ = ["LabelModelResult", "UNLABELED", "fit_dawid_skene", "fitted_from", "label_names", "majority_vote", "posterior", "predict",
-           "vote_shares"]
+__all__ = ["LabelModelResult", "UNLABELED", "fit_dawid_skene", "fitted_from", "label_names", "majority_vote",
+           "posterior", "predict", "vote_shares"]

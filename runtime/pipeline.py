@@ -346,9 +346,9 @@ def _field_views(task: TaskIR, example: local_model.TrainingExample) -> list[loc
     views = []
     for kept in filled:
         values = dict(example.values)
-        for field in text_fields:
-            if field.name != kept.name and field.name in values:
-                values[field.name] = "" if field.type == "string" else []
+        for other in text_fields:
+            if other.name != kept.name and other.name in values:
+                values[other.name] = "" if other.type == "string" else []
         views.append(local_model.TrainingExample(values, example.label, f"{example.source}, {kept.name} only",
                                                  example.weight * FIELD_VIEW_WEIGHT))
     return views

@@ -482,14 +482,18 @@ class DataShift:
         return lines
 
     def to_json(self) -> dict[str, Any]:
-        return {"fields_filled": {name: {"gold": round(gold, 4), "pool": None if pool is None else round(pool, 4)}
+        return {"fields_filled": {name: {"gold": _rounded(gold), "pool": _rounded(pool)}
                                   for name, (gold, pool) in self.filled.items()},
-                "unseen_word_share": None if self.unseen_word_share is None else round(self.unseen_word_share, 4),
+                "unseen_word_share": _rounded(self.unseen_word_share),
                 "rows_breaking_constraints": [{"line": line, "breaks": what} for line, what in self.broken_rows],
-                "knowledge_gaps": [{"lexicon": g.lexicon, "field": g.field, "gold_share": None if g.gold_share is None else round(g.gold_share, 4),
-                                    "pool_share": None if g.pool_share is None else round(g.pool_share, 4)}
+                "knowledge_gaps": [{"lexicon": g.lexicon, "field": g.field, "gold_share": _rounded(g.gold_share),
+                                    "pool_share": _rounded(g.pool_share)}
                                    for g in self.gaps],
                 "warnings": self.warnings()}
+
+
+def _rounded(share: float | None) -> float | None:
+    return None if share is None else round(share, 4)
 
 
 def data_shift(result: RunResult) -> DataShift | None:
@@ -748,6 +752,6 @@ def confusion_svg(metrics: Any, cell: int = 64) -> str:
     return "".join(parts)
 
 
-__all__ = ["DataShift", "data_shift", "model_facts", "scoring_note", "split_rows",
-           "strongest_rows", "Findings", "Misclassified", "NextStep", "RationaleFindings", "analyse_errors", "confusion_svg",
-           "describe", "lf_rows", "metrics_rows", "predictor_title", "render_html", "render_markdown", "verdict"]
+__all__ = ["DataShift", "Findings", "Misclassified", "NextStep", "RationaleFindings", "analyse_errors", "confusion_svg",
+           "data_shift", "describe", "lf_rows", "metrics_rows", "model_facts", "predictor_title", "render_html",
+           "render_markdown", "scoring_note", "split_rows", "strongest_rows", "verdict"]

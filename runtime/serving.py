@@ -36,7 +36,8 @@ class ServingStats:
 
     def to_json(self) -> dict[str, Any]:
         return {"lines": self.lines, "predicted": self.predicted, "bad_lines": self.bad,
-                "by_label": dict(sorted(self.by_label.items())), "by_predictor": dict(sorted(self.by_predictor.items())),
+                "by_label": dict(sorted(self.by_label.items())),
+                "by_predictor": dict(sorted(self.by_predictor.items())),
                 "seconds": round(self.seconds, 3)}
 
 

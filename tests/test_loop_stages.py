@@ -301,7 +301,8 @@ def test_the_criterion_reason_names_the_metrics_it_reads_however_written(tmp_pat
     write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
     compiled = compile_task(spec).compiled
     assert compiled is not None
-    result = evaluate_criterion(compiled.ir, {"rules_then_model": _on_test(["pos", "neg", "neg"], ["pos", "neg", "neg"])})
+    perfect = _on_test(["pos", "neg", "neg"], ["pos", "neg", "neg"])
+    result = evaluate_criterion(compiled.ir, {"rules_then_model": perfect})
     assert result is not None and result.passed
     assert result.reason == 'f1["pos"] = 1.000, coverage = 1.000, macro_f1 = 1.000'
 
