@@ -30,6 +30,17 @@ def keto_project(tmp_path: Path) -> Path:
     return target / "keto.task.yaml"
 
 
+@pytest.fixture
+def keto_v1_project(tmp_path: Path) -> Path:
+    """A private copy of the frozen keto task (tests/fixtures/keto_v1.task.yaml) with the example's data, for
+    tests that edit known lines of a task file."""
+    target = tmp_path / "keto_v1"
+    target.mkdir()
+    shutil.copy(TESTS / "fixtures" / "keto_v1.task.yaml", target / "keto.task.yaml")
+    shutil.copytree(EXAMPLES / "data", target / "data")
+    return target / "keto.task.yaml"
+
+
 @pytest.fixture(scope="module")
 def keto(tmp_path_factory: pytest.TempPathFactory) -> CompiledTask:
     """The keto task compiled once per module, with small data files (see test_runtime_fixtures)."""

@@ -34,7 +34,8 @@ def test_misspelt_class_is_located_with_did_you_mean(keto_project: Path, capsys)
     assert "^~~~~~~~~" in err
 
 
-def test_type_error_inside_a_multiline_rule_points_into_the_expression(keto_project: Path, capsys) -> None:
+def test_type_error_inside_a_multiline_rule_points_into_the_expression(keto_v1_project: Path, capsys) -> None:
+    keto_project = keto_v1_project
     text = keto_project.read_text(encoding="utf-8").replace(
         "lexicon.low_carb_vegetables)) >= 2",
         "lexicon.low_carb_vegetables)) >= \"two\"")

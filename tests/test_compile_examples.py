@@ -79,7 +79,8 @@ def test_plan_jobs_are_complete_and_keys_unique() -> None:
     ("  per_call: 10", "  per_call: 9"),  # how many examples a call asks for (the prompt says it)
     ("Ingredients in lowercase, without quantities.", "Ingredients in lowercase."),  # prompt and schema text
 ])
-def test_cache_key_changes_with_anything_that_affects_the_call(keto_project: Path, old: str, new: str) -> None:
+def test_cache_key_changes_with_anything_that_affects_the_call(keto_v1_project: Path, old: str, new: str) -> None:
+    keto_project = keto_v1_project
     before = {job.id: job.cache_key for job in compile_task(keto_project).compiled.plan}
     text = keto_project.read_text(encoding="utf-8")
     assert text.count(old) == 1
@@ -97,7 +98,8 @@ def test_stale_prompt_files_are_removed(tmp_path: Path) -> None:
     assert not (out / "prompts" / "generate" / "gone" / "old.md").exists()
 
 
-def test_template_code_in_spec_text_comes_out_literally(keto_project: Path) -> None:
+def test_template_code_in_spec_text_comes_out_literally(keto_v1_project: Path) -> None:
+    keto_project = keto_v1_project
     hostile = "Sugar {{ ''.__class__.__mro__ }} and {% for x in range(10**9) %}x{% endfor %} {# c #}"
     text = keto_project.read_text(encoding="utf-8").replace(
         "text: Sugar, honey and syrups are pure carbohydrate, even in a glaze or dressing.",
@@ -113,7 +115,8 @@ def test_template_code_in_spec_text_comes_out_literally(keto_project: Path) -> N
 def test_compile_summary_prints_calls_and_marked_estimate(tmp_path: Path, capsys) -> None:
     assert main(["compile", str(SPECS["keto"]), "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "28 LLM calls" in out
+    compiled = compile_task(SPECS["keto"]).compiled
+    assert compiled is not None and f"{len(compiled.plan)} LLM calls" in out
     assert "ESTIMATE" in out and "$" in out
 
 

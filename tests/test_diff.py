@@ -1,7 +1,7 @@
 """`taskc diff`: the semantic diff of two compiled task files, its three renderings and the CLI.
 
 The cases live in tests/diff_cases: `<case>.edit.yaml` are small edit scripts
-applied to a copy of examples/keto.task.yaml (with tiny data files of our own,
+applied to a copy of tests/fixtures/keto_v1.task.yaml (with tiny data files of our own,
 so the snapshots do not move when the example's data does), and directories
 hold old/new pairs (a tiny project with its own template). Each case is
 snapshotted in text, markdown and JSON (tests/__snapshots__/test_diff.ambr).
@@ -24,7 +24,7 @@ from taskc.main import main
 
 TESTS = Path(__file__).resolve().parent
 CASES = TESTS / "diff_cases"
-KETO = TESTS.parent / "examples" / "keto.task.yaml"
+KETO = TESTS / "fixtures" / "keto_v1.task.yaml"  # frozen, so edit scripts keep applying
 EDIT_CASES = sorted(p.name.removesuffix(".edit.yaml") for p in CASES.glob("*.edit.yaml"))
 PAIR_CASES = sorted(p.name for p in CASES.iterdir() if (p / "old").is_dir())
 FORMATS = ("text", "markdown", "json")

@@ -25,7 +25,7 @@ from taskc.runtime import provider
 from taskc.runtime.provider import ProviderSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-KETO_SPEC = ROOT / "examples" / "keto.task.yaml"
+KETO_SPEC = ROOT / "tests" / "fixtures" / "keto_v1.task.yaml"  # frozen: see its header
 API_KEY = "sk-test-Zq8rV3kL0pW6nT1yXc4bM9"  # a made-up key the tests look for in every written file
 
 PROTEINS = ["salmon", "chicken thighs", "pork belly", "ribeye steak", "shrimp", "eggs", "cod", "lamb chops",
@@ -73,7 +73,7 @@ def keto_responder(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def compiled_keto(tmp_path: Path) -> CompiledTask:
-    """The keto example compiled from a private copy (its data files are written if they are missing)."""
+    """The frozen keto task compiled from a private copy, with two-row data files of its own."""
     project = tmp_path / "keto_project"
     (project / "data").mkdir(parents=True, exist_ok=True)
     shutil.copy(KETO_SPEC, project / "keto.task.yaml")
