@@ -10,11 +10,11 @@ an expression cannot reach any Python object it was not handed.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import expr_nodes as n
-from .functions import FUNCTIONS, PATTERN, PREDICATE, WordList, compile_pattern, mentions_memo
+from .functions import FUNCTIONS, PATTERN, PREDICATE, WordList, compile_pattern, lexicon_index
 
 Env = Mapping[str, Any]
 Evaluator = Callable[[Env], Any]
@@ -33,6 +33,9 @@ _COMPARISON: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+_FAILURES = (ArithmeticError, TypeError, ValueError, IndexError, KeyError)
+
+
 def build_evaluator(node: n.Expr, lexicons: Mapping[str, tuple[str, ...]]) -> Evaluator:
     """Build the callable of a checked expression. Errors at run time raise ExpressionEvaluationError."""
     inner = _Builder(lexicons).build(node)
@@ -40,18 +43,82 @@ def build_evaluator(node: n.Expr, lexicons: Mapping[str, tuple[str, ...]]) -> Ev
     def evaluate(env: Env) -> Any:
         try:
             return inner(env)
-        except (ArithmeticError, TypeError, ValueError, IndexError, KeyError) as exc:
+        except _FAILURES as exc:
             raise ExpressionEvaluationError(f"{type(exc).__name__}: {exc}") from None
 
     return evaluate
 
 
+class SharedEvaluation:
+    """Several expressions evaluated together on one input at a time, each sub-expression they share
+    computed once per input.
+
+    A task's rules repeat themselves: "no starch in any line" or "the name says something sweet" appear
+    in half a dozen rules. Sub-expressions that depend only on the input fields (not on a lambda's
+    parameter) and occur more than once are memoised for the input being evaluated; the memo is emptied
+    before the next input. Calling it gives one result per expression, or the ExpressionEvaluationError
+    that expression raised (one failing rule must not hide the others' answers).
+    """
+
+    def __init__(self, nodes: Sequence[n.Expr], lexicons: Mapping[str, tuple[str, ...]]) -> None:
+        self._memo: dict[str, Any] = {}
+        builder = _Builder(lexicons, shared=_repeated_subexpressions(nodes), memo=self._memo)
+        self._inner = [builder.build(node) for node in nodes]
+        self.size = len(self._inner)
+
+    def __call__(self, env: Env) -> list[Any]:
+        self._memo.clear()
+        results: list[Any] = []
+        for inner in self._inner:
+            try:
+                results.append(inner(env))
+            except _FAILURES as exc:
+                results.append(ExpressionEvaluationError(f"{type(exc).__name__}: {exc}"))
+        return results
+
+
+_MEMOISABLE = (n.Call, n.Binary, n.Unary)
+_OVER_LIST: dict[str, Callable[[Any], Any]] = {"any": any, "all": all, "count": sum}
+
+
+def _repeated_subexpressions(nodes: Sequence[n.Expr]) -> frozenset[str]:
+    """Canonical forms of the field-only sub-expressions that occur more than once among ``nodes``."""
+    seen: dict[str, int] = {}
+
+    def walk(node: n.Expr | n.Lambda, bound: frozenset[str]) -> None:
+        if isinstance(node, n.Lambda):
+            walk(node.body, bound | {node.parameter})
+            return
+        if isinstance(node, _MEMOISABLE) and not (n.free_names(node) & bound):
+            key = n.to_sexpr(node)
+            seen[key] = seen.get(key, 0) + 1
+        for child in n.children(node):
+            walk(child, bound)
+
+    for node in nodes:
+        walk(node, frozenset())
+    return frozenset(key for key, count in seen.items() if count > 1)
+
+
 class _Builder:
-    def __init__(self, lexicons: Mapping[str, tuple[str, ...]]) -> None:
+    def __init__(self, lexicons: Mapping[str, tuple[str, ...]], shared: frozenset[str] = frozenset(),
+                 memo: dict[str, Any] | None = None) -> None:
         self.lexicons = lexicons
+        self.index = lexicon_index(lexicons)
+        self.shared = shared
+        self.memo = memo
+        self.bound: list[str] = []  # lambda parameters in scope where the builder is
+        self.built: dict[str, Evaluator] = {}  # memoised closures, by canonical form
 
     def build(self, node: n.Expr | n.Lambda) -> Evaluator:
-        return getattr(self, "_" + type(node).__name__)(node)
+        if self.memo is None or not isinstance(node, _MEMOISABLE):
+            return getattr(self, "_" + type(node).__name__)(node)
+        key = n.to_sexpr(node)
+        if key not in self.shared or n.free_names(node) & set(self.bound):
+            return getattr(self, "_" + type(node).__name__)(node)
+        if key not in self.built:
+            self.built[key] = _memoised(key, getattr(self, "_" + type(node).__name__)(node), self.memo)
+        return self.built[key]
 
     def _Literal(self, node: n.Literal) -> Evaluator:
         value = node.value
@@ -75,11 +142,73 @@ class _Builder:
             return lambda env: not operand(env)
         return lambda env: -operand(env)
 
+    def _mentions_over_items(self, function: str, items_node: n.Expr | n.Lambda,
+                             body: n.Lambda) -> Evaluator | None:
+        """`any/all/count(xs, x -> F(x))` where F is a pure mention formula of the item itself: the whole
+        walk over the list runs in C (index lookup, mask, truth table), with no Python call per item."""
+        leaves: list[n.Call] = []
+        if not _pure_mentions(body.body, leaves) or not leaves:
+            return None
+        if any(not (isinstance(leaf.arguments[0], n.Name) and leaf.arguments[0].name == body.parameter)
+               for leaf in leaves):
+            return None
+        bits = self.index.bits
+        relevant = 0
+        for leaf in leaves:
+            relevant |= bits[leaf.arguments[1].name]  # type: ignore[union-attr]
+        items = self.build(items_node)
+        truth = _TruthTable(lambda mask: _truth(body.body, mask, bits)).__getitem__
+        lookup, keep = self.index.__getitem__, relevant.__and__
+        combine = _OVER_LIST[function]
+        return lambda env: combine(map(truth, map(keep, map(lookup, items(env)))))
+
+    def _item_memo_over_items(self, function: str, items_node: n.Expr | n.Lambda,
+                              body: n.Lambda) -> Evaluator | None:
+        """`any/all/count(xs, x -> P(x))` where P reads nothing but x: P's answer is remembered per item
+        value (bounded), since the same ingredient lines come back input after input."""
+        if n.free_names(body.body) - {body.parameter}:
+            return None
+        self.bound.append(body.parameter)
+        try:
+            predicate = self.build(body.body)
+        finally:
+            self.bound.pop()
+        parameter = body.parameter
+        answers = _ItemAnswers(lambda item: bool(predicate({parameter: item}))).__getitem__
+        items = self.build(items_node)
+        combine = _OVER_LIST[function]
+        return lambda env: combine(map(answers, items(env)))
+
+    def _mention_formula(self, node: n.Expr) -> Evaluator | None:
+        """`and` / `or` / `not` over `mentions(t, lexicon.X)` of one text t, as one lookup.
+
+        Rules are full of such formulas ("mentions a starch and not a substitute and not a look-alike"),
+        evaluated for every ingredient of every input. The answer depends only on which lexicons t
+        mentions, its mask in the lexicon index; so the formula is worked out once per distinct mask
+        (a handful per task) and then read from a table: one index lookup instead of a closure call per
+        operator and per mention."""
+        leaves: list[n.Call] = []
+        if not _pure_mentions(node, leaves) or len(leaves) < 2:
+            return None
+        texts = {n.to_sexpr(leaf.arguments[0]) for leaf in leaves}
+        if len(texts) != 1:
+            return None
+        bits = self.index.bits
+        relevant = 0
+        for leaf in leaves:
+            relevant |= bits[leaf.arguments[1].name]  # type: ignore[union-attr]
+        text, lookup = self.build(leaves[0].arguments[0]), self.index.__getitem__
+        table = _TruthTable(lambda mask: _truth(node, mask, bits))
+        return lambda env: table[lookup(text(env)) & relevant]
+
     def _Index(self, node: n.Index) -> Evaluator:
         target, key = self.build(node.target), self.build(node.key)
         return lambda env: target(env)[key(env)]
 
     def _Binary(self, node: n.Binary) -> Evaluator:
+        fused = self._mention_formula(node)
+        if fused is not None:
+            return fused
         left, right = self.build(node.left), self.build(node.right)
         op = node.operator
         if op == "and":
@@ -103,6 +232,11 @@ class _Builder:
         implementation = function.implementation
         if node.function == "mentions" and len(node.arguments) == 2 and isinstance(node.arguments[1], n.LexiconRef):
             return self._mentions_lexicon(node.arguments[0], node.arguments[1])
+        if node.function in _OVER_LIST and len(node.arguments) == 2 and isinstance(node.arguments[1], n.Lambda):
+            over_items = (self._mentions_over_items(node.function, node.arguments[0], node.arguments[1])
+                          or self._item_memo_over_items(node.function, node.arguments[0], node.arguments[1]))
+            if over_items is not None:
+                return over_items
         arguments: list[Evaluator] = []
         for argument, kind in zip(node.arguments, function.parameters, strict=False):
             if kind == PREDICATE and isinstance(argument, n.Lambda):
@@ -123,14 +257,18 @@ class _Builder:
         return lambda env: implementation(*(argument(env) for argument in arguments))
 
     def _mentions_lexicon(self, text_node: n.Expr | n.Lambda, lexicon: n.LexiconRef) -> Evaluator:
-        """`mentions(x, lexicon.NAME)`, the commonest call of all: one memo per lexicon, keyed by the text."""
+        """`mentions(x, lexicon.NAME)`, the commonest call of all: a bit of the task's lexicon index."""
         text = self.build(text_node)
-        holds = mentions_memo(WordList(self.lexicons[lexicon.name]))
-        return lambda env: holds(text(env))
+        bit, lookup = self.index.bits[lexicon.name], self.index.__getitem__
+        return lambda env: (lookup(text(env)) & bit) != 0
 
     def _predicate(self, node: n.Lambda) -> Evaluator:
         """A lambda evaluates to a Python predicate that binds its parameter over the outer env."""
-        body = self.build(node.body)
+        self.bound.append(node.parameter)
+        try:
+            body = self.build(node.body)
+        finally:
+            self.bound.pop()
         parameter = node.parameter
 
         def make_predicate(env: Env) -> Callable[[Any], bool]:
@@ -143,3 +281,67 @@ class _Builder:
             return predicate
 
         return make_predicate
+
+
+def _memoised(key: str, inner: Evaluator, memo: dict[str, Any]) -> Evaluator:
+    def cached(env: Env) -> Any:
+        try:
+            return memo[key]
+        except KeyError:
+            value = memo[key] = inner(env)
+            return value
+
+    return cached
+
+
+def _pure_mentions(node: n.Expr | n.Lambda, leaves: list[n.Call]) -> bool:
+    """Whether ``node`` is and/or/not over `mentions(x, lexicon.X)` only (collecting those calls)."""
+    if isinstance(node, n.Binary) and node.operator in ("and", "or"):
+        return _pure_mentions(node.left, leaves) and _pure_mentions(node.right, leaves)
+    if isinstance(node, n.Unary) and node.operator == "not":
+        return _pure_mentions(node.operand, leaves)
+    if isinstance(node, n.Call) and node.function == "mentions" and len(node.arguments) == 2 \
+            and isinstance(node.arguments[1], n.LexiconRef):
+        leaves.append(node)
+        return True
+    return False
+
+
+def _truth(node: n.Expr | n.Lambda, mask: int, bits: Mapping[str, int]) -> bool:
+    """A pure mention formula's value for a text whose lexicon mask is ``mask``."""
+    if isinstance(node, n.Binary):
+        if node.operator == "and":
+            return _truth(node.left, mask, bits) and _truth(node.right, mask, bits)
+        return _truth(node.left, mask, bits) or _truth(node.right, mask, bits)
+    if isinstance(node, n.Unary):
+        return not _truth(node.operand, mask, bits)
+    assert isinstance(node, n.Call) and isinstance(node.arguments[1], n.LexiconRef)
+    return bool(mask & bits[node.arguments[1].name])
+
+
+class _TruthTable(dict[int, bool]):
+    def __init__(self, compute: Callable[[int], bool]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, mask: int) -> bool:
+        value = self[mask] = self.compute(mask)
+        return value
+
+
+ITEM_MEMO_SIZE = 1 << 15
+
+
+class _ItemAnswers(dict[Any, bool]):
+    """A lambda's answer by item value; emptied when full, so memory stays bounded on any input."""
+
+    def __init__(self, compute: Callable[[Any], bool]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, item: Any) -> bool:
+        value = self.compute(item)
+        if len(self) >= ITEM_MEMO_SIZE:
+            self.clear()
+        self[item] = value
+        return value

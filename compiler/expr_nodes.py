@@ -101,6 +101,15 @@ def children(node: Expr | Lambda) -> tuple[Expr | Lambda, ...]:
     return ()
 
 
+def free_names(node: Expr | Lambda) -> frozenset[str]:
+    """The names an expression reads from its environment (a lambda's own parameter is not free)."""
+    if isinstance(node, Name):
+        return frozenset((node.name,))
+    if isinstance(node, Lambda):
+        return free_names(node.body) - {node.parameter}
+    return frozenset().union(*(free_names(child) for child in children(node)))
+
+
 def lexicons_used(node: Expr | Lambda) -> set[str]:
     found: set[str] = set()
     stack: list[Expr | Lambda] = [node]

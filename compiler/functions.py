@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, reduce
+from itertools import repeat
+from operator import or_
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -138,36 +140,87 @@ def _mentions_of(text: str, words: tuple[str, ...]) -> bool:
     return _lexicon_pattern(words).search(text[:MAX_MATCH_INPUT].lower()) is not None
 
 
-MENTIONS_MEMO_SIZE = 1 << 16
+LEXICON_INDEX_SIZE = 1 << 16  # texts remembered by a lexicon index before it starts afresh
+_RUN = re.compile(r"[\w-]+")
 
 
-class _MentionsMemo(dict[str, bool]):
-    """text -> whether it mentions the words; a miss searches and stores (cleared when full).
+class LexiconIndex(dict[str, int]):
+    """text -> bit mask of the lexicons it mentions (bit k: the k-th lexicon), as `mentions` decides.
 
-    A dict subclass so that a hit is one C-level lookup (`memo[text]` through the bound `__getitem__`),
-    no Python frame: a rule set over a million inputs asks this a hundred million times."""
+    Every `mentions(x, lexicon.NAME)` of a task's rules, and the local model's lexicon features, read
+    one index: a text is looked at once, for all lexicons, however many rules ask about it, and a text
+    seen before is one C-level dict lookup (`index[text]`), no Python frame.
 
-    def __init__(self, search: Callable[[str], Any]) -> None:
+    Looking at a text does not run one regular expression per lexicon. A lexicon entry mentioned with
+    `mentions`' boundaries ((?<![\\w-]) before, (?![\\w-]) after) starts where a run of word characters
+    and hyphens starts and ends where one ends; so the text's runs are found once, and every stretch of
+    up to K runs (K: the most runs in one entry) is looked up in a table of entries -> lexicon bits.
+    Entries that begin or end with another character ("(optional)") are searched with the pattern as
+    before. Both ways give the answers of `mentions`; a test holds them to it on random texts.
+    """
+
+    def __init__(self, lexicons: Mapping[str, Sequence[str]]) -> None:
         super().__init__()
-        self.search = search
+        self.names = tuple(lexicons)
+        self.bits = {name: 1 << k for k, name in enumerate(self.names)}
+        self._words: dict[str, int] = {}  # one-run entries -> lexicon bits
+        self._phrases: dict[str, int] = {}  # entries of several runs -> lexicon bits
+        self._heads: dict[str, int] = {}  # first run of a phrase -> the most runs a phrase starting so has
+        self._searched: list[tuple[int, Callable[[str], Any]]] = []
+        for name, words in lexicons.items():
+            bit = self.bits[name]
+            odd = {w.lower() for w in words if not (_RUN.fullmatch(w[:1]) and _RUN.fullmatch(w[-1:]))}
+            if odd:
+                self._searched.append((bit, _lexicon_pattern(tuple(sorted(odd))).search))
+            for word in words:
+                entry = word.lower()
+                if not entry or entry in odd:
+                    continue
+                runs = _RUN.findall(entry)
+                if len(runs) == 1:
+                    self._words[entry] = self._words.get(entry, 0) | bit
+                else:
+                    self._phrases[entry] = self._phrases.get(entry, 0) | bit
+                    self._heads[runs[0]] = max(self._heads.get(runs[0], 0), len(runs))
 
-    def __missing__(self, text: str) -> bool:
+    def holds(self, name: str) -> Callable[[str], bool]:
+        """`mentions(text, lexicon.NAME)` as a function of the text."""
+        bit, lookup = self.bits[name], self.__getitem__
+        return lambda text: bool(lookup(text) & bit)
+
+    def __missing__(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"mentions() needs a string, got {type(text).__name__}")
-        if len(self) >= MENTIONS_MEMO_SIZE:
+        lowered = text[:MAX_MATCH_INPUT].lower()
+        tokens = _RUN.findall(lowered)
+        heads = self._heads
+        mask = reduce(or_, map(self._words.get, tokens, repeat(0, len(tokens))), 0)
+        if heads and not heads.keys().isdisjoint(tokens):
+            spans = [(m.start(), m.end()) for m in _RUN.finditer(lowered)]
+            phrases = self._phrases
+            for first, token in enumerate(tokens):
+                longest = heads.get(token)
+                if longest:
+                    start = spans[first][0]
+                    for last in range(first + 1, min(first + longest, len(spans))):
+                        mask |= phrases.get(lowered[start:spans[last][1]], 0)
+        for bit, search in self._searched:
+            if not mask & bit and search(lowered):
+                mask |= bit
+        if len(self) >= LEXICON_INDEX_SIZE:
             self.clear()
-        found = self[text] = self.search(text[:MAX_MATCH_INPUT].lower()) is not None
-        return found
+        self[text] = mask
+        return mask
 
 
-def mentions_memo(words: Sequence[str]) -> Callable[[str], bool]:
-    """`mentions(text, words)` for one fixed word list, memoised by text (bounded: cleared when full).
+@lru_cache(maxsize=64)
+def _index_of(lexicons: tuple[tuple[str, tuple[str, ...]], ...]) -> LexiconIndex:
+    return LexiconIndex(dict(lexicons))
 
-    Used where the list is known when the expression is built (`mentions(x, lexicon.NAME)`) and by the
-    local model's lexicon features, so both read a lexicon exactly as a rule does."""
-    if not words:
-        return lambda text: False
-    return _MentionsMemo(_lexicon_pattern(tuple(words)).search).__getitem__
+
+def lexicon_index(lexicons: Mapping[str, Sequence[str]]) -> LexiconIndex:
+    """The one index of a set of lexicons (shared by every expression and feature built over them)."""
+    return _index_of(tuple((name, tuple(words)) for name, words in lexicons.items()))
 
 
 def _count(items: Sequence[Any], predicate: Callable[[Any], bool] | None = None) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import ir
 from .expr_nodes import lexicon_reads
-from .functions import mentions_memo
+from .functions import lexicon_index
 
 GAP_SHARE = 0.05  # a lexicon mentioned in a field of at least this share of the items is worth a warning
 SAMPLE_LINES = 2000  # what `taskc check` reads of a pool or gold file
@@ -53,10 +53,11 @@ def knowledge_gaps(task: ir.TaskIR, gold: Sequence[Mapping[str, Any]] | None,
             for pair in lexicon_reads(r.rule.node)}
     used = {lexicon for _, lexicon in read}
     gaps = []
+    index = lexicon_index(task.lexicon_words())
     for lexicon in task.lexicons:
         if lexicon.name not in used:
             continue
-        holds = mentions_memo(lexicon.words)
+        holds = index.holds(lexicon.name)
         for field in task.fields:
             if field.type not in ("string", "list[string]") or (field.name, lexicon.name) in read:
                 continue

@@ -19,13 +19,13 @@ ingredients also counts in the dish name.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import sparse
-from taskc.compiler.functions import mentions_memo
+from taskc.compiler.functions import LexiconIndex, lexicon_index
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.plan import sha256_hex
 
@@ -82,7 +82,7 @@ class KnowledgeFeatures:
     def __init__(self, task: TaskIR, functions: Sequence[LabelingFunction]) -> None:
         self.text_fields = tuple(f.name for f in task.fields if f.type in ("string", "list[string]"))
         self.lexicon_names = tuple(lexicon.name for lexicon in task.lexicons)
-        self._masks = _LexiconMasks([mentions_memo(lexicon.words) for lexicon in task.lexicons])
+        self._masks = lexicon_index(task.lexicon_words())  # the same index the rules' mentions() read
         self.functions = tuple(functions)
         self.mention_names = tuple(
             name for lexicon in self.lexicon_names
@@ -120,29 +120,7 @@ class KnowledgeFeatures:
         return bits.reshape(len(batch), n_lexicons * (n_fields + 1))
 
 
-class _LexiconMasks(dict[str, int]):
-    """text -> bit mask of the lexicons it mentions (bit k: lexicon k), each text searched once per lexicon
-    through the same memoised matchers the rules use; a hit is one C-level lookup."""
-
-    def __init__(self, matchers: Sequence[Callable[[str], bool]]) -> None:
-        super().__init__()
-        self.matchers = tuple(matchers)
-
-    def __missing__(self, text: str) -> int:
-        if len(self) >= MASK_MEMO_SIZE:
-            self.clear()
-        mask = 0
-        for k, holds in enumerate(self.matchers):
-            if holds(text):
-                mask |= 1 << k
-        self[text] = mask
-        return mask
-
-
-MASK_MEMO_SIZE = 1 << 16
-
-
-def _field_mask(masks: _LexiconMasks, value: Any) -> int:
+def _field_mask(masks: LexiconIndex, value: Any) -> int:
     if isinstance(value, str):
         return masks[value]
     mask = 0
