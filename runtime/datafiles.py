@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -170,9 +169,16 @@ def parse_input_line(raw: str, number: int, task: TaskIR) -> tuple[dict[str, Any
     return (record.values if record is not None else None), problems, given_id
 
 
-@functools.lru_cache(maxsize=256)
+_UNBOUNDED: dict[int, tuple[InputField, InputField]] = {}
+
+
 def _without_length_limits(field: InputField) -> InputField:
-    return dataclasses.replace(field, min_length=None, max_length=None)
+    """The field with its length limits lifted, made once per field object (hashing an InputField per
+    line cost more than checking the value: `taskc predict` reads millions of lines)."""
+    known = _UNBOUNDED.get(id(field))
+    if known is None or known[0] is not field:
+        known = _UNBOUNDED[id(field)] = (field, dataclasses.replace(field, min_length=None, max_length=None))
+    return known[1]
 
 
 def _did_you_mean(name: str, value: dict[str, Any]) -> str:
