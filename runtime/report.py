@@ -258,8 +258,8 @@ def describe(result: RunResult, values: Mapping[str, Any]) -> str:
     parts = []
     for field in result.task.fields:
         value = values.get(field.name)
-        if value is None:
-            continue
+        if value is None or value in ("", []):
+            continue  # a menu entry has no ingredients: nothing to show, not an empty dash
         parts.append(", ".join(map(str, value)) if isinstance(value, list) else str(value))
     return " — ".join(parts)
 
