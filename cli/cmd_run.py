@@ -36,7 +36,7 @@ Run a task end to end and write the expert's feedback report:
   1. generation of examples from the plan            (needs an LLM provider)
   2. the rationales' rules label the pool; a Dawid-Skene label model combines
      their votes (the LLM labels what the rules leave open, with a provider)
-  3. a local model trains on the labeled data: word n-grams plus the expert's
+  3. a local model trains on the labeled data: the fields' words plus the expert's
      knowledge as features (lexicon mentions per field, rule votes)
   4. every predictor is scored on the gold set (eval.gold, or --gold FILE),
      all of them over every item, abstentions counted as errors, with 95%

@@ -4,7 +4,7 @@ Third stage of the run, after aggregation. An estimator in scikit-learn's style
 (hyperparameters in `__init__`, `fit`, `predict_proba`, learned state with a
 trailing underscore) over two feature groups:
 
-- **words**: TF-IDF of word unigrams and bigrams of the input's text (the
+- **words**: TF-IDF of the words of the input's text (the
   fields' values, not their JSON; letters only, accents folded), so a word
   learnt in the ingredients also counts in the dish name;
 - **knowledge** (`features.KnowledgeFeatures`): per lexicon, whether each text
@@ -13,7 +13,8 @@ trailing underscore) over two feature groups:
 
 followed by a class-balanced logistic regression. Character n-grams were tried
 and dropped: they cost a tenth of the prediction speed (~5,000 items/s) for no
-gain once lexicon mentions carry the spelling variants the expert listed.
+gain once lexicon mentions carry the spelling variants the expert listed; word
+bigrams too (no better on the dev sets in bench/dev, within their noise).
 
 Training is deterministic (fixed solver, no shuffling) and takes a second or
 two. The model is saved with joblib next to metadata.json, which names the
@@ -76,7 +77,7 @@ class LocalModel:
     """Words + the expert's knowledge → class-balanced logistic regression."""
 
     def __init__(self, task: TaskIR, functions: Sequence[LabelingFunction], *, C: float = 4.0,
-                 ngram_range: tuple[int, int] = (1, 2)) -> None:
+                 ngram_range: tuple[int, int] = (1, 1)) -> None:
         self.task = task
         self.functions = tuple(functions)
         self.C = C
@@ -138,7 +139,7 @@ class LocalModel:
         classes = [str(c) for c in self.classifier_.classes_]
         rows = ([(classes[1], coefficients[0]), (classes[0], -coefficients[0])] if len(classes) == 2
                 else list(zip(classes, coefficients, strict=True)))
-        groups = self._feature_groups()
+        groups = self.feature_groups()
         strongest: dict[str, list[Feature]] = {}
         for name, row in sorted(rows, key=lambda pair: self.task.class_names.index(pair[0])):
             order = np.argsort(-row, kind="stable")[:top]
@@ -146,7 +147,8 @@ class LocalModel:
                                for i in order if row[i] > 0]
         return strongest
 
-    def _feature_groups(self) -> list[str]:
+    def feature_groups(self) -> list[str]:
+        """The group of each feature column: words, lexicon mentions or rule votes."""
         groups = ["words"] * len(self.vectorizer_.vocabulary_)
         for group in self.knowledge.groups:
             groups += [group.name] * len(group.names)
@@ -154,7 +156,7 @@ class LocalModel:
 
     def describe(self, examples: Sequence[TrainingExample], spec_hash: str) -> dict[str, Any]:
         """metadata.json: what the model is, what it was trained on, what it leans on."""
-        groups = Counter(self._feature_groups())
+        groups = Counter(self.feature_groups())
         return {
             "format": FORMAT_VERSION, "task": self.task.name, "spec_hash": spec_hash,
             "classes": list(self.task.class_names), "fields": [f.name for f in self.task.fields],
@@ -164,7 +166,7 @@ class LocalModel:
             "training_labels": dict(sorted(Counter(e.label for e in examples).items())),
             "training_data_sha256": self.training_data_sha256_,
             "feature_groups": {
-                "words": {"features": groups["words"], "what": "TF-IDF word uni- and bigrams of the fields' text"},
+                "words": {"features": groups["words"], "what": "TF-IDF of the words of the fields' text"},
                 "lexicon mentions": {"features": groups["lexicon mentions"],
                                      "what": "per lexicon: each text field, and any field, mentions it"},
                 "rule votes": {"features": groups["rule votes"], "what": "per rule: it fired for its class"},

@@ -461,7 +461,8 @@ class DataShift:
     filled: dict[str, tuple[float, float | None]]  # field -> (share of gold items filled, share of pool items)
     unseen_word_share: float | None  # share of the gold items' word occurrences never seen in the pool
     unseen_examples: tuple[str, ...]
-    broken_rows: tuple[tuple[int, str], ...]  # (gold line, what it breaks)
+    broken_rows: tuple[tuple[int, str], ...]  # (gold line, what it breaks), dev items only: they are shown
+    broken_count: int  # over the whole gold set
     gaps: tuple[KnowledgeGap, ...]
 
     def warnings(self) -> list[str]:
@@ -474,9 +475,9 @@ class DataShift:
             lines.append(f"{self.unseen_word_share:.0%} of the words in the gold items never occur in the pool "
                          f"(e.g. {', '.join(self.unseen_examples[:6])}): the model has not seen them; rules and "
                          "lexicons carry the knowledge there")
-        if self.broken_rows:
-            shown = "; ".join(f"line {line}: {what}" for line, what in self.broken_rows[:3])
-            lines.append(f"{len(self.broken_rows)} gold row{'s' if len(self.broken_rows) != 1 else ''} break the "
+        if self.broken_count:
+            shown = "; ".join(f"line {line}: {what}" for line, what in self.broken_rows[:3]) or "all in the test half"
+            lines.append(f"{self.broken_count} gold row{'s' if self.broken_count != 1 else ''} break the "
                          f"input's constraints ({shown})")
         lines += [f"{gap.message()}: {gap.hint()}" for gap in self.gaps]
         return lines
@@ -485,7 +486,8 @@ class DataShift:
         return {"fields_filled": {name: {"gold": _rounded(gold), "pool": _rounded(pool)}
                                   for name, (gold, pool) in self.filled.items()},
                 "unseen_word_share": _rounded(self.unseen_word_share),
-                "rows_breaking_constraints": [{"line": line, "breaks": what} for line, what in self.broken_rows],
+                "rows_breaking_constraints": self.broken_count,
+                "dev_rows_breaking_constraints": [{"line": line, "breaks": what} for line, what in self.broken_rows],
                 "knowledge_gaps": [{"lexicon": g.lexicon, "field": g.field, "gold_share": _rounded(g.gold_share),
                                     "pool_share": _rounded(g.pool_share)}
                                    for g in self.gaps],
@@ -508,11 +510,18 @@ def data_shift(result: RunResult) -> DataShift | None:
     pool_words = Counter(word for values in pool for word in _word_list(values))
     gold_words = [word for values in gold for word in _word_list(values)]
     unseen = [w for w in gold_words if w not in pool_words]
+    # shares are over the whole gold set; what is quoted from it (words, lines) only from the dev half
+    dev = set(result.dev_indices)
+    unseen_in_dev = [w for i in sorted(dev) for w in _word_list(gold[i]) if w not in pool_words]
+    breaks = _broken_rows(result)
+    broken = [(item.line, what) for i, (item, what) in enumerate(zip(result.gold, breaks, strict=True))
+              if what is not None and i in dev]
     return DataShift(
         filled=filled,
         unseen_word_share=len(unseen) / len(gold_words) if pool and gold_words else None,
-        unseen_examples=tuple(w for w, _ in Counter(unseen).most_common(6)),
-        broken_rows=tuple(_broken_rows(result)), gaps=tuple(knowledge_gaps(task, gold, pool or None)))
+        unseen_examples=tuple(w for w, _ in Counter(unseen_in_dev).most_common(6)),
+        broken_rows=tuple(broken), broken_count=sum(what is not None for what in breaks),
+        gaps=tuple(knowledge_gaps(task, gold, pool or None)))
 
 
 def _filled_share(items: Sequence[Mapping[str, Any]], name: str) -> float:
@@ -529,15 +538,15 @@ def _word_list(values: Mapping[str, Any]) -> list[str]:
     return [w for text in texts for w in re.findall(r"[^\W\d_]{3,}", text.lower())]
 
 
-def _broken_rows(result: RunResult) -> list[tuple[int, str]]:
-    """Gold rows outside the input's length limits or failing one of the task's constraints."""
+def _broken_rows(result: RunResult) -> list[str | None]:
+    """For each gold row, what it breaks (the input's length limits, the task's constraints) or None."""
     from taskc.compiler.expr_eval import ExpressionEvaluationError
     from taskc.compiler.passes import value_problem
 
     task = result.task
     lexicons = task.lexicon_words()
     checks = [(c.id, c.check.evaluator(lexicons)) for c in task.constraints if c.check.node is not None]
-    broken = []
+    broken: list[str | None] = []
     for item in result.gold:
         problems = [p for f in task.fields if item.values.get(f.name) is not None
                     and (p := value_problem(f, item.values[f.name]))]
@@ -548,8 +557,7 @@ def _broken_rows(result: RunResult) -> list[tuple[int, str]]:
                     problems.append(f"constraint {constraint_id}")
             except ExpressionEvaluationError:
                 problems.append(f"constraint {constraint_id} (could not be evaluated)")
-        if problems:
-            broken.append((item.line, "; ".join(problems)))
+        broken.append("; ".join(problems) if problems else None)
     return broken
 
 
@@ -558,7 +566,8 @@ def model_facts(result: RunResult) -> dict[str, Any] | None:
     local = result.predictors.local if result.predictors is not None else None
     if local is None:
         return None
-    return {"strongest_features": {cls: [{"feature": f.name, "group": f.group, "weight": f.weight}
+    return {"feature_groups": dict(Counter(local.feature_groups())),
+            "strongest_features": {cls: [{"feature": f.name, "group": f.group, "weight": f.weight}
                                          for f in features]
                                    for cls, features in local.strongest_features().items()}}
 
@@ -569,7 +578,8 @@ def strongest_rows(result: RunResult) -> tuple[list[str], list[list[str]]] | Non
         return None
     rows = [[cls, ", ".join(f"{f['feature']} ({f['weight']:+.2f})" for f in features[:8])]
             for cls, features in facts["strongest_features"].items()]
-    return ["towards", "strongest features (weight)"], rows
+    groups = ", ".join(f"{name}: {count}" for name, count in facts["feature_groups"].items())
+    return ["towards", f"strongest features (weight); feature groups: {groups}"], rows
 
 
 def lf_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:

@@ -352,3 +352,22 @@ def test_the_model_names_its_strongest_features_by_group(menu: Path) -> None:
     assert any(f["feature"] == "any field mentions starch" for f in strongest["not_keto"])
     assert np.all(np.array([f["weight"] for f in strongest["keto"]]) > 0)
     assert "## What the local model leans on" in (run_dir / "report.md").read_text()
+    facts = json.loads((run_dir / "metrics.json").read_text())["local_model"]
+    assert facts["feature_groups"]["lexicon mentions"] == 6 and facts["feature_groups"]["rule votes"] == 2
+    assert facts["strongest_features"] == strongest
+
+
+def test_gold_rows_that_break_the_input_constraints_are_counted_and_only_dev_lines_quoted(
+        menu: Path, capsys: pytest.CaptureFixture) -> None:
+    menu.write_text(MENU_SPEC.replace("    description: The dish name.\n",
+                                      "    description: The dish name.\n    max_length: 12\n"), encoding="utf-8")
+    main(["run", str(menu), "-o", str(menu.parent / "run"), "-q"])
+    metrics = json.loads((menu.parent / "run" / "metrics.json").read_text())
+    shift = metrics["data_shift"]
+    assert shift["rows_breaking_constraints"] == 3  # Rigatoni al forno, Baguette sandwich, Roast chicken
+    halves = split_gold([g["label"] for g in GOLD], [" | ".join([g["dish"], *g["ingredients"]]) for g in GOLD], 0.5, 0)
+    dev_lines = {line for line in (1, 2, 4) if halves[line - 1] == DEV}
+    rows = shift["dev_rows_breaking_constraints"]
+    assert {row["line"] for row in rows} == dev_lines
+    assert all("longer than 12" in row["breaks"] for row in rows)
+    assert any("3 gold rows break the input's constraints" in w for w in shift["warnings"])
