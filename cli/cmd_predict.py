@@ -7,7 +7,6 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -72,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from taskc.runtime.datafiles import DataFileError, input_lines
     from taskc.runtime.labeling import labeling_functions
     from taskc.runtime.predictor import PredictorError, load_predictors, read_manifest, spec_path_of
     from taskc.runtime.serving import StopServing, serve
@@ -112,11 +112,11 @@ def run(args: argparse.Namespace) -> int:
 
     progress = _Progress(display, quiet=args.quiet)
     try:
-        with _input_lines(args.input) as lines, _Output(args.output) as out:
+        with input_lines(args.input) as lines, _Output(args.output) as out:
             stats = serve(lines, display, predictors, str(name), out.write, on_bad_line, progress.update)
             if args.on_error == "stop" and problems:
                 out.keep_partial()
-    except _InputError as exc:
+    except DataFileError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERRORS
     progress.done()
@@ -135,44 +135,6 @@ def run(args: argparse.Namespace) -> int:
     if args.on_error == "stop" and problems:
         return EXIT_INPUT_ERRORS
     return EXIT_OK
-
-
-class _InputError(Exception):
-    pass
-
-
-class _input_lines:
-    """The input's lines (stdin for -), decoded as UTF-8; an unreadable file is an _InputError."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.stream: TextIO | None = None
-
-    def __enter__(self) -> Iterator[str]:
-        if self.name == "-":
-            sys.stdin.reconfigure(encoding="utf-8-sig", errors="strict")  # type: ignore[union-attr]
-            return self._decoded(sys.stdin)
-        try:
-            self.stream = open(self.name, encoding="utf-8-sig", errors="strict")  # noqa: SIM115
-        except FileNotFoundError:
-            raise _InputError(f"{self.name}: file not found") from None
-        except IsADirectoryError:
-            raise _InputError(f"{self.name}: is a directory, not a JSONL file") from None
-        except OSError as exc:
-            raise _InputError(f"{self.name}: cannot read: {exc.strerror or exc}") from None
-        return self._decoded(self.stream)
-
-    def _decoded(self, stream: TextIO) -> Iterator[str]:
-        number = 0
-        try:
-            for number, line in enumerate(stream, start=1):  # noqa: B007
-                yield line
-        except UnicodeDecodeError as exc:
-            raise _InputError(f"{self.name}:{number + 1}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
-
-    def __exit__(self, *exc: object) -> None:
-        if self.stream is not None:
-            self.stream.close()
 
 
 class _Output:

@@ -157,7 +157,7 @@ class _Builder:
         for leaf in leaves:
             relevant |= bits[leaf.arguments[1].name]  # type: ignore[union-attr]
         items = self.build(items_node)
-        truth = _TruthTable(lambda mask: _truth(body.body, mask, bits)).__getitem__
+        truth = _Answers(lambda mask: _truth(body.body, mask, bits)).__getitem__
         lookup, keep = self.index.__getitem__, relevant.__and__
         combine = _OVER_LIST[function]
         return lambda env: combine(map(truth, map(keep, map(lookup, items(env)))))
@@ -174,7 +174,7 @@ class _Builder:
         finally:
             self.bound.pop()
         parameter = body.parameter
-        answers = _ItemAnswers(lambda item: bool(predicate({parameter: item}))).__getitem__
+        answers = _Answers(lambda item: bool(predicate({parameter: item}))).__getitem__
         items = self.build(items_node)
         combine = _OVER_LIST[function]
         return lambda env: combine(map(answers, items(env)))
@@ -198,7 +198,7 @@ class _Builder:
         for leaf in leaves:
             relevant |= bits[leaf.arguments[1].name]  # type: ignore[union-attr]
         text, lookup = self.build(leaves[0].arguments[0]), self.index.__getitem__
-        table = _TruthTable(lambda mask: _truth(node, mask, bits))
+        table = _Answers(lambda mask: _truth(node, mask, bits))
         return lambda env: table[lookup(text(env)) & relevant]
 
     def _Index(self, node: n.Index) -> Evaluator:
@@ -319,21 +319,12 @@ def _truth(node: n.Expr | n.Lambda, mask: int, bits: Mapping[str, int]) -> bool:
     return bool(mask & bits[node.arguments[1].name])
 
 
-class _TruthTable(dict[int, bool]):
-    def __init__(self, compute: Callable[[int], bool]) -> None:
-        super().__init__()
-        self.compute = compute
-
-    def __missing__(self, mask: int) -> bool:
-        value = self[mask] = self.compute(mask)
-        return value
-
-
 ITEM_MEMO_SIZE = 1 << 15
 
 
-class _ItemAnswers(dict[Any, bool]):
-    """A lambda's answer by item value; emptied when full, so memory stays bounded on any input."""
+class _Answers(dict[Any, bool]):
+    """Answers by key, worked out on first use: a lambda's answer by item value, or a mention formula's by
+    lexicon mask. Emptied when full, so memory stays bounded on any input."""
 
     def __init__(self, compute: Callable[[Any], bool]) -> None:
         super().__init__()

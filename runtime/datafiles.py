@@ -13,13 +13,15 @@ through `write_text_atomic`, so an interrupted run never leaves half a file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from taskc.compiler.diagnostics import TaskcError, did_you_mean
 from taskc.compiler.ir import InputField, TaskIR
@@ -66,12 +68,8 @@ def _read_records(path: Path, fields: Sequence[InputField], classes: Sequence[st
     """The file's records, parsing no further than ``limit`` records (pool.limit on a huge pool)."""
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataFileError(f"{display}: file not found") from None
-    except IsADirectoryError:
-        raise DataFileError(f"{display}: is a directory, not a JSONL file") from None
     except OSError as exc:
-        raise DataFileError(f"{display}: cannot read: {exc.strerror or exc}") from None
+        raise _unreadable(display, exc) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -154,6 +152,45 @@ def _check_object(value: Any, number: int, fields: Sequence[InputField], classes
     return DataRecord(values=values, label=label, line=number), [], warnings
 
 
+def _unreadable(display: str, exc: OSError) -> DataFileError:
+    if isinstance(exc, FileNotFoundError):
+        return DataFileError(f"{display}: file not found")
+    if isinstance(exc, IsADirectoryError):
+        return DataFileError(f"{display}: is a directory, not a JSONL file")
+    return DataFileError(f"{display}: cannot read: {exc.strerror or exc}")
+
+
+@contextlib.contextmanager
+def input_lines(name: str) -> Iterator[Iterator[str]]:
+    """The lines of an input file read as a stream (``-``: standard input), UTF-8 (a BOM is allowed).
+
+    For `taskc predict`: nothing is read ahead, so a file of any size costs one line of memory. A file
+    that cannot be opened, or a line that is not UTF-8, raises DataFileError naming file and line
+    (each line is decoded on its own, so the line number is exact)."""
+    display = "<stdin>" if name == "-" else name
+    if name == "-":
+        stream: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            stream = open(name, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise _unreadable(display, exc) from None
+    try:
+        yield _decoded(stream, display)
+    finally:
+        if name != "-":
+            stream.close()
+
+
+def _decoded(stream: BinaryIO, display: str) -> Iterator[str]:
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataFileError(f"{display}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
+        yield line.removeprefix("\ufeff") if number == 1 else line
+
+
 def parse_input_line(raw: str, number: int, task: TaskIR) -> tuple[dict[str, Any] | None, list[str], Any]:
     """One line of an unlabelled input file (`taskc predict`): its field values or its problems (each
     ':column: message' or ' message', to follow ``file:line``), and the line's own "id" (a string or
@@ -196,5 +233,5 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, text.encode("utf-8"))
 
 
-__all__ = ["DataFile", "DataFileError", "DataRecord", "parse_input_line", "read_gold", "read_pool",
+__all__ = ["DataFile", "DataFileError", "DataRecord", "input_lines", "parse_input_line", "read_gold", "read_pool",
            "write_text_atomic"]

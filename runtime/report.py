@@ -234,13 +234,7 @@ def _telling_words(result: RunResult, indices: Sequence[int], top: int = 8) -> s
 
 
 def _words(values: Mapping[str, Any]) -> set[str]:
-    texts: list[str] = []
-    for value in values.values():
-        if isinstance(value, str):
-            texts.append(value)
-        elif isinstance(value, list):
-            texts.extend(v for v in value if isinstance(v, str))
-    return {w for text in texts for w in re.findall(r"[^\W\d_]{3,}", text.lower())}
+    return set(_word_list(values))
 
 
 # -- shared helpers ----------------------------------------------------------------------------------
@@ -529,6 +523,7 @@ def _filled_share(items: Sequence[Mapping[str, Any]], name: str) -> float:
 
 
 def _word_list(values: Mapping[str, Any]) -> list[str]:
+    """The words (three letters or more, lower-cased) of an input's text values, in order."""
     texts: list[str] = []
     for value in values.values():
         if isinstance(value, str):

@@ -371,3 +371,16 @@ def test_gold_rows_that_break_the_input_constraints_are_counted_and_only_dev_lin
     assert {row["line"] for row in rows} == dev_lines
     assert all("longer than 12" in row["breaks"] for row in rows)
     assert any("3 gold rows break the input's constraints" in w for w in shift["warnings"])
+
+
+def test_predict_names_an_unreadable_input_and_keeps_no_half_output(menu: Path, capsys: pytest.CaptureFixture) -> None:
+    run_dir = _trained(menu)
+    out = menu.parent / "out.jsonl"
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), str(menu.parent / "missing.jsonl"), "-o", str(out)]) == 1
+    assert "missing.jsonl: file not found" in capsys.readouterr().err and not out.exists()
+    latin = menu.parent / "latin1.jsonl"
+    latin.write_bytes(b'{"dish": "Roast chicken", "ingredients": []}\n{"dish": "Cr\xe8me", "ingredients": []}\n')
+    assert main(["predict", str(run_dir), str(latin), "-o", str(out)]) == 1
+    assert f"{latin}:2: not UTF-8 text (byte 0xe8)" in capsys.readouterr().err
+    assert not out.exists() and not list(menu.parent.glob(".out.jsonl.*"))  # nothing half-written
