@@ -13,7 +13,7 @@ from typing import TextIO
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import compile_task
 
-from .output import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_USAGE, errors_only, print_diagnostics
+from .output import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_RUNTIME_FAILURE, EXIT_USAGE, errors_only, print_diagnostics
 
 NAME = "predict"
 HELP = "label new inputs (JSONL) with the predictor a run trained"
@@ -51,7 +51,8 @@ exit status:
   0  every input was answered (with --on-error skip: bad lines skipped, counted on stderr)
   1  the task file has errors, the predictor is missing or was trained for another
      version of the task, the input cannot be read, or a bad line with --on-error stop
-  2  usage error"""
+  2  usage error
+  4  the output cannot be written (no such directory, disk full)"""
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines on stderr
 MAX_SHOWN_PROBLEMS = 20
@@ -119,6 +120,12 @@ def run(args: argparse.Namespace) -> int:
     except DataFileError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERRORS
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        print(f"taskc: error: cannot write {exc.filename or args.output or 'stdout'}: {exc.strerror or exc}; "
+              "nothing half-written was left behind", file=sys.stderr)
+        return EXIT_RUNTIME_FAILURE
     progress.done()
     if len(problems) > MAX_SHOWN_PROBLEMS:
         print(f"taskc: ... and {len(problems) - MAX_SHOWN_PROBLEMS} more problems", file=sys.stderr)

@@ -199,6 +199,11 @@ def analyse(functions: Sequence[LabelingFunction], matrix: VoteMatrix, task: Tas
         conflict_pairs=_conflict_pairs(functions, votes))
 
 
+def fired_rules(functions: Sequence[LabelingFunction], row: np.ndarray) -> dict[str, str]:
+    """rationale id -> class of the rules that fired in one row of a vote matrix."""
+    return {f.rationale_id: f.class_name for f, vote in zip(functions, row, strict=True) if vote != ABSTAIN}
+
+
 def items_in_conflict(votes: np.ndarray) -> np.ndarray:
     """Items on which the non-abstaining votes name two or more classes."""
     return np.array([len({int(v) for v in row if v != ABSTAIN}) > 1 for row in votes], dtype=bool)
@@ -221,5 +226,5 @@ def _fraction(count: int, total: int) -> float:
 
 
 __all__ = ["ABSTAIN", "ConflictPair", "FunctionAnalysis", "LFAnalysis", "LabelingFunction", "VoteMatrix",
-           "analyse", "apply_functions", "items_in_conflict", "labeling_functions", "rule_environment",
+           "analyse", "apply_functions", "fired_rules", "items_in_conflict", "labeling_functions", "rule_environment",
            "rule_environments"]

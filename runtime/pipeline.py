@@ -171,8 +171,8 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     functions = labeling.labeling_functions(task)
     gold_batch = item_batch(task, functions, [r.values for r in gold_records])
     halves = _gold_halves(task, gold_records)
-    gold = [GoldItem(r.values, r.label or "", r.line, _fired(functions, gold_batch.votes[i]), halves[i])
-            for i, r in enumerate(gold_records)]
+    gold = [GoldItem(r.values, r.label or "", r.line, labeling.fired_rules(functions, gold_batch.votes[i]),
+                     halves[i]) for i, r in enumerate(gold_records)]
 
     pool: list[PoolItem] = []
     analysis = None
@@ -275,10 +275,6 @@ def _provider_settings(options: RunOptions) -> ProviderSettings | None:
 
 # -- the pool --------------------------------------------------------------------------------------
 
-def _fired(functions: Sequence[labeling.LabelingFunction], row: np.ndarray) -> dict[str, str]:
-    return {f.rationale_id: f.class_name for f, vote in zip(functions, row, strict=True) if vote != labeling.ABSTAIN}
-
-
 def _pool_items(task: TaskIR, functions: Sequence[labeling.LabelingFunction], records: Sequence[DataRecord],
                 matrix: labeling.VoteMatrix, fitted: label_model.LabelModelResult) -> list[PoolItem]:
     classes = task.class_names
@@ -288,7 +284,8 @@ def _pool_items(task: TaskIR, functions: Sequence[labeling.LabelingFunction], re
     for i, record in enumerate(records):
         label = modelled[i]
         confidence = float(fitted.probabilities[i].max()) if label is not None else None
-        items.append(PoolItem(values=record.values, line=record.line, votes=_fired(functions, matrix.votes[i]),
+        items.append(PoolItem(values=record.values, line=record.line,
+                              votes=labeling.fired_rules(functions, matrix.votes[i]),
                               majority=majority[i], label_model=label, confidence=confidence, label=label,
                               source="label_model" if label is not None else None))
     return items

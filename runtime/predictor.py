@@ -35,7 +35,7 @@ from taskc.compiler.ir import TaskIR
 from . import label_model
 from .datasets import write_json
 from .features import ItemBatch, spec_hash
-from .labeling import ABSTAIN, LabelingFunction
+from .labeling import LabelingFunction, fired_rules
 from .local_model import LocalModel, LocalModelError
 from .local_model import load as load_local_model
 
@@ -84,7 +84,7 @@ class Predictors:
         if predictor not in self.available:
             raise PredictorError(f"the predictor '{predictor}' is not available here (available: "
                                  f"{', '.join(self.available)})")
-        fired = [self._fired(row) for row in batch.votes]
+        fired = [fired_rules(self.functions, row) for row in batch.votes]
         classes = self.task.class_names
         out: list[Prediction | None] = [None] * len(batch)
         if predictor != "local_model":
@@ -106,9 +106,6 @@ class Predictors:
 
     def labels(self, batch: ItemBatch, predictor: str) -> list[str | None]:
         return [p.label for p in self.predict(batch, predictor)]
-
-    def _fired(self, row: np.ndarray) -> dict[str, str]:
-        return {f.rationale_id: f.class_name for f, vote in zip(self.functions, row, strict=True) if vote != ABSTAIN}
 
     # -- persistence ---------------------------------------------------------------------------------
 

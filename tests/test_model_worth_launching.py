@@ -384,3 +384,12 @@ def test_predict_names_an_unreadable_input_and_keeps_no_half_output(menu: Path, 
     assert main(["predict", str(run_dir), str(latin), "-o", str(out)]) == 1
     assert f"{latin}:2: not UTF-8 text (byte 0xe8)" in capsys.readouterr().err
     assert not out.exists() and not list(menu.parent.glob(".out.jsonl.*"))  # nothing half-written
+
+
+def test_predict_into_a_missing_directory_is_a_clear_error(menu: Path, capsys: pytest.CaptureFixture) -> None:
+    run_dir = _trained(menu)
+    capsys.readouterr()
+    target = menu.parent / "no" / "such" / "out.jsonl"
+    assert main(["predict", str(run_dir), str(menu.parent / "data" / "pool.jsonl"), "-o", str(target)]) == 4
+    err = capsys.readouterr().err
+    assert "taskc: error: cannot write" in err and "internal error" not in err
