@@ -50,24 +50,20 @@ def build_evaluator(node: n.Expr, lexicons: Mapping[str, tuple[str, ...]]) -> Ev
 
 
 class SharedEvaluation:
-    """Several expressions evaluated together on one input at a time, each sub-expression they share
-    computed once per input.
+    """Several expressions (a task's rules) evaluated together on one input at a time.
 
-    A task's rules repeat themselves: "no starch in any line" or "the name says something sweet" appear
-    in half a dozen rules. Sub-expressions that depend only on the input fields (not on a lambda's
-    parameter) and occur more than once are memoised for the input being evaluated; the memo is emptied
-    before the next input. Calling it gives one result per expression, or the ExpressionEvaluationError
-    that expression raised (one failing rule must not hide the others' answers).
+    They share one builder, so one lexicon index, and calling it gives one result per expression, or
+    the ExpressionEvaluationError that expression raised: one failing rule must not hide the others'
+    answers. (Memoising the sub-expressions the rules repeat was tried: with the index, the truth tables
+    and the per-item answers below, it saved nothing and cost a dict per input.)
     """
 
     def __init__(self, nodes: Sequence[n.Expr], lexicons: Mapping[str, tuple[str, ...]]) -> None:
-        self._memo: dict[str, Any] = {}
-        builder = _Builder(lexicons, shared=_repeated_subexpressions(nodes), memo=self._memo)
+        builder = _Builder(lexicons)
         self._inner = [builder.build(node) for node in nodes]
         self.size = len(self._inner)
 
     def __call__(self, env: Env) -> list[Any]:
-        self._memo.clear()
         results: list[Any] = []
         for inner in self._inner:
             try:
@@ -77,48 +73,16 @@ class SharedEvaluation:
         return results
 
 
-_MEMOISABLE = (n.Call, n.Binary, n.Unary)
 _OVER_LIST: dict[str, Callable[[Any], Any]] = {"any": any, "all": all, "count": sum}
 
 
-def _repeated_subexpressions(nodes: Sequence[n.Expr]) -> frozenset[str]:
-    """Canonical forms of the field-only sub-expressions that occur more than once among ``nodes``."""
-    seen: dict[str, int] = {}
-
-    def walk(node: n.Expr | n.Lambda, bound: frozenset[str]) -> None:
-        if isinstance(node, n.Lambda):
-            walk(node.body, bound | {node.parameter})
-            return
-        if isinstance(node, _MEMOISABLE) and not (n.free_names(node) & bound):
-            key = n.to_sexpr(node)
-            seen[key] = seen.get(key, 0) + 1
-        for child in n.children(node):
-            walk(child, bound)
-
-    for node in nodes:
-        walk(node, frozenset())
-    return frozenset(key for key, count in seen.items() if count > 1)
-
-
 class _Builder:
-    def __init__(self, lexicons: Mapping[str, tuple[str, ...]], shared: frozenset[str] = frozenset(),
-                 memo: dict[str, Any] | None = None) -> None:
+    def __init__(self, lexicons: Mapping[str, tuple[str, ...]]) -> None:
         self.lexicons = lexicons
         self.index = lexicon_index(lexicons)
-        self.shared = shared
-        self.memo = memo
-        self.bound: list[str] = []  # lambda parameters in scope where the builder is
-        self.built: dict[str, Evaluator] = {}  # memoised closures, by canonical form
 
     def build(self, node: n.Expr | n.Lambda) -> Evaluator:
-        if self.memo is None or not isinstance(node, _MEMOISABLE):
-            return getattr(self, "_" + type(node).__name__)(node)
-        key = n.to_sexpr(node)
-        if key not in self.shared or n.free_names(node) & set(self.bound):
-            return getattr(self, "_" + type(node).__name__)(node)
-        if key not in self.built:
-            self.built[key] = _memoised(key, getattr(self, "_" + type(node).__name__)(node), self.memo)
-        return self.built[key]
+        return getattr(self, "_" + type(node).__name__)(node)
 
     def _Literal(self, node: n.Literal) -> Evaluator:
         value = node.value
@@ -168,11 +132,7 @@ class _Builder:
         value (bounded), since the same ingredient lines come back input after input."""
         if n.free_names(body.body) - {body.parameter}:
             return None
-        self.bound.append(body.parameter)
-        try:
-            predicate = self.build(body.body)
-        finally:
-            self.bound.pop()
+        predicate = self.build(body.body)
         parameter = body.parameter
         answers = _Answers(lambda item: bool(predicate({parameter: item}))).__getitem__
         items = self.build(items_node)
@@ -264,11 +224,7 @@ class _Builder:
 
     def _predicate(self, node: n.Lambda) -> Evaluator:
         """A lambda evaluates to a Python predicate that binds its parameter over the outer env."""
-        self.bound.append(node.parameter)
-        try:
-            body = self.build(node.body)
-        finally:
-            self.bound.pop()
+        body = self.build(node.body)
         parameter = node.parameter
 
         def make_predicate(env: Env) -> Callable[[Any], bool]:
@@ -281,17 +237,6 @@ class _Builder:
             return predicate
 
         return make_predicate
-
-
-def _memoised(key: str, inner: Evaluator, memo: dict[str, Any]) -> Evaluator:
-    def cached(env: Env) -> Any:
-        try:
-            return memo[key]
-        except KeyError:
-            value = memo[key] = inner(env)
-            return value
-
-    return cached
 
 
 def _pure_mentions(node: n.Expr | n.Lambda, leaves: list[n.Call]) -> bool:

@@ -2,9 +2,9 @@
 
 `taskc predict` evaluates a task's rules on millions of inputs, so the evaluator takes shortcuts: one
 lexicon index answers every `mentions(x, lexicon.NAME)`, formulas over mentions are read from truth
-tables, lambdas over list items remember their answer per item, and rules evaluated together share
-their common sub-expressions. Each shortcut must be invisible: these properties compare it with the
-regular-expression `mentions` of the language reference and with rules evaluated one by one.
+tables, lambdas over list items remember their answer per item, and a task's rules are evaluated
+together. Each shortcut must be invisible: these properties compare it with the regular-expression
+`mentions` of the language reference and with rules built and evaluated one by one.
 """
 
 from __future__ import annotations
