@@ -42,7 +42,7 @@ from .predictor import Predictors
 
 if TYPE_CHECKING:
     from .provider import Budget, CallResult, ProviderSettings
-    from .report import Findings
+    from .report import DataShift, Findings
 
 LLM_STEPS = ("generation", "LLM labeling of uncovered/conflicting pool items", "prompted-LLM baseline",
              "fine-tuning")
@@ -116,7 +116,7 @@ class RunResult:
     files: dict[str, Path] = field(default_factory=dict)
     findings: Findings | None = None  # the error analysis behind the report, set when the outputs are written
     predictors: Predictors | None = None  # the offline predictors, as saved in model/
-    shift: Any = None  # report.DataShift: how the gold set differs from the pool, set with the findings
+    shift: DataShift | None = None  # how the gold set differs from the pool, set with the findings
 
     @property
     def primary(self) -> str:
@@ -214,7 +214,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
                        criterion=evaluate_criterion(task, metrics) if gold else None, skipped_llm_steps=skipped,
                        training=dict(sorted(Counter(e.source for e in examples).items())), notes=notes, llm=llm,
                        predictors=predictors)
-    _write_outputs(result, compiled)
+    _write_outputs(result)
     return result
 
 
@@ -558,7 +558,7 @@ def _label_only_format(classes: Sequence[str]) -> dict[str, Any]:
 
 # -- outputs ---------------------------------------------------------------------------------------
 
-def _write_outputs(result: RunResult, compiled: CompiledTask) -> None:
+def _write_outputs(result: RunResult) -> None:
     from taskc import __version__
 
     from . import report
