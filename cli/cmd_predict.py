@@ -8,10 +8,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import compile_task
+
+if TYPE_CHECKING:
+    from taskc.runtime.serving import ServingStats
 
 from .output import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_RUNTIME_FAILURE, EXIT_USAGE, errors_only, print_diagnostics
 
@@ -188,13 +191,12 @@ class _Progress:
         self.last = time.perf_counter()
         self.shown = False
 
-    def update(self, stats: object) -> None:
+    def update(self, stats: ServingStats) -> None:
         now = time.perf_counter()
         if self.quiet or now - self.last < PROGRESS_EVERY:
             return
         self.last = now
-        predicted = getattr(stats, "predicted", 0)
-        line = f"taskc: {self.display}: {predicted:,} lines predicted"
+        line = f"taskc: {self.display}: {stats.predicted:,} lines predicted"
         if self.terminal:
             sys.stderr.write("\r" + line)
             self.shown = True

@@ -10,7 +10,7 @@ an expression cannot reach any Python object it was not handed.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import expr_nodes as n
@@ -47,30 +47,6 @@ def build_evaluator(node: n.Expr, lexicons: Mapping[str, tuple[str, ...]]) -> Ev
             raise ExpressionEvaluationError(f"{type(exc).__name__}: {exc}") from None
 
     return evaluate
-
-
-class SharedEvaluation:
-    """Several expressions (a task's rules) evaluated together on one input at a time.
-
-    They share one builder, so one lexicon index, and calling it gives one result per expression, or
-    the ExpressionEvaluationError that expression raised: one failing rule must not hide the others'
-    answers. (Memoising the sub-expressions the rules repeat was tried: with the index, the truth tables
-    and the per-item answers below, it saved nothing and cost a dict per input.)
-    """
-
-    def __init__(self, nodes: Sequence[n.Expr], lexicons: Mapping[str, tuple[str, ...]]) -> None:
-        builder = _Builder(lexicons)
-        self._inner = [builder.build(node) for node in nodes]
-        self.size = len(self._inner)
-
-    def __call__(self, env: Env) -> list[Any]:
-        results: list[Any] = []
-        for inner in self._inner:
-            try:
-                results.append(inner(env))
-            except _FAILURES as exc:
-                results.append(ExpressionEvaluationError(f"{type(exc).__name__}: {exc}"))
-        return results
 
 
 _OVER_LIST: dict[str, Callable[[Any], Any]] = {"any": any, "all": all, "count": sum}
@@ -117,12 +93,9 @@ class _Builder:
                for leaf in leaves):
             return None
         bits = self.index.bits
-        relevant = 0
-        for leaf in leaves:
-            relevant |= bits[leaf.arguments[1].name]  # type: ignore[union-attr]
         items = self.build(items_node)
         truth = _Answers(lambda mask: _truth(body.body, mask, bits)).__getitem__
-        lookup, keep = self.index.__getitem__, relevant.__and__
+        lookup, keep = self.index.__getitem__, _bits_of(leaves, bits).__and__
         combine = _OVER_LIST[function]
         return lambda env: combine(map(truth, map(keep, map(lookup, items(env)))))
 
@@ -154,9 +127,7 @@ class _Builder:
         if len(texts) != 1:
             return None
         bits = self.index.bits
-        relevant = 0
-        for leaf in leaves:
-            relevant |= bits[leaf.arguments[1].name]  # type: ignore[union-attr]
+        relevant = _bits_of(leaves, bits)
         text, lookup = self.build(leaves[0].arguments[0]), self.index.__getitem__
         table = _Answers(lambda mask: _truth(node, mask, bits))
         return lambda env: table[lookup(text(env)) & relevant]
@@ -250,6 +221,14 @@ def _pure_mentions(node: n.Expr | n.Lambda, leaves: list[n.Call]) -> bool:
         leaves.append(node)
         return True
     return False
+
+
+def _bits_of(leaves: list[n.Call], bits: Mapping[str, int]) -> int:
+    """The lexicon bits a formula's mentions read (the rest of a text's mask cannot change its value)."""
+    relevant = 0
+    for leaf in leaves:
+        relevant |= bits[leaf.arguments[1].name]  # type: ignore[union-attr]
+    return relevant
 
 
 def _truth(node: n.Expr | n.Lambda, mask: int, bits: Mapping[str, int]) -> bool:

@@ -126,17 +126,11 @@ class WordList(tuple[str, ...]):
 def mentions(text: str, terms: Sequence[str]) -> bool:
     """`mentions` of the language: whether ``text`` holds any of ``terms`` as a whole word or phrase.
 
-    The same few ingredient strings ("eggs", "butter", "salt") come back on most items and every rule
-    that reads them asks about the same lexicons, so answers are memoised by (text, words): a rule set
-    over a million items then costs a dictionary lookup for most of its mentions.
-    """
+    This is the definition; `mentions(x, lexicon.NAME)` in an expression is answered by the task's
+    `LexiconIndex`, which a test holds to this function."""
     if not terms:
         return False
-    return _mentions_of(text, terms if isinstance(terms, WordList) else tuple(terms))
-
-
-@lru_cache(maxsize=1 << 16)
-def _mentions_of(text: str, words: tuple[str, ...]) -> bool:
+    words = terms if isinstance(terms, WordList) else tuple(terms)
     return _lexicon_pattern(words).search(text[:MAX_MATCH_INPUT].lower()) is not None
 
 

@@ -13,11 +13,11 @@ and the failure is counted, because one odd pool item must not stop a run.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from taskc.compiler.expr_eval import ExpressionEvaluationError, SharedEvaluation
+from taskc.compiler.expr_eval import ExpressionEvaluationError
 from taskc.compiler.ir import TaskIR
 
 ABSTAIN = -1
@@ -32,8 +32,6 @@ class LabelingFunction:
     class_index: int
     rule_source: str
     holds: Callable[[Mapping[str, Any]], Any]
-    # all of a task's rules evaluated together, sharing their common sub-expressions (see apply_functions)
-    together: SharedEvaluation | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -106,13 +104,10 @@ def labeling_functions(task: TaskIR) -> tuple[LabelingFunction, ...]:
     """One labeling function per rationale that has a rule, in the task file's order."""
     lexicons = task.lexicon_words()
     classes = task.class_names
-    ruled = [r for r in task.rationales if r.rule is not None and r.rule.node is not None]
-    together = SharedEvaluation([r.rule.node for r in ruled if r.rule and r.rule.node], lexicons)
     return tuple(
         LabelingFunction(rationale_id=r.id, class_name=r.class_name, class_index=classes.index(r.class_name),
-                         rule_source=" ".join(r.rule.source.split()), holds=r.rule.evaluator(lexicons),
-                         together=together)
-        for r in ruled if r.rule is not None)
+                         rule_source=" ".join(r.rule.source.split()), holds=r.rule.evaluator(lexicons))
+        for r in task.rationales if r.rule is not None and r.rule.node is not None)
 
 
 def rule_environment(task: TaskIR, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,10 +121,6 @@ def rule_environments(task: TaskIR, records: Sequence[Any]) -> list[dict[str, An
 
 
 def apply_functions(functions: Sequence[LabelingFunction], items: Sequence[Mapping[str, Any]]) -> VoteMatrix:
-    together = functions[0].together if functions else None
-    if together is not None and all(f.together is together for f in functions) \
-            and len(functions) == together.size:
-        return _apply_together(functions, together, items)
     votes = np.full((len(items), len(functions)), ABSTAIN, dtype=np.int64)
     failures = [0] * len(functions)
     first_failure: list[str | None] = [None] * len(functions)
@@ -143,23 +134,6 @@ def apply_functions(functions: Sequence[LabelingFunction], items: Sequence[Mappi
                 continue
             if fired:
                 votes[i, j] = function.class_index
-    return VoteMatrix(votes=votes, failures=tuple(failures), first_failure=tuple(first_failure))
-
-
-def _apply_together(functions: Sequence[LabelingFunction], together: SharedEvaluation,
-                    items: Sequence[Mapping[str, Any]]) -> VoteMatrix:
-    """All of a task's rules item by item, each shared sub-expression computed once per item."""
-    votes = np.full((len(items), len(functions)), ABSTAIN, dtype=np.int64)
-    failures = [0] * len(functions)
-    first_failure: list[str | None] = [None] * len(functions)
-    classes = [f.class_index for f in functions]
-    for i, item in enumerate(items):
-        for j, outcome in enumerate(together(item)):
-            if isinstance(outcome, ExpressionEvaluationError):
-                failures[j] += 1
-                first_failure[j] = first_failure[j] or str(outcome)
-            elif outcome:
-                votes[i, j] = classes[j]
     return VoteMatrix(votes=votes, failures=tuple(failures), first_failure=tuple(first_failure))
 
 

@@ -12,7 +12,6 @@ import json
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 from taskc.compiler.driver import compile_task
 from taskc.compiler.ir import TaskIR
@@ -350,7 +349,7 @@ def test_the_model_names_its_strongest_features_by_group(menu: Path) -> None:
     assert set(strongest) == {"keto", "not_keto"}
     assert {f["group"] for f in strongest["not_keto"]} <= {"words", "lexicon mentions", "rule votes"}
     assert any(f["feature"] == "any field mentions starch" for f in strongest["not_keto"])
-    assert np.all(np.array([f["weight"] for f in strongest["keto"]]) > 0)
+    assert any(f["feature"] in ("rule meat_only fired (keto)", "any field mentions meat") for f in strongest["keto"])
     assert "## What the local model leans on" in (run_dir / "report.md").read_text()
     facts = json.loads((run_dir / "metrics.json").read_text())["local_model"]
     assert facts["feature_groups"]["lexicon mentions"] == 6 and facts["feature_groups"]["rule votes"] == 2
