@@ -33,7 +33,7 @@ _COMPARISON: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-_FAILURES = (ArithmeticError, TypeError, ValueError, IndexError, KeyError)
+_FAILURES = (ArithmeticError, TypeError, ValueError, IndexError, KeyError, AttributeError)
 
 
 def build_evaluator(node: n.Expr, lexicons: Mapping[str, tuple[str, ...]]) -> Evaluator:

@@ -116,6 +116,9 @@ def check_worked_examples(task: ir.TaskIR, ctx: PassContext) -> None:
                     ctx.bag.error(ctx.doc.span_of(base), "E032", f"worked example is missing input field '{name}'")
 
 
+_is_string = str.__instancecheck__  # isinstance(v, str) without a Python frame per list item
+
+
 def value_problem(f: ir.InputField, value: Any) -> str | None:
     """Why ``value`` is not a valid value of input field ``f``, or None. Shared with the runtime."""
     kind = f.type
@@ -126,7 +129,7 @@ def value_problem(f: ir.InputField, value: Any) -> str | None:
             return f"field '{f.name}' must be one of {', '.join(f.values)}, not {value!r}"
         size = len(value)
     elif kind == "list[string]":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list) or not all(map(_is_string, value)):
             return f"field '{f.name}' must be a list of strings"
         size = len(value)
     elif kind == "boolean":

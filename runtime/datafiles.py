@@ -125,14 +125,15 @@ def _check_object(value: Any, number: int, fields: Sequence[InputField], classes
             continue
         # a wrong type makes the line unusable; a length limit broken by real data (a recipe with 30
         # ingredients) must not throw away a whole gold set, so it is kept and reported
-        problem = value_problem(_without_length_limits(field), value[field.name])
-        if problem:
-            problems.append(f" {problem}")
-            continue
-        length_problem = value_problem(field, value[field.name])
-        if length_problem:
+        field_value = value[field.name]
+        length_problem = value_problem(field, field_value)
+        if length_problem:  # a wrong type, or only a length limit broken?
+            problem = value_problem(_without_length_limits(field), field_value)
+            if problem:
+                problems.append(f" {problem}")
+                continue
             warnings.append(f"{length_problem} (kept)")
-        values[field.name] = value[field.name]
+        values[field.name] = field_value
     label: str | None = None
     if labeled:
         raw_label = value.get("label")
@@ -199,7 +200,7 @@ def parse_input_line(raw: str, number: int, task: TaskIR) -> tuple[dict[str, Any
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         return None, [f"{exc.colno}: invalid JSON: {exc.msg}"], None
-    record, problems, _ = _check_object(value, number, task.fields, task.class_names, labeled=False)
+    record, problems, _ = _check_object(value, number, task.fields, (), labeled=False)
     given_id = value.get("id") if isinstance(value, dict) else None
     if isinstance(given_id, bool) or not isinstance(given_id, str | int):
         given_id = None

@@ -29,7 +29,7 @@ from taskc.compiler.functions import LexiconIndex, lexicon_index
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.plan import sha256_hex
 
-from .labeling import ABSTAIN, LabelingFunction, apply_functions, rule_environment
+from .labeling import ABSTAIN, LabelingFunction, RuleVoter, rule_environment
 
 TEXT_TYPES = ("string", "list[string]", "enum")
 FIELD_SEPARATOR = " | "
@@ -46,10 +46,11 @@ class ItemBatch:
         return len(self.values)
 
 
-def item_batch(task: TaskIR, functions: Sequence[LabelingFunction],
-               values: Sequence[Mapping[str, Any]]) -> ItemBatch:
+def item_batch(task: TaskIR, functions: Sequence[LabelingFunction], values: Sequence[Mapping[str, Any]],
+               voter: RuleVoter | None = None) -> ItemBatch:
+    """The inputs with the rules' votes (pass the same `voter` batch after batch to share its memory)."""
     environments = tuple(rule_environment(task, v) for v in values)
-    return ItemBatch(environments, apply_functions(functions, environments).votes)
+    return ItemBatch(environments, (voter or RuleVoter(task, functions)).votes(environments).votes)
 
 
 def item_text(task: TaskIR, values: Mapping[str, Any]) -> str:

@@ -169,7 +169,8 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         generated = _generate(compiled, options, settings, budget, llm, notes)
 
     functions = labeling.labeling_functions(task)
-    gold_batch = item_batch(task, functions, [r.values for r in gold_records])
+    voter = labeling.RuleVoter(task, functions)
+    gold_batch = item_batch(task, functions, [r.values for r in gold_records], voter)
     halves = _gold_halves(task, gold_records)
     gold = [GoldItem(r.values, r.label or "", r.line, labeling.fired_rules(functions, gold_batch.votes[i]),
                      halves[i]) for i, r in enumerate(gold_records)]
@@ -178,7 +179,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     analysis = None
     fitted: label_model.LabelModelResult | None = None
     if pool_records:
-        matrix = labeling.apply_functions(functions, labeling.rule_environments(task, pool_records))
+        matrix = voter.votes(labeling.rule_environments(task, pool_records))
         # rule accuracies are what the expert edits rules by: counted on the dev half only
         dev = [i for i, g in enumerate(gold) if g.half == DEV]
         dev_matrix = labeling.VoteMatrix(gold_batch.votes[dev], (), ())

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from taskc.compiler.ir import TaskIR
 from . import label_model
 from .datasets import write_json
 from .features import ItemBatch, spec_hash
-from .labeling import LabelingFunction, fired_rules
+from .labeling import LabelingFunction, RuleVoter, fired_rules
 from .local_model import LocalModel, LocalModelError
 from .local_model import load as load_local_model
 
@@ -65,6 +65,10 @@ class Predictors:
     functions: tuple[LabelingFunction, ...]
     label_model: label_model.LabelModelResult | None  # None: the rules' votes are combined by majority
     local: LocalModel | None  # None: the local model could not be trained
+    voter: RuleVoter = field(init=False, repr=False)  # the rules' votes, remembered across batches
+
+    def __post_init__(self) -> None:
+        self.voter = RuleVoter(self.task, self.functions)
 
     @property
     def available(self) -> tuple[str, ...]:
@@ -84,14 +88,15 @@ class Predictors:
         if predictor not in self.available:
             raise PredictorError(f"the predictor '{predictor}' is not available here (available: "
                                  f"{', '.join(self.available)})")
-        fired = [fired_rules(self.functions, row) for row in batch.votes]
+        fired = self._fired(batch.votes)
         classes = self.task.class_names
         out: list[Prediction | None] = [None] * len(batch)
         if predictor != "local_model":
             ruled, posterior = self.rule_labels(batch)
+            sureness = posterior.max(axis=1).tolist() if len(batch) else []
             for i, label in enumerate(ruled):
                 if label is not None or predictor == "labeling_functions":
-                    confidence = float(posterior[i].max()) if label is not None else None
+                    confidence = sureness[i] if label is not None else None
                     out[i] = Prediction(label, confidence, "labeling_functions", fired[i])
         # the local model only where nobody answered yet (in the cascade: where no rule fired)
         rest = [i for i, answer in enumerate(out) if answer is None]
@@ -103,6 +108,17 @@ class Predictors:
                 best = int(row.argmax())
                 out[i] = Prediction(classes[best], float(row[best]), "local_model", fired[i])
         return [answer for answer in out if answer is not None]
+
+    def _fired(self, votes: np.ndarray) -> list[dict[str, str]]:
+        """The rules that fired, per row of votes (rows repeat: one dict per distinct row, shared)."""
+        by_row: dict[tuple[int, ...], dict[str, str]] = {}
+        fired = []
+        for row in map(tuple, votes.tolist()):
+            rules = by_row.get(row)
+            if rules is None:
+                rules = by_row[row] = fired_rules(self.functions, np.asarray(row))
+            fired.append(rules)
+        return fired
 
     def labels(self, batch: ItemBatch, predictor: str) -> list[str | None]:
         return [p.label for p in self.predict(batch, predictor)]

@@ -20,7 +20,7 @@ from typing import Any
 
 from .datafiles import parse_input_line
 from .features import item_batch
-from .predictor import Predictors
+from .predictor import Prediction, Predictors
 
 BATCH_LINES = 2048
 
@@ -83,17 +83,13 @@ def _flush(pending: list[tuple[int, dict[str, Any], Any]], predictors: Predictor
            write: Callable[[str], None], stats: ServingStats) -> None:
     if not pending:
         return
-    batch = item_batch(predictors.task, predictors.functions, [values for _, values, _ in pending])
+    batch = item_batch(predictors.task, predictors.functions, [values for _, values, _ in pending],
+                       predictors.voter)
     answers = predictors.predict(batch, predictor)
     out = []
+    encoded = _Fragments()
     for (number, _, input_id), answer in zip(pending, answers, strict=True):
-        record: dict[str, Any] = {"line": number}
-        if input_id is not None:
-            record["id"] = input_id
-        record |= {"label": answer.label,
-                   "confidence": None if answer.confidence is None else round(answer.confidence, 4),
-                   "predictor": answer.predictor, "rules": answer.rules}
-        out.append(json.dumps(record, ensure_ascii=False))
+        out.append(answer_line(number, input_id, answer, encoded))
         label = answer.label or "abstained"
         stats.by_label[label] = stats.by_label.get(label, 0) + 1
         stats.by_predictor[answer.predictor] = stats.by_predictor.get(answer.predictor, 0) + 1
@@ -102,4 +98,36 @@ def _flush(pending: list[tuple[int, dict[str, Any], Any]], predictors: Predictor
     pending.clear()
 
 
-__all__ = ["BATCH_LINES", "ServingStats", "StopServing", "serve"]
+class _Fragments:
+    """JSON of the values answers repeat (labels, predictor names, the rules that fired), encoded once."""
+
+    def __init__(self) -> None:
+        self.values: dict[str | None, str] = {}
+        self.rules: dict[int, tuple[dict[str, str], str]] = {}  # id -> (the dict, kept alive; its JSON)
+
+    def value(self, value: str | None) -> str:
+        text = self.values.get(value)
+        if text is None:
+            text = self.values[value] = json.dumps(value, ensure_ascii=False)
+        return text
+
+    def rules_of(self, rules: dict[str, str]) -> str:
+        known = self.rules.get(id(rules))
+        if known is None or known[0] is not rules:
+            known = self.rules[id(rules)] = (rules, json.dumps(rules, ensure_ascii=False))
+        return known[1]
+
+
+def answer_line(number: int, input_id: Any, answer: Prediction, fragments: _Fragments | None = None) -> str:
+    """One output line: exactly ``json.dumps({"line", "id"?, "label", "confidence", "predictor", "rules"},
+    ensure_ascii=False)`` (a test holds it to that), with the parts answers repeat encoded once per batch
+    (the rules' dict is shared by the answers of a batch that fired the same rules: Predictors._fired)."""
+    encoded = fragments or _Fragments()
+    where = f'{{"line": {number}, ' if input_id is None else \
+        f'{{"line": {number}, "id": {json.dumps(input_id, ensure_ascii=False)}, '
+    confidence = "null" if answer.confidence is None else json.dumps(round(answer.confidence, 4))
+    return (f'{where}"label": {encoded.value(answer.label)}, "confidence": {confidence}, '
+            f'"predictor": {encoded.value(answer.predictor)}, "rules": {encoded.rules_of(answer.rules)}}}')
+
+
+__all__ = ["BATCH_LINES", "ServingStats", "StopServing", "answer_line", "serve"]

@@ -21,7 +21,8 @@ from taskc.runtime.evaluate import classification_metrics, score_predictor
 from taskc.runtime.features import KnowledgeFeatures, item_batch, spec_hash
 from taskc.runtime.gold_split import DEV, TEST, split_gold
 from taskc.runtime.local_model import TrainingExample, train
-from taskc.runtime.predictor import Predictors
+from taskc.runtime.predictor import Prediction, Predictors
+from taskc.runtime.serving import answer_line
 from test_runtime_fixtures import write_jsonl
 
 MENU_SPEC = """\
@@ -392,3 +393,20 @@ def test_predict_into_a_missing_directory_is_a_clear_error(menu: Path, capsys: p
     assert main(["predict", str(run_dir), str(menu.parent / "data" / "pool.jsonl"), "-o", str(target)]) == 4
     err = capsys.readouterr().err
     assert "taskc: error: cannot write" in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("input_id", [None, "menu-7", 12, "näive \"quoted\""])
+@pytest.mark.parametrize("answer", [
+    Prediction("keto", 0.912345678, "labeling_functions", {"fat_and_protein": "keto"}),
+    Prediction(None, None, "labeling_functions", {}),
+    Prediction("not_keto", 1.0, "local_model", {"a": "not_keto", "ünïcode": "keto"}),
+    Prediction("keto", 1e-07, "local_model", {}),
+])
+def test_an_answer_line_is_exactly_the_json_of_the_answer(input_id: object, answer: Prediction) -> None:
+    record: dict = {"line": 41}
+    if input_id is not None:
+        record["id"] = input_id
+    record |= {"label": answer.label,
+               "confidence": None if answer.confidence is None else round(answer.confidence, 4),
+               "predictor": answer.predictor, "rules": answer.rules}
+    assert answer_line(41, input_id, answer) == json.dumps(record, ensure_ascii=False)

@@ -9,7 +9,9 @@ the language reference and with a plain tree-walking interpreter written here, w
 
 from __future__ import annotations
 
+import json
 import string
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +20,10 @@ from taskc.compiler import expr_nodes as n
 from taskc.compiler.expr_eval import ExpressionEvaluationError, build_evaluator
 from taskc.compiler.expr_parser import parse_expression
 from taskc.compiler.functions import FUNCTIONS, LexiconIndex, compile_pattern, mentions
+from taskc.compiler.rule_key import rule_key
+from taskc.runtime import labeling
+
+EXAMPLE_POOL = Path(__file__).resolve().parent.parent / "examples" / "data" / "keto_pool.jsonl"
 
 WORDS = ["rice", "brown rice", "rice-free", "sugar", "sugar-free", "maple syrup", "s'mores", "c. à c",
          "(optional)", "ice cream", "cream", "naïve", "Café", "1/2 cup"]
@@ -98,3 +104,81 @@ def test_a_null_text_fails_the_rule_that_reads_it() -> None:
     evaluate = build_evaluator(parse_expression(RULES[4]), LEXICONS)
     with pytest.raises(ExpressionEvaluationError):
         evaluate({"dish": None, "ingredients": []})
+
+
+# -- the rule key: inputs that look alike to the rules share one evaluation -------------------------------
+
+KEYED_RULES = RULES + [
+    'count(ingredients) >= 2 and mentions(dish, lexicon.c)',
+    'len(dish) > 6 or servings > 2',
+    'any(ingredients, i -> i == dish)',  # two texts in one test: both read as they are
+    'ingredients[0] == "rice"',  # a list read by position: read as it is
+    'any(ingredients, i -> any(words(i), w -> w == "cream"))',
+    'any(ingredients, i -> mentions(i, [dish]))',
+]
+FIELD_TYPES = {"dish": "string", "ingredients": "list[string]", "servings": "integer"}
+odd_values = st.one_of(texts, st.none(), st.integers(-3, 3), st.lists(st.one_of(texts, st.none()), max_size=3))
+inputs = st.builds(lambda dish, ingredients, servings: {"dish": dish, "ingredients": ingredients,
+                                                        "servings": servings},
+                   st.one_of(texts, texts, texts, odd_values), st.one_of(st.lists(texts, max_size=5), odd_values),
+                   st.integers(0, 4))
+
+
+def _answers(rules: list[n.Expr], env: dict) -> tuple:
+    out = []
+    for rule in rules:
+        try:
+            out.append(bool(build_evaluator(rule, LEXICONS)(env)))
+        except ExpressionEvaluationError:
+            out.append("failed")
+    return tuple(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(inputs, min_size=2, max_size=12))
+def test_inputs_with_one_rule_key_get_the_same_answers_from_every_rule(envs: list[dict]) -> None:
+    rules = [parse_expression(rule) for rule in KEYED_RULES]
+    key_of = rule_key(rules, FIELD_TYPES, LEXICONS)
+    assert key_of is not None
+    by_key: dict = {}
+    for env in envs:
+        try:
+            key = key_of(env)
+        except TypeError:
+            continue  # no key: the voter evaluates such an input directly
+        by_key.setdefault(key, set()).add(_answers(rules, env))
+    assert all(len(answers) == 1 for answers in by_key.values()), by_key
+
+
+def test_the_key_sees_lexicons_not_words() -> None:
+    rules = [parse_expression(RULES[1])]
+    key_of = rule_key(rules, FIELD_TYPES, LEXICONS)
+    assert key_of is not None
+    one = key_of({"dish": "Sugar tart 12", "ingredients": ["brown rice", "salt"], "servings": 1})
+    other = key_of({"dish": "sugar pie", "ingredients": ["salt", "rice", "rice"], "servings": 3})
+    assert one == other  # servings is not read; the same lexicons are mentioned in each field
+    assert one != key_of({"dish": "apple pie", "ingredients": ["salt", "rice"], "servings": 1})
+
+
+def test_a_rule_reading_a_name_that_is_no_field_has_no_key() -> None:
+    assert rule_key([parse_expression("mentions(menu, lexicon.a)")], FIELD_TYPES, LEXICONS) is None
+
+
+def test_the_rule_voter_votes_as_every_function_on_every_item_does(keto) -> None:
+    """`RuleVoter` (one evaluation per key, remembered) against `apply_functions` (the definition), on the
+    example's pool and on inputs with missing, empty and wrongly typed values."""
+    task = keto.ir
+    functions = labeling.labeling_functions(task)
+    pool = [json.loads(line) for line in EXAMPLE_POOL.read_text(encoding="utf-8").splitlines() if line.strip()]
+    odd = [{"dish": None, "ingredients": ["rice"]}, {"dish": "risotto", "ingredients": None},
+           {"dish": "pasta", "ingredients": [None, "rice"]}, {"dish": 3, "ingredients": []},
+           {"dish": "", "ingredients": ["", " "]}]
+    items = [labeling.rule_environment(task, v) for v in pool + odd + pool[:50]]
+    voter = labeling.RuleVoter(task, functions)
+    assert voter.key is not None
+    expected = labeling.apply_functions(functions, items)
+    for _ in range(2):  # the second time every keyed answer comes from memory
+        got = voter.votes(items)
+        assert (got.votes == expected.votes).all()
+        assert got.failures == expected.failures
+        assert got.first_failure == expected.first_failure
