@@ -76,4 +76,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  plan: {estimate.calls} LLM calls for {estimate.examples} examples with {estimate.model}")
         print(f"  ESTIMATE: ~{estimate.input_tokens:,} input + ~{estimate.output_tokens:,} output tokens, "
               f"~{cost} (rough: ~4 characters per token)")
+        student = compiled.finetune
+        if student.get("provider") == "embeddings":
+            price = student["estimate"]["usd_per_1000_texts"]
+            priced = "unknown (model not in the price table)" if price is None else f"~${price:.4f} per 1,000 texts"
+            print(f"  student: embeddings from {student['model']}, {student['inputs_per_request']} texts a request, "
+                  f"{priced} of ~{student['estimate']['tokens_per_text']} tokens (each text once per run: cached)")
     return 0

@@ -8,7 +8,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import compile_task
@@ -49,13 +50,15 @@ examples:
   cat menu.jsonl | taskc predict runs/keto - | jq -r .label
   taskc predict runs/keto big.jsonl -o out.jsonl --on-error stop
   taskc predict runs/keto new.jsonl --predictor local_model --spec examples/keto.task.yaml
+  OPENAI_BASE_URL=http://localhost:8000/v1 taskc predict runs/keto new.jsonl --predictor finetuned
 
 exit status:
   0  every input was answered (with --on-error skip: bad lines skipped, counted on stderr)
   1  the task file has errors, the predictor is missing or was trained for another
      version of the task, the input cannot be read, or a bad line with --on-error stop
   2  usage error
-  4  the output cannot be written (no such directory, disk full)"""
+  4  the output cannot be written (no such directory, disk full), or the embeddings
+     endpoint of an embeddings student failed"""
 
 PROGRESS_EVERY = 2.0  # seconds between progress lines on stderr
 MAX_SHOWN_PROBLEMS = 20
@@ -66,8 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT.jsonl", help="inputs, one JSON object per line; - reads stdin")
     parser.add_argument("-o", "--output", metavar="OUT.jsonl",
                         help="write the answers here (atomically, when done) instead of stdout")
-    parser.add_argument("--predictor", choices=("rules_then_model", "local_model", "labeling_functions"),
-                        help="serve this predictor instead of the run's primary")
+    parser.add_argument("--predictor", choices=("rules_then_model", "local_model", "labeling_functions",
+                                                "rules_then_finetuned", "finetuned"),
+                        help="serve this predictor instead of the run's primary (finetuned and "
+                             "rules_then_finetuned: the run's finetune.provider student, when it trained one)")
+    parser.add_argument("--base-url", metavar="URL",
+                        help="the OpenAI-compatible endpoint an embeddings student embeds new inputs with "
+                             "(default: OPENAI_BASE_URL; the key comes from OPENAI_API_KEY)")
     parser.add_argument("--spec", metavar="SPEC", help="the task file (default: the one the run was trained from)")
     parser.add_argument("--on-error", choices=("skip", "stop"), default="skip",
                         help="on a bad input line: skip it (default) or stop")
@@ -77,7 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from taskc.runtime.datafiles import DataFileError, input_lines
     from taskc.runtime.labeling import labeling_functions
-    from taskc.runtime.predictor import PredictorError, load_predictors, read_manifest, spec_path_of
+    from taskc.runtime.predictor import (
+        STUDENT_PREDICTORS,
+        PredictorError,
+        load_predictors,
+        read_manifest,
+        spec_path_of,
+    )
     from taskc.runtime.serving import StopServing, serve
 
     model_dir = Path(args.run_dir) / "model"
@@ -95,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
         if compiled.compiled is None:
             return EXIT_INPUT_ERRORS
         task = compiled.compiled.ir
-        predictors = load_predictors(model_dir, task, labeling_functions(task))
         name = args.predictor or manifest.get("primary")
+        predictors = load_predictors(model_dir, task, labeling_functions(task), _embedder_factory(args, task),
+                                     with_student=name in STUDENT_PREDICTORS)
         if name not in predictors.available:
             raise PredictorError(f"the run's primary predictor is '{name}', which `taskc predict` cannot serve "
                                  f"offline; pass --predictor with one of {', '.join(predictors.available)}")
@@ -123,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
     except DataFileError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERRORS
+    except TaskcError as exc:  # e.g. the embeddings endpoint failed: the answers so far are not kept
+        print(f"taskc: error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME_FAILURE
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             raise
@@ -145,6 +163,19 @@ def run(args: argparse.Namespace) -> int:
     if args.on_error == "stop" and problems:
         return EXIT_INPUT_ERRORS
     return EXIT_OK
+
+
+def _embedder_factory(args: argparse.Namespace, task: Any) -> Callable[[str], Any] | None:
+    """How an embeddings student embeds new inputs: the endpoint of --base-url / OPENAI_BASE_URL, in batches
+    of the task's finetune.inputs_per_request (vectors kept in memory only: a million lines would not fit
+    the run's cache). None when no endpoint is configured."""
+    from taskc.runtime.embeddings import Embedder
+    from taskc.runtime.provider import provider_settings_from_env
+
+    settings = provider_settings_from_env(args.base_url)
+    if settings is None:
+        return None
+    return lambda model: Embedder(settings, model, per_request=task.finetune.inputs_per_request)
 
 
 class _Output:

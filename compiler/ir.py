@@ -117,6 +117,9 @@ class FinetuneSettings:
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate_multiplier: float | None = None
+    learning_rate: float | None = None  # transformers
+    max_length: int | None = None  # transformers: tokens per input
+    inputs_per_request: int = 64  # embeddings: texts per /v1/embeddings request
     validation_split: float = 0.1
     suffix: str | None = None
     system_message: str | None = None

@@ -153,8 +153,9 @@ class _Lowering:
         return ir.FinetuneSettings(
             provider=spec["provider"], span=self.doc.span_of(("finetune",)), base_model=spec.get("base_model"),
             epochs=spec.get("epochs"), batch_size=spec.get("batch_size"),
-            learning_rate_multiplier=spec.get("learning_rate_multiplier"),
-            **_given(spec, validation_split=float), suffix=spec.get("suffix"),
+            learning_rate_multiplier=spec.get("learning_rate_multiplier"), learning_rate=spec.get("learning_rate"),
+            max_length=spec.get("max_length"), **_given(spec, validation_split=float, inputs_per_request=int),
+            suffix=spec.get("suffix"),
             system_message=(spec.get("system_message") or "").strip() or None)
 
     def eval(self, spec: dict[str, Any] | None) -> ir.EvalSettings | None:

@@ -210,6 +210,26 @@ def warn_lexicon_in_unread_field(task: ir.TaskIR, ctx: PassContext) -> None:
                         gap.hint())
 
 
+OPENAI_FINETUNING_SUNSET = ("OpenAI's fine-tuning platform is winding down: it is closed to new users, existing "
+                            "users can create jobs only until early January 2027 (2027-01-06 by public reports), "
+                            "and fine-tuned models work only until their base models are retired")
+OPENAI_FINETUNING_ALTERNATIVES = ("train the student anywhere instead: finetune.provider: embeddings (any "
+                                  "OpenAI-compatible /v1/embeddings endpoint), transformers (a local Hugging Face "
+                                  "model), local (offline), or `taskc export RUN_DIR -o DIR` for any other trainer")
+
+
+def check_student(task: ir.TaskIR, ctx: PassContext) -> None:
+    """E037: a `transformers` student names no model; W108: the `openai` student's platform is winding down."""
+    settings = task.finetune
+    if settings.provider == "transformers" and not settings.base_model:
+        ctx.bag.error(ctx.doc.span_of(("finetune", "provider")), "E037",
+                      "finetune.provider 'transformers' needs base_model: the Hugging Face model to fine-tune",
+                      "e.g. base_model: distilbert-base-uncased, or the path of a local model directory")
+    if settings.provider == "openai":
+        ctx.bag.warning(ctx.doc.span_of(("finetune", "provider")), "W108", OPENAI_FINETUNING_SUNSET,
+                        OPENAI_FINETUNING_ALTERNATIVES)
+
+
 Pass = Callable[[ir.TaskIR, PassContext], None]
 
 SEMANTIC_PASSES: tuple[Pass, ...] = (
@@ -220,6 +240,7 @@ SEMANTIC_PASSES: tuple[Pass, ...] = (
     check_worked_examples,
     warn_suspicious,
     check_rules_on_examples,
+    check_student,
     warn_lexicon_in_unread_field,  # last: it needs a task without errors
 )
 

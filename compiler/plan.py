@@ -177,7 +177,42 @@ def default_system_message(task: ir.TaskIR) -> str:
     return f"Classify the input for task '{task.name}' as one of: {', '.join(task.class_names)}."
 
 
+DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
+EMBEDDING_TOKENS_PER_TEXT = 40  # a dish with its ingredient lines; estimates only
+
+
+def student_config(task: ir.TaskIR) -> dict[str, Any]:
+    """finetune.json of a student that trains anywhere: what it is, and (embeddings) what it costs."""
+    settings = task.finetune
+    if settings.provider == "embeddings":
+        model = settings.base_model or DEFAULT_EMBEDDING_MODEL
+        table = {**builtin_prices(), **dict(task.generate.prices)}
+        price = price_for(table, model)
+        per_thousand = None if price is None else round(1000 * EMBEDDING_TOKENS_PER_TEXT * price[0] / 1_000_000, 6)
+        return {"provider": "embeddings", "model": model, "inputs_per_request": settings.inputs_per_request,
+                "features": ["text embedding", "lexicon mentions", "rule votes"],
+                "head": "class-balanced logistic regression",
+                "texts": "every training example once (pool items, their field views, generated examples), "
+                         "the gold items, and in taskc predict every new input; cached by content in the run",
+                "estimate": {"estimate": True, "usd_per_1m_input_tokens": None if price is None else price[0],
+                             "tokens_per_text": EMBEDDING_TOKENS_PER_TEXT, "usd_per_1000_texts": per_thousand},
+                "classes": list(task.class_names)}
+    return {"provider": "transformers", "model": settings.base_model, "epochs": settings.epochs or 3,
+            "batch_size": settings.batch_size or 16, "learning_rate": settings.learning_rate or 5e-5,
+            "max_length": settings.max_length or 128, "validation_split": settings.validation_split,
+            "input": "the fields' text joined by ' | '", "classes": list(task.class_names)}
+
+
 def finetune_config(task: ir.TaskIR) -> dict[str, Any]:
+    """finetune.json: the student, and the chat layout of the training files (train.jsonl, `taskc export`)."""
+    config = _openai_finetune_config(task)
+    if task.finetune.provider in ("embeddings", "transformers"):
+        del config["job"]  # no hosted job: the student trains in `taskc run`
+        config |= student_config(task)
+    return config
+
+
+def _openai_finetune_config(task: ir.TaskIR) -> dict[str, Any]:
     settings = task.finetune
     hyperparameters = {key: value for key, value in (
         ("n_epochs", settings.epochs), ("batch_size", settings.batch_size),

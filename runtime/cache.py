@@ -29,6 +29,11 @@ CREATE TABLE IF NOT EXISTS responses (
     record TEXT NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS embeddings (
+    key TEXT PRIMARY KEY,
+    vector BLOB NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS journal (
     name TEXT PRIMARY KEY,
     record TEXT NOT NULL,
@@ -104,6 +109,34 @@ class ResponseCache:
     def __contains__(self, key: object) -> bool:
         with self._lock, _database(self.path):
             return self._db.execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone() is not None
+
+    # -- embeddings (key: a hash of model and text; vector: float32 bytes)
+
+    def vectors(self, keys: list[str]) -> dict[str, bytes]:
+        """The cached vectors among ``keys``."""
+        found: dict[str, bytes] = {}
+        with self._lock, _database(self.path):
+            for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, vector in self._db.execute(
+                        f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk):
+                    found[key] = bytes(vector)
+        return found
+
+    def put_vectors(self, items: list[tuple[str, bytes]]) -> None:
+        """Store one request's vectors in one transaction: a killed run keeps every batch it finished."""
+        now = time.time()
+        with self._lock, _database(self.path):
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO embeddings (key, vector, created) VALUES (?, ?, ?)",
+                                     [(key, vector, now) for key, vector in items])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._checkpointer.wrote()
 
     def keys(self) -> set[str]:
         with self._lock, _database(self.path):

@@ -26,7 +26,7 @@ from taskc.compiler.expr_eval import ExpressionEvaluationError
 from taskc.compiler.expr_types import OVERALL_METRICS, PER_CLASS_METRICS
 from taskc.compiler.ir import TaskIR
 
-PREDICTORS = ("labeling_functions", "local_model", "rules_then_model", "llm", "finetuned")
+PREDICTORS = ("labeling_functions", "local_model", "rules_then_model", "llm", "finetuned", "rules_then_finetuned")
 SPLITS = ("all", "dev", "test")
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0

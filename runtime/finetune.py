@@ -14,13 +14,16 @@ instead of creating a second one.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import openai
 
+from ..compiler.diagnostics import TaskcError
 from ..compiler.driver import CompiledTask
+from ..compiler.passes import OPENAI_FINETUNING_ALTERNATIVES, OPENAI_FINETUNING_SUNSET
 from ..compiler.plan import CHARS_PER_TOKEN, sha256_hex
 from .datasets import TRAIN_FILE, VAL_FILE, write_json
 from .progress import ProgressReporter, make_reporter
@@ -142,11 +145,40 @@ def run_finetune(compiled: CompiledTask, run_dir: Path, settings: ProviderSettin
     try:
         return _drive(client, record, record_path, job_spec, train_path, val_path if has_val else None,
                       settings, reporter, timeout)
+    except openai.APIStatusError as exc:
+        if refuses_finetuning(exc.status_code, str(exc)):
+            raise FinetuningRefused(
+                scrub(f"the provider refused fine-tuning ({exc.status_code}: {_first_sentence(exc)}). "
+                      f"{OPENAI_FINETUNING_SUNSET}; {OPENAI_FINETUNING_ALTERNATIVES}", settings.api_key)) from None
+        return {**record, "error": scrub(f"fine-tuning failed at the provider: {exc}", settings.api_key)}
     except openai.APIError as exc:
         # The journal keeps every id obtained so far, so a rerun continues from here.
         return {**record, "error": scrub(f"fine-tuning failed at the provider: {exc}", settings.api_key)}
     finally:
         client.close()
+
+
+class FinetuningRefused(TaskcError):
+    """The platform will not fine-tune for this account (closed to new users, no access): exit 4."""
+
+
+_FINETUNING = re.compile(r"fine[- ]?tun", re.IGNORECASE)
+_NOT_OFFERED = re.compile(r"not (available|allowed|enabled|supported|permitted)|no longer|access|new users",
+                          re.IGNORECASE)
+
+
+def refuses_finetuning(status: int, message: str) -> bool:
+    """Whether a 4xx says fine-tuning is not offered to this account (a 403, or a 400/404 that says so),
+    as opposed to a bad request that a fix of the data or settings would cure."""
+    if status == 403:
+        return True
+    return status in (400, 404) and bool(_FINETUNING.search(message)) and bool(_NOT_OFFERED.search(message))
+
+
+def _first_sentence(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    message = body.get("message") if isinstance(body.get("message"), str) else str(exc)
+    return message.strip().splitlines()[0][:300] if message.strip() else "no message"
 
 
 def _load_record(path: Path, fingerprint: str) -> dict[str, Any]:

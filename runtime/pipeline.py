@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from .evaluate import PREDICTORS, CriterionResult, PredictorScores, evaluate_cri
 from .features import item_batch, item_text, spec_hash
 from .gold_split import DEV, split_gold
 from .predictor import Predictors
+from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
+from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
     from .provider import Budget, CallResult, ProviderSettings
@@ -111,6 +114,7 @@ class RunResult:
     criterion: CriterionResult | None
     skipped_llm_steps: tuple[str, ...]
     training: dict[str, int]  # training examples by label source
+    examples: tuple[local_model.TrainingExample, ...] = ()  # the students' training set (training_set.jsonl)
     notes: list[str] = field(default_factory=list)  # what did not run, and why
     llm: dict[str, Any] = field(default_factory=dict)  # generation / call summaries when a provider ran
     files: dict[str, Path] = field(default_factory=dict)
@@ -194,7 +198,8 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
 
     examples = _training_examples(task, generated, pool, fitted)
     local = _train_local_model(task, functions, examples, options.run_dir / "model", notes)
-    predictors = Predictors(task, functions, fitted, local)
+    student = _train_student(task, functions, examples, options, settings, budget, llm, notes, notice)
+    predictors = Predictors(task, functions, fitted, local, student)
     predictions: dict[str, list[str | None]] = {}
     if gold:
         predictions = {name: predictors.labels(gold_batch, name) for name in predictors.available}
@@ -202,6 +207,8 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
             predictions.update(_llm_predictors(compiled, options, settings, budget, gold, llm, notes))
     else:
         notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")
+    if isinstance(student, EmbeddingStudent):
+        llm["embeddings"] = student.embed.to_json()  # type: ignore[attr-defined]  # pool, views and gold
     if budget is not None and budget.exhausted:
         notes.append(_budget_note(options))
     metrics = _score(task, gold, predictions)
@@ -213,7 +220,8 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     result = RunResult(task=task, run_dir=options.run_dir, functions=functions, analysis=analysis, pool=pool,
                        gold_display=gold_display, gold=gold, predictions=predictions, metrics=metrics,
                        criterion=evaluate_criterion(task, metrics) if gold else None, skipped_llm_steps=skipped,
-                       training=dict(sorted(Counter(e.source for e in examples).items())), notes=notes, llm=llm,
+                       training=dict(sorted(Counter(e.source for e in examples).items())), examples=tuple(examples),
+                       notes=notes, llm=llm,
                        predictors=predictors)
     _write_outputs(result)
     return result
@@ -366,6 +374,73 @@ def _train_local_model(task: TaskIR, functions: Sequence[labeling.LabelingFuncti
         return None
     model.save(model_dir, model.describe(examples, spec_hash(task)))
     return model
+
+
+def _train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction],
+                   examples: Sequence[local_model.TrainingExample], options: RunOptions,
+                   settings: ProviderSettings | None, budget: Budget | None, llm: dict[str, Any],
+                   notes: list[str], notice: Notice) -> Student | None:
+    """The finetune.provider student (embeddings or transformers), trained on the local model's examples.
+
+    An endpoint that fails while embedding raises EmbeddingError (exit 4; the vectors fetched so far are
+    cached, so the same command resumes); a missing optional dependency or endpoint is a note."""
+    provider = task.finetune.provider
+    if provider not in ("embeddings", "transformers"):
+        return None
+    if len({e.label for e in examples}) < 2:
+        notes.append(f"the {provider} student was not trained: the training data has fewer than two classes")
+        return None
+    batch = item_batch(task, functions, [e.values for e in examples])
+    labels, weights = [e.label for e in examples], [e.weight for e in examples]
+    if provider == "embeddings":
+        if settings is None:
+            notes.append("finetune.provider is 'embeddings', but no endpoint is configured, so the student was not "
+                         f"trained; to train it, {HOW_TO_ENABLE_LLM}")
+            return None
+        from .datasets import CACHE_FILE
+        from .embeddings import Embedder
+
+        model = task.finetune.base_model or DEFAULT_EMBEDDING_MODEL
+        embedder = Embedder(settings, model, per_request=task.finetune.inputs_per_request,
+                            cache_path=options.run_dir / CACHE_FILE, budget=budget,
+                            progress=_embedding_progress(notice, options.quiet))
+        return EmbeddingStudent(task, functions, embedder, model).fit(batch, labels, weights)
+    from .transformer_student import (
+        TransformerSettings,
+        TransformerStudent,
+        TransformerStudentError,
+        missing_dependencies,
+    )
+
+    missing = missing_dependencies()
+    if missing:
+        notes.append(f"finetune.provider is 'transformers', but {missing}; the student was not trained")
+        notice(notes[-1])
+        return None
+    given = task.finetune
+    hyper = {key: value for key, value in (("epochs", given.epochs), ("batch_size", given.batch_size),
+                                            ("learning_rate", given.learning_rate),
+                                            ("max_length", given.max_length)) if value is not None}
+    trainer = TransformerStudent(task.class_names, TransformerSettings(
+        model=str(given.base_model), validation_split=given.validation_split, seed=task.generate.seed or 0,
+        **hyper))
+    try:
+        trainer.fit([item_text(task, e.values) for e in examples], labels, weights,
+                    progress=None if options.quiet else notice)
+    except TransformerStudentError as exc:
+        raise StudentError(f"the transformers student could not be trained: {exc}") from None
+    return TransformerAdapter(task, trainer)
+
+
+def _embedding_progress(notice: Notice, quiet: bool) -> Callable[[int, int], None]:
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if not quiet and (done == total or now - last[0] > 2.0):
+            last[0] = now
+            notice(f"embedding: {done}/{total} texts")
+    return report
 
 
 def _gold_halves(task: TaskIR, records: Sequence[DataRecord]) -> tuple[str, ...]:
@@ -522,7 +597,7 @@ def _llm_predictors(compiled: CompiledTask, options: RunOptions, settings: Provi
     _drop_if_silent(predictions, "llm", notes)
     if options.finetune and compiled.ir.finetune.provider == "local":
         notes.append("finetune.provider is 'local': the local model is the fine-tuned model; nothing was uploaded")
-    elif options.finetune:
+    elif options.finetune and compiled.ir.finetune.provider == "openai":
         from .finetune import run_finetune
 
         outcome = run_finetune(compiled, options.run_dir, settings)
@@ -559,6 +634,15 @@ def _label_only_format(classes: Sequence[str]) -> dict[str, Any]:
 
 # -- outputs ---------------------------------------------------------------------------------------
 
+TRAINING_SET_FILE = "training_set.jsonl"
+
+
+def _training_row(task: TaskIR, example: local_model.TrainingExample) -> dict[str, Any]:
+    """One line of training_set.jsonl: what every student trains on (`taskc export` reads it)."""
+    return {"input": {name: example.values.get(name) for name in task.field_names if name in example.values},
+            "label": example.label, "source": example.source, "weight": round(float(example.weight), 6)}
+
+
 def _write_outputs(result: RunResult) -> None:
     from taskc import __version__
 
@@ -568,6 +652,8 @@ def _write_outputs(result: RunResult) -> None:
     task = result.task
     write_jsonl(run_dir / "labeled_pool.jsonl", (item.to_json(task) for item in result.pool))
     result.files["labeled_pool"] = run_dir / "labeled_pool.jsonl"
+    write_jsonl(run_dir / TRAINING_SET_FILE, (_training_row(task, e) for e in result.examples))
+    result.files["training_set"] = run_dir / TRAINING_SET_FILE
     if result.predictors is not None:
         result.predictors.save(run_dir / "model", primary=result.primary,
                                spec_path=Path(task.project_dir) / Path(task.source).name, taskc_version=__version__)
@@ -586,6 +672,7 @@ def _write_outputs(result: RunResult) -> None:
         "predictors": {name: m.to_json() for name, m in result.metrics.items()},
         "labeling_functions": None if result.analysis is None else result.analysis.to_json(),
         "local_model": report.model_facts(result),
+        "student": report.student_facts(result),
         "data_shift": result.shift.to_json() if result.shift is not None else None,
         "training": result.training, "notes": result.notes, "llm": result.llm,
         "note": ("every predictor is scored over all gold items of a split, abstentions counted as errors; "
@@ -598,4 +685,4 @@ def _write_outputs(result: RunResult) -> None:
 
 
 __all__ = ["GoldItem", "HOW_TO_ENABLE_LLM", "LLM_STEPS", "PoolItem", "RunOptions", "RunResult",
-           "run"]
+           "TRAINING_SET_FILE", "run"]

@@ -13,6 +13,10 @@ Three predictors need no LLM:
   answer. So it is never worse than the rules with abstentions counted as errors,
   and never worse than the model where the rules are right.
 
+With a `finetune.provider` student (`students.py`: embeddings or transformers)
+two more: `finetuned` (the student alone) and `rules_then_finetuned` (the same
+cascade with the student in the local model's place).
+
 Everything is saved under RUN_DIR/model/: the local model (model.joblib,
 metadata.json), the label model (label_model.json) and predictor.json (which
 task and spec hash, which predictor is primary, where the task file is). A model
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +42,13 @@ from .features import ItemBatch, spec_hash
 from .labeling import LabelingFunction, RuleVoter, fired_rules
 from .local_model import LocalModel, LocalModelError
 from .local_model import load as load_local_model
+from .students import STUDENT_DIR, Embed, Student, StudentError, load_student
 
 PREDICTOR_FILE = "predictor.json"
 LABEL_MODEL_FILE = "label_model.json"
 FORMAT_VERSION = 1
 OFFLINE_PREDICTORS = ("rules_then_model", "local_model", "labeling_functions")
+STUDENT_PREDICTORS = ("rules_then_finetuned", "finetuned")  # with a finetune.provider student
 
 
 class PredictorError(TaskcError):
@@ -65,6 +71,7 @@ class Predictors:
     functions: tuple[LabelingFunction, ...]
     label_model: label_model.LabelModelResult | None  # None: the rules' votes are combined by majority
     local: LocalModel | None  # None: the local model could not be trained
+    student: Student | None = None  # the finetune.provider student (embeddings, transformers), when trained
     voter: RuleVoter = field(init=False, repr=False)  # the rules' votes, remembered across batches
 
     def __post_init__(self) -> None:
@@ -72,7 +79,8 @@ class Predictors:
 
     @property
     def available(self) -> tuple[str, ...]:
-        return OFFLINE_PREDICTORS if self.local is not None else ("labeling_functions",)
+        offline = OFFLINE_PREDICTORS if self.local is not None else ("labeling_functions",)
+        return offline + (STUDENT_PREDICTORS if self.student is not None else ())
 
     def rule_labels(self, batch: ItemBatch) -> tuple[list[str | None], np.ndarray]:
         """The rules' label per item (None where none fired) and its posterior."""
@@ -91,7 +99,7 @@ class Predictors:
         fired = self._fired(batch.votes)
         classes = self.task.class_names
         out: list[Prediction | None] = [None] * len(batch)
-        if predictor != "local_model":
+        if predictor not in ("local_model", "finetuned"):
             ruled, posterior = self.rule_labels(batch)
             sureness = posterior.max(axis=1).tolist() if len(batch) else []
             for i, label in enumerate(ruled):
@@ -101,12 +109,14 @@ class Predictors:
         # the local model only where nobody answered yet (in the cascade: where no rule fired)
         rest = [i for i, answer in enumerate(out) if answer is None]
         if rest:
-            assert self.local is not None
-            probabilities = self.local.predict_proba(ItemBatch(tuple(batch.values[i] for i in rest),
-                                                                batch.votes[rest]))
+            uses_student = predictor in STUDENT_PREDICTORS
+            model = self.student if uses_student else self.local
+            assert model is not None
+            name = "finetuned" if uses_student else "local_model"
+            probabilities = model.predict_proba(ItemBatch(tuple(batch.values[i] for i in rest), batch.votes[rest]))
             for i, row in zip(rest, probabilities, strict=True):
                 best = int(row.argmax())
-                out[i] = Prediction(classes[best], float(row[best]), "local_model", fired[i])
+                out[i] = Prediction(classes[best], float(row[best]), name, fired[i])
         return [answer for answer in out if answer is not None]
 
     def _fired(self, votes: np.ndarray) -> list[dict[str, str]]:
@@ -139,7 +149,10 @@ class Predictors:
             "format": FORMAT_VERSION, "task": self.task.name, "spec_hash": spec_hash(self.task),
             "spec": os.path.relpath(spec_path.resolve(), directory.resolve()), "primary": primary,
             "predictors": list(self.available), "label_model": self.label_model is not None,
+            "student": None if self.student is None else self.student.describe(),
             "taskc_version": taskc_version})
+        if self.student is not None:
+            self.student.save(directory / STUDENT_DIR)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -163,8 +176,12 @@ def spec_path_of(directory: Path, manifest: dict[str, Any]) -> Path:
     return (directory / str(manifest.get("spec", ""))).resolve()
 
 
-def load_predictors(directory: Path, task: TaskIR, functions: Sequence[LabelingFunction]) -> Predictors:
-    """Reload a run's predictors for ``task``; refuse them when the task's spec hash differs."""
+def load_predictors(directory: Path, task: TaskIR, functions: Sequence[LabelingFunction],
+                    embed_for: Callable[[str], Embed] | None = None, *, with_student: bool = True) -> Predictors:
+    """Reload a run's predictors for ``task``; refuse them when the task's spec hash differs.
+
+    The student (finetuned, rules_then_finetuned) is loaded when ``with_student`` and the run trained one;
+    an embeddings student needs ``embed_for(model)``, the embedder of its endpoint."""
     manifest = read_manifest(directory)
     expected = spec_hash(task)
     if manifest.get("task") != task.name or manifest.get("spec_hash") != expected:
@@ -180,7 +197,13 @@ def load_predictors(directory: Path, task: TaskIR, functions: Sequence[LabelingF
             local = load_local_model(directory, task, functions, expected)
         except LocalModelError as exc:
             raise PredictorError(str(exc)) from None
-    return Predictors(task, tuple(functions), fitted, local)
+    student = None
+    if with_student and manifest.get("student"):
+        try:
+            student = load_student(directory / STUDENT_DIR, task, functions, embed_for)
+        except StudentError as exc:
+            raise PredictorError(str(exc)) from None
+    return Predictors(task, tuple(functions), fitted, local, student)
 
 
 def _load_label_model(directory: Path, task: TaskIR,
@@ -204,5 +227,5 @@ def _load_label_model(directory: Path, task: TaskIR,
     return label_model.fitted_from(prior, confusion)
 
 
-__all__ = ["OFFLINE_PREDICTORS", "Prediction", "PredictorError", "Predictors", "load_predictors", "read_manifest",
+__all__ = ["OFFLINE_PREDICTORS", "STUDENT_PREDICTORS", "Prediction", "PredictorError", "Predictors", "load_predictors", "read_manifest",
            "spec_path_of"]

@@ -17,6 +17,7 @@ import asyncio
 import functools
 import gc
 import json
+import math
 import os
 import random
 import re
@@ -367,6 +368,26 @@ def scrub(text: str, secret: str | None) -> str:
     return text
 
 
+def read_embeddings(body: Any, expected: int) -> list[list[float]]:
+    """The vectors of an `/embeddings` response in input order; ValueError when the body is not one."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or len(data) != expected:
+        raise ValueError(f"expected {expected} vectors, got {len(data) if isinstance(data, list) else 'none'}")
+    ordered: list[list[float] | None] = [None] * expected
+    for position, item in enumerate(data):
+        index = item.get("index", position) if isinstance(item, dict) else None
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if not isinstance(index, int) or not 0 <= index < expected or ordered[index] is not None:
+            raise ValueError(f"item {position} has no usable index")
+        if not isinstance(vector, list) or not vector or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in vector):
+            raise ValueError(f"item {position} is not a list of finite numbers (base64 vectors are not read)")
+        ordered[index] = vector
+    if len({len(v) for v in ordered if v is not None}) != 1:
+        raise ValueError("the vectors differ in length")
+    return ordered  # type: ignore[return-value]
+
+
 class LLMClient:
     """Cached, rate-limited, retrying structured-output calls against an OpenAI-compatible endpoint."""
 
@@ -440,39 +461,10 @@ class LLMClient:
                        estimate: int) -> _Attempt:
         extra: dict[str, Any] = {} if seed is None else {"seed": seed}
         stats = self.stats
-        async with self._slots:
-            # Checked and counted once a slot is free, right before the request goes out: callers waiting
-            # for a slot must not slip past a limit the calls in flight reach meanwhile. A cost limit can
-            # then be overshot only by the other calls in flight (none at concurrency 1).
-            if self.budget is not None and not self.budget.allows():
-                return _Attempt(over_budget=True)
-            count_requests(stats, self.budget, 1)
-            stats.in_flight += 1
-            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
-            try:
-                # The generic post skips the client's per-call walk of the typed parameters (a quarter
-                # of the CPU per call at high concurrency); the body is plain JSON we built ourselves.
-                client = self._clients[self._next_client]
-                self._next_client = (self._next_client + 1) % len(self._clients)
-                response = await client.post(
-                    "/chat/completions", cast_to=_httpx.Response, options=_NO_PER_REQUEST_TELEMETRY,
-                    body={"model": model, "messages": messages, "response_format": response_format,
-                          **sampling, **extra})
-            except openai.APIStatusError as exc:
-                return self._status_failure(exc)
-            except openai.APIConnectionError as exc:  # APITimeoutError is one of these
-                lost = _lost_connection(exc)
-                if isinstance(exc, openai.APITimeoutError) and lost is None:
-                    stats.count_error("timeout")
-                    return _Attempt(error=f"timed out after {self.settings.timeout:g}s", retryable=True)
-                stats.count_error("connection")
-                return _Attempt(error=f"connection failed: {one_line(lost or _transport_error(exc))}",
-                                retryable=True)
-            except _UNWRAPPED_TRANSPORT_ERRORS as exc:
-                stats.count_error("connection")
-                return _Attempt(error=f"connection failed: {one_line(exc)}", retryable=True)
-            finally:
-                stats.in_flight -= 1
+        response = await self._send("/chat/completions", {"model": model, "messages": messages,
+                                                          "response_format": response_format, **sampling, **extra})
+        if isinstance(response, _Attempt):
+            return response
         request_id = response.headers.get("x-request-id")
         try:
             completion = response.json()
@@ -490,6 +482,79 @@ class LLMClient:
             stats.count_error(problem.kind)
             return _Attempt(error=f"{problem.kind}: {problem}", retryable=True, request_id=request_id)
         return _Attempt(content=content, usage=usage, request_id=request_id, model=answered_model)
+
+    async def _send(self, path: str, body: dict[str, Any]) -> _httpx.Response | _Attempt:
+        """One request through the run's slots, budget and counters: the response, or why there is none."""
+        stats = self.stats
+        async with self._slots:
+            # Checked and counted once a slot is free, right before the request goes out: callers waiting
+            # for a slot must not slip past a limit the calls in flight reach meanwhile. A cost limit can
+            # then be overshot only by the other calls in flight (none at concurrency 1).
+            if self.budget is not None and not self.budget.allows():
+                return _Attempt(over_budget=True)
+            count_requests(stats, self.budget, 1)
+            stats.in_flight += 1
+            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+            try:
+                # The generic post skips the client's per-call walk of the typed parameters (a quarter
+                # of the CPU per call at high concurrency); the body is plain JSON we built ourselves.
+                client = self._clients[self._next_client]
+                self._next_client = (self._next_client + 1) % len(self._clients)
+                return await client.post(path, cast_to=_httpx.Response, options=_NO_PER_REQUEST_TELEMETRY,
+                                         body=body)
+            except openai.APIStatusError as exc:
+                return self._status_failure(exc)
+            except openai.APIConnectionError as exc:  # APITimeoutError is one of these
+                lost = _lost_connection(exc)
+                if isinstance(exc, openai.APITimeoutError) and lost is None:
+                    stats.count_error("timeout")
+                    return _Attempt(error=f"timed out after {self.settings.timeout:g}s", retryable=True)
+                stats.count_error("connection")
+                return _Attempt(error=f"connection failed: {one_line(lost or _transport_error(exc))}",
+                                retryable=True)
+            except _UNWRAPPED_TRANSPORT_ERRORS as exc:
+                stats.count_error("connection")
+                return _Attempt(error=f"connection failed: {one_line(exc)}", retryable=True)
+            finally:
+                stats.in_flight -= 1
+
+    async def embed(self, texts: list[str], model: str) -> tuple[list[list[float]] | None, str | None]:
+        """The vectors of ``texts`` from `/embeddings` (one request: the endpoint's `input` array), under the
+        retry policy, rate limits and budget of completions: (vectors, None), or (None, why not)."""
+        stats = self.stats
+        estimate = sum(len(text) for text in texts) // CHARS_PER_TOKEN + len(texts)
+        error, attempts = "no attempt made", 0
+        while attempts <= self.settings.max_retries:
+            if self.budget is not None and not self.budget.allows():
+                return None, BUDGET_EXHAUSTED
+            await self.limiter.acquire(estimate)
+            response = await self._send("/embeddings", {"model": model, "input": texts})
+            if isinstance(response, _Attempt) and response.over_budget:
+                return None, BUDGET_EXHAUSTED
+            if attempts:
+                stats.retries += 1
+            attempts += 1
+            failure = response if isinstance(response, _Attempt) else None
+            if failure is None:
+                try:
+                    body = response.json()
+                    vectors = read_embeddings(body, len(texts))
+                except ValueError as exc:
+                    stats.count_error("malformed")
+                    failure = _Attempt(error=f"malformed embeddings: {exc}", retryable=True)
+                else:
+                    usage = usage_of(body.get("usage"))
+                    tokens = usage["input_tokens"] or estimate
+                    charge(stats, self.budget, str(body.get("model") or model), {"input_tokens": tokens})
+                    self.limiter.record_usage(estimate, tokens)
+                    stats.calls_made += 1
+                    return vectors, None
+            error = failure.error or "unknown error"
+            if not failure.retryable:
+                break
+            await asyncio.sleep(self._backoff(attempts, failure.retry_after))
+        stats.calls_failed += 1
+        return None, scrub(error, self.settings.api_key)
 
     def _status_failure(self, exc: openai.APIStatusError) -> _Attempt:
         status = exc.status_code

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 PREDICTOR_TITLES = {"labeling_functions": "rules alone (label model)", "local_model": "local model",
                     "rules_then_model": "rules, then the local model", "llm": "prompted LLM",
-                    "finetuned": "fine-tuned model"}
+                    "finetuned": "fine-tuned model (the finetune.provider student)",
+                    "rules_then_finetuned": "rules, then the fine-tuned model"}
 LOW_RULE_ACCURACY = 0.8
 MAX_LISTED = 12
 MIN_TELLING_COUNT, MIN_TELLING_LIFT = 3, 2.0  # a shared word: in 3+ of the items, twice as often as usual
@@ -305,6 +306,11 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
                 f"On the pool ({result.analysis.items} items): {_pct(result.analysis.coverage)} covered by at least "
                 f"one rule, {_pct(result.analysis.overlap)} by two or more, {_pct(result.analysis.conflict)} in "
                 f"conflict. Gold votes and accuracy are on the dev half.", "", *_md_table(*lf_rows(result)), ""]
+    student = student_rows(result)
+    if student:
+        out += ["## The student", "", "Trained by finetune.provider on the local model's training set, scored as "
+                "`finetuned` (alone) and `rules_then_finetuned` (the rules where they fire, the student elsewhere).",
+                "", *_md_table(*student), ""]
     features = strongest_rows(result)
     if features:
         out += ["## What the local model leans on", "",
@@ -567,6 +573,22 @@ def model_facts(result: RunResult) -> dict[str, Any] | None:
                                    for cls, features in local.strongest_features().items()}}
 
 
+def student_facts(result: RunResult) -> dict[str, Any] | None:
+    """The finetune.provider student, if the run trained one: provider, model, features, training size."""
+    student = result.predictors.student if result.predictors is not None else None
+    return None if student is None else student.describe()
+
+
+def student_rows(result: RunResult) -> tuple[list[str], list[list[str]]] | None:
+    facts = student_facts(result)
+    if not facts:
+        return None
+    shown = ("provider", "model", "device", "features", "head", "training_size", "epochs_run", "best_epoch")
+    rows = [[key.replace("_", " "), ", ".join(map(str, value)) if isinstance(value, list) else str(value)]
+            for key in shown if (value := facts.get(key)) is not None]
+    return ["student (finetuned)", ""], rows
+
+
 def strongest_rows(result: RunResult) -> tuple[list[str], list[list[str]]] | None:
     facts = model_facts(result)
     if not facts:
@@ -649,6 +671,12 @@ def render_html(result: RunResult, findings: Findings) -> str:
                   f"{_pct(a.overlap)} by two or more, {_pct(a.conflict)} in conflict. Gold votes and accuracy "
                   "are on the dev half.</p>",
                   _html_table(*lf_rows(result))]
+    student = student_rows(result)
+    if student:
+        parts += ["<h2>The student</h2>",
+                  "<p class=muted>Trained by finetune.provider on the local model's training set, scored as "
+                  "finetuned (alone) and rules_then_finetuned (the rules where they fire, the student "
+                  "elsewhere).</p>", _html_table(*student)]
     features = strongest_rows(result)
     if features:
         parts += ["<h2>What the local model leans on</h2>",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import random
 import re
 import socket
@@ -65,6 +66,8 @@ class Faults:
     retry_after: float = 0.05  # seconds, sent in Retry-After on 429s
     timeout_seconds: float = 30.0
     control_plane: bool = False  # also fault files / fine-tuning / batch endpoints (transport kinds only)
+    refuse_finetuning: bool = False  # creating a fine-tuning job answers 403, as for an organisation without access
+    embeddings_down: bool = False  # /v1/embeddings answers 500 to every request
 
     def __post_init__(self) -> None:
         for kind in FAULT_KINDS:
@@ -213,6 +216,22 @@ class SchemaInstance:
 
     def phrase(self) -> str:
         return " ".join(self.rng.sample(WORDS, self.rng.choice((1, 1, 2, 2, 3))))
+
+
+_WORD_VECTORS: dict[tuple[str, int], list[float]] = {}
+
+
+def hashed_embedding(text: str, size: int) -> list[float]:
+    """The fake's vector of a text: the sum of a fixed pseudo-random vector per lower-cased word, normalised."""
+    total = [0.0] * size
+    for word in re.findall(r"\w+", text.lower()) or [text]:
+        vector = _WORD_VECTORS.get((word, size))
+        if vector is None:
+            rng = random.Random(hashlib.sha256(word.encode()).digest())
+            vector = _WORD_VECTORS[(word, size)] = [rng.gauss(0.0, 1.0) for _ in range(size)]
+        total = [a + b for a, b in zip(total, vector, strict=True)]
+    norm = math.sqrt(sum(x * x for x in total)) or 1.0
+    return [round(x / norm, 6) for x in total]
 
 
 def _response_schema(body: dict) -> dict | None:
@@ -410,6 +429,7 @@ class FakeOpenAI:
         self.file_data: dict[str, bytes] = {}
         self.jobs: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
+        self.embedded_texts: list[str] = []  # every text /v1/embeddings was asked for, in order
         self._polls: dict[str, int] = {}  # job / batch id -> GETs so far, which drive its status
         self._events: dict[str, list[dict]] = {}
         self._rng = random.Random(seed)
@@ -420,6 +440,7 @@ class FakeOpenAI:
         self._conns: set[asyncio.Task] = set()
         routes: list[tuple[str, str, Callable[..., Any]]] = [
             ("POST", "/chat/completions", self._chat),
+            ("POST", "/embeddings", self._embeddings),
             ("POST", "/files", self._file_create),
             ("GET", "/files", lambda req: _listing(list(self.files.values()))),
             ("GET", f"/files/{_ID}", lambda req, fid: _lookup(self.files, fid, "file")),
@@ -566,7 +587,7 @@ class FakeOpenAI:
         faults = self.faults
         is_chat = handler == self._chat
         fault = None
-        if is_chat or faults.control_plane:
+        if is_chat or faults.control_plane or handler == self._embeddings:
             fault = self._pick_fault(faults, FAULT_KINDS if is_chat else TRANSPORT_FAULTS)
         if fault == "timeout":
             deadline += faults.timeout_seconds  # then answer normally, far too late
@@ -637,6 +658,29 @@ class FakeOpenAI:
                 "model": body["model"], "choices": choices, "usage": usage,
                 "system_fingerprint": "fp_fake", "service_tier": "default"}
 
+    # ---- embeddings
+
+    def _embeddings(self, req: Request) -> dict:
+        """Deterministic vectors: a hashed bag of the input's words (similar texts get similar vectors, so a
+        head trained on them can learn), L2-normalised, `dimensions` long (default 64)."""
+        if self.faults.embeddings_down:
+            raise ApiError(500, "The embeddings server had an error (fake).", None, "server_error")
+        body = req.json()
+        if not isinstance(body, dict) or not body.get("model") or "input" not in body:
+            raise ApiError(400, "'model' and 'input' are required.", "missing_parameter")
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        if not texts or len(texts) > 2048 or not all(isinstance(t, str) and t for t in texts):
+            raise ApiError(400, "'input' must be a non-empty string or an array of 1 to 2048 non-empty strings.",
+                           "invalid_input")
+        size = int(body.get("dimensions") or 64)
+        data = [{"object": "embedding", "index": i, "embedding": hashed_embedding(text, size)}
+                for i, text in enumerate(texts)]
+        tokens = sum(max(1, len(t) // 4) for t in texts)
+        self.stats.count_ok()
+        self.embedded_texts.extend(texts)
+        return {"object": "list", "data": data, "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
     # ---- files
 
     def _store_file(self, filename: str, data: bytes, purpose: str) -> dict:
@@ -667,6 +711,9 @@ class FakeOpenAI:
     # ---- fine-tuning: status advances one step per GET of the job
 
     def _job_create(self, req: Request) -> dict:
+        if self.faults.refuse_finetuning:
+            raise ApiError(403, "Fine-tuning is not available for your organization. The fine-tuning platform is "
+                                "no longer open to new users.", "finetuning_not_available")
         body = req.json() or {}
         for key in ("training_file", "validation_file"):
             if (key == "training_file" or body.get(key)) and body.get(key) not in self.files:
