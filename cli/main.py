@@ -15,10 +15,11 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from . import __version__, cmd_check, cmd_compile, cmd_diff, cmd_fmt, cmd_predict, cmd_run, cmd_schema
+from . import __version__, cmd_check, cmd_compile, cmd_diff, cmd_export, cmd_fmt, cmd_predict, cmd_run, cmd_schema
 from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
-COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_predict, cmd_diff, cmd_fmt)
+COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_predict, cmd_export,
+                                   cmd_diff, cmd_fmt)
 
 _EPILOG = """\
 the loop:
@@ -26,6 +27,7 @@ the loop:
   taskc compile examples/keto.task.yaml -o out   prompts, plan.json, finetune.json, eval.json
   taskc run examples/keto.task.yaml              label, train, evaluate, report (offline without a key)
   taskc predict runs/keto new.jsonl -o out.jsonl  label new inputs with the trained predictor
+  taskc export runs/keto -o export/keto          the training data for other trainers, with a dataset card
   taskc diff --git origin/main examples/keto.task.yaml   what a spec change does, for review
   taskc fmt examples/keto.task.yaml              canonical layout, comments kept
   taskc schema > task.schema.json                 the JSON Schema editors complete keys from

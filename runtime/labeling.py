@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from taskc.compiler.expr_eval import ExpressionEvaluationError
 from taskc.compiler.expr_nodes import Expr
-from taskc.compiler.rule_key import rule_key
 from taskc.compiler.ir import TaskIR
+from taskc.compiler.rule_key import rule_key
 
 ABSTAIN = -1
 

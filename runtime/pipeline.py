@@ -32,6 +32,7 @@ from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import CompiledTask
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.paths import PathOutsideProject, resolve_project_path
+from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL
 
 from . import label_model, labeling, local_model
 from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool, write_text_atomic
@@ -41,7 +42,6 @@ from .features import item_batch, item_text, spec_hash
 from .gold_split import DEV, split_gold
 from .predictor import Predictors
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
-from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL
 
 if TYPE_CHECKING:
     from .provider import Budget, CallResult, ProviderSettings

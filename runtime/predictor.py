@@ -176,6 +176,16 @@ def spec_path_of(directory: Path, manifest: dict[str, Any]) -> Path:
     return (directory / str(manifest.get("spec", ""))).resolve()
 
 
+def version_mismatch(manifest: dict[str, Any], task: TaskIR) -> str | None:
+    """How a run's predictor.json differs from ``task`` ("another version of the task (...)"), or None."""
+    expected = spec_hash(task)
+    if manifest.get("task") == task.name and manifest.get("spec_hash") == expected:
+        return None
+    return (f"another version of the task (task {manifest.get('task')!r}, spec hash "
+            f"{str(manifest.get('spec_hash'))[:12]}; this task file: {task.name!r}, {expected[:12]}): its fields, "
+            "classes, lexicons or rules changed since")
+
+
 def load_predictors(directory: Path, task: TaskIR, functions: Sequence[LabelingFunction],
                     embed_for: Callable[[str], Embed] | None = None, *, with_student: bool = True) -> Predictors:
     """Reload a run's predictors for ``task``; refuse them when the task's spec hash differs.
@@ -183,13 +193,11 @@ def load_predictors(directory: Path, task: TaskIR, functions: Sequence[LabelingF
     The student (finetuned, rules_then_finetuned) is loaded when ``with_student`` and the run trained one;
     an embeddings student needs ``embed_for(model)``, the embedder of its endpoint."""
     manifest = read_manifest(directory)
+    mismatch = version_mismatch(manifest, task)
+    if mismatch:
+        raise PredictorError(f"{directory}: the predictor was trained for {mismatch}. Run `taskc run` on this task "
+                             "file to train a predictor for it")
     expected = spec_hash(task)
-    if manifest.get("task") != task.name or manifest.get("spec_hash") != expected:
-        raise PredictorError(
-            f"{directory}: the predictor was trained for another version of the task (task "
-            f"{manifest.get('task')!r}, spec hash {str(manifest.get('spec_hash'))[:12]}; this task file: "
-            f"{task.name!r}, {expected[:12]}): its fields, classes, lexicons or rules changed since. Run "
-            f"`taskc run` on this task file to train a predictor for it")
     fitted = _load_label_model(directory, task, functions) if manifest.get("label_model") else None
     local = None
     if "local_model" in (manifest.get("predictors") or ()):
@@ -227,5 +235,5 @@ def _load_label_model(directory: Path, task: TaskIR,
     return label_model.fitted_from(prior, confusion)
 
 
-__all__ = ["OFFLINE_PREDICTORS", "STUDENT_PREDICTORS", "Prediction", "PredictorError", "Predictors", "load_predictors", "read_manifest",
-           "spec_path_of"]
+__all__ = ["OFFLINE_PREDICTORS", "STUDENT_PREDICTORS", "Prediction", "PredictorError", "Predictors",
+           "load_predictors", "read_manifest", "spec_path_of", "version_mismatch"]
