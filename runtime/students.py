@@ -108,7 +108,8 @@ class EmbeddingStudent:
 
 
 class TransformerAdapter:
-    """The Hugging Face student (`transformer_student.TransformerStudent`) over an input's text."""
+    """The Hugging Face student (`transformer_student.TransformerStudent`) over an input's text; saved in
+    its own subdirectory (TRANSFORMER_DIR) next to a student.json that names the provider."""
 
     provider = "transformers"
 
@@ -121,33 +122,35 @@ class TransformerAdapter:
         return np.asarray(self.student.predict_proba([item_text(self.task, v) for v in batch.values]))
 
     def describe(self) -> dict[str, Any]:
-        return {"provider": self.provider, **self.student.describe()}
+        described = self.student.describe()
+        size = int(described.get("training_examples") or 0) + int(described.get("validation_examples") or 0)
+        return {**described, "provider": self.provider, "training_size": size,
+                "features": ["the fields' text, joined by ' | ' (the model's own tokens)"]}
 
     def save(self, directory: Path) -> None:
-        self.student.save(directory)
-        write_json(directory / STUDENT_FILE.replace(".json", ".provider.json"),
-                   {"format": FORMAT_VERSION, "provider": self.provider})
+        self.student.save(directory / TRANSFORMER_DIR)
+        write_json(directory / STUDENT_FILE, {"format": FORMAT_VERSION, **self.describe()})
+
+
+TRANSFORMER_DIR = "transformer"
 
 
 def load_student(directory: Path, task: TaskIR, functions: Sequence[LabelingFunction],
                  embed_for: Callable[[str], Embed] | None) -> Student:
     """The student saved in ``directory`` (RUN_DIR/model/student). ``embed_for(model)`` gives the embedder
     an embeddings student needs (None: it cannot be used here, a clear StudentError)."""
-    if (directory / STUDENT_FILE.replace(".json", ".provider.json")).exists():
-        from .transformer_student import TransformerStudent, TransformerStudentError, missing_dependencies
-
-        missing = missing_dependencies()
-        if missing:
-            raise StudentError(f"{directory}: the run's student is a transformers model: {missing}")
-        try:
-            return TransformerAdapter(task, TransformerStudent.load(directory))
-        except TransformerStudentError as exc:
-            raise StudentError(str(exc)) from None
     try:
         stored = json.loads((directory / STUDENT_FILE).read_text(encoding="utf-8"))
-        state = joblib.load(directory / HEAD_FILE)
     except FileNotFoundError:
         raise StudentError(f"{directory}: no saved student here") from None
+    except (OSError, ValueError) as exc:
+        raise StudentError(f"{directory}: cannot load the student: {exc}") from None
+    if isinstance(stored, dict) and stored.get("provider") == "transformers":
+        return _load_transformer(directory, task)
+    try:
+        state = joblib.load(directory / HEAD_FILE)
+    except FileNotFoundError:
+        raise StudentError(f"{directory}: no saved student here ({HEAD_FILE} missing)") from None
     except (OSError, ValueError, EOFError, KeyError, AttributeError, ImportError) as exc:
         raise StudentError(f"{directory}: cannot load the student: {exc}") from None
     if not isinstance(stored, dict) or stored.get("format") != FORMAT_VERSION or stored.get("provider") != "embeddings":
@@ -164,6 +167,22 @@ def load_student(directory: Path, task: TaskIR, functions: Sequence[LabelingFunc
     student.dimensions_ = int(stored.get("dimensions") or 0)
     student.training_size_ = int(stored.get("training_size") or 0)
     return student
+
+
+def _load_transformer(directory: Path, task: TaskIR) -> Student:
+    from .transformer_student import TransformerStudent, TransformerStudentError, missing_dependencies
+
+    missing = missing_dependencies()
+    if missing:
+        raise StudentError(f"{directory}: the run's student is a transformers model, but {missing}")
+    try:
+        student = TransformerStudent.load(directory / TRANSFORMER_DIR)
+    except TransformerStudentError as exc:
+        raise StudentError(str(exc)) from None
+    if list(student.classes) != list(task.class_names):
+        raise StudentError(f"{directory}: the student was trained for classes {list(student.classes)}, this task has "
+                           f"{list(task.class_names)}; run `taskc run` again to retrain")
+    return TransformerAdapter(task, student)
 
 
 __all__ = ["EmbeddingStudent", "STUDENT_DIR", "Student", "StudentError", "TransformerAdapter", "load_student"]
