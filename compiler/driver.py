@@ -35,13 +35,16 @@ from .plan import (
 from .prompts import (
     CLASSIFY_PROMPT_PATH,
     PromptTemplates,
+    RenderBudgetExceeded,
     RenderedPrompt,
     chat_messages,
     input_json,
     load_templates,
+    render_bounded,
     template_context,
 )
 from .structure import check_structure
+from .work_budget import WorkLimits, env_name
 
 
 @dataclass
@@ -124,10 +127,21 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
     if templates is None:
         return None
     context = template_context(task)
+    span = doc.span_of(("generate", "templates")) if task.generate.templates else Span(task.source, 1, 1)
+    limits = WorkLimits.from_env()
     try:
-        prompts = _render_prompts(task, templates, context)
+        if task.generate.templates:  # the task's own templates: rendered in a process with CPU/memory limits
+            prompts = render_bounded(lambda: _render_prompts(task, templates, context, limits))
+        else:
+            prompts = _render_prompts(task, templates, context, limits)
+    except PromptBudgetExceeded as exc:
+        bag.error(exc.where(doc) or span, "E038", str(exc), exc.hint)
+        return None
+    except RenderBudgetExceeded as exc:
+        bag.error(span, "E036", f"rendering a prompt template failed: {exc}",
+                  "a template that loops or computes this much is refused: templates format the task's data")
+        return None
     except Exception as exc:  # a template's runtime error (undefined name, sandbox refusal)
-        span = doc.span_of(("generate", "templates")) if task.generate.templates else Span(task.source, 1, 1)
         bag.error(span, "E036", f"rendering a prompt template failed: {_template_error(exc)}")
         return None
     generation_format = generation_response_format(task)
@@ -145,19 +159,54 @@ def _template_error(exc: Exception) -> str:
     return message if len(message) < 200 else message[:197] + "..."
 
 
-def _render_prompts(task: ir.TaskIR, templates: PromptTemplates, base: dict[str, Any]) -> dict[str, RenderedPrompt]:
+class PromptBudgetExceeded(Exception):
+    """A rendered prompt, or all of them, over the work budget's byte caps (E038)."""
+
+    def __init__(self, message: str, hint: str, rationale_index: int | None) -> None:
+        super().__init__(message)
+        self.hint, self.rationale_index = hint, rationale_index
+
+    def where(self, doc: SourceDocument) -> Span | None:
+        if self.rationale_index is None:
+            return None
+        return doc.span_of(("rationales", self.rationale_index))
+
+
+def _render_prompts(task: ir.TaskIR, templates: PromptTemplates, base: dict[str, Any],
+                    limits: WorkLimits) -> dict[str, RenderedPrompt]:
+    """Every prompt of the plan, stopping at the first one over limits.prompt_bytes or when all of them pass
+    limits.total_prompt_bytes (a big description repeated in every prompt), before rendering more."""
     rationales = {r["id"]: r for r in base["rationales"]}
+    positions = {r.id: i for i, r in enumerate(task.rationales)}
     classes = {c["name"]: c for c in base["classes"]}
     prompts: dict[str, RenderedPrompt] = {}
+    total = 0
+
+    def keep(path: str, messages: Any, rationale_id: str | None) -> None:
+        nonlocal total
+        size = sum(len(m.content.encode("utf-8")) for m in messages)
+        total += size
+        where = positions.get(rationale_id) if rationale_id else None
+        if size > limits.prompt_bytes:
+            raise PromptBudgetExceeded(
+                f"the prompt {path} renders to {size:,} bytes, over the cap of {limits.prompt_bytes:,}",
+                f"shorten the description, rationales or examples it holds; the cap: {env_name('prompt_bytes')}",
+                where)
+        if total > limits.total_prompt_bytes:
+            raise PromptBudgetExceeded(
+                f"the prompts render to more than {limits.total_prompt_bytes:,} bytes in all (stopped at {path})",
+                "every generation prompt repeats the task's description and classes: shorten them, or generate "
+                f"for fewer cells; the cap: {env_name('total_prompt_bytes')}", where)
+        prompts[path] = RenderedPrompt(path, messages)
+
     for cell in generation_cells(task):
         rationale = rationales[cell.rationale.id] if cell.rationale else None
         target = classes[cell.target_class]
         context = base | {"target_class": target, "rationale": rationale, "mode": cell.mode,
                           "count": task.generate.per_call}
-        prompts[cell.prompt_path] = RenderedPrompt(cell.prompt_path, templates.render("generation", context))
+        keep(cell.prompt_path, templates.render("generation", context), cell.rationale.id if cell.rationale else None)
     placeholder = base | {"input_json": "<the input as JSON>"}
-    prompts[CLASSIFY_PROMPT_PATH] = RenderedPrompt(CLASSIFY_PROMPT_PATH,
-                                                   templates.render("classification", placeholder))
+    keep(CLASSIFY_PROMPT_PATH, templates.render("classification", placeholder), None)
     return prompts
 
 

@@ -117,8 +117,9 @@ class ExpressionChecker:
         element: Type | None = None
         for item in node.items:
             found = self.check(item)
-            if element is None or element is ANY:
-                element = found
+            if element is None or element is ANY or (_holds_any(element) and not _holds_any(found)
+                                                     and compatible(found, element)):
+                element = found  # `[[], [dish]]` is a list of lists of strings, not of lists of anything
             elif found is not ANY and not (compatible(element, found) or compatible(found, element)):
                 self._error(item, "E025", f"list items must have one type: {element} and {found}")
         if element is not None and element.kind in ("enum", "label"):
@@ -311,3 +312,9 @@ class ExpressionChecker:
     def _error(self, node: n.Expr | n.Lambda, code: str, message: str, hint: str | None = None) -> None:
         self.bag.error(self.locate(node.start, node.end), code, message, hint)
 
+
+def _holds_any(found: Type) -> bool:
+    """Whether a type is unknown somewhere inside (`any`, or a list of it): what an empty list literal has."""
+    while found.kind == "list" and found.element is not None:
+        found = found.element
+    return found is ANY

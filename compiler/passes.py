@@ -22,6 +22,7 @@ from .expr_types import Scope, field_type, metric_types
 from .functions import FUNCTIONS
 from .lexicon_coverage import knowledge_gaps, sample_records
 from .loader import SourceDocument
+from .work_budget import WorkLimits, env_name, expression_steps, list_sizes, planned_work
 
 RESERVED_NAMES = frozenset({"label", "lexicon", "and", "or", "not", "in", "implies", "true", "false"})
 
@@ -95,6 +96,40 @@ def check_expressions(task: ir.TaskIR, ctx: PassContext) -> None:
             return ctx.doc.offset_span(path, start, end)
 
         ExpressionChecker(scopes[context], locate, ctx.bag).check_boolean(expression.node, what)
+
+
+def check_work_budget(task: ir.TaskIR, ctx: PassContext) -> None:
+    """E038: a task file that asks for more work than the budget allows (work_budget.py), before any of it."""
+    limits = WorkLimits.from_env()
+    planned = planned_work(task)
+    where = ctx.doc.span_of(("generate", "per_rationale")) if "per_rationale" in (ctx.doc.data.get("generate") or {}) \
+        else ctx.doc.span_of(("generate",))
+    if planned.calls > limits.planned_calls:
+        ctx.bag.error(where, "E038", f"the generation plan would make {planned.calls:,} LLM calls, over the cap of "
+                                     f"{limits.planned_calls:,}",
+                      f"lower the generation counts or raise per_call; whoever runs taskc can raise the cap with "
+                      f"{env_name('planned_calls')}")
+    if planned.examples > limits.generated_examples:
+        ctx.bag.error(where, "E038", f"the generation plan asks for {planned.examples:,} examples, over the cap of "
+                                     f"{limits.generated_examples:,}",
+                      f"lower the generation counts; whoever runs taskc can raise the cap with "
+                      f"{env_name('generated_examples')}")
+    lexicon_sizes = {lexicon.name: len(lexicon.words) for lexicon in task.lexicons}
+    lists = list_sizes(task)
+    expressions = [r.rule for r in task.rationales if r.rule is not None] + [c.check for c in task.constraints]
+    if task.eval is not None:
+        expressions.append(task.eval.criterion)
+    for expression in expressions:
+        if expression.node is None:
+            continue
+        steps = expression_steps(expression.node, lexicon_sizes, lists)
+        if steps > limits.expression_steps:
+            ctx.bag.error(expression.span, "E038",
+                          f"this expression could take {steps:,} steps on one input, over the cap of "
+                          f"{limits.expression_steps:,} (a lambda costs its body once per item of its list: "
+                          "per lexicon word, per list item)",
+                          "avoid nesting lambdas over lexicons (mentions(x, lexicon.L) tests a whole lexicon in "
+                          f"one step), or give the list field a max_length; the cap: {env_name('expression_steps')}")
 
 
 def check_worked_examples(task: ir.TaskIR, ctx: PassContext) -> None:
@@ -237,6 +272,7 @@ SEMANTIC_PASSES: tuple[Pass, ...] = (
     check_unique_ids,
     resolve_classes,
     check_expressions,
+    check_work_budget,
     check_worked_examples,
     warn_suspicious,
     check_rules_on_examples,

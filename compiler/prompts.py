@@ -12,6 +12,10 @@ rationale cannot forge a message boundary either.
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from . import ir
@@ -98,7 +103,7 @@ def load_templates(task: ir.TaskIR, bag: DiagnosticBag, doc_span_of: Any) -> Pro
     if len(sources) != len(TEMPLATE_KINDS):
         return None
     # autoescape off: prompts are plain text, and values are data either way (never template code)
-    environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    environment = BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
     templates: dict[str, jinja2.Template] = {}
     for kind, (text, name) in sources.items():
         span = doc_span_of(("generate", "templates", kind))
@@ -114,6 +119,121 @@ def load_templates(task: ir.TaskIR, bag: DiagnosticBag, doc_span_of: Any) -> Pro
             continue
         templates[kind] = template
     return PromptTemplates(templates) if len(templates) == len(TEMPLATE_KINDS) else None
+
+
+MAX_RANGE = 10_000  # items of one range() in a template
+MAX_POWER_BITS = 4_096  # bits of a ** result in a template
+MAX_REPEAT_CHARS = 1_000_000  # characters or items of a string / list built by * or + in a template
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, which stops code from escaping but not from working forever: here `**`, `*` and `+`
+    refuse results past a size, and `range` past MAX_RANGE items, with a SecurityError naming the limit.
+    What a template can still spend (loops over loops) is bounded by rendering custom templates in a
+    process with CPU and memory limits at compile time (`render_bounded`)."""
+
+    intercepted_binops = frozenset({"**", "*", "+"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.globals["range"] = _bounded_range
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _is_number(left) and _is_number(right):
+            magnitude = abs(left) if isinstance(left, int) else 2
+            if isinstance(right, int) and right > 0 and max(1, int(magnitude).bit_length()) * right > MAX_POWER_BITS:
+                raise SecurityError(f"'**' would build a number of more than {MAX_POWER_BITS} bits")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, str | list | tuple) and isinstance(times, int) \
+                        and len(sequence) * times > MAX_REPEAT_CHARS:
+                    raise SecurityError(f"'*' would build a {type(sequence).__name__} of more than "
+                                        f"{MAX_REPEAT_CHARS:,} items")
+        if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple) \
+                and len(left) + len(right) > MAX_REPEAT_CHARS:
+            raise SecurityError(f"'+' would build a value of more than {MAX_REPEAT_CHARS:,} items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _bounded_range(*args: int) -> range:
+    found = range(*args)
+    if len(found) > MAX_RANGE:
+        raise SecurityError(f"range() of more than {MAX_RANGE:,} items")
+    return found
+
+
+RENDER_CPU_SECONDS = 5  # CPU a compile may spend rendering custom templates
+RENDER_MEMORY_BYTES = 1 << 30  # memory it may add while doing so
+
+
+class RenderBudgetExceeded(Exception):
+    """Rendering the custom templates went over the CPU or memory limit (or the renderer died)."""
+
+
+def render_bounded(render: Callable[[], Any]) -> Any:
+    """``render()`` in a forked child with CPU and memory limits (custom templates are untrusted code of a
+    kind: Jinja's sandbox bounds what they reach, not how long they run); its result comes back pickled.
+    Without fork (Windows) it runs here, bounded by the sandbox's own limits only."""
+    if not hasattr(os, "fork"):
+        return render()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: limit, render, send, exit without running the parent's cleanup
+        status = 0
+        try:
+            os.close(reader)
+            _limit_child()
+            try:
+                payload = pickle.dumps(("ok", render()))
+            except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as a message
+                payload = pickle.dumps(("error", exc if _picklable(exc) else RuntimeError(str(exc))))
+            with os.fdopen(writer, "wb") as out:
+                out.write(payload)
+        except BaseException:  # noqa: BLE001
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as incoming:
+        data = incoming.read()
+    _, wait_status = os.waitpid(pid, 0)
+    if not data:
+        signal_number = os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None
+        why = (f"more than {RENDER_CPU_SECONDS} s of CPU" if signal_number in (signal.SIGXCPU, signal.SIGKILL)
+               else f"more than {RENDER_MEMORY_BYTES >> 20} MiB of memory, or it crashed")
+        raise RenderBudgetExceeded(f"rendering the templates took {why}")
+    kind, value = pickle.loads(data)
+    if kind == "error":
+        if isinstance(value, MemoryError):
+            raise RenderBudgetExceeded(f"rendering the templates took more than {RENDER_MEMORY_BYTES >> 20} MiB "
+                                       "of memory")
+        raise value
+    return value
+
+
+def _limit_child() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (RENDER_CPU_SECONDS, RENDER_CPU_SECONDS + 1))
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            data = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmData:"))
+    except (OSError, StopIteration, ValueError):
+        return
+    limit = data + RENDER_MEMORY_BYTES
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 def input_json(fields: tuple[ir.InputField, ...], values: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ mean" drawn from the keys the schema allows at that place.
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -40,7 +41,28 @@ def check_structure(doc: SourceDocument, bag: DiagnosticBag) -> bool:
     before = len(bag.items)
     for error in errors:
         _report(doc, error, bag)
+    for path in _non_finite_numbers(doc.data, ()):
+        # YAML's .nan / .inf pass JSON Schema's "number" (every comparison with NaN is false) and would be
+        # written into plan.json as NaN, which is not JSON
+        bag.error(doc.span_of(path), "E012", f"{_describe(path)} must be a finite number, not {_doc_value(doc, path)}")
     return len(bag.items) == before
+
+
+def _non_finite_numbers(value: object, path: JsonPath) -> list[JsonPath]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [path]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _non_finite_numbers(item, path + (key,))]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in _non_finite_numbers(item, path + (index,))]
+    return []
+
+
+def _doc_value(doc: SourceDocument, path: JsonPath) -> str:
+    value: object = doc.data
+    for key in path:
+        value = value[key]  # type: ignore[index]
+    return str(value)
 
 
 def _report(doc: SourceDocument, error: jsonschema.ValidationError, bag: DiagnosticBag) -> None:
