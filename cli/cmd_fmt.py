@@ -23,7 +23,9 @@ Comments, key order, quoting and block-scalar styles (| and >) are kept, and
 lines are never re-wrapped. The result is checked to load to exactly the same
 data as the original, so formatting never changes the compiled output.
 
-Files are rewritten in place; `-` formats standard input to standard output."""
+Files are rewritten in place, keeping their permissions; a task file that is a
+symbolic link is checked but not rewritten (format the file it points to). `-`
+formats standard input to standard output."""
 EPILOG = """\
 examples:
   taskc fmt examples/*.task.yaml
@@ -58,12 +60,17 @@ def run(args: argparse.Namespace) -> int:
             continue
         if not result.changed:
             continue
-        unformatted += 1
         if args.diff:
             sys.stdout.write(_unified(result))
         if args.check or args.diff:
+            unformatted += 1
             if not args.quiet:
                 print(f"would reformat {spec}", file=sys.stderr)
+            continue
+        if Path(spec).is_symlink():  # renaming over the link would turn it into a regular file
+            print(f"taskc fmt: error: {spec} is a symbolic link; not rewritten: run taskc fmt on the file it "
+                  "points to", file=sys.stderr)
+            failed += 1
             continue
         try:
             _write_atomically(Path(spec), result.formatted or "")
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"taskc fmt: error: cannot write {spec}: {exc.strerror or exc}", file=sys.stderr)
             failed += 1
             continue
+        unformatted += 1  # a file that could not be rewritten counts as failed only
         rewritten += 1
         if not args.quiet:
             print(f"reformatted {spec}", file=sys.stderr)
@@ -99,8 +107,9 @@ def _unified(result: FormatResult) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    # Keep the file's permissions, as an in-place edit would.
-    write_atomic(path, text.encode("utf-8"), mode=stat.S_IMODE(path.stat().st_mode))
+    # Keep the file's permissions and owner, as an in-place edit would; lstat: write_atomic refuses a link.
+    status = path.lstat()
+    write_atomic(path, text.encode("utf-8"), mode=stat.S_IMODE(status.st_mode), owner=(status.st_uid, status.st_gid))
 
 
 def _summary(files: int, unformatted: int, rewritten: int, failed: int, dry_run: bool) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from . import ir
 from .expr_nodes import lexicon_reads
 from .functions import lexicon_index
+from .paths import open_regular_file
 
 GAP_SHARE = 0.05  # a lexicon mentioned in a field of at least this share of the items is worth a warning
 SAMPLE_LINES = 2000  # what `taskc check` reads of a pool or gold file
@@ -79,17 +80,18 @@ def _mention_share(items: Sequence[Mapping[str, Any]], name: str, holds: Any) ->
 
 def sample_records(path: Path) -> list[dict[str, Any]]:
     """The JSON objects of the first SAMPLE_LINES lines of a JSONL file (at most SAMPLE_BYTES read; lines
-    that do not parse are skipped: the run reports them, located)."""
+    that do not parse are skipped: the run reports them, located). Only a regular file is opened, and
+    lines end at a line feed only, as the run reads them (a JSON string may hold U+2028 raw)."""
     try:
-        with path.open("rb") as stream:
+        with open_regular_file(path) as stream:
             data = stream.read(SAMPLE_BYTES)
     except OSError:
         return []
     records = []
-    for raw in data.decode("utf-8", errors="replace").splitlines()[:SAMPLE_LINES]:
+    for raw in data.decode("utf-8", errors="replace").split("\n")[:SAMPLE_LINES]:
         try:
             value = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # a huge integer, deep nesting: the run reports the line
             continue
         if isinstance(value, dict):
             records.append(value)

@@ -11,6 +11,7 @@ complain about. Duplicate keys, which PyYAML silently accepts, are errors here.
 
 from __future__ import annotations
 
+import errno
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,11 @@ from typing import Any
 import yaml
 
 from .diagnostics import DiagnosticBag, Span
+from .paths import UnsafeFileError, read_regular_file
 
 JsonPath = tuple[str | int, ...]
 
-MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_FILE_BYTES = 2 * 1024 * 1024  # checked from the file's size, before anything is read
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 
@@ -124,15 +126,23 @@ def load_task_file(path: Path, display_name: str, bag: DiagnosticBag) -> SourceD
 
 
 def read_task_text(path: Path, display_name: str, bag: DiagnosticBag) -> str | None:
-    """The text of ``path`` within the size limit, or None with the problem reported into ``bag``."""
+    """The text of ``path`` within the size limit, or None with the problem reported into ``bag``.
+
+    The task file must be a regular file inside its own directory once links are resolved (a link to a
+    sibling is fine, a link to /proc/self/environ or a secret elsewhere is not), and is never read when
+    it is refused: the diagnostic carries no source line, so nothing of the file reaches the log."""
     where = Span(display_name, 1, 1)
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, MAX_FILE_BYTES, inside=path.absolute().parent, what="task file")
+    except UnsafeFileError as exc:
+        if exc.errno == errno.EFBIG:
+            bag.error(where, "E002", str(exc.strerror))
+        else:
+            bag.error(where, "E001", f"cannot read task file: {exc.strerror}",
+                      "a task file must be a regular file inside its own directory (a link may point to one)")
+        return None
     except OSError as exc:
         bag.error(where, "E001", f"cannot read task file: {exc.strerror or exc}")
-        return None
-    if len(raw) > MAX_FILE_BYTES:
-        bag.error(where, "E002", f"task file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")
         return None
     try:
         text = raw.decode("utf-8")

@@ -13,6 +13,7 @@ loss may lose the last answers, which are then simply asked again).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -55,13 +56,20 @@ def _database(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+; the message tells on 3.10
-        if code == _SQLITE_FULL or "disk is full" in str(exc):
+        # Python 3.11+ gives the extended code (SQLITE_READONLY_DIRECTORY is 1544): its low byte is the
+        # primary code; the message tells on 3.10. A read-only directory without a cache file yet gives
+        # no READONLY at all but SQLITE_CANTOPEN ("unable to open database file"): ask the file system.
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        if primary == _SQLITE_FULL or "disk is full" in str(exc):
             raise CacheError(f"cannot write {path}: the disk is full ({exc}); free some space and run the same "
                              "command again (the answers cached so far are kept)") from None
-        if code == _SQLITE_READONLY or "readonly" in str(exc):
-            raise CacheError(f"cannot write {path}: it is read-only ({exc}); make it writable or choose "
-                             "another output directory with -o") from None
+        cannot_open = primary == 14 or "unable to open" in str(exc)  # 14: SQLITE_CANTOPEN
+        unwritable = (path.exists() and not os.access(path, os.W_OK)) or (
+            path.parent.is_dir() and not os.access(path.parent, os.W_OK))  # the file, or its -wal and -shm
+        if primary == _SQLITE_READONLY or "readonly" in str(exc) or (cannot_open and unwritable):
+            raise CacheError(f"cannot write {path}: it or its directory is read-only ({exc}); make the run "
+                             "directory writable or choose another one with -o") from None
         raise CacheError(f"{path} is damaged or locked: {exc}; delete it to start over "
                          "(answers will be asked again)") from None
     except ValueError as exc:  # a record that is not JSON: the file was changed by something else

@@ -7,8 +7,10 @@ task's input fields (checked with the compiler's own `value_problem`, so a value
 the compiler accepts in a worked example is accepted here too; a broken length
 limit only warns, since real data is not bound by them) and, in a gold
 file, a ``label`` naming one of the task's classes. Keys that are not fields are
-ignored, so a pool may carry ids or sources. Every file a run writes goes
-through `write_text_atomic`, so an interrupted run never leaves half a file.
+ignored, so a pool may carry ids or sources. Lines end at a line feed only and
+hold at most MAX_LINE_BYTES; a data file must be a regular file (never a device,
+a FIFO or anything under /proc). Every file a run writes goes through
+`write_text_atomic`, so an interrupted run never leaves half a file.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import dataclasses
 import difflib
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,9 +29,10 @@ from typing import Any, BinaryIO
 from taskc.compiler.diagnostics import TaskcError, did_you_mean
 from taskc.compiler.ir import InputField, TaskIR
 from taskc.compiler.passes import value_problem
-from taskc.compiler.paths import write_atomic
+from taskc.compiler.paths import open_regular_file, write_atomic
 
 MAX_REPORTED_PROBLEMS = 20
+MAX_LINE_BYTES = 1 << 20  # one line of a pool or gold file: one JSON object, at most 1 MiB
 
 
 class DataFileError(TaskcError):
@@ -65,30 +69,33 @@ def read_gold(path: Path, task: TaskIR, display: str | None = None) -> DataFile:
 
 def _read_records(path: Path, fields: Sequence[InputField], classes: Sequence[str], *, labeled: bool,
                   display: str, limit: int | None = None) -> DataFile:
-    """The file's records, parsing no further than ``limit`` records (pool.limit on a huge pool)."""
+    """The file's records, parsing no further than ``limit`` records (pool.limit on a huge pool).
+
+    Lines end at a line feed only (a JSON string may hold U+2028 or U+0085 raw, where `str.splitlines`
+    would cut it), are read one at a time, and each is at most MAX_LINE_BYTES: a longer one is a problem of its
+    own line, skipped without being held in memory."""
     try:
-        data = path.read_bytes()
+        stream = open_regular_file(path)
     except OSError as exc:
         raise _unreadable(display, exc) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise DataFileError(f"{display}:{line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
-
     records: list[DataRecord] = []
     problems: list[str] = []
     warnings: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if limit is not None and len(records) >= limit:
-            break
-        if not raw.strip():
-            continue  # blank lines (a trailing newline, a separator) carry nothing
-        record, line_problems, line_warnings = _parse_line(raw, number, fields, classes, labeled)
-        problems.extend(f"{display}:{number}:{problem}" for problem in line_problems)
-        warnings.extend(f"{display}:{number}: {warning}" for warning in line_warnings)
-        if record is not None:
-            records.append(record)
+    with stream:
+        for number, raw in _bounded_lines(stream, display):
+            if limit is not None and len(records) >= limit:
+                break
+            if raw is None:
+                problems.append(f"{display}:{number}: line is longer than {MAX_LINE_BYTES:,} bytes (1 MiB), "
+                                "the limit for one JSON object")
+                continue
+            if not raw.strip():
+                continue  # blank lines (a trailing newline, a separator) carry nothing
+            record, line_problems, line_warnings = _parse_line(raw, number, fields, classes, labeled)
+            problems.extend(f"{display}:{number}:{problem}" for problem in line_problems)
+            warnings.extend(f"{display}:{number}: {warning}" for warning in line_warnings)
+            if record is not None:
+                records.append(record)
     if problems:
         shown = problems[:MAX_REPORTED_PROBLEMS]
         more = len(problems) - len(shown)
@@ -100,14 +107,77 @@ def _read_records(path: Path, fields: Sequence[InputField], classes: Sequence[st
     return DataFile(tuple(records), tuple(warnings))
 
 
+def _bounded_lines(stream: BinaryIO, display: str) -> Iterator[tuple[int, str | None]]:
+    """(line number, line without its terminator) for each line up to a line feed; None for a line over
+    MAX_LINE_BYTES, whose rest is skipped in chunks. A line that is not UTF-8 raises DataFileError."""
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = stream.readline(1 << 16)
+            yield number, None
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataFileError(f"{display}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
+        line = line.removesuffix("\n").removesuffix("\r")  # the terminator is not part of the JSON text
+        yield number, line.removeprefix("\ufeff") if number == 1 else line
+
+
 def _parse_line(raw: str, number: int, fields: Sequence[InputField], classes: Sequence[str],
                 labeled: bool) -> tuple[DataRecord | None, list[str], list[str]]:
     """One line's record, its problems (each 'column: message' or ' message') and its warnings."""
+    value, problem = _loads(raw)
+    if problem is not None:
+        return None, [problem], []
+    return _check_object(value, number, fields, classes, labeled)
+
+
+def _loads(raw: str) -> tuple[Any, str | None]:
+    """The JSON value of one line, or a problem ('column: message' or ' message') instead of an exception:
+    besides bad syntax, Python's json raises ValueError for an integer of more digits than int() takes
+    (3.11+) and RecursionError for deep nesting, and accepts a lone surrogate escape ("\\ud800") that
+    no UTF-8 writer can write out later."""
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        return None, [f"{exc.colno}: invalid JSON: {exc.msg}"], []
-    return _check_object(value, number, fields, classes, labeled)
+        return None, f"{exc.colno}: invalid JSON: {exc.msg}"
+    except ValueError:
+        return None, f" invalid JSON: a number with more than {_max_digits()} digits"
+    except RecursionError:
+        return None, " invalid JSON: nested too deeply"
+    if _holds_lone_surrogate(value):
+        return None, " invalid JSON: a string holds a lone surrogate escape (such as \\ud800), which is not text"
+    return value, None
+
+
+def _max_digits() -> int:
+    return sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 4300
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether a string (or a key) anywhere in ``value`` holds a surrogate code point: json decodes a valid
+    pair into one character, so any left is a lone half. Iterative: the value may nest deeply."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _check_object(value: Any, number: int, fields: Sequence[InputField], classes: Sequence[str],
@@ -166,8 +236,8 @@ def input_lines(name: str) -> Iterator[Iterator[str]]:
     """The lines of an input file read as a stream (``-``: standard input), UTF-8 (a BOM is allowed).
 
     For `taskc predict`: nothing is read ahead, so a file of any size costs one line of memory. A file
-    that cannot be opened, or a line that is not UTF-8, raises DataFileError naming file and line
-    (each line is decoded on its own, so the line number is exact)."""
+    that cannot be opened, or a line that is not UTF-8 or longer than MAX_LINE_BYTES, raises
+    DataFileError naming file and line (each line is decoded on its own, so the line number is exact)."""
     display = "<stdin>" if name == "-" else name
     if name == "-":
         stream: BinaryIO = sys.stdin.buffer
@@ -184,22 +254,20 @@ def input_lines(name: str) -> Iterator[Iterator[str]]:
 
 
 def _decoded(stream: BinaryIO, display: str) -> Iterator[str]:
-    for number, raw in enumerate(stream, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataFileError(f"{display}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x})") from None
-        yield line.removeprefix("\ufeff") if number == 1 else line
+    for number, line in _bounded_lines(stream, display):
+        if line is None:  # a stream cannot be skipped past safely: stop, as for a line that is not UTF-8
+            raise DataFileError(f"{display}:{number}: line is longer than {MAX_LINE_BYTES:,} bytes (1 MiB), "
+                                "the limit for one JSON object")
+        yield line
 
 
 def parse_input_line(raw: str, number: int, task: TaskIR) -> tuple[dict[str, Any] | None, list[str], Any]:
     """One line of an unlabelled input file (`taskc predict`): its field values or its problems (each
     ':column: message' or ' message', to follow ``file:line``), and the line's own "id" (a string or
     a whole number, else None) so answers can be joined back. Other keys are ignored."""
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return None, [f"{exc.colno}: invalid JSON: {exc.msg}"], None
+    value, problem = _loads(raw)
+    if problem is not None:
+        return None, [problem], None
     record, problems, _ = _check_object(value, number, task.fields, (), labeled=False)
     given_id = value.get("id") if isinstance(value, dict) else None
     if isinstance(given_id, bool) or not isinstance(given_id, str | int):

@@ -284,13 +284,13 @@ def verdict(result: RunResult) -> str:
 
 def render_markdown(result: RunResult, findings: Findings) -> str:
     task = result.task
-    out: list[str] = [f"# taskc run: {task.name}", "", f"**{verdict(result)}**", ""]
+    out: list[str] = [f"# taskc run: {task.name}", "", f"**{_md_inline(verdict(result))}**", ""]
     if result.gold_display:
-        out += [f"Gold set: `{result.gold_display}` ({len(result.gold)} items). "
-                f"Primary predictor: {predictor_title(findings.primary)}.", ""]
+        out += [_md_inline(f"Gold set: `{result.gold_display}` ({len(result.gold)} items). "
+                           f"Primary predictor: {predictor_title(findings.primary)}."), ""]
     shift = result.shift.warnings() if result.shift is not None else []
     if shift:
-        out += ["## How the gold set differs from the pool", ""] + [f"- {line}" for line in shift] + [""]
+        out += ["## How the gold set differs from the pool", ""] + [f"- {_md_inline(line)}" for line in shift] + [""]
     out += ["## Metrics", "", *_md_table(*metrics_rows(result)), "", scoring_note(result), ""]
     if len(result.dev_indices) < len(result.gold):
         out += ["Dev and test halves:", "", *_md_table(*split_rows(result)), ""]
@@ -333,21 +333,21 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
         out += [_md_item(result, i) for i in missed[:MAX_LISTED]] + _md_more(len(missed)) + [""]
     out += ["## Next steps", ""]
     for number, step in enumerate(findings.next_steps, start=1):
-        out.append(f"{number}. **{step.title}.** {step.detail}")
+        out.append(f"{number}. **{_md_inline(step.title)}.** {_md_inline(step.detail)}")
         out += ["   " + _md_item(result, i) for i in step.examples]
     out += ["", "## Run", ""]
-    out += [f"- {line}" for line in _run_lines(result)]
+    out += [f"- {_md_inline(line)}" for line in _run_lines(result)]
     return "\n".join(out) + "\n"
 
 
 def _md_rationale(result: RunResult, group: RationaleFindings) -> list[str]:
     header = f"### `{group.rationale_id}` → {group.class_name}"
     if not group.has_rule:
-        lines = [header, "", f"> {group.text}", "", "No rule: it cannot fire."]
+        lines = [header, "", f"> {_md_inline(group.text)}", "", "No rule: it cannot fire."]
         if group.errors_missed:
             lines[-1] += f" {len(group.errors_missed)} errors are of its class."
         return lines + [""]
-    lines = [header, "", f"> {group.text}", "",
+    lines = [header, "", f"> {_md_inline(group.text)}", "",
              f"Fired on {group.fired} gold items: **{group.fired_correct} correct, {group.fired_wrong} wrong**"
              + (f"; fires on {_pct(group.pool_coverage)} of the pool." if group.pool_coverage is not None else "."),
              ""]
@@ -380,20 +380,68 @@ def _md_item(result: RunResult, index: int) -> str:
     predicted = result.predictions.get(result.primary, [None] * len(result.gold))[index]
     fired = ", ".join(f"{r}→{c}" for r, c in item.votes.items()) or "no rule fired"
     return (f"- {_md_escape(describe(result, item.values))} — gold **{item.label}**, predicted "
-            f"{predicted or 'nothing'}; rules: {fired} (line {item.line})")
+            f"{_md_inline(str(predicted or 'nothing'))}; rules: {fired} (line {item.line})")
 
 
 def _md_more(total: int) -> list[str]:
     return [f"- ... and {total - MAX_LISTED} more (see metrics.json and the gold file)"] if total > MAX_LISTED else []
 
 
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]|])")
+_HTML_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_BACKTICKS = re.compile(r"`+")
+
+
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+    """A string from the data, shown literally: Markdown's punctuation backslash-escaped (table pipes,
+    emphasis, code and link brackets), and `<`, `>`, `&` as entities, so raw HTML in an input stays text."""
+    return _html_entities(_MD_PUNCTUATION.sub(r"\\\1", text))
+
+
+def _html_entities(text: str) -> str:
+    return "".join(_HTML_ENTITIES.get(c, c) for c in text) if any(c in text for c in "&<>") else text
+
+
+def _md_inline(text: str) -> str:
+    """A line of ours that quotes names or data: `<`, `>`, `&` become entities and link brackets are
+    escaped outside code spans (where Markdown shows everything literally, so `accuracy >= 0.8` stays
+    readable). Code spans are found as CommonMark finds them: a run of n backticks, not escaped by a
+    backslash, up to the next run of exactly n; an unmatched run is literal text."""
+    pieces: list[str] = []
+    start = at = 0
+    while (run := _BACKTICKS.search(text, at)) is not None:
+        begin = run.start()
+        if _escaped(text, begin):  # a backslash-escaped backtick is literal; the rest of the run may open
+            at = begin + 1
+            continue
+        close = next((c for c in _BACKTICKS.finditer(text, run.end()) if len(c.group()) == len(run.group())), None)
+        if close is None:
+            at = run.end()
+            continue
+        pieces += [_md_outside_code(text[start:begin]), text[begin:close.end()]]
+        start = at = close.end()
+    pieces.append(_md_outside_code(text[start:]))
+    return "".join(pieces)
+
+
+def _escaped(text: str, index: int) -> bool:
+    """Whether the character at ``index`` follows an odd number of backslashes."""
+    before = index
+    while before > 0 and text[before - 1] == "\\":
+        before -= 1
+    return (index - before) % 2 == 1
+
+
+def _md_outside_code(text: str) -> str:
+    return _html_entities(text).replace("[", "\\[").replace("]", "\\]")
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+    def cell(text: str) -> str:  # a pipe ends a cell even inside a code span: escape every unescaped one
+        return re.sub(r"(?<!\\)\|", r"\\|", _md_inline(text))
+
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
 
 
 def metrics_rows(result: RunResult, split: str = "all") -> tuple[list[str], list[list[str]]]:
