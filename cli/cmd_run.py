@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from taskc.compiler.diagnostics import TaskcError
-from taskc.compiler.driver import compile_task
+from taskc.compiler.driver import CompiledTask, compile_task
 
 from .output import (
     EXIT_CRITERION_FAILED,
@@ -62,7 +62,8 @@ examples:
 exit status:
   0  the pass criterion holds (or the task has no gold set to judge)
   1  errors in the task file, the pool or the gold set (file:line messages)
-  2  usage error
+  2  usage error (also: RUN_DIR is or holds a symbolic link, or another taskc run
+     is using it: runs of one directory are serialised by a lock on RUN_DIR/.lock)
   3  the pass criterion does not hold on the primary predictor
   4  runtime failure (e.g. the LLM provider failed, the run's cache is damaged)
 
@@ -91,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--tpm", type=_positive_int, metavar="N", help="tokens per minute limit")
     llm.add_argument("--max-cost", type=_positive_float, metavar="USD", help="stop new calls past this spend")
     llm.add_argument("--max-calls", type=_positive_int, metavar="N", help="stop after this many requests")
+    llm.add_argument("--deadline", type=_positive_float, metavar="SECONDS",
+                     help="start no LLM request after this many seconds and end the run (exit 4); answered calls "
+                          "stay cached, so the same command continues")
     llm.add_argument("--finetune", action="store_true", help="also fine-tune (finetune section) and evaluate it")
     llm.add_argument("--batch", action="store_true", help="generate through the Batch API (half price, slower)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the report path")
@@ -117,6 +121,38 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str | None:
+    """Why --max-cost cannot hold, if it cannot: a model the run may call has no price, so its calls would
+    count as free against the limit. None when every such model is priced (or there is no --max-cost)."""
+    if args.max_cost is None:
+        return None
+    import difflib
+
+    from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL, builtin_prices, price_for
+
+    task = compiled.ir
+    called = {job.model: "generate.model" for job in compiled.plan}
+    called[task.generate.model] = "generate.model"  # pool labeling and the prompted baseline
+    if args.model:
+        called = {args.model: "--model"}
+    if task.finetune.provider == "embeddings":
+        called.setdefault(task.finetune.base_model or DEFAULT_EMBEDDING_MODEL, "finetune.base_model")
+    elif task.finetune.provider == "openai" and args.finetune:  # the fine-tuned model is priced as its base
+        called.setdefault(task.finetune.base_model or task.generate.model, "finetune.base_model")
+    table = {**builtin_prices(), **dict(task.generate.prices)}
+    unpriced = [(model, source) for model, source in called.items() if price_for(table, model) is None]
+    if not unpriced:
+        return None
+    names = " and ".join(f"'{model}' ({source})" for model, source in unpriced)
+    guesses = [f"'{guess[0]}' for '{model}'" for model, _ in unpriced
+               if (guess := difflib.get_close_matches(model, list(table), n=1))]
+    example = unpriced[0][0]
+    return (f"--max-cost needs a price for every model the run calls, and there is none for {names}: its calls "
+            f"would count as free. Price it in the task, e.g. generate.prices: {{{example}: {{input: 0.5, output: "
+            f"1.5}}}} (USD per 1M input / output tokens), or add it to taskc's price table (compiler/prices.json)"
+            + (f"; did you mean {', '.join(guesses)}?" if guesses else "."))
+
+
 def run(args: argparse.Namespace) -> int:
     from taskc.runtime import pipeline, report
 
@@ -129,18 +165,32 @@ def run(args: argparse.Namespace) -> int:
     if result.compiled is None:
         return EXIT_INPUT_ERRORS
     compiled = result.compiled
+    if (unpriced := _max_cost_problem(compiled, args)) is not None:  # before any work: a usage mistake
+        print(f"taskc: error: {unpriced}", file=sys.stderr)
+        return EXIT_USAGE
     run_dir = Path(args.output or Path("runs") / compiled.ir.name)
     if _is_file(run_dir):
         print(f"taskc: error: RUN_DIR is a file, not a directory: {run_dir}", file=sys.stderr)
+        return EXIT_USAGE
+    from taskc.runtime.run_lock import RunDirError, check_run_dir, run_dir_lock
+
+    try:
+        check_run_dir(run_dir)
+    except RunDirError as exc:
+        print(f"taskc: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     options = pipeline.RunOptions(
         run_dir=run_dir,
         gold=Path(args.gold).expanduser() if args.gold else None, base_url=args.base_url, model=args.model,
         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_cost=args.max_cost, max_calls=args.max_calls,
-        finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=args.json,
+        deadline=args.deadline, finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=args.json,
         allow_outside=args.allow_outside_paths)
     try:
-        outcome = pipeline.run(compiled, options, notice=_notice(args.quiet))
+        with run_dir_lock(run_dir):  # a second run on this directory would pay the same calls again
+            outcome = pipeline.run(compiled, options, notice=_notice(args.quiet))
+    except RunDirError as exc:
+        print(f"taskc: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.usage else EXIT_RUNTIME_FAILURE
     except TaskcError as exc:
         from taskc.runtime.datafiles import DataFileError
 

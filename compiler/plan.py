@@ -276,11 +276,16 @@ def parse_price_table(raw: Any) -> PriceTable:
 
 
 def price_for(table: PriceTable, model: str) -> tuple[float, float] | None:
-    """The price of ``model``; dated snapshots and fine-tuned models are priced as their base model."""
+    """The price of ``model``; dated snapshots, fine-tuned models and provider-prefixed names (a router's
+    ``openai/gpt-4o-mini``) are priced as their base model, unless the table prices the name itself."""
     if model in table:
         return table[model]
     base = model.split(":")[1] if model.startswith("ft:") and ":" in model[3:] else model
-    return table.get(re.sub(r"-\d{4}-\d{2}-\d{2}$", "", base))
+    for name in dict.fromkeys((base, base.rsplit("/", 1)[-1])):
+        price = table.get(name) or table.get(re.sub(r"-\d{4}-\d{2}-\d{2}$", "", name))
+        if price is not None:
+            return price
+    return None
 
 
 @lru_cache(maxsize=1)

@@ -40,6 +40,7 @@ from .provider import (
     parse_choice,
     read_completion,
     scrub,
+    scrub_in_place,
 )
 
 if TYPE_CHECKING:
@@ -234,13 +235,15 @@ class _BatchRunner:
                         self._ingest_line(line, keys)
         for key in keys:  # not answered at all (a failed or expired batch)
             if key not in self.answered:
-                self.failures.setdefault(key, f"batch {batch.id} ended {batch.status} without an answer")
+                self.failures.setdefault(key, scrub(f"batch {batch.id} ended {batch.status} without an answer",
+                                                    self.settings.api_key))
         self.cache.journal_put(name, {**entry, "state": "ingested", "status": batch.status})
 
     def _ingest_line(self, line: str, keys: set[str]) -> None:
         try:
-            item = json.loads(line)
-        except ValueError:
+            # where an answer enters taskc: nothing of it is kept with the key in it (see scrub_in_place)
+            item = scrub_in_place(json.loads(line), self.settings.api_key)
+        except (ValueError, RecursionError):
             return  # an unreadable output line cannot be attributed; its call stays pending
         if not isinstance(item, dict):
             return
@@ -258,13 +261,14 @@ class _BatchRunner:
             status = response.get("status_code") or "no status"
             self.failures[key] = scrub(f"{status} {message}", self.settings.api_key)
             return
-        usage, model, choice = read_completion(body, call.model)
-        charge(self.stats, self.budget, model, usage, BATCH_PRICE_FACTOR)
         try:
-            content = parse_choice(choice, call.job.response_format, self.validate)
+            usage, model, choice = read_completion(body, call.model)
+            charge(self.stats, self.budget, call.model, usage, BATCH_PRICE_FACTOR)  # priced as asked, not answered
+            content = scrub_in_place(parse_choice(choice, call.job.response_format, self.validate),
+                                     self.settings.api_key)
         except AnswerProblem as problem:
             self.stats.count_error(problem.kind)
-            self.failures[key] = f"{problem.kind}: {problem}"
+            self.failures[key] = scrub(f"{problem.kind}: {problem}", self.settings.api_key)
             return
         self.cache.put(key, answer_record(content, response.get("request_id") or body.get("id"), usage, model,
                                           batch=True))

@@ -8,13 +8,17 @@ validation (`validate`), labeling-function votes, deduplication (`dedupe`) and
 the run-directory files (`datasets`). Because the dataset is rebuilt from the
 cache every time, a run that was killed and restarted neither loses nor
 duplicates an example, and a rerun of an unchanged plan makes no network call.
-The API key is never written: only answers, usage and request ids are stored.
+The API key is never written: only answers, usage and request ids are stored,
+each scrubbed of it where it entered (provider.scrub_in_place). A rejected
+example is kept in rejected.jsonl only up to `MAX_REJECTED_EXAMPLE_CHARS` of
+its JSON: it is there to be read, and an answer need not be small.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -39,6 +43,8 @@ from .provider import (
     provider_settings_from_env,
 )
 from .validate import ExampleValidator
+
+MAX_REJECTED_EXAMPLE_CHARS = 4096  # of an example's JSON, kept in rejected.jsonl
 
 
 @dataclass(frozen=True)
@@ -257,8 +263,8 @@ def assemble_dataset(compiled: CompiledTask, calls: Sequence[PlannedCall], cache
             rejection = validator.check(example)
             if rejection is not None:
                 dataset.rejects_by_reason[rejection.reason] += 1
-                dataset.rejected.append({"id": example_id, "reason": rejection.to_json(), "example": example,
-                                         "provenance": provenance})
+                dataset.rejected.append({"id": example_id, "reason": rejection.to_json(),
+                                         **_kept_example(example), "provenance": provenance})
                 continue
             inputs = validator.inputs(example)
             duplicate = deduper.add(inputs)
@@ -270,7 +276,8 @@ def assemble_dataset(compiled: CompiledTask, calls: Sequence[PlannedCall], cache
                     "reason": {"check": "duplicate", "id": duplicate.kind, "value": None,
                                "message": f"{duplicate.kind} duplicate of {kept_ids[duplicate.original]}"
                                           f" (similarity {duplicate.similarity:.2f})"},
-                    "duplicate_of": kept_ids[duplicate.original], "example": example, "provenance": provenance})
+                    "duplicate_of": kept_ids[duplicate.original], **_kept_example(example),
+                    "provenance": provenance})
                 continue
             label = example["label"]
             votes = validator.votes(example, label)
@@ -279,6 +286,16 @@ def assemble_dataset(compiled: CompiledTask, calls: Sequence[PlannedCall], cache
             dataset.accepted.append({"id": example_id, **inputs, "label": label, "provenance": provenance,
                                      "rules": votes.to_json()})
     return dataset
+
+
+def _kept_example(example: Any) -> dict[str, Any]:
+    """How rejected.jsonl keeps an example: whole, or the start of its JSON and a note when it is long."""
+    text = json.dumps(example, ensure_ascii=False)
+    if len(text) <= MAX_REJECTED_EXAMPLE_CHARS:
+        return {"example": example}
+    return {"example": text[:MAX_REJECTED_EXAMPLE_CHARS],
+            "example_truncated": f"the example is {len(text)} characters of JSON; only the first "
+                                 f"{MAX_REJECTED_EXAMPLE_CHARS} are kept here (the whole answer is in the cache)"}
 
 
 def _provenance(call: PlannedCall, record: dict[str, Any]) -> dict[str, Any]:

@@ -6,22 +6,31 @@ capped run holds the cap steadily and never trips the provider's own limiter.
 Tokens use a bucket holding one minute's allowance, debited by an estimate up
 front and corrected once the response reports its real usage. A 429 with
 Retry-After pauses every caller, not only the one that was told, because the
-provider's limit is shared by all of them.
+provider's limit is shared by all of them; a server cannot hold the run longer
+than `MAX_RETRY_AFTER` that way, and a wait that is not a finite number is
+ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
+
+# The longest a server's Retry-After (or rate-limit reset header) may hold a call or the run. The openai SDK
+# ignores longer ones for the same reason: "come back in an hour" (or in `inf` seconds) would stall a run that
+# a user watches, and waiting less only costs another 429.
+MAX_RETRY_AFTER = 60.0
 
 
 class RateLimiter:
     """Paces request starts to ``rpm`` and token use to ``tpm`` (None: no limit)."""
 
     def __init__(self, rpm: int | None = None, tpm: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_pause: float = MAX_RETRY_AFTER) -> None:
         self.rpm, self.tpm, self._clock = rpm, tpm, clock
+        self.max_pause = max_pause
         self._next_start = 0.0
         self._tokens = float(tpm or 0)  # the bucket starts with one minute's allowance
         self._refilled = clock()
@@ -70,11 +79,18 @@ class RateLimiter:
         self._tokens = min(float(self.tpm), self._tokens + (now - self._refilled) * self.tpm / 60.0)
         self._refilled = now
 
+    def holds(self) -> bool:
+        """Whether acquire may wait at all: limits are set, or a server's pause is on."""
+        return bool(self.rpm or self.tpm) or self._paused_until > self._now()
+
     def record_usage(self, estimated_tokens: int, actual_tokens: int) -> None:
         """Correct the token bucket once a response says how many tokens the call really used."""
         if self.tpm:
             self._tokens -= actual_tokens - min(estimated_tokens, self.tpm)
 
     def pause_for(self, seconds: float) -> None:
-        """Hold every new request for ``seconds`` (a 429's Retry-After or rate-limit reset)."""
-        self._paused_until = max(self._paused_until, self._now() + max(0.0, seconds))
+        """Hold every new request for ``seconds`` (a 429's Retry-After or rate-limit reset), at most max_pause."""
+        if not math.isfinite(seconds):
+            return
+        pause = min(self.max_pause, max(0.0, seconds))
+        self._paused_until = max(self._paused_until, self._now() + pause)

@@ -63,6 +63,7 @@ class RunOptions:
     tpm: int | None = None
     max_cost: float | None = None
     max_calls: int | None = None
+    deadline: float | None = None  # --deadline: seconds after which no LLM request starts; the run ends, exit 4
     finetune: bool = False
     batch: bool = False
     quiet: bool = False
@@ -276,10 +277,12 @@ def _provider_settings(options: RunOptions) -> ProviderSettings | None:
     # checked here first so that a run without any LLM configuration never imports the provider code
     if not (options.base_url or os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
         return None
-    from .provider import provider_settings_from_env
+    from .provider import RunDeadline, provider_settings_from_env
 
     return provider_settings_from_env(base_url=options.base_url, model=options.model,
-                                      concurrency=options.concurrency, rpm=options.rpm, tpm=options.tpm)
+                                      concurrency=options.concurrency, rpm=options.rpm, tpm=options.tpm,
+                                      run_deadline=None if options.deadline is None
+                                      else RunDeadline.after(options.deadline))
 
 
 # -- the pool --------------------------------------------------------------------------------------

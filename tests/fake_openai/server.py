@@ -22,6 +22,7 @@ import struct
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
@@ -68,11 +69,24 @@ class Faults:
     control_plane: bool = False  # also fault files / fine-tuning / batch endpoints (transport kinds only)
     refuse_finetuning: bool = False  # creating a fine-tuning job answers 403, as for an organisation without access
     embeddings_down: bool = False  # /v1/embeddings answers 500 to every request
+    # A hostile or broken server, on every 200 chat answer (and retry_after_header on every 429):
+    answer_model: str | None = None  # the "model" it claims answered, whatever was asked for
+    retry_after_header: str | None = None  # sent verbatim as Retry-After and rate-limit reset ("3600", "inf")
+    trickle_seconds: float = 0.0  # send the whole reply one byte at a time, this many seconds apart
+    padding_bytes: int = 0  # whitespace inside the answer's JSON, making the body this much larger
+    gzip: bool = False  # send the body gzip-compressed: with padding_bytes, a gzip bomb
+    echo_key: bool = False  # put the request's bearer token in x-request-id, the id, model and free-text content
+    usage_json: str | None = None  # sent verbatim as the answer's "usage", e.g. '{"prompt_tokens": 1e999}'
 
     def __post_init__(self) -> None:
         for kind in FAULT_KINDS:
             if not 0.0 <= getattr(self, kind) <= 1.0:
                 raise ValueError(f"Faults.{kind} must be in [0, 1], got {getattr(self, kind)}")
+
+    @property
+    def reshapes_answers(self) -> bool:
+        return bool(self.answer_model is not None or self.trickle_seconds or self.padding_bytes or self.gzip
+                    or self.echo_key or self.usage_json is not None)
 
 
 class Stats:
@@ -274,6 +288,44 @@ def violate_schema(schema: dict, content: str) -> str:
     return json.dumps(doc)
 
 
+def echo_token(content: str, schema: dict, token: str) -> str:
+    """``content`` with `` <token>`` appended to every free-text string the schema allows it in (no enum,
+    const, format or pattern; within maxLength), so the answer stays valid and the token reaches the data."""
+    try:
+        doc = json.loads(content)
+    except ValueError:
+        return f"{content} {token}"
+    resolve = SchemaInstance(schema, random.Random(0)).resolve
+
+    def walk(value: Any, sub: Any) -> Any:
+        s = resolve(sub)
+        if isinstance(value, str):
+            free = not any(key in s for key in ("enum", "const", "format", "pattern"))
+            fits = len(value) + 1 + len(token) <= s.get("maxLength", math.inf)
+            return f"{value} {token}" if free and fits else value
+        if isinstance(value, list):
+            return [walk(item, s.get("items", {})) for item in value]
+        if isinstance(value, dict):
+            properties = s.get("properties", {})
+            return {key: walk(item, properties.get(key, {})) for key, item in value.items()}
+        return value
+
+    return json.dumps(walk(doc, schema))
+
+
+def _gzip_padded(head: bytes, padding: int, tail: bytes) -> bytes:
+    """gzip of head + padding spaces + tail, compressed a block at a time (a gigabyte of padding never
+    sits in memory)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    parts = [packer.compress(head)]
+    block = b" " * (1 << 20)
+    while padding > 0:
+        parts.append(packer.compress(block[:padding]))
+        padding -= len(block)
+    parts += [packer.compress(tail), packer.flush()]
+    return b"".join(parts)
+
+
 def _message_text(messages: list) -> str:
     parts = []
     for message in messages:
@@ -307,6 +359,7 @@ class Response:
     body: Any = None  # bytes are sent as is, anything else as JSON
     headers: dict[str, str] | None = None
     reset: bool = False  # close the socket without answering
+    trickle: float = 0.0  # seconds between the bytes of the reply (0: all at once)
 
     def encode(self, keep_alive: bool, request_id: str) -> bytes:
         binary = isinstance(self.body, bytes)
@@ -529,7 +582,16 @@ class FakeOpenAI:
                                                                struct.pack("ii", 1, 0))
                     writer.transport.abort()
                     return
-                writer.write(resp.encode(req.keep_alive, f"req_{next(self._request_ids)}"))
+                data = resp.encode(req.keep_alive, f"req_{next(self._request_ids)}")
+                if resp.trickle:
+                    for index in range(len(data)):
+                        if writer.is_closing():  # the client gave up on us
+                            return
+                        writer.write(data[index:index + 1])
+                        await writer.drain()
+                        await asyncio.sleep(resp.trickle)
+                else:
+                    writer.write(data)
                 await writer.drain()
                 if not req.keep_alive:
                     break
@@ -597,6 +659,9 @@ class FakeOpenAI:
             if fault == "rate_limit":
                 headers = {"Retry-After": f"{faults.retry_after:g}", "x-ratelimit-remaining-requests": "0",
                            "x-ratelimit-reset-requests": f"{faults.retry_after * 1000:.0f}ms"}
+                if faults.retry_after_header is not None:
+                    headers |= {"Retry-After": faults.retry_after_header,
+                                "x-ratelimit-reset-requests": faults.retry_after_header}
                 raise ApiError(429, "Rate limit reached (fake).", "rate_limit_exceeded", "requests", headers)
             if fault == "server_error":
                 raise ApiError(500, "The server had an error (fake).", None, "server_error")
@@ -620,11 +685,41 @@ class FakeOpenAI:
 
     # ---- chat completions
 
-    def _chat(self, req: Request) -> dict:
-        completion = self._completion(req.json(), req.fault)
+    def _chat(self, req: Request) -> dict | Response:
+        body = req.json()
+        completion = self._completion(body, req.fault)
         if req.fault is None:
             self.stats.count_ok()
+        if isinstance(completion, dict) and self.faults.reshapes_answers:
+            return self._reshaped(completion, body, req)
         return completion
+
+    def _reshaped(self, completion: dict, body: dict, req: Request) -> Response:
+        """A 200 answer as a hostile or broken server sends it (see the last fields of Faults)."""
+        faults = self.faults
+        headers: dict[str, str] = {"Content-Type": "application/json"}
+        if faults.answer_model is not None:
+            completion["model"] = faults.answer_model
+        if faults.echo_key:
+            token = re.sub(r"^Bearer\s+", "", req.headers.get("authorization", ""), flags=re.IGNORECASE)
+            headers["x-request-id"] = f"req_{token}"
+            completion.update(id=f"chatcmpl-{token}", model=f"{completion['model']}-{token}",
+                              system_fingerprint=token)
+            schema = _response_schema(body) or {}
+            for choice in completion["choices"]:
+                choice["message"]["content"] = echo_token(choice["message"]["content"], schema, token)
+        if faults.usage_json is not None:
+            completion["usage"] = "__usage__"
+        text = json.dumps(completion)
+        if faults.usage_json is not None:
+            text = text.replace('"__usage__"', faults.usage_json)
+        head, tail = text[:-1].encode(), text[-1:].encode()  # padding goes before the closing brace
+        if faults.gzip:
+            headers["Content-Encoding"] = "gzip"
+            data = _gzip_padded(head, faults.padding_bytes, tail)
+        else:
+            data = head + b" " * faults.padding_bytes + tail
+        return Response(200, data, headers, trickle=faults.trickle_seconds)
 
     def _content(self, body: dict, index: int) -> str:
         if self.responder is None:
