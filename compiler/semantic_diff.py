@@ -147,6 +147,12 @@ Attributes = dict[str, Any]
 _SET_ATTRIBUTES = {"words", "examples", "values", "metrics", "dedupe.key"}
 
 
+def entity_changes(old: ir.TaskIR, new: ir.TaskIR) -> list[EntityChange]:
+    """What changed between two versions of a task, entity by entity (fields, classes, lexicons, rationales,
+    constraints, the criterion): the part of `taskc diff` that needs no compiled output."""
+    return _entity_changes(old, new)
+
+
 def _entity_changes(old: ir.TaskIR, new: ir.TaskIR) -> list[EntityChange]:
     changes: list[EntityChange] = []
     for kind, view in _VIEWS:

@@ -34,7 +34,7 @@ from taskc.compiler.ir import TaskIR
 from taskc.compiler.paths import PathOutsideProject, resolve_project_path
 from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL
 
-from . import label_model, labeling, local_model
+from . import history, label_model, labeling, local_model
 from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool, write_text_atomic
 from .datasets import write_json, write_jsonl
 from .evaluate import PREDICTORS, CriterionResult, PredictorScores, evaluate_criterion, score_predictor
@@ -44,6 +44,7 @@ from .predictor import Predictors
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
 
 if TYPE_CHECKING:
+    from .history import SinceLastRun
     from .provider import Budget, CallResult, ProviderSettings
     from .report import DataShift, Findings
 
@@ -122,6 +123,10 @@ class RunResult:
     findings: Findings | None = None  # the error analysis behind the report, set when the outputs are written
     predictors: Predictors | None = None  # the offline predictors, as saved in model/
     shift: DataShift | None = None  # how the gold set differs from the pool, set with the findings
+    estimate_usd: float | None = None  # the plan's estimated cost (taskc compile's ESTIMATE)
+    history: list[dict[str, Any]] = field(default_factory=list)  # earlier runs' records, and this one's last
+    since: SinceLastRun | None = None  # how this run differs from the one before (None: the first run)
+    spec_changes: list[str] | None = None  # the task's changes since the run before, one line each
 
     @property
     def primary(self) -> str:
@@ -222,7 +227,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
                        gold_display=gold_display, gold=gold, predictions=predictions, metrics=metrics,
                        criterion=evaluate_criterion(task, metrics) if gold else None, skipped_llm_steps=skipped,
                        training=dict(sorted(Counter(e.source for e in examples).items())), examples=tuple(examples),
-                       notes=notes, llm=llm,
+                       notes=notes, llm=llm, estimate_usd=compiled.estimate.cost_usd,
                        predictors=predictors)
     _write_outputs(result)
     return result
@@ -666,6 +671,7 @@ def _write_outputs(result: RunResult) -> None:
     result.files["report_html"] = run_dir / "report.html"
     findings = result.findings = report.analyse_errors(result)
     result.shift = report.data_shift(result)
+    record = _history_record(result, __version__)
     metrics = {
         "task": task.name, "gold": result.gold_display, "gold_items": len(result.gold),
         "gold_split": {"dev": len(result.dev_indices), "test": len(result.gold) - len(result.dev_indices),
@@ -685,6 +691,41 @@ def _write_outputs(result: RunResult) -> None:
     write_json(result.files["metrics"], metrics)
     write_text_atomic(result.files["report_md"], report.render_markdown(result, findings))
     write_text_atomic(result.files["report_html"], report.render_html(result, findings))
+    history.append_record(run_dir, record)  # last: a run recorded is a run whose outputs are all written
+    result.files["history"] = run_dir / history.HISTORY_FILE
+
+
+def _history_record(result: RunResult, taskc_version: str) -> dict[str, Any]:
+    """This run's history record (with a copy of its task file), and what changed since the run before."""
+    task, run_dir = result.task, result.run_dir
+    earlier = history.read_history(run_dir)
+    number = history.next_number(earlier)
+    spec = Path(task.project_dir) / Path(task.source).name
+    small_files = [lexicon.file for lexicon in task.lexicons if lexicon.file] + list(task.generate.templates.values())
+    try:
+        snapshot = history.snapshot_spec(run_dir, number, spec, small_files)
+    except OSError:
+        snapshot = None
+    primary = result.predictions.get(result.primary, [])
+    rationales = {} if result.analysis is None else {
+        f.rationale_id: {"coverage": f.coverage, "gold_accuracy": f.empirical_accuracy, "votes": f.votes}
+        for f in result.analysis.functions}
+    record = history.build_record(
+        number=number, task=task.name, spec_hash=spec_hash(task), taskc_version=taskc_version,
+        commit=history.git_commit(Path(task.project_dir)), primary=result.primary,
+        passed=None if result.criterion is None else result.criterion.passed,
+        metrics={name: m.to_json() for name, m in result.metrics.items()}, rationales=rationales,
+        cost_estimate_usd=result.estimate_usd,
+        gold_correct={history.gold_key(g.values): label == g.label  # no predictions: no gold item is right
+                      for g, label in zip(result.gold, primary or [None] * len(result.gold), strict=True)},
+        snapshot=snapshot)
+    result.history = [*earlier, record]
+    if earlier:
+        split = result.criterion.split if result.criterion is not None else "test"
+        result.since = history.since_last_run(earlier[-1], record, split)
+        previous = earlier[-1].get("snapshot")
+        result.spec_changes = history.spec_changes(run_dir / previous, task) if previous else None
+    return record
 
 
 __all__ = ["GoldItem", "HOW_TO_ENABLE_LLM", "LLM_STEPS", "PoolItem", "RunOptions", "RunResult",

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from taskc.compiler.lexicon_coverage import KnowledgeGap, knowledge_gaps
 
+from . import history
+
 if TYPE_CHECKING:
     from .pipeline import RunResult
 
@@ -288,6 +290,14 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
     if result.gold_display:
         out += [_md_inline(f"Gold set: `{result.gold_display}` ({len(result.gold)} items). "
                            f"Primary predictor: {predictor_title(findings.primary)}."), ""]
+    since = since_summary(result)
+    if since is not None:
+        summary, changes, scores, rationales = since
+        out += ["## Since the last run", "", _md_inline(summary), ""]
+        out += [f"- {_md_inline(line)}" for line in changes] + ([""] if changes else [])
+        out += [*_md_table(*scores), ""]
+        if rationales[1]:
+            out += [*_md_table(*rationales), ""]
     shift = result.shift.warnings() if result.shift is not None else []
     if shift:
         out += ["## How the gold set differs from the pool", ""] + [f"- {_md_inline(line)}" for line in shift] + [""]
@@ -621,6 +631,32 @@ def model_facts(result: RunResult) -> dict[str, Any] | None:
                                    for cls, features in local.strongest_features().items()}}
 
 
+def since_summary(result: RunResult) -> tuple[str, list[str], tuple[list[str], list[list[str]]],
+                                               tuple[list[str], list[list[str]]]] | None:
+    """"Since the last run": a sentence, the task's changes, the score table and the rationale table."""
+    change = result.since
+    if change is None:
+        return None
+    previous = change.previous
+    when = str(previous.get("time", "")).replace("T", " ").rstrip("Z")
+    primary = next((s for s in change.scores if s.predictor == result.primary and s.metric == "macro_f1"), None)
+    if primary is None or primary.delta is None:
+        moved = "its scores cannot be compared"
+    elif primary.within_noise:
+        moved = (f"the primary's macro-F1 moved {primary.delta:+.3f}, inside both runs' 95% intervals: within "
+                 "noise, not evidence that the edit helped or hurt")
+    else:
+        moved = f"the primary's macro-F1 moved {primary.delta:+.3f}, outside the intervals"
+    flips = (f"{len(change.now_right)} gold item{'s' if len(change.now_right) != 1 else ''} now right, "
+             f"{len(change.now_wrong)} now wrong")
+    spec = "the same task file" if change.same_spec else "a changed task"
+    summary = f"Compared with run {previous.get('number')} ({when} UTC, {spec}): {moved}; {flips}."
+    changes = list(result.spec_changes or [])[:MAX_LISTED]
+    if not change.same_spec and result.spec_changes is None:
+        changes = ["(the last run's copy of the task file is missing, so its changes cannot be listed)"]
+    return summary, changes, history.score_rows(change, result.primary), history.rationale_rows(change)
+
+
 def student_facts(result: RunResult) -> dict[str, Any] | None:
     """The finetune.provider student, if the run trained one: provider, model, features, training size."""
     student = result.predictors.student if result.predictors is not None else None
@@ -701,6 +737,19 @@ def render_html(result: RunResult, findings: Findings) -> str:
     if result.gold_display:
         parts.append(f"<p>Gold set: <code>{e(result.gold_display)}</code> ({len(result.gold)} items). "
                      f"Primary predictor: {e(predictor_title(findings.primary))}.</p>")
+    since = since_summary(result)
+    if since is not None:
+        summary, changes, scores, rationales = since
+        parts += ["<h2>Since the last run</h2>", f"<p>{e(summary)}</p>"]
+        if changes:
+            parts += ["<ul>"] + [f"<li>{e(line)}</li>" for line in changes] + ["</ul>"]
+        parts.append(_html_table(*scores))
+        if rationales[1]:
+            parts.append(_html_table(*rationales))
+        trend = history.trend_svg(result.history, result.primary)
+        if trend:
+            parts += [f"<p class=muted>macro-F1 of {e(predictor_title(result.primary))} over the runs "
+                      "(the bars are 95% intervals)</p>", trend]
     shift = result.shift.warnings() if result.shift is not None else []
     if shift:
         parts += ["<h2>How the gold set differs from the pool</h2><ul class=warn>"]
