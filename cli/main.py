@@ -15,22 +15,36 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from . import __version__, cmd_check, cmd_compile, cmd_diff, cmd_export, cmd_fmt, cmd_predict, cmd_run, cmd_schema
+from . import (
+    __version__,
+    cmd_check,
+    cmd_compile,
+    cmd_diff,
+    cmd_export,
+    cmd_fmt,
+    cmd_lsp,
+    cmd_predict,
+    cmd_run,
+    cmd_runs,
+    cmd_schema,
+)
 from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
-COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_predict, cmd_export,
-                                   cmd_diff, cmd_fmt)
+COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_runs, cmd_predict,
+                                   cmd_export, cmd_diff, cmd_fmt, cmd_lsp)
 
 _EPILOG = """\
 the loop:
   taskc check examples/keto.task.yaml            find every error, with file:line:column
   taskc compile examples/keto.task.yaml -o out   prompts, plan.json, finetune.json, eval.json
   taskc run examples/keto.task.yaml              label, train, evaluate, report (offline without a key)
+  taskc runs runs/keto                           the run history: what each run scored, which task version
   taskc predict runs/keto new.jsonl -o out.jsonl  label new inputs with the trained predictor
   taskc export runs/keto -o export/keto          the training data for other trainers, with a dataset card
   taskc diff --git origin/main examples/keto.task.yaml   what a spec change does, for review
   taskc fmt examples/keto.task.yaml              canonical layout, comments kept
   taskc schema > task.schema.json                 the JSON Schema editors complete keys from
+  taskc lsp                                      the language server editors start (docs/editors.md)
 
 exit status: 0 ok (warnings allowed), 1 errors in a task file, 2 usage error,
 3 pass criterion failed (run), 4 runtime failure (run).

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import ir
 from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
-from .loader import SourceDocument, load_task_file
+from .loader import SourceDocument, load_task_file, parse_task_text
 from .lowering import lower_task
 from .passes import run_passes
 from .paths import write_atomic
@@ -88,12 +88,16 @@ class CompileResult:
 
 
 def compile_task(path: str | Path, *, display_name: str | None = None, allow_outside: bool = False,
-                 prices: dict[str, tuple[float, float]] | None = None, emit: bool = True) -> CompileResult:
-    """Compile a task file. Never raises for a bad file: problems come back as diagnostics."""
+                 prices: dict[str, tuple[float, float]] | None = None, emit: bool = True,
+                 text: str | None = None) -> CompileResult:
+    """Compile a task file. Never raises for a bad file: problems come back as diagnostics.
+
+    ``text`` is the file's content when it is not the file on disk (an editor's unsaved buffer): the file
+    at ``path`` is then not read, but the files it names are still found relative to ``path``."""
     path = Path(path)
     name = display_name or str(path)
     try:
-        return _compile(path, name, allow_outside, prices, emit)
+        return _compile(path, name, allow_outside, prices, emit, text)
     except (RecursionError, MemoryError) as exc:
         problem = f"the task file is too complex to compile ({type(exc).__name__})"
     except Exception as exc:  # a compiler bug must still come out as a diagnostic, never a traceback
@@ -104,9 +108,9 @@ def compile_task(path: str | Path, *, display_name: str | None = None, allow_out
 
 
 def _compile(path: Path, name: str, allow_outside: bool, prices: dict[str, tuple[float, float]] | None,
-             emit: bool) -> CompileResult:
+             emit: bool, text: str | None = None) -> CompileResult:
     bag = DiagnosticBag()
-    doc = load_task_file(path, name, bag)
+    doc = load_task_file(path, name, bag) if text is None else parse_task_text(text, name, bag)
     sources = {name: doc.text} if doc else {}
     if doc is None or not doc.parsed or not check_structure(doc, bag):
         return CompileResult(bag.sorted(), sources)
