@@ -27,6 +27,7 @@ JsonPath = tuple[str | int, ...]
 MAX_FILE_BYTES = 2 * 1024 * 1024  # checked from the file's size, before anything is read
 MAX_DEPTH = 64
 MAX_NODES = 200_000
+MAX_EXPANDED_CHARS = 8 * 1024 * 1024  # scalar text after alias expansion (the file itself is at most 2 MiB)
 
 # LibYAML's C parser when PyYAML was built with it (the usual wheels are): ~10x faster, same events.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -179,19 +180,19 @@ def parse_task_text(text: str, display_name: str, bag: DiagnosticBag) -> SourceD
 def _check_event_limits(doc: SourceDocument, bag: DiagnosticBag) -> bool:
     """Walk the event stream (iterative, cheap) and enforce depth, node and tag limits.
 
-    An alias counts as many nodes as the anchored subtree it repeats, so an alias
-    bomb ("billion laughs") is stopped after ``MAX_NODES`` expanded nodes, long
-    before anything is expanded in memory.
+    An alias counts as many nodes, and as much scalar text, as the anchored subtree it repeats, so an
+    alias bomb ("billion laughs", or one big scalar repeated) is stopped after ``MAX_NODES`` expanded
+    nodes or ``MAX_EXPANDED_CHARS`` expanded characters, long before anything is expanded in memory.
     """
-    nodes = 0
-    anchor_sizes: dict[str, int] = {}
-    open_collections: list[list[Any]] = []  # [anchor, expanded size] per open collection
+    nodes = expanded = 0  # nodes, and characters of scalars, after alias expansion
+    anchor_sizes: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, characters) it stands for
+    open_collections: list[list[Any]] = []  # [anchor, expanded nodes, expanded characters] per open collection
     try:
         for event in yaml.parse(doc.text, Loader=_SAFE_LOADER):
             span = _event_span(doc.path, event)
-            added = 0
+            added = characters = 0
             if isinstance(event, yaml.AliasEvent):
-                added = anchor_sizes.get(event.anchor or "", 1)
+                added, characters = anchor_sizes.get(event.anchor or "", (1, 0))
             elif isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 tag = event.tag
                 if tag is not None and tag not in _ALLOWED_TAGS:
@@ -199,24 +200,34 @@ def _check_event_limits(doc: SourceDocument, bag: DiagnosticBag) -> bool:
                               "task files are plain data: remove the tag")
                     return False
                 added = 1
-                if isinstance(event, yaml.ScalarEvent) and event.anchor:
-                    anchor_sizes[event.anchor] = 1
+                if isinstance(event, yaml.ScalarEvent):
+                    characters = len(event.value)
+                    if event.anchor:
+                        anchor_sizes[event.anchor] = (1, characters)
             for collection in open_collections:
                 collection[1] += added
+                collection[2] += characters
             nodes += added
+            expanded += characters
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                open_collections.append([event.anchor, 1])
+                open_collections.append([event.anchor, 1, 0])
                 if len(open_collections) > MAX_DEPTH:
                     bag.error(span, "E002", f"nesting is deeper than {MAX_DEPTH} levels")
                     return False
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)) and open_collections:
-                anchor, size = open_collections.pop()
+                anchor, size, text = open_collections.pop()
                 if anchor:
-                    anchor_sizes[anchor] = size
+                    anchor_sizes[anchor] = (size, text)
             if nodes > MAX_NODES:
                 bag.error(span, "E002",
                           f"task file expands to more than {MAX_NODES} YAML nodes (an alias counts once "
                           "per use)", "this looks like an alias bomb; write the data out instead")
+                return False
+            if expanded > MAX_EXPANDED_CHARS:
+                bag.error(span, "E002",
+                          f"task file expands to more than {MAX_EXPANDED_CHARS:,} characters of text (an alias "
+                          "counts its anchor's text once per use)", "this looks like an alias bomb; write the data "
+                          "out instead")
                 return False
     except yaml.MarkedYAMLError as exc:
         span = _mark_span(doc.path, exc.problem_mark or exc.context_mark)

@@ -116,3 +116,13 @@ def test_nan_and_infinity_are_not_numbers_a_task_file_may_hold(tmp_path: Path) -
     assert done.returncode == 1
     assert "E012" in done.stderr and "must be a finite number, not nan" in done.stderr
     assert "must be a finite number, not inf" in _check(_spec(tmp_path, generate="  top_p: .inf\n")).stderr
+
+
+def test_an_alias_repeating_a_big_scalar_counts_by_its_expanded_text(tmp_path: Path) -> None:
+    spec = tmp_path / "alias.task.yaml"
+    spec.write_text("taskc: 1\ntask: {name: t, description: &d " + "x" * 1_400_000 + "}\nx: ["
+                    + ", ".join(["*d"] * 2000) + "]\n")
+    done = _check(spec)
+    assert done.returncode == 1
+    assert "E002" in done.stderr and "characters of text" in done.stderr
+    assert len(done.stderr) < 2000  # the scalar is not echoed
