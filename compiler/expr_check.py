@@ -300,9 +300,12 @@ class ExpressionChecker:
                         "patterns are checked when the task is compiled")
             return
         try:
-            compile_pattern(argument.value)
-        except UnsafePattern as exc:
-            self._error(argument, "E028", str(exc))
+            compiled = compile_pattern(argument.value)
+        except UnsafePattern as exc:  # invalid, or beyond what runs in linear time (back-references, ...)
+            self._error(argument, "E028", str(exc), exc.hint)
+            return
+        if compiled.backtracking_risk is not None:  # harmless on RE2, but the language reference refuses it
+            self._error(argument, "E028", compiled.backtracking_risk)
 
     # -- helpers --------------------------------------------------------------------------
     def _expect(self, node: n.Expr, found: Type, expected: Type, what: str) -> None:
