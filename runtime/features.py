@@ -29,7 +29,7 @@ from taskc.compiler.functions import LexiconIndex, lexicon_index
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.plan import sha256_hex
 
-from .labeling import ABSTAIN, LabelingFunction, RuleVoter, rule_environment
+from .labeling import ABSTAIN, LabelingFunction, RuleVoter
 
 TEXT_TYPES = ("string", "list[string]", "enum")
 FIELD_SEPARATOR = " | "
@@ -49,7 +49,8 @@ class ItemBatch:
 def item_batch(task: TaskIR, functions: Sequence[LabelingFunction], values: Sequence[Mapping[str, Any]],
                voter: RuleVoter | None = None) -> ItemBatch:
     """The inputs with the rules' votes (pass the same `voter` batch after batch to share its memory)."""
-    environments = tuple(rule_environment(task, v) for v in values)
+    names = task.field_names  # rule_environment, with the names looked up once per batch
+    environments = tuple({name: v.get(name) for name in names} for v in values)
     return ItemBatch(environments, (voter or RuleVoter(task, functions)).votes(environments).votes)
 
 
