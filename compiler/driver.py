@@ -19,7 +19,7 @@ from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
 from .loader import SourceDocument, load_task_file, parse_task_text
 from .lowering import lower_task
 from .passes import run_passes
-from .paths import write_atomic
+from .paths import SymlinkRefused, write_atomic
 from .plan import (
     CostEstimate,
     GenerationJob,
@@ -276,7 +276,10 @@ def _input_hashes(task: ir.TaskIR, doc: SourceDocument) -> dict[str, str]:
 
 
 def write_outputs(files: dict[str, bytes], out_dir: Path) -> None:
-    """Write compiled files atomically (temp file + rename) and remove stale prompt files."""
+    """Write compiled files atomically (temp file + rename) and remove stale prompt files; refuse an output
+    directory that is or holds a symbolic link (a planted `prompts -> elsewhere` would redirect writes and
+    deletions)."""
+    _refuse_links(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     prompts_dir = out_dir / "prompts"
     if prompts_dir.is_dir():
@@ -285,6 +288,24 @@ def write_outputs(files: dict[str, bytes], out_dir: Path) -> None:
                 stale.unlink()
     for relative, data in files.items():
         write_atomic(out_dir / relative, data)
+
+
+def _refuse_links(out_dir: Path) -> None:
+    import errno
+    import os
+
+    if out_dir.is_symlink():
+        raise SymlinkRefused(errno.ELOOP, "the output directory is a symbolic link; taskc writes only into a real "
+                                          "directory", str(out_dir))
+    if not out_dir.is_dir():
+        return
+    for directory, subdirectories, files in os.walk(out_dir):  # links are listed, never followed
+        for name in sorted(subdirectories + files):
+            entry = Path(directory) / name
+            if entry.is_symlink():
+                raise SymlinkRefused(errno.ELOOP, "it is a symbolic link inside the output directory; taskc does "
+                                                  "not write through links (remove it or choose another -o)",
+                                     str(entry))
 
 
 def dump_ir(task: ir.TaskIR) -> str:

@@ -337,3 +337,18 @@ def test_report_md_shows_html_from_the_data_as_text(project: Path, tmp_path: Pat
     assert "great &lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(2)&gt;" in markdown
     assert "<script" not in markdown and "<img" not in markdown
     assert "`accuracy >= 0.8`" in markdown  # code spans stay as written
+
+
+def test_compile_refuses_an_output_directory_holding_a_planted_link(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.md").write_text("not taskc's")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "prompts").symlink_to(elsewhere)
+    spec = Path(__file__).resolve().parent / "broken" / "W106_values_ignored.task.yaml"
+    assert main(["compile", str(spec), "-o", str(out)]) == 4
+    assert "symbolic link" in capsys.readouterr().err
+    assert (elsewhere / "keep.md").read_text() == "not taskc's" and sorted(p.name for p in elsewhere.iterdir()) == [
+        "keep.md"]
