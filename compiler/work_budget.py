@@ -83,8 +83,8 @@ def expression_steps(node: n.Expr | n.Lambda, lexicon_sizes: Mapping[str, int],
                      list_items: Mapping[str, int]) -> int:
     """An upper bound of the steps ``node`` takes on one input (nodes visited, lambda bodies once per item)."""
     if isinstance(node, n.Call) and node.function in n.LIST_FUNCTIONS and len(node.arguments) == 2 \
-            and isinstance(node.arguments[1], n.Lambda):
-        over, body = node.arguments
+            and isinstance(body := node.arguments[1], n.Lambda):
+        over = node.arguments[0]
         items = _items(over, lexicon_sizes, list_items)
         return 1 + expression_steps(over, lexicon_sizes, list_items) \
             + items * (1 + expression_steps(body.body, lexicon_sizes, list_items))
