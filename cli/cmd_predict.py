@@ -104,14 +104,16 @@ def run(args: argparse.Namespace) -> int:
         spec = Path(args.spec) if args.spec else spec_path_of(model_dir, manifest)
         if not args.spec and not spec.is_file():
             raise PredictorError(f"the task file the run was trained from is gone ({spec}); pass --spec SPEC")
-        compiled = compile_task(str(spec))
+        compiled = compile_task(str(spec), emit=False)  # the IR is all predict needs: no prompts, no plan
         print_diagnostics(errors_only(compiled.diagnostics, True), compiled.sources, "text")
-        if compiled.compiled is None:
+        if not compiled.ok or compiled.task is None:
             return EXIT_INPUT_ERRORS
-        task = compiled.compiled.ir
+        task = compiled.task
         name = args.predictor or manifest.get("primary")
-        predictors = load_predictors(model_dir, task, labeling_functions(task), _embedder_factory(args, task),
-                                     with_student=name in STUDENT_PREDICTORS)
+        with_student = name in STUDENT_PREDICTORS  # the client (openai, ~1.5 s to import) only when it is used
+        predictors = load_predictors(model_dir, task, labeling_functions(task),
+                                     _embedder_factory(args, task) if with_student else None,
+                                     with_student=with_student)
         if name not in predictors.available:
             raise PredictorError(f"the run's primary predictor is '{name}', which `taskc predict` cannot serve "
                                  f"offline; pass --predictor with one of {', '.join(predictors.available)}")

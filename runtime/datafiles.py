@@ -151,7 +151,7 @@ def _loads(raw: str) -> tuple[Any, str | None]:
         return None, f" invalid JSON: a number with more than {_max_digits()} digits"
     except RecursionError:
         return None, " invalid JSON: nested too deeply"
-    if _MAY_HOLD_SURROGATE.search(raw) and _holds_lone_surrogate(value):  # the walk only for lines that may
+    if _may_hold_surrogate(raw) and _holds_lone_surrogate(value):  # the walk only for lines that may
         return None, " invalid JSON: a string holds a lone surrogate escape (such as \\ud800), which is not text"
     return value, None
 
@@ -162,7 +162,12 @@ def _max_digits() -> int:
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # a surrogate reaches a decoded value only through a \uD8xx..\uDFxx escape (or raw, from text not read as UTF-8)
-_MAY_HOLD_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _may_hold_surrogate(raw: str) -> bool:
+    """Cheap first look (two C-level scans, a regex only when they find something)."""
+    return bool(("\\u" in raw and _SURROGATE_ESCAPE.search(raw)) or (not raw.isascii() and _SURROGATE.search(raw)))
 
 
 def _holds_lone_surrogate(value: Any) -> bool:
