@@ -19,7 +19,7 @@ from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
 from .loader import SourceDocument, load_task_file, parse_task_text
 from .lowering import lower_task
 from .passes import run_passes
-from .paths import SymlinkRefused, write_atomic
+from .paths import SymlinkRefused, first_link_inside, write_atomic
 from .plan import (
     CostEstimate,
     GenerationJob,
@@ -292,20 +292,14 @@ def write_outputs(files: dict[str, bytes], out_dir: Path) -> None:
 
 def _refuse_links(out_dir: Path) -> None:
     import errno
-    import os
 
     if out_dir.is_symlink():
         raise SymlinkRefused(errno.ELOOP, "the output directory is a symbolic link; taskc writes only into a real "
                                           "directory", str(out_dir))
-    if not out_dir.is_dir():
-        return
-    for directory, subdirectories, files in os.walk(out_dir):  # links are listed, never followed
-        for name in sorted(subdirectories + files):
-            entry = Path(directory) / name
-            if entry.is_symlink():
-                raise SymlinkRefused(errno.ELOOP, "it is a symbolic link inside the output directory; taskc does "
-                                                  "not write through links (remove it or choose another -o)",
-                                     str(entry))
+    link = first_link_inside(out_dir) if out_dir.is_dir() else None
+    if link is not None:
+        raise SymlinkRefused(errno.ELOOP, "it is a symbolic link inside the output directory; taskc does not write "
+                                          "through links (remove it or choose another -o)", str(link))
 
 
 def dump_ir(task: ir.TaskIR) -> str:

@@ -40,6 +40,16 @@ class SymlinkRefused(OSError):
     """A write whose target is a symbolic link: taskc neither writes through a link nor replaces it."""
 
 
+def first_link_inside(directory: Path) -> Path | None:
+    """The first symbolic link found under ``directory`` (links are listed, never followed), or None."""
+    for parent, subdirectories, files in os.walk(directory):
+        for name in sorted(subdirectories + files):
+            entry = Path(parent) / name
+            if entry.is_symlink():
+                return entry
+    return None
+
+
 def resolve_project_path(project_dir: Path, relative: str, allow_outside: bool = False) -> Path:
     """The absolute path of ``relative``; raise PathOutsideProject when it leaves the project or, when it
     exists, is no regular file (a device, a FIFO, anything under /proc: refused even with allow_outside)."""

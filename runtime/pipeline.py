@@ -38,7 +38,7 @@ from . import history, label_model, labeling, local_model
 from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool, write_text_atomic
 from .datasets import write_json, write_jsonl
 from .evaluate import PREDICTORS, CriterionResult, PredictorScores, evaluate_criterion, score_predictor
-from .features import item_batch, item_text, spec_hash
+from .features import ItemBatch, item_batch, item_text, spec_hash
 from .gold_split import DEV, split_gold
 from .predictor import Predictors
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
@@ -203,8 +203,10 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         notes.append("the task names no pool, so nothing was labeled by the rules")
 
     examples = _training_examples(task, generated, pool, fitted)
-    local = _train_local_model(task, functions, examples, options.run_dir / "model", notes)
-    student = _train_student(task, functions, examples, options, settings, budget, llm, notes, notice)
+    # the rules' votes on the training inputs, worked out once for the local model and the student
+    training_batch = item_batch(task, functions, [e.values for e in examples], voter)
+    local = _train_local_model(task, functions, training_batch, examples, options.run_dir / "model", notes)
+    student = _train_student(task, functions, training_batch, examples, options, settings, budget, notes, notice)
     predictors = Predictors(task, functions, fitted, local, student)
     predictions: dict[str, list[str | None]] = {}
     if gold:
@@ -368,11 +370,10 @@ def _field_views(task: TaskIR, example: local_model.TrainingExample) -> list[loc
     return views
 
 
-def _train_local_model(task: TaskIR, functions: Sequence[labeling.LabelingFunction],
+def _train_local_model(task: TaskIR, functions: Sequence[labeling.LabelingFunction], batch: ItemBatch,
                        examples: Sequence[local_model.TrainingExample], model_dir: Path,
                        notes: list[str]) -> local_model.LocalModel | None:
     try:
-        batch = item_batch(task, functions, [e.values for e in examples])
         model = local_model.train(task, functions, batch, examples)
     except local_model.LocalModelError as exc:
         notes.append(str(exc))
@@ -384,9 +385,9 @@ def _train_local_model(task: TaskIR, functions: Sequence[labeling.LabelingFuncti
     return model
 
 
-def _train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction],
+def _train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction], batch: ItemBatch,
                    examples: Sequence[local_model.TrainingExample], options: RunOptions,
-                   settings: ProviderSettings | None, budget: Budget | None, llm: dict[str, Any],
+                   settings: ProviderSettings | None, budget: Budget | None,
                    notes: list[str], notice: Notice) -> Student | None:
     """The finetune.provider student (embeddings or transformers), trained on the local model's examples.
 
@@ -398,7 +399,6 @@ def _train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction],
     if len({e.label for e in examples}) < 2:
         notes.append(f"the {provider} student was not trained: the training data has fewer than two classes")
         return None
-    batch = item_batch(task, functions, [e.values for e in examples])
     labels, weights = [e.label for e in examples], [e.weight for e in examples]
     if provider == "embeddings":
         if settings is None:

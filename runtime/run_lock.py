@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from taskc.compiler.paths import first_link_inside
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; runs are not serialised there
@@ -46,14 +48,10 @@ def check_run_dir(run_dir: Path) -> None:
             what = "RUN_DIR is a symbolic link" if prefix == run_dir else f"{prefix} (in RUN_DIR) is a symbolic link"
             raise RunDirError(f"{what}: {run_dir}; taskc writes only into a real directory (remove the link, or "
                               "choose another directory with -o)")
-    if not run_dir.is_dir():
-        return
-    for directory, subdirectories, files in os.walk(run_dir):  # links are listed, never followed
-        for name in sorted(subdirectories + files):
-            entry = Path(directory) / name
-            if entry.is_symlink():
-                raise RunDirError(f"RUN_DIR contains a symbolic link: {entry}; taskc does not write through "
-                                  "links (remove it, or choose another directory with -o)")
+    link = first_link_inside(run_dir) if run_dir.is_dir() else None
+    if link is not None:
+        raise RunDirError(f"RUN_DIR contains a symbolic link: {link}; taskc does not write through links "
+                          "(remove it, or choose another directory with -o)")
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ timing in here is a generous bound that turns "waits forever" into a failure.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,6 @@ import pytest
 from fake_openai import FakeOpenAI, Faults, default_content
 from taskc.compiler.plan import builtin_prices, price_for
 from taskc.main import main
-from taskc.runtime import provider as provider_module
 from taskc.runtime.cache import ResponseCache
 from taskc.runtime.limiter import RateLimiter
 from taskc.runtime.provider import (
@@ -32,23 +30,11 @@ from taskc.runtime.provider import (
     scrub_in_place,
 )
 from test_run_cli import _project
+from test_run_provider_faults import FAST, _fast_provider  # noqa: F401 - the autouse fixture: short retries here too
 from test_runtime_fixtures import API_KEY, TRANSPORTS, chat_requests, files_containing, use_transport
 
-FAST = {"max_retries": 1, "backoff_base": 0.01, "poll_interval": 0.01, "timeout": 5.0}
 GENEROUS = 60.0  # seconds: only a call that waits (nearly) forever takes this long
 MILLION_TOKENS_EACH = '{"prompt_tokens": 1000000, "completion_tokens": 1000000, "total_tokens": 2000000}'
-
-
-@pytest.fixture(autouse=True)
-def _fast_provider(monkeypatch: pytest.MonkeyPatch, no_provider: None) -> None:
-    """No inherited provider configuration, and short retries for every run in this file."""
-    original = provider_module.provider_settings_from_env
-
-    def fast(*args: Any, **kwargs: Any) -> ProviderSettings | None:
-        settings = original(*args, **kwargs)
-        return None if settings is None else dataclasses.replace(settings, **FAST)
-
-    monkeypatch.setattr(provider_module, "provider_settings_from_env", fast)
 
 
 def _responder(body: dict) -> dict | str:
