@@ -36,7 +36,7 @@ BROKEN_EVERY = 250_000
 
 def taskc() -> list[str]:
     found = shutil.which("taskc", path=str(Path(sys.executable).parent)) or shutil.which("taskc")
-    return [found] if found else [sys.executable, "-m", "taskc.main"]
+    return [found] if found else [sys.executable, "-m", "taskc"]
 
 
 def write_inputs(path: Path, lines: int, seed: int = 0) -> None:

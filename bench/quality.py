@@ -35,7 +35,7 @@ SETS = {"own gold (examples/data/keto_gold.jsonl)": None,
 
 def taskc() -> list[str]:
     found = shutil.which("taskc", path=str(Path(sys.executable).parent)) or shutil.which("taskc")
-    return [found] if found else [sys.executable, "-m", "taskc.main"]
+    return [found] if found else [sys.executable, "-m", "taskc"]
 
 
 def run(gold: Path | None, run_dir: Path) -> dict:

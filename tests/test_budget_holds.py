@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from fake_openai import FakeOpenAI, Faults, default_content
 from taskc.compiler.plan import builtin_prices, price_for
-from taskc.main import main
 from taskc.runtime.cache import ResponseCache
 from taskc.runtime.limiter import RateLimiter
 from taskc.runtime.provider import (
@@ -32,6 +31,8 @@ from taskc.runtime.provider import (
 from test_run_cli import _project
 from test_run_provider_faults import FAST, _fast_provider  # noqa: F401 - the autouse fixture: short retries here too
 from test_runtime_fixtures import API_KEY, TRANSPORTS, chat_requests, files_containing, use_transport
+
+from taskc.cli.main import main
 
 GENEROUS = 60.0  # seconds: only a call that waits (nearly) forever takes this long
 MILLION_TOKENS_EACH = '{"prompt_tokens": 1000000, "completion_tokens": 1000000, "total_tokens": 2000000}'

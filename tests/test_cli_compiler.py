@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from taskc.main import COMMANDS, main
+
+from taskc.cli.main import COMMANDS, main
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from taskc.compiler.driver import compile_task, write_outputs
-from taskc.main import main
+
+from taskc.cli.main import main
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 SPECS = {

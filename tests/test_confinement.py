@@ -21,12 +21,13 @@ import pytest
 from taskc.compiler.driver import compile_task
 from taskc.compiler.loader import MAX_FILE_BYTES
 from taskc.compiler.paths import SymlinkRefused, write_atomic
-from taskc.main import main
 from taskc.runtime.cache import CacheError, ResponseCache
 from taskc.runtime.datafiles import MAX_LINE_BYTES, DataFileError, read_gold, read_pool
 from taskc.runtime.run_lock import run_dir_lock
 from test_run_cli import GOLD, _project
 from test_runtime_fixtures import write_jsonl
+
+from taskc.cli.main import main
 
 SECRET = "CI_DEPLOY_TOKEN=s3cr3t-0042-do-not-print"
 UNFORMATTED = "taskc: 1\ntask:\n    name: reviews\n"  # fmt would re-indent it

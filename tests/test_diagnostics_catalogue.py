@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from taskc.compiler.diagnostics import render_json, render_text
 from taskc.compiler.driver import compile_task
-from taskc.main import main
+
+from taskc.cli.main import main
 
 BROKEN = Path(__file__).parent / "broken"
 CASES = sorted(BROKEN.glob("*.task.yaml"))

@@ -20,7 +20,8 @@ import yaml
 from taskc.compiler.diff_render import render, render_markdown, render_text
 from taskc.compiler.driver import CompiledTask, compile_task
 from taskc.compiler.semantic_diff import SpecDiff, diff_compiled
-from taskc.main import main
+
+from taskc.cli.main import main
 
 TESTS = Path(__file__).resolve().parent
 CASES = TESTS / "diff_cases"

@@ -27,13 +27,14 @@ from pathlib import Path
 import pytest
 import yaml
 from taskc.compiler.driver import CompiledTask, compile_task
-from taskc.main import main
 from taskc.runtime import pipeline
 from taskc.runtime.export import CARD_MARKER, TRAINING_SET_FILE, parse_formats, size_category, source_meaning
 from taskc.runtime.features import item_text, spec_hash
 from taskc.runtime.finetune import validate_training_file
 from test_model_worth_launching import GOLD, MENU_SPEC, _pool
 from test_runtime_fixtures import write_jsonl
+
+from taskc.cli.main import main
 
 EXPORT_FILES = ["README.md", "classification.jsonl", "labels.json", "messages.jsonl"]
 

@@ -19,7 +19,8 @@ import pytest
 from ruamel.yaml import YAML
 from taskc.compiler.driver import CompiledTask, compile_task
 from taskc.compiler.formatting import format_file, format_text
-from taskc.main import main
+
+from taskc.cli.main import main
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI, Faults, default_content
-from taskc.main import main
 from test_run_cli import _project
+
+from taskc.cli.main import main
 
 
 def _responder(body: dict) -> str:

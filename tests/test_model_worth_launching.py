@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from taskc.compiler.driver import compile_task
 from taskc.compiler.ir import TaskIR
-from taskc.main import main
 from taskc.runtime import label_model, labeling
 from taskc.runtime.evaluate import classification_metrics, score_predictor
 from taskc.runtime.features import KnowledgeFeatures, item_batch, spec_hash
@@ -24,6 +23,8 @@ from taskc.runtime.local_model import TrainingExample, train
 from taskc.runtime.predictor import Prediction, Predictors
 from taskc.runtime.serving import answer_line
 from test_runtime_fixtures import write_jsonl
+
+from taskc.cli.main import main
 
 MENU_SPEC = """\
 taskc: 1

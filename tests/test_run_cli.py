@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from taskc.main import main
 from test_runtime_fixtures import write_jsonl
+
+from taskc.cli.main import main
 
 SPEC = """\
 taskc: 1

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from taskc.main import main
 from taskc.runtime.history import ScoreChange, read_history
 from test_run_cli import _project
+
+from taskc.cli.main import main
 
 
 @pytest.fixture(autouse=True)

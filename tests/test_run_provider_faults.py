@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from fake_openai import FakeOpenAI, default_content
 from fake_openai.server import ApiError, Response
-from taskc.main import main
 from taskc.runtime import provider as provider_module
 from taskc.runtime.cache import CacheError, ResponseCache
 from taskc.runtime.provider import Budget, CallResult, CallStats, LLMClient, ProviderSettings
@@ -35,6 +34,8 @@ from test_runtime_fixtures import (
     keto_responder,
     use_transport,
 )
+
+from taskc.cli.main import main
 
 FAST = {"max_retries": 1, "backoff_base": 0.01, "poll_interval": 0.01, "timeout": 5.0}
 

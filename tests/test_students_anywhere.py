@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI, Faults
 from taskc.compiler.driver import compile_task
-from taskc.main import main
 from test_run_cli import _project
+
+from taskc.cli.main import main
 
 EMBEDDINGS = "finetune:\n  provider: embeddings\n  base_model: text-embedding-3-small\n  inputs_per_request: 4\n"
 

@@ -11,9 +11,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from taskc.main import main  # noqa: E402
 from test_run_cli import GOLD, POOL, _project  # noqa: E402
 from test_transformer_student import tiny_model  # noqa: E402
+
+from taskc.cli.main import main  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

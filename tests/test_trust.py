@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAI
 from taskc.compiler.paths import write_atomic
-from taskc.main import main
 from taskc.runtime.generation import load_generated_examples, planned_calls, run_generation
 from test_runtime_fixtures import API_KEY, chat_requests, compiled_keto, files_containing, keto_responder, settings_for
 from test_runtime_generation import _CHILD, QUIET, _cached_keys, without_request_ids
+
+from taskc.cli.main import main
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 

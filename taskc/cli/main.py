@@ -15,8 +15,9 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from taskc import __version__
+
 from . import (
-    __version__,
     cmd_check,
     cmd_compile,
     cmd_diff,

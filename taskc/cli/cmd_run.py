@@ -244,6 +244,7 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
     """The short terminal version of the report: metrics, rules, the worst rationales, next steps."""
     from rich.console import Console
     from rich.table import Table
+
     from taskc.runtime import report
 
     terminal = sys.stdout.isatty()

@@ -1,3 +1,0 @@
-from taskc.main import entry
-
-entry()

@@ -1,0 +1,3 @@
+from taskc.cli.main import entry
+
+entry()

@@ -1,0 +1,1 @@
+"""The `taskc` command: one module per subcommand, `main` dispatches."""
