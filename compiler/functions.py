@@ -131,13 +131,14 @@ class LinearPattern:
     """A compiled `matches` pattern: Python `re`'s meaning, run by RE2 in time linear in the text."""
 
     __slots__ = ("pattern", "backtracking_risk", "_plain", "_framed", "_frame", "_newline_needs_frames",
-                 "_on_empty")
+                 "_on_empty", "_plain_match")
 
     def __init__(self, pattern: str, backtracking_risk: str | None, plain: Any, framed: Any,
                  frame: Callable[[str], str], newline_needs_frames: bool, on_empty: bool) -> None:
         self.pattern, self.backtracking_risk = pattern, backtracking_risk
         self._plain, self._framed, self._frame = plain, framed, frame
         self._newline_needs_frames, self._on_empty = newline_needs_frames, on_empty
+        self._plain_match = _engine_match(plain)
 
     def search(self, text: str) -> Literal[True] | None:
         """Whether the pattern occurs anywhere in ``text``, answered as `re.Pattern.search` is (None when it
@@ -145,13 +146,29 @@ class LinearPattern:
         if not text:
             return True if self._on_empty else None
         if text.isascii() and not (self._newline_needs_frames and "\n" in text):
-            found = self._plain.search(text.encode("ascii"))
+            encoded = text.encode("ascii")
+            if self._plain_match is not None:
+                return True if self._plain_match(_UNANCHORED, encoded, 0, len(encoded))[0][0] >= 0 else None
+            found = self._plain.search(encoded)
         else:
             found = self._framed.search(self._frame(text).encode("utf-8", "surrogatepass"))
         return None if found is None else True
 
     def __repr__(self) -> str:
         return f"LinearPattern({self.pattern!r})"
+
+
+_UNANCHORED = getattr(getattr(getattr(re2, "_re2", None), "RE2", None), "Anchor", None)
+_UNANCHORED = getattr(_UNANCHORED, "UNANCHORED", None)
+
+
+def _engine_match(compiled: Any) -> Callable[[Any, bytes, int, int], Any] | None:
+    """The engine's own Match of a compiled pattern, when this google-re2 exposes it: on bytes it answers
+    what `search` answers (the first span is (-1, -1) when nothing matches) without the wrapper's Python
+    work per call (offset decoding, a generator), which cost more than the search itself. None: use `search`."""
+    engine = getattr(compiled, "_regexp", None)
+    match = getattr(engine, "Match", None)
+    return match if _UNANCHORED is not None and callable(match) else None
 
 
 @lru_cache(maxsize=256)
@@ -621,6 +638,7 @@ def mentions(text: str, terms: Sequence[str]) -> bool:
 
 LEXICON_INDEX_SIZE = 1 << 16  # texts remembered by a lexicon index before it starts afresh
 _RUN = re.compile(r"[\w-]+")
+_RUN_SPLIT = re.compile(r"([\w-]+)")  # split keeps the runs as well as what lies between them
 
 
 class LexiconIndex(dict[str, int]):
@@ -671,18 +689,20 @@ class LexiconIndex(dict[str, int]):
         if not isinstance(text, str):
             raise TypeError(f"mentions() needs a string, got {type(text).__name__}")
         lowered = text[:MAX_MATCH_INPUT].lower()
-        tokens = _RUN.findall(lowered)
+        # [gap, run, gap, run, ..., gap]: the runs, and between runs k and k+1 the text that separates them
+        parts = _RUN_SPLIT.split(lowered)
+        tokens = parts[1::2]
         heads = self._heads
         mask = reduce(or_, map(self._words.get, tokens, repeat(0, len(tokens))), 0)
         if heads and not heads.keys().isdisjoint(tokens):
-            spans = [(m.start(), m.end()) for m in _RUN.finditer(lowered)]
-            phrases = self._phrases
+            phrases, count = self._phrases, len(tokens)
             for first, token in enumerate(tokens):
                 longest = heads.get(token)
                 if longest:
-                    start = spans[first][0]
-                    for last in range(first + 1, min(first + longest, len(spans))):
-                        mask |= phrases.get(lowered[start:spans[last][1]], 0)
+                    stretch = token
+                    for last in range(first + 1, min(first + longest, count)):
+                        stretch += parts[2 * last] + tokens[last]  # exactly lowered[start of first:end of last]
+                        mask |= phrases.get(stretch, 0)
         for bit, search in self._searched:
             if not mask & bit and search(lowered):
                 mask |= bit
