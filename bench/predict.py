@@ -12,6 +12,10 @@ Aim (issue #10): at least 20,000 items/s on one core, memory flat on 1,000,000 l
 
     python bench/predict.py                 # 1,000,000 lines
     python bench/predict.py --lines 200000 --repeat 1
+    python bench/predict.py --baseline OLD/.venv/bin/taskc   # and another version, alternately, with the ratio
+
+On a shared machine absolute rates drift with the load; --baseline runs the two versions turn about on the
+same inputs and the same trained run, so their ratio holds even when the rates do not.
 """
 
 from __future__ import annotations
@@ -56,11 +60,11 @@ _PEAK_OF_CHILD = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:]
                   "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
-def measure(run_dir: Path, inputs: Path, output: Path) -> tuple[float, float, int]:
+def measure(run_dir: Path, inputs: Path, output: Path, executable: list[str] | None = None) -> tuple[float, float, int]:
     """(seconds, items/s, peak RSS in MiB) of one `taskc predict` on one core, in a fresh parent process so
     that its peak is its own (a process's children's ru_maxrss is the largest child it ever had)."""
     env = os.environ | {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    command = taskc() + ["predict", str(run_dir), str(inputs), "-o", str(output), "-q"]
+    command = (executable or taskc()) + ["predict", str(run_dir), str(inputs), "-o", str(output), "-q"]
     if shutil.which("taskset"):
         command = ["taskset", "-c", "0"] + command
     started = time.perf_counter()
@@ -78,6 +82,9 @@ def main() -> int:
     parser.add_argument("--spec", type=Path, default=SPEC,
                         help="a task file with the keto fields (default: the example; "
                              "tests/fixtures/keto_v1.task.yaml has 6 small rules instead of 16 large ones)")
+    parser.add_argument("--baseline", metavar="TASKC",
+                        help="another version's taskc executable, measured turn about with this one on the large "
+                             "size (same inputs, same trained run); prints both medians and their ratio")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
@@ -102,6 +109,14 @@ def main() -> int:
         if marginal:
             print(f"without start-up (the {large_lines - small_lines:,} extra lines): "
                   f"{statistics.median(marginal):,.0f} items/s (median of {len(marginal)})")
+        if args.baseline:
+            ours, theirs = [], []
+            for _ in range(args.repeat):
+                theirs.append(measure(run_dir, large, work / "out.jsonl", [args.baseline])[1])
+                ours.append(measure(run_dir, large, work / "out.jsonl")[1])
+            print(f"side by side on {large_lines:,} lines, turn about: baseline {statistics.median(theirs):,.0f} "
+                  f"items/s, this version {statistics.median(ours):,.0f} items/s, ratio "
+                  f"{statistics.median(ours) / statistics.median(theirs):.2f}x (median of {args.repeat} each)")
         print("aim: >= 20,000 items/s on one core; peak RSS of the two sizes about equal (flat memory)")
     return 0
 
