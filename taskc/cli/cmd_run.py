@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import CompiledTask, compile_task
 
+from .extras import missing_run_extra
 from .output import (
     EXIT_CRITERION_FAILED,
     EXIT_INPUT_ERRORS,
@@ -154,6 +155,9 @@ def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str |
 
 
 def run(args: argparse.Namespace) -> int:
+    if (missing := missing_run_extra(NAME)) is not None:
+        print(f"taskc: error: {missing}", file=sys.stderr)
+        return EXIT_USAGE
     from taskc.runtime import pipeline, report
 
     if args.output and _is_file(Path(args.output)):  # checked before any work: a usage mistake
