@@ -57,7 +57,7 @@ examples:
   taskc run examples/keto.task.yaml
   taskc run examples/keto.task.yaml --gold ~/held_out.jsonl -o runs/held_out
   OPENAI_BASE_URL=http://localhost:8000/v1 taskc run examples/keto.task.yaml --model qwen2.5-7b
-  taskc run examples/keto.task.yaml --json | jq .metrics.rules_then_model.all.macro_f1
+  taskc run examples/keto.task.yaml --format json | jq .metrics.rules_then_model.all.macro_f1
   taskc predict runs/keto new_dishes.jsonl -o labelled.jsonl
 
 exit status:
@@ -99,7 +99,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--finetune", action="store_true", help="also fine-tune (finetune section) and evaluate it")
     llm.add_argument("--batch", action="store_true", help="generate through the Batch API (half price, slower)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the report path")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout instead of tables")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="json: progress as JSON lines on stderr and a JSON summary on stdout instead of tables")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
 
 
 def _positive_int(text: str) -> int:
@@ -155,6 +157,7 @@ def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str |
 
 
 def run(args: argparse.Namespace) -> int:
+    args.json = args.json or args.format == "json"
     if (missing := missing_run_extra(NAME)) is not None:
         print(f"taskc: error: {missing}", file=sys.stderr)
         return EXIT_USAGE
@@ -172,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if (unpriced := _max_cost_problem(compiled, args)) is not None:  # before any work: a usage mistake
         print(f"taskc: error: {unpriced}", file=sys.stderr)
         return EXIT_USAGE
-    run_dir = Path(args.output or Path("runs") / compiled.ir.name)
+    run_dir = Path(args.output or Path(getattr(args, "runs_root", None) or "runs") / compiled.ir.name)
     if _is_file(run_dir):
         print(f"taskc: error: RUN_DIR is a file, not a directory: {run_dir}", file=sys.stderr)
         return EXIT_USAGE
