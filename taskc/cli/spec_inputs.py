@@ -39,7 +39,7 @@ def _has_magic(text: str) -> bool:
 def task_files_under(directory: Path) -> list[str]:
     """Every task file below `directory`, sorted; hidden directories and virtual environments are skipped,
     and symbolic links to directories are not followed."""
-    found = []
+    found: list[str] = []
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRECTORIES
                          and not (Path(root) / d / "pyvenv.cfg").exists())
