@@ -162,7 +162,8 @@ def check(server: list[str], taskc: list[str]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", help="the yaml-language-server executable (default: npx --yes yaml-language-server)")
+    parser.add_argument("--server",
+                        help="the yaml-language-server executable (default: npx --yes yaml-language-server)")
     parser.add_argument("--taskc", default=shutil.which("taskc") or f"{sys.executable} -m taskc",
                         help="how to run taskc (default: taskc on PATH)")
     args = parser.parse_args()
