@@ -60,11 +60,12 @@ def _merge(path: Path, update: dict[str, Any], snippet: str, result: InstallResu
     changed = dict(data)
     for key, value in update.items():
         if isinstance(value, dict):
-            current = changed.get(key)
-            changed[key] = {**(current if isinstance(current, dict) else {}), **value}
+            mapping = changed.get(key)
+            changed[key] = {**(mapping if isinstance(mapping, dict) else {}), **value}
         else:  # a list of recommendations: add what is missing, keep the order
-            current = changed.get(key) if isinstance(changed.get(key), list) else []
-            changed[key] = [*current, *(v for v in value if v not in current)]
+            existing = changed.get(key)
+            items: list[Any] = existing if isinstance(existing, list) else []
+            changed[key] = [*items, *(v for v in value if v not in items)]
     if changed == data and path.exists():
         result.unchanged.append(path)
         return
