@@ -286,14 +286,23 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
         title = report.predictor_title(findings.primary)
         console.print(f"[bold]errors by rationale[/] ({len(findings.errors)} {title} errors on dev; "
                       f"{len(findings.unexplained)} with no rule firing)")
+        shown: set[int] = set()  # an item several rationales voted for is printed once, under the first
         for group in worst:
             console.print(f"  {group.rationale_id} → {group.class_name}: voted wrong on "
                           f"{_errors(len(group.errors_voted_wrong))}, silent on {len(group.errors_missed)}; on dev "
                           f"gold {group.fired_correct} right / {group.fired_wrong} wrong", markup=False)
-            for index in group.errors_voted_wrong[:2]:
+            fresh = [i for i in group.errors_voted_wrong if i not in shown][:2]
+            earlier = [outcome.gold[i].line for i in group.errors_voted_wrong if i in shown]
+            for index in fresh:
                 item = outcome.gold[index]
-                console.print(f"      wrong vote: {_clip(report.describe(outcome, item.values))} (gold {item.label})",
-                              markup=False, style="dim")
+                console.print(f"      wrong vote: {_clip(report.describe(outcome, item.values))} (gold {item.label}, "
+                              f"line {item.line})", markup=False, style="dim")
+            if earlier:
+                lines = ", ".join(str(line) for line in earlier)
+                plural = "s" if len(earlier) != 1 else ""
+                console.print(f"      wrong vote{plural} on gold line{plural} {lines}: shown above", markup=False,
+                              style="dim")
+            shown.update(fresh)
     console.print("[bold]next steps[/]")
     for number, step in enumerate(findings.next_steps[:TOP_STEPS], start=1):
         console.print(f"  {number}. {step.title.replace('`', '')}", markup=False)
