@@ -17,7 +17,7 @@ word-level vocabulary of the texts' words, --hidden wide, --layers layers, no
 download), or a local model directory given by --model (config, tokenizer and
 optionally weights; the hub is off, so a model id is refused).
 
-Needs the extra: pip install 'taskc[transformers]'.
+Needs the extra: pip install 'taskc-compiler[transformers]'.
 
     python bench/transformer_student.py                      # 2,000 texts, 2 epochs, tiny model
     python bench/transformer_student.py --texts 500 --hidden 128 --layers 4 --repeat 1

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from .money import format_usd
 from .semantic_diff import (
     ADDED,
     CHANGED,
@@ -58,13 +59,12 @@ def _value(value: Any, width: int = VALUE_WIDTH) -> str:
 
 
 def _money(amount: float) -> str:
-    # four decimals hide the change of a small task's cost; below a cent show six
-    return f"${amount:.4f}" if amount >= 0.01 else f"${amount:.6f}"
+    return format_usd(amount)
 
 
 def _signed(number: float, money: bool = False) -> str:
     if money:
-        return ("+" if number >= 0 else "-") + _money(abs(number))
+        return format_usd(number, signed=True)
     return f"{number:+,}"
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from taskc.compiler.lexicon_coverage import KnowledgeGap, knowledge_gaps
 
 from . import history
+from .report_listing import ItemListing
 
 if TYPE_CHECKING:
     from .pipeline import RunResult
@@ -336,26 +337,39 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
                 "dev gold items wrong. "
                 "For each rationale: how its rule did on the whole gold set, the errors it voted for, and the "
                 "errors of its class it did not catch.", ""]
+    listing = ItemListing(MAX_LISTED)
     for group in findings.by_rationale:
-        out += _md_rationale(result, group)
+        out += _md_rationale(result, group, listing)
     for cls, missed in findings.missed_by_class.items():
         out += [f"### {_missed_title(cls)}", "", _missed_intro(cls, missed, findings), ""]
-        out += [_md_item(result, i) for i in missed[:MAX_LISTED]] + _md_more(len(missed)) + [""]
+        out += _md_items(result, missed, listing, f"*{_missed_title(cls)}*") + [""]
     out += ["## Next steps", ""]
     for number, step in enumerate(findings.next_steps, start=1):
         out.append(f"{number}. **{_md_inline(step.title)}.** {_md_inline(step.detail)}")
-        out += ["   " + _md_item(result, i) for i in step.examples]
+        out += ["   " + line for line in _md_items(result, step.examples, listing, f"step {number}")]
     out += ["", "## Run", ""]
     out += [f"- {_md_inline(line)}" for line in _run_lines(result)]
     return "\n".join(out) + "\n"
 
 
-def _md_rationale(result: RunResult, group: RationaleFindings) -> list[str]:
+def _md_items(result: RunResult, indices: Sequence[int], listing: ItemListing, where: str) -> list[str]:
+    """The items not listed before in full (at most MAX_LISTED), and one line pointing at the others."""
+    new, before = listing.split(indices, where)
+    lines = [_md_item(result, i) for i in new[:MAX_LISTED]] + _md_more(len(new))
+    if before:
+        lines.append("- " + listing.pointer(before, lambda i: result.gold[i].line))
+    return lines
+
+
+def _md_rationale(result: RunResult, group: RationaleFindings, listing: ItemListing | None = None) -> list[str]:
+    listing = listing or ItemListing(MAX_LISTED)
+    where = f"`{group.rationale_id}`"
     header = f"### `{group.rationale_id}` → {group.class_name}"
     if not group.has_rule:
         lines = [header, "", f"> {_md_inline(group.text)}", "", "No rule: it cannot fire."]
         if group.errors_missed:
-            lines[-1] += f" {len(group.errors_missed)} errors are of its class."
+            missed = len(group.errors_missed)
+            lines[-1] += f" {_items(missed, 'error')} {'is' if missed == 1 else 'are'} of its class."
         return lines + [""]
     lines = [header, "", f"> {_md_inline(group.text)}", "",
              f"Fired on {group.fired} gold items: **{group.fired_correct} correct, {group.fired_wrong} wrong**"
@@ -363,15 +377,14 @@ def _md_rationale(result: RunResult, group: RationaleFindings) -> list[str]:
              ""]
     if group.errors_voted_wrong:
         lines += [f"Voted wrong on {_items(len(group.errors_voted_wrong), 'misclassified item')}:", ""]
-        lines += [_md_item(result, i) for i in group.errors_voted_wrong[:MAX_LISTED]]
-        lines += _md_more(len(group.errors_voted_wrong)) + [""]
+        lines += _md_items(result, group.errors_voted_wrong, listing, where) + [""]
     others = [i for i in group.wrong_votes if i not in group.errors_voted_wrong]
     if others:
         lines += [f"Other false votes (the {predictor_title(result.primary)} got these right anyway):", ""]
-        lines += [_md_item(result, i) for i in others[:MAX_LISTED]] + _md_more(len(others)) + [""]
+        lines += _md_items(result, others, listing, where) + [""]
     if group.errors_missed:
-        lines += [f"Silent on {len(group.errors_missed)} misclassified {group.class_name} items "
-                  f"(listed once, under *{_missed_title(group.class_name)}*).", ""]
+        lines += [f"Silent on {_items(len(group.errors_missed), f'misclassified {group.class_name} item')} "
+                  f"(see *{_missed_title(group.class_name)}*).", ""]
     return lines
 
 
@@ -786,14 +799,16 @@ def render_html(result: RunResult, findings: Findings) -> str:
                      f"{len(result.dev_indices)} dev gold items wrong.</p>")
     else:
         parts.append("<p>No errors on the dev gold items.</p>" if result.gold else "<p>No gold set.</p>")
+    listing = ItemListing(MAX_LISTED)
     for group in findings.by_rationale:
-        parts.append(_html_rationale(result, group))
+        parts.append(_html_rationale(result, group, listing))
     for cls, missed in findings.missed_by_class.items():
         parts += [f"<h3>{html.escape(_missed_title(cls))}</h3>",
-                  f"<p>{html.escape(_missed_intro(cls, missed, findings))}</p>", _html_items(result, missed)]
+                  f"<p>{html.escape(_missed_intro(cls, missed, findings))}</p>",
+                  _html_items(result, missed, listing, f"<em>{html.escape(_missed_title(cls))}</em>")]
     parts.append("<h2>Next steps</h2><ol>")
-    for step in findings.next_steps:
-        items = _html_items(result, step.examples) if step.examples else ""
+    for number, step in enumerate(findings.next_steps, start=1):
+        items = _html_items(result, step.examples, listing, f"step {number}") if step.examples else ""
         parts.append(f"<li><strong>{_inline_code(step.title)}.</strong> {_inline_code(step.detail)}{items}</li>")
     parts += ["</ol>", "<h2>Run</h2><ul>"] + [f"<li>{_inline_code(line)}</li>" for line in _run_lines(result)]
     parts.append("</ul></body></html>")
@@ -812,8 +827,10 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _html_rationale(result: RunResult, group: RationaleFindings) -> str:
+def _html_rationale(result: RunResult, group: RationaleFindings, listing: ItemListing | None = None) -> str:
     e = html.escape
+    listing = listing or ItemListing(MAX_LISTED)
+    where = f"<code>{e(group.rationale_id)}</code>"
     parts = [f"<h3><code>{e(group.rationale_id)}</code> → {e(group.class_name)}</h3>",
              f"<blockquote>{e(group.text)}</blockquote>"]
     if not group.has_rule:
@@ -823,20 +840,22 @@ def _html_rationale(result: RunResult, group: RationaleFindings) -> str:
                  f" <span class='tag wrong'>{group.fired_wrong} wrong</span>{pool}.</p>")
     if group.errors_voted_wrong:
         parts += [f"<p>Voted wrong on {_items(len(group.errors_voted_wrong), 'misclassified item')}:</p>",
-                  _html_items(result, group.errors_voted_wrong)]
+                  _html_items(result, group.errors_voted_wrong, listing, where)]
     others = tuple(i for i in group.wrong_votes if i not in group.errors_voted_wrong)
     if others:
         parts += [f"<p>Other false votes (the {e(predictor_title(result.primary))} got these right anyway):</p>",
-                  _html_items(result, others)]
+                  _html_items(result, others, listing, where)]
     if group.errors_missed:
-        parts.append(f"<p>Silent on {len(group.errors_missed)} misclassified {e(group.class_name)} items (listed "
-                     f"once, under <em>{e(_missed_title(group.class_name))}</em>).</p>")
+        silent = _items(len(group.errors_missed), f"misclassified {group.class_name} item")
+        parts.append(f"<p>Silent on {e(silent)} (see <em>{e(_missed_title(group.class_name))}</em>).</p>")
     return "".join(parts)
 
 
-def _html_items(result: RunResult, indices: Sequence[int]) -> str:
+def _html_items(result: RunResult, indices: Sequence[int], listing: ItemListing | None = None,
+                where: str = "") -> str:
     e = html.escape
     predicted = result.predictions.get(result.primary, [None] * len(result.gold))
+    indices, before = (listing or ItemListing(MAX_LISTED)).split(indices, where)
     rows = []
     for i in indices[:MAX_LISTED]:
         item = result.gold[i]
@@ -846,6 +865,8 @@ def _html_items(result: RunResult, indices: Sequence[int]) -> str:
                     "</li>")
     if len(indices) > MAX_LISTED:
         rows.append(f"<li class=muted>... and {len(indices) - MAX_LISTED} more</li>")
+    if before and listing is not None:
+        rows.append(f"<li class=muted>{listing.pointer(before, lambda i: result.gold[i].line)}</li>")
     return "<ul>" + "".join(rows) + "</ul>"
 
 

@@ -9,7 +9,7 @@ drives early stopping, and the best epoch's weights are the ones kept. The
 estimator follows scikit-learn's shape (`fit`, `predict_proba`, `predict`,
 `describe`) so that `taskc predict` can serve it beside the local model.
 
-torch and transformers are an optional extra (`pip install 'taskc[transformers]'`):
+torch and transformers are an optional extra (`pip install 'taskc-compiler[transformers]'`):
 they are imported inside the functions that need them, so this module imports
 without them and `missing_dependencies()` says what is missing. The model is
 never downloaded behind the user's back when HF_HUB_OFFLINE is set, and
@@ -38,7 +38,7 @@ from taskc.compiler.diagnostics import TaskcError, did_you_mean
 
 from .datasets import write_json
 
-INSTALL_HINT = "pip install 'taskc[transformers]'"
+INSTALL_HINT = "pip install 'taskc-compiler[transformers]'"
 PROVIDER = "transformers"
 STUDENT_FILE = "student.json"
 FORMAT_VERSION = 1

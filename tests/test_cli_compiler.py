@@ -90,10 +90,15 @@ def test_schema_command_prints_the_schema(capsys) -> None:
                                          "generate", "finetune", "eval"}
 
 
-def test_keto_example_points_editors_at_the_schema() -> None:
-    first = (EXAMPLES / "keto.task.yaml").read_text().splitlines()[0]
-    assert first == "# yaml-language-server: $schema=../spec/task.schema.json"
-    assert (EXAMPLES / "../spec/task.schema.json").is_file()
+def test_examples_name_no_schema_path_that_breaks_when_copied() -> None:
+    """A `$schema=../spec/...` modeline fails in a user's repository (and wins over its settings): the examples
+    have none, and this repository maps task files to its schema in .vscode/settings.json instead."""
+    for spec in EXAMPLES.rglob("*.task.yaml"):
+        assert "$schema=" not in spec.read_text(encoding="utf-8"), spec
+    settings = json.loads((EXAMPLES.parent / ".vscode" / "settings.json").read_text(encoding="utf-8"))
+    (schema, globs), = settings["yaml.schemas"].items()
+    assert (EXAMPLES.parent / schema).resolve() == (EXAMPLES.parent / "spec" / "task.schema.json").resolve()
+    assert "*.task.yaml" in globs
 
 
 def test_dump_ir_shows_compiled_expressions(capsys) -> None:

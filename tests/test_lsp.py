@@ -1,7 +1,7 @@
 """`taskc lsp` driven as an editor drives it: a subprocess spoken to in JSON-RPC over stdio.
 
 The client below is ours (Content-Length framing, a reader thread), so these tests see exactly the bytes an
-editor sees. They need the optional dependency: without `taskc[lsp]` the module is skipped, and the pure
+editor sees. They need the optional dependency: without `taskc-compiler[lsp]` the module is skipped, and the pure
 helpers are still tested by tests/test_lsp_support.py.
 """
 

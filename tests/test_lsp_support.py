@@ -337,4 +337,4 @@ def test_without_pygls_the_command_says_how_to_install_it(tmp_path: Path) -> Non
                           timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and not done.stdout
     assert done.stderr == ("taskc: error: `taskc lsp` needs pygls, an optional dependency; install it with: "
-                           "pip install 'taskc[lsp]'\n")
+                           "pip install 'taskc-compiler[lsp]'\n")

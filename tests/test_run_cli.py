@@ -117,7 +117,7 @@ def test_the_report_groups_errors_by_rationale(tmp_path: Path) -> None:
     assert "sarcastic: great, just great — gold **neg**, predicted pos; rules: praise→pos (line 9)" in praise
     complaint = markdown.split("### `complaint` → neg")[1].split("###")[0]
     assert "Fired on 4 gold items: **4 correct, 0 wrong**" in complaint
-    assert "Silent on 1 misclassified neg items" in complaint
+    assert "Silent on 1 misclassified neg item (see *neg errors no neg rule caught*)" in complaint
     assert "### neg errors no neg rule caught" in markdown
     steps = markdown.split("## Next steps")[1]
     assert "**Narrow `praise`: it has the most false votes.**" in steps

@@ -1,6 +1,6 @@
 """The transformers student (`finetune.provider: transformers`) on a tiny BERT built from a config here.
 
-Skipped unless the extra is installed (`pip install 'taskc[transformers]'`; .ci/run installs it in a second
+Skipped unless the extra is installed (`pip install 'taskc-compiler[transformers]'`; .ci/run installs it in a second
 step). Nothing is downloaded: the model is a two-layer, 32-wide BERT with random weights and a word-level
 vocabulary of the training texts' words, saved with save_pretrained into a temporary directory, and the
 hub is switched off for the whole module.

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from taskc.compiler.driver import compile_task, dump_ir, write_outputs
+from taskc.compiler.money import format_usd
 
 from .output import add_format_argument, add_prices_argument, load_prices, print_diagnostics
 
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         return 4
     if args.format == "text":
         estimate = compiled.estimate
-        cost = "unknown (model not in the price table)" if estimate.cost_usd is None else f"${estimate.cost_usd:.4f}"
+        cost = "unknown (model not in the price table)" if estimate.cost_usd is None else format_usd(estimate.cost_usd)
         print(f"compiled {compiled.ir.name}: {len(compiled.files)} files in {out_dir}/")
         print(f"  plan: {estimate.calls} LLM calls for {estimate.examples} examples with {estimate.model}")
         print(f"  ESTIMATE: ~{estimate.input_tokens:,} input + ~{estimate.output_tokens:,} output tokens, "
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         student = compiled.finetune
         if student.get("provider") == "embeddings":
             price = student["estimate"]["usd_per_1000_texts"]
-            priced = "unknown (model not in the price table)" if price is None else f"~${price:.4f} per 1,000 texts"
+            priced = ("unknown (model not in the price table)" if price is None
+                      else f"~{format_usd(price)} per 1,000 texts")
             print(f"  student: embeddings from {student['model']}, {student['inputs_per_request']} texts a request, "
                   f"{priced} of ~{student['estimate']['tokens_per_text']} tokens (each text once per run: cached)")
     return 0

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .extras import missing_run_extra
 from .output import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_RUNTIME_FAILURE, EXIT_USAGE, errors_only, print_diagnostics
 
 NAME = "export"
@@ -60,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _formats(text: str) -> tuple[str, ...]:
+    if missing_run_extra(NAME) is not None:  # `run` says why; parsing the option must not fail first
+        return (text,)
     from taskc.runtime.export import parse_formats
 
     try:
@@ -69,6 +72,9 @@ def _formats(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (missing := missing_run_extra(NAME)) is not None:
+        print(f"taskc: error: {missing}", file=sys.stderr)
+        return EXIT_USAGE
     from taskc.runtime.export import FORMATS, ExportError, ExportUsageError, ExportWriteError, export
 
     try:

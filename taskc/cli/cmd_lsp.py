@@ -2,7 +2,7 @@
 
 The pygls glue only: what the server says (diagnostics at editor positions, completions, hover text,
 definitions) comes from the pure functions of `taskc.compiler.lsp_support`. pygls is an optional
-dependency (`pip install 'taskc[lsp]'`), imported only when the server starts, so the rest of the
+dependency (`pip install 'taskc-compiler[lsp]'`), imported only when the server starts, so the rest of the
 command line works without it. Both pygls 1.3+ and 2.x are supported.
 """
 
@@ -43,15 +43,15 @@ reference, a lexicon's words, a rationale, a key's meaning) and go to
 definition of lexicons, classes and fields. Start it from the editor, not by
 hand; docs/editors.md shows VS Code and Neovim setups.
 
-Needs the optional dependency pygls: pip install 'taskc[lsp]'."""
+Needs the optional dependency pygls: pip install 'taskc-compiler[lsp]'."""
 EPILOG = """\
 examples:
   taskc lsp                                      what an editor runs (Neovim: vim.lsp.start)
-  pip install 'taskc[lsp]'                        install the server's dependency
+  pip install 'taskc-compiler[lsp]'              install the server's dependency
 
 exit status: 0 the editor ended the session, 2 pygls is not installed."""
 
-INSTALL_COMMAND = "pip install 'taskc[lsp]'"
+INSTALL_COMMAND = "pip install 'taskc-compiler[lsp]'"
 DEBOUNCE_SECONDS = 0.3  # typing pauses this long before the buffer is compiled
 TRIGGER_CHARACTERS = [".", '"', "'", "[", ":"]
 TASK_FILE_SUFFIXES = (".task.yaml", ".task.yml")  # other YAML files the editor opens are left alone

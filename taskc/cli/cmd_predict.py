@@ -17,6 +17,7 @@ from taskc.compiler.driver import compile_task
 if TYPE_CHECKING:
     from taskc.runtime.serving import ServingStats
 
+from .extras import missing_run_extra
 from .output import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_RUNTIME_FAILURE, EXIT_USAGE, errors_only, print_diagnostics
 
 NAME = "predict"
@@ -83,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (missing := missing_run_extra(NAME)) is not None:
+        print(f"taskc: error: {missing}", file=sys.stderr)
+        return EXIT_USAGE
     from taskc.runtime.datafiles import DataFileError, input_lines
     from taskc.runtime.labeling import labeling_functions
     from taskc.runtime.predictor import (

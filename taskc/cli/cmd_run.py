@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import CompiledTask, compile_task
 
+from .extras import missing_run_extra
 from .output import (
     EXIT_CRITERION_FAILED,
     EXIT_INPUT_ERRORS,
@@ -56,7 +57,7 @@ examples:
   taskc run examples/keto.task.yaml
   taskc run examples/keto.task.yaml --gold ~/held_out.jsonl -o runs/held_out
   OPENAI_BASE_URL=http://localhost:8000/v1 taskc run examples/keto.task.yaml --model qwen2.5-7b
-  taskc run examples/keto.task.yaml --json | jq .metrics.rules_then_model.all.macro_f1
+  taskc run examples/keto.task.yaml --format json | jq .metrics.rules_then_model.all.macro_f1
   taskc predict runs/keto new_dishes.jsonl -o labelled.jsonl
 
 exit status:
@@ -98,7 +99,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--finetune", action="store_true", help="also fine-tune (finetune section) and evaluate it")
     llm.add_argument("--batch", action="store_true", help="generate through the Batch API (half price, slower)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the report path")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout instead of tables")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="json: progress as JSON lines on stderr and a JSON summary on stdout instead of tables")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
 
 
 def _positive_int(text: str) -> int:
@@ -154,6 +157,10 @@ def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str |
 
 
 def run(args: argparse.Namespace) -> int:
+    args.json = args.json or args.format == "json"
+    if (missing := missing_run_extra(NAME)) is not None:
+        print(f"taskc: error: {missing}", file=sys.stderr)
+        return EXIT_USAGE
     from taskc.runtime import pipeline, report
 
     if args.output and _is_file(Path(args.output)):  # checked before any work: a usage mistake
@@ -168,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if (unpriced := _max_cost_problem(compiled, args)) is not None:  # before any work: a usage mistake
         print(f"taskc: error: {unpriced}", file=sys.stderr)
         return EXIT_USAGE
-    run_dir = Path(args.output or Path("runs") / compiled.ir.name)
+    run_dir = Path(args.output or Path(getattr(args, "runs_root", None) or "runs") / compiled.ir.name)
     if _is_file(run_dir):
         print(f"taskc: error: RUN_DIR is a file, not a directory: {run_dir}", file=sys.stderr)
         return EXIT_USAGE
@@ -279,14 +286,23 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
         title = report.predictor_title(findings.primary)
         console.print(f"[bold]errors by rationale[/] ({len(findings.errors)} {title} errors on dev; "
                       f"{len(findings.unexplained)} with no rule firing)")
+        shown: set[int] = set()  # an item several rationales voted for is printed once, under the first
         for group in worst:
             console.print(f"  {group.rationale_id} → {group.class_name}: voted wrong on "
                           f"{_errors(len(group.errors_voted_wrong))}, silent on {len(group.errors_missed)}; on dev "
                           f"gold {group.fired_correct} right / {group.fired_wrong} wrong", markup=False)
-            for index in group.errors_voted_wrong[:2]:
+            fresh = [i for i in group.errors_voted_wrong if i not in shown][:2]
+            earlier = [outcome.gold[i].line for i in group.errors_voted_wrong if i in shown]
+            for index in fresh:
                 item = outcome.gold[index]
-                console.print(f"      wrong vote: {_clip(report.describe(outcome, item.values))} (gold {item.label})",
-                              markup=False, style="dim")
+                console.print(f"      wrong vote: {_clip(report.describe(outcome, item.values))} (gold {item.label}, "
+                              f"line {item.line})", markup=False, style="dim")
+            if earlier:
+                lines = ", ".join(str(line) for line in earlier)
+                plural = "s" if len(earlier) != 1 else ""
+                console.print(f"      wrong vote{plural} on gold line{plural} {lines}: shown above", markup=False,
+                              style="dim")
+            shown.update(fresh)
     console.print("[bold]next steps[/]")
     for number, step in enumerate(findings.next_steps[:TOP_STEPS], start=1):
         console.print(f"  {number}. {step.title.replace('`', '')}", markup=False)

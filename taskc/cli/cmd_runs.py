@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from taskc.compiler.money import format_usd
+
 from .output import EXIT_OK, EXIT_USAGE
 
 NAME = "runs"
@@ -74,4 +76,4 @@ def history_row(record: dict[str, Any]) -> list[str]:
     cost = record.get("cost_estimate_usd")
     return [str(record.get("number")), str(record.get("time", "")).replace("T", " ").rstrip("Z"),
             str(record.get("spec_hash") or "")[:10], str(record.get("git_commit") or "-")[:10], primary, score,
-            verdict, "-" if cost is None else f"${cost:.4f}"]
+            verdict, "-" if cost is None else format_usd(cost)]

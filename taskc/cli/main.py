@@ -2,9 +2,10 @@
 
 Exit statuses are part of the interface: 0 success (warnings allowed), 1 errors
 in a task file, 2 usage errors; `taskc run` adds 3 for a failed pass criterion
-and 4 for a runtime failure (see `taskc run --help`). Any exception that is not a
-`TaskcError` is a bug in taskc: it is reported in one line, never as a traceback
-unless TASKC_DEBUG is set.
+and 4 for a runtime failure (see `taskc run --help`); 130 an interrupt (Ctrl-C). Any
+exception that is not a `TaskcError` is a bug in taskc: it is reported in one line
+and exits 70, never as a traceback unless TASKC_DEBUG is set (or -v is given).
+Option defaults come from taskc.toml or pyproject.toml's [tool.taskc] (`config`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 from taskc import __version__
@@ -20,6 +22,7 @@ from taskc import __version__
 from . import (
     cmd_check,
     cmd_compile,
+    cmd_completion,
     cmd_diff,
     cmd_export,
     cmd_fmt,
@@ -28,11 +31,12 @@ from . import (
     cmd_run,
     cmd_runs,
     cmd_schema,
+    config,
 )
 from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
 COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_runs, cmd_predict,
-                                   cmd_export, cmd_diff, cmd_fmt, cmd_lsp)
+                                   cmd_export, cmd_diff, cmd_fmt, cmd_lsp, cmd_completion)
 
 _EPILOG = """\
 the loop:
@@ -46,9 +50,20 @@ the loop:
   taskc fmt examples/keto.task.yaml              canonical layout, comments kept
   taskc schema > task.schema.json                 the JSON Schema editors complete keys from
   taskc lsp                                      the language server editors start (docs/editors.md)
+  taskc completion bash > ~/.local/share/bash-completion/completions/taskc   shell completion
 
 exit status: 0 ok (warnings allowed), 1 errors in a task file, 2 usage error,
-3 pass criterion failed (run), 4 runtime failure (run).
+3 pass criterion failed (run), 4 runtime failure (run), 70 an internal error
+(a bug in taskc: please report it), 130 interrupted (Ctrl-C).
+
+environment:
+  TASKC_DEBUG=1     show the traceback of an internal error (as -v does)
+  NO_COLOR=1        no colour; FORCE_COLOR=1 colour even when not on a terminal
+  OPENAI_API_KEY, OPENAI_BASE_URL   the LLM provider of run (see `taskc run --help`)
+
+defaults for options (--prices, --concurrency, run's output directory, ...) come
+from taskc.toml or the [tool.taskc] table of pyproject.toml, found from the
+working directory upwards; the command line wins. `taskc -v COMMAND` shows them.
 """
 
 
@@ -58,12 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile a domain expert's rationales (a *.task.yaml file) into LLM prompts, a generation "
                     "plan and training/eval configs; run the loop; show what a spec change does.")
     parser.add_argument("--version", action="version", version=f"taskc {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", dest="main_verbose",
+                        help="more detail: the defaults in use, and a traceback on an internal error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         sub = subparsers.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION,
                                     formatter_class=argparse.RawDescriptionHelpFormatter,
                                     epilog=command.EPILOG)
         command.add_arguments(sub)
+        if "-v" not in sub._option_string_actions:  # every command takes -v; check gives it more meaning
+            sub.add_argument("-v", "--verbose", action="store_true",
+                             help="more detail: the defaults in use, and a traceback on an internal error")
         sub.set_defaults(handler=command.run)
     return parser
 
@@ -74,8 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    verbose = args.main_verbose or getattr(args, "verbose", False)
+    args.verbose = verbose
     try:
-        return int(args.handler(args))
+        defaults = config.load_defaults(Path.cwd())
+        if verbose:
+            print(f"taskc: {defaults.describe()}", file=sys.stderr)
+        return int(args.handler(config.apply_defaults(args, defaults)))
     except UsageError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -85,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # a bug in taskc, never the user's fault: one line, no traceback
-        if os.environ.get("TASKC_DEBUG"):
+        if os.environ.get("TASKC_DEBUG") or verbose:
             raise
         print(f"taskc: internal error: {type(exc).__name__}: {exc} (set TASKC_DEBUG=1 for a traceback)",
               file=sys.stderr)

@@ -26,7 +26,13 @@ class UsageError(Exception):
 
 
 def use_color(stream: TextIO) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    """Colour on a terminal; NO_COLOR (any non-empty value, no-color.org) turns it off everywhere and wins over
+    FORCE_COLOR, which turns it on where the output is not a terminal (a CI log, a pipe into `less -R`)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0", "false"):
+        return True
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
 
 
 def print_diagnostics(diagnostics: list[Diagnostic], sources: dict[str, str], fmt: str,
