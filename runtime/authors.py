@@ -97,4 +97,16 @@ def analyse_authors(result: RunResult) -> AuthorAnalysis | None:
     return AuthorAnalysis(tuple(facts), tuple(conflicts))
 
 
-__all__ = ["UNSIGNED", "AuthorAnalysis", "AuthorConflict", "AuthorFacts", "analyse_authors", "author_of"]
+def grouped_by_author(result: RunResult, header: list[str], rows: list[list[str]]
+                      ) -> tuple[list[str], list[list[str]]]:
+    """An LF table (rationale id first) with an author column, grouped by author in the order authors first
+    appear; unchanged when no rationale names an author."""
+    if not any(r.author for r in result.task.rationales):
+        return header, rows
+    order = {author: i for i, author in enumerate(dict.fromkeys(r.author or UNSIGNED for r in result.task.rationales))}
+    with_author = [[row[0], author_of(result, row[0]), *row[1:]] for row in rows]
+    return [header[0], "author", *header[1:]], sorted(with_author, key=lambda row: order[row[1]])
+
+
+__all__ = ["UNSIGNED", "AuthorAnalysis", "AuthorConflict", "AuthorFacts", "analyse_authors", "author_of",
+           "grouped_by_author"]

@@ -31,7 +31,7 @@ from .labeling import ABSTAIN
 if TYPE_CHECKING:
     from .pipeline import RunResult
 
-QUESTIONS = 20  # written to questions.jsonl; `taskc ask -n` shows fewer
+QUESTIONS = 50  # written to questions.jsonl; the report shows the first ten, `taskc ask -n N` the first N
 NEAR_DUPLICATE = 80.0  # token-sort ratio (0-100) at or above which two items count as the same question
 NEAR_DUPLICATE_SET, LONG_TEXT = 90.0, 4  # the same, for texts of four words or more: one within the other
 MODEL_WEIGHT_AGAINST_RULES = 0.5  # the model contradicting the rules' label: a disagreement of its own

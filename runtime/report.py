@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from taskc.compiler.lexicon_coverage import KnowledgeGap, knowledge_gaps
 
 from . import history, report_expert, report_pictures
+from .authors import grouped_by_author
 
 if TYPE_CHECKING:
     from .pipeline import RunResult
@@ -695,7 +696,7 @@ def lf_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:
                      "-" if accuracy is None else _pct(accuracy)])
     for rationale_id in analysis.rationales_without_rule if analysis else ():
         rows.append([rationale_id, result.task.rationale(rationale_id).class_name, "no rule", "", "", "", ""])
-    return header, rows
+    return grouped_by_author(result, header, rows)
 
 
 def _run_lines(result: RunResult) -> list[str]:
@@ -770,8 +771,7 @@ def render_html(result: RunResult, findings: Findings) -> str:
                   f"{_pct(a.overlap)} by two or more, {_pct(a.conflict)} in conflict. Gold votes and accuracy "
                   "are on the dev half.</p>",
                   _html_table(*lf_rows(result))]
-        parts += [picture for picture in (report_pictures.rationale_bars_svg(result, LOW_RULE_ACCURACY),
-                                          report_pictures.conflict_heatmap_svg(result)) if picture]
+        parts += report_pictures.lf_pictures(result, LOW_RULE_ACCURACY)
     student = student_rows(result)
     if student:
         parts += ["<h2>The student</h2>",

@@ -72,8 +72,9 @@ def conflict_heatmap_svg(result: RunResult, cell: int = 26) -> str:
     involved = {r for pair in counts for r in pair}
     names = [f.rationale_id for f in analysis.functions if f.rationale_id in involved]
     most = max(counts.values())
-    label_width, top = 170, 130
-    width, height = label_width + cell * len(names) + 10, top + cell * len(names) + 10
+    label_width = 170
+    top = 24 + round(5.5 * max(len(_clip(name, 20)) for name in names))  # the slanted column labels' height
+    width, height = label_width + cell * len(names) + 110, top + cell * len(names) + 10  # room for the slant
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" role="img" '
              f'aria-label="conflicts between rules" font-family="system-ui,sans-serif" font-size="11">']
     for j, name in enumerate(names):
@@ -96,6 +97,20 @@ def conflict_heatmap_svg(result: RunResult, cell: int = 26) -> str:
                              f'fill="{"#fff" if share > 0.55 else TEXT}">{count}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def lf_pictures(result: RunResult, low_accuracy: float = 0.8) -> list[str]:
+    """The LF section's pictures, each with its caption (none without a pool)."""
+    parts = []
+    bars = rationale_bars_svg(result, low_accuracy)
+    if bars:
+        parts += [f"<p class=muted>Each rule's coverage of the pool and its accuracy on the dev gold items it fired "
+                  f"on (red below {low_accuracy:.0%}).</p>", f"<div class=scroll>{bars}</div>"]
+    heatmap = conflict_heatmap_svg(result)
+    if heatmap:
+        parts += ["<p class=muted>Conflicts between rules: on how many pool items the two vote for different "
+                  "classes (darker: more).</p>", f"<div class=scroll>{heatmap}</div>"]
+    return parts
 
 
 def _bar(x: float, y: float, width: float, share: float, fill: str, label: str) -> str:
@@ -124,4 +139,4 @@ def _luminance(colour: str) -> float:
     return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
-__all__ = ["CSS", "conflict_heatmap_svg", "contrast_ratio", "rationale_bars_svg"]
+__all__ = ["CSS", "conflict_heatmap_svg", "contrast_ratio", "lf_pictures", "rationale_bars_svg"]

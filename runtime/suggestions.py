@@ -31,6 +31,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 from taskc.compiler.functions import mentions
 
+from .expert_answers import answer_key
 from .features import ItemBatch
 from .labeling import ABSTAIN, LabelingFunction, apply_functions
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from .pipeline import RunResult
 
 TERMS_PER_GROUP = 8
+MAX_CHANGES = 120  # lexicon changes tried per run
 MIN_LIFT = 2.0
 SHOWN = 30  # suggestions kept in suggestions.json (best first)
 OFFLINE = ("rules_then_model", "local_model", "labeling_functions")
@@ -135,29 +137,36 @@ def suggest(result: RunResult) -> tuple[Suggestion, ...]:
     _BUILT.clear()
     words = {lexicon.name: set(lexicon.words) for lexicon in task.lexicons}
     candidates: dict[str, set[tuple[str, str, str]]] = {}  # term -> (lexicon, rule, wanted effect) to try
+    place: dict[str, int] = {}  # term -> its best place in a group's list (the most telling first)
     support: Counter[str] = Counter()  # term -> error items it occurs in (picks among equal alternatives)
     for group, rule, effect in _groups(result, errors):
-        for term in _discriminative(group, correct, terms):
+        for k, term in enumerate(_discriminative(group, correct, terms)):
             candidates.setdefault(term, set()).update((lexicon, rule, effect)
-                                                      for lexicon in lexicons_to_try(reads[rule], effect))
+                                                      for lexicon in lexicons_to_try(reads[rule], effect)
+                                                      if lexicon in words and term not in words[lexicon])
+            place[term] = min(place.get(term, k), k)
     for i in errors:
         support.update(terms[i])
-    pool_environments = [{name: p.values.get(name) for name in task.field_names} for p in result.pool]
-    pool_terms = [terms_of(p.values) for p in result.pool]
+    tried = 0
     found = []
-    for term in sorted(candidates):
+    # every change costs an evaluation of the rules that read its lexicon: the most telling terms first, at
+    # most MAX_CHANGES changes (a run with many errors has more candidates than an expert reads anyway)
+    for term in sorted(candidates, key=lambda t: (place[t], -support[t], t)):
+        lexicons = {lexicon for lexicon, _, _ in candidates[term]}
+        if tried + len(lexicons) > MAX_CHANGES:
+            break
+        tried += len(lexicons)
         touched = [i for i in dev if term in terms[i] or _mentions(gold[i].values, term)]
         best = None
         for lexicon, rule, effect in sorted(candidates[term]):
-            if lexicon not in words or term in words[lexicon]:
-                continue  # never suggest a word its lexicon already holds
             suggestion = _try(result, predictor, term, lexicon, (rule, effect), touched, environments, before)
             if suggestion is not None:
                 suggestion = dataclasses.replace(suggestion, fit=_fit(term, words[lexicon]))
                 if best is None or _rank(suggestion) < _rank(best):
                     best = suggestion
         if best is not None:
-            reach = [pool_environments[k] for k, found_terms in enumerate(pool_terms) if term in found_terms]
+            reach = [{name: p.values.get(name) for name in task.field_names} for p in result.pool
+                     if term in answer_key(task, p.values) and _mentions(p.values, term)]
             found.append(dataclasses.replace(best, pool_changes=_vote_changes(result, term, best.lexicon, reach)))
     _BUILT.clear()  # keyed by the result's id: never reused by another run
     return tuple(_collapse(sorted(found, key=_rank), support)[:SHOWN])
@@ -186,7 +195,12 @@ def _collapse(ranked: Sequence[Suggestion], support: Mapping[str, int]) -> list[
         members = sorted(members, key=lambda s: (-support.get(s.term, 0), -s.fit, -s.pool_changes, len(s.term),
                                                  s.term))
         kept.append(dataclasses.replace(members[0], alternatives=tuple(s.term for s in members[1:])))
-    return sorted(kept, key=_rank)
+    # a change whose fixes another change of the same rule also makes, at no more breaks, adds nothing:
+    # "veal" fixes the "veal lasagna" that "lasagna" fixes with the others
+    undominated = [s for s in kept if not any(
+        other is not s and other.target == s.target and set(s.fixes) <= set(other.fixes)
+        and len(other.breaks) <= len(s.breaks) and _rank(other) < _rank(s) for other in kept)]
+    return sorted(undominated, key=_rank)
 
 
 def _groups(result: RunResult, errors: Sequence[int]) -> list[tuple[list[int], str, str]]:
@@ -226,10 +240,12 @@ def _changed_functions(result: RunResult, term: str, lexicon: str) -> tuple[Labe
     just the lexicons it names (a smaller index to build than the task's)."""
     task = result.task
     words = task.lexicon_words()
+    readers = [f for f in result.functions if lexicon in lexicons_read(f.rule_source)]
+    # one index for all the rules that read the lexicon: over the lexicons they name, the term added
+    names = dict.fromkeys(name for f in readers for name in lexicons_read(f.rule_source) if name in words)
+    lexicons = {name: words[name] + ((term,) if name == lexicon else ()) for name in names}
 
     def rebuilt(f: LabelingFunction) -> LabelingFunction:
-        names = lexicons_read(f.rule_source)
-        lexicons = {name: words[name] + ((term,) if name == lexicon else ()) for name in names if name in words}
         rule = task.rationale(f.rationale_id).rule
         assert rule is not None
         return LabelingFunction(f.rationale_id, f.class_name, f.class_index, f.rule_source,

@@ -134,18 +134,19 @@ def test_questions_are_diverse_and_the_answers_train_the_next_run_and_join_dev_o
 
     split_before = json.loads((run_dir / "metrics.json").read_text())["gold_split"]
     answered = [dict(q, label="starchy") for q in questions[:2]] + [dict(q) for q in questions[2:]]
+    answered.append({"dish": "veal ragu", "label": "starchy"})  # an item the pool does not hold
     write_jsonl(spec.parent / "answers.jsonl", answered)  # the rest stay unanswered (label null)
     assert main(["run", str(spec), "-o", str(run_dir), "-q"]) in (0, 3)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["gold_split"]["test"] == split_before["test"]  # never in the test half
-    assert metrics["gold_split"]["dev"] == split_before["dev"] + 2
-    assert any("2 expert answers" in note for note in metrics["notes"])
+    assert metrics["gold_split"]["dev"] == split_before["dev"] + 3
+    assert any("3 expert answers" in note for note in metrics["notes"])
     pool = {row["dish"]: row for row in map(json.loads, (run_dir / "labeled_pool.jsonl").read_text().splitlines())}
     for q in questions[:2]:
         assert pool[q["dish"]]["label"] == "starchy" and pool[q["dish"]]["label_source"] == "expert"
     training = [json.loads(line) for line in (run_dir / "training_set.jsonl").read_text().splitlines()]
     expert = [row for row in training if row["source"] == "expert"]
-    assert {row["input"]["dish"] for row in expert} == {q["dish"] for q in questions[:2]}
+    assert {row["input"]["dish"] for row in expert} == {q["dish"] for q in questions[:2]} | {"veal ragu"}
     assert all(row["weight"] == 2.0 for row in expert)
     assert max(row["weight"] for row in training if row["source"] == "label_model") <= 1.0
     asked = [json.loads(line)["dish"] for line in (run_dir / "questions.jsonl").read_text().splitlines()]
@@ -251,3 +252,25 @@ def test_the_screenshot_script_shoots_the_report_at_desktop_and_phone_width(tmp_
     for name in ("report-1280.png", "report-390.png"):
         png = (tmp_path / "shots" / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_with_a_provider_the_questions_show_the_llm_vote(tmp_path: Path) -> None:
+    from fake_openai import FakeOpenAI, default_content
+
+    def responder(body: dict) -> str:
+        if body["response_format"]["json_schema"]["name"] != "classification":
+            return default_content(body)
+        return json.dumps({"label": "light", "rationales": []})
+
+    spec = _project(tmp_path / "project")
+    spec.write_text(spec.read_text().replace("  model: gpt-4o-mini\n", "  model: gpt-4o-mini\n  per_rationale: 1\n"
+                                             "  per_call: 1\n"))
+    run_dir = tmp_path / "run"
+    with FakeOpenAI(responder=responder, seed=1) as server:
+        assert main(["run", str(spec), "-o", str(run_dir), "--base-url", server.base_url, "-q"]) in (0, 3)
+    questions = [json.loads(line)["question"] for line in (run_dir / "questions.jsonl").read_text().splitlines()]
+    with_llm = [q for q in questions if q["votes"]["llm"] is not None]
+    assert with_llm and all(q["votes"]["llm"] == "light" and "LLM: light" in q["why"] for q in with_llm)
+    # the LLM labelled what the rules left open or in conflict: a conflicted item is asked with all its votes
+    conflicted = [q for q in with_llm if len(q["votes"]["rules"]) == 2]
+    assert conflicted and conflicted[0]["disagreement"] > 0
