@@ -137,6 +137,18 @@ def _counts(diff: SpecDiff) -> list[tuple[str, int, int, int]]:
     return rows
 
 
+def _by_author(entities: tuple[EntityChange, ...]) -> list[EntityChange]:
+    """Rationales grouped by author (in the order each author first appears; unsigned ones first), so a team
+    reviews each expert's changes together; other kinds keep their order."""
+    order = {author: i for i, author in enumerate(dict.fromkeys(e.author for e in entities))}
+    order[None] = -1
+    return sorted(entities, key=lambda e: order[e.author])
+
+
+def _first_of_author(entities: tuple[EntityChange, ...], author: str) -> EntityChange:
+    return next(e for e in _by_author(entities) if e.author == author)
+
+
 def _tally(statuses: list[str]) -> tuple[int, int, int]:
     return statuses.count(ADDED), statuses.count(REMOVED), statuses.count(CHANGED)
 
@@ -158,7 +170,9 @@ def render_text(diff: SpecDiff, color: bool = False) -> str:
         if not entities:
             continue
         out.append(paint("h", _plural(kind)))
-        for entity in entities:
+        for entity in _by_author(entities):
+            if entity.author is not None and entity is _first_of_author(entities, entity.author):
+                out.append(f"  by {entity.author}:")
             sign = _SIGN[entity.status]
             name = "settings" if entity.key == entity.kind else entity.key
             out.append("  " + paint(sign, f"{sign} {name}") + f"  ({entity.status})")
@@ -240,7 +254,7 @@ def render_markdown(diff: SpecDiff, limit: int = MARKDOWN_LIMIT) -> str:
         out += [f"_{_unchanged_plan_line(diff)}._", ""]
     if diff.entities:
         out += ["#### Changes", ""]
-        out += [_md_entity(entity) for entity in diff.entities]
+        out += [_md_entity(entity) for kind in ENTITY_KINDS for entity in _by_author(diff.entities_of(kind))]
         out.append("")
     out += [f"> **Note:** {_md_escape(note)}" for note in diff.notes]
     if diff.notes:
@@ -259,7 +273,8 @@ def render_markdown(diff: SpecDiff, limit: int = MARKDOWN_LIMIT) -> str:
 
 def _md_entity(entity: EntityChange) -> str:
     name = "settings" if entity.key == entity.kind else _md_code(entity.key)
-    line = f"- **{entity.kind}** {name} {entity.status}"
+    by = f" (by {_md_escape(entity.author)})" if entity.author else ""
+    line = f"- **{entity.kind}** {name} {entity.status}{by}"
     lines = [line]
     for attribute in entity.attributes:
         if _is_long(attribute):
@@ -296,6 +311,9 @@ def _md_prompts(prompts: tuple[PromptChange, ...], budget: int) -> list[str]:
 
 def render_json(diff: SpecDiff) -> str:
     record = asdict(diff)
+    for entity in record["entities"]:
+        if entity["author"] is None:  # only signed rationales carry an author
+            del entity["author"]
     record["changed"] = diff.has_changes
     for prompt, source in zip(record["prompts"], diff.prompts, strict=True):
         prompt["added_lines"], prompt["removed_lines"] = source.added_lines, source.removed_lines

@@ -75,6 +75,7 @@ class Rationale:
     span: Span
     rule: Expression | None = None
     examples: tuple[WorkedExample, ...] = ()
+    author: str | None = None  # who wrote it (several experts sign their rationales)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class PoolSettings:
     path: str
     span: Span
     limit: int | None = None
+    answers: str | None = None  # project-relative JSONL of the expert's answers to `taskc ask`
 
 
 @dataclass(frozen=True)

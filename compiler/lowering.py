@@ -123,7 +123,7 @@ class _Lowering:
                              self.doc.span_of(base + ("examples", i)))
             for i, example in enumerate(spec.get("examples") or []))
         return ir.Rationale(spec["id"], spec["class"], " ".join(spec["text"].split()),
-                            self.doc.span_of(base), rule, examples)
+                            self.doc.span_of(base), rule, examples, (spec.get("author") or "").strip() or None)
 
     def constraint(self, index: int, spec: dict[str, Any]) -> ir.Constraint:
         base: JsonPath = ("constraints", index)
@@ -172,7 +172,9 @@ class _Lowering:
         if spec is None:
             return None
         self.project_file(("pool", "path"), spec["path"])
-        return ir.PoolSettings(spec["path"], self.doc.span_of(("pool",)), spec.get("limit"))
+        if "answers" in spec:  # the first run comes before any answer: the file need not exist yet
+            self.project_file(("pool", "answers"), spec["answers"], must_exist=False)
+        return ir.PoolSettings(spec["path"], self.doc.span_of(("pool",)), spec.get("limit"), spec.get("answers"))
 
 
 def _normalize_words(words: list[str]) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ Pure data in, a frozen `SpecDiff` out; rendering lives in `diff_render`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from collections import Counter
@@ -54,6 +55,7 @@ class EntityChange:
     key: str
     status: str  # added | removed | changed
     attributes: tuple[AttributeChange, ...] = ()
+    author: str | None = None  # a rationale's author (the new version's, or the removed one's)
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,9 @@ def _entity_changes(old: ir.TaskIR, new: ir.TaskIR) -> list[EntityChange]:
     changes: list[EntityChange] = []
     for kind, view in _VIEWS:
         changes.extend(_keyed_changes(kind, view(old), view(new)))
-    return changes
+    authors = {r.id: r.author for r in old.rationales} | {r.id: r.author for r in new.rationales}
+    return [dataclasses.replace(c, author=authors.get(c.key)) if c.kind == "rationale" and authors.get(c.key)
+            else c for c in changes]
 
 
 def _keyed_changes(kind: str, old: Mapping[str, Attributes], new: Mapping[str, Attributes]
@@ -231,7 +235,7 @@ def _example_text(task: ir.TaskIR, rationale: ir.Rationale, example: ir.WorkedEx
 
 def _rationale_view(task: ir.TaskIR) -> dict[str, Attributes]:
     return {r.id: {"class": r.class_name, "text": r.text, "rule": _one_line(r.rule.source) if r.rule else None,
-                   "examples": tuple(_example_text(task, r, e) for e in r.examples)}
+                   "examples": tuple(_example_text(task, r, e) for e in r.examples), "author": r.author}
             for r in task.rationales}
 
 
@@ -251,7 +255,8 @@ def _eval_view(task: ir.TaskIR) -> dict[str, Attributes]:
 
 
 def _pool_view(task: ir.TaskIR) -> dict[str, Attributes]:
-    return {"pool": {"path": task.pool.path, "limit": task.pool.limit}} if task.pool else {}
+    return {"pool": {"path": task.pool.path, "limit": task.pool.limit, "answers": task.pool.answers}} \
+        if task.pool else {}
 
 
 def _generate_view(task: ir.TaskIR) -> dict[str, Attributes]:

@@ -264,6 +264,12 @@ def _check_object(value: Any, number: int, fields: Sequence[InputField], classes
     return DataRecord(values=values, label=label, line=number), [], warnings
 
 
+def check_labelled_object(value: Any, number: int, task: TaskIR) -> tuple[DataRecord | None, list[str]]:
+    """One parsed line of a labelled file (a gold set, the expert's answers): its record or its problems."""
+    record, problems, _ = _check_object(value, number, task.fields, task.class_names, labeled=True)
+    return record, problems
+
+
 def _unreadable(display: str, exc: OSError) -> DataFileError:
     if isinstance(exc, FileNotFoundError):
         return DataFileError(f"{display}: file not found")
@@ -401,5 +407,5 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, text.encode("utf-8"))
 
 
-__all__ = ["DataFile", "DataFileError", "DataRecord", "input_lines", "parse_input_line", "read_gold", "read_pool",
-           "write_text_atomic"]
+__all__ = ["DataFile", "DataFileError", "DataRecord", "check_labelled_object", "input_lines", "parse_input_line",
+           "read_gold", "read_pool", "write_text_atomic"]

@@ -34,7 +34,7 @@ from taskc.compiler.ir import TaskIR
 from taskc.compiler.paths import PathOutsideProject, resolve_project_path
 from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL
 
-from . import history, label_model, labeling, local_model
+from . import expert_answers, expert_loop, history, label_model, labeling, local_model
 from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool, write_text_atomic
 from .datasets import write_json, write_jsonl
 from .evaluate import PREDICTORS, CriterionResult, PredictorScores, evaluate_criterion, score_predictor
@@ -44,6 +44,8 @@ from .predictor import Predictors
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
 
 if TYPE_CHECKING:
+    from .expert_answers import Answers
+    from .expert_loop import ExpertLoop
     from .history import SinceLastRun
     from .provider import Budget, CallResult, ProviderSettings
     from .report import DataShift, Findings
@@ -70,6 +72,7 @@ class RunOptions:
     quiet: bool = False
     json_progress: bool = False
     allow_outside: bool = False  # --allow-outside-paths: the task's data files may live outside its directory
+    answers: Path | None = None  # --answers: the expert's answers to `taskc ask`; overrides pool.answers
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class PoolItem:
     label_model: str | None
     confidence: float | None  # label model posterior of its label
     label: str | None
-    source: str | None  # label_model | majority | llm | None (unlabeled)
+    source: str | None  # label_model | majority | llm | expert | None (unlabeled)
 
     def to_json(self, task: TaskIR) -> dict[str, Any]:
         ordered = {f.name: self.values[f.name] for f in task.fields if f.name in self.values}
@@ -127,6 +130,8 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier runs' records, and this one's last
     since: SinceLastRun | None = None  # how this run differs from the one before (None: the first run)
     spec_changes: list[str] | None = None  # the task's changes since the run before, one line each
+    answers: Answers | None = None  # the expert's answers to `taskc ask` this run used
+    expert: ExpertLoop | None = None  # questions, suggestions and authors (`expert_loop`), set with the findings
 
     @property
     def primary(self) -> str:
@@ -159,6 +164,10 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     task = compiled.ir
     notes: list[str] = []
     pool_records, gold_records, gold_display = _read_inputs(task, options, notes)
+    answers = expert_loop.read_task_answers(task, options.answers, options.allow_outside, notes)
+    real_gold = len(gold_records)
+    if answers is not None:  # the answers are extra dev gold: after the split, so the test half stays as it was
+        gold_records = gold_records + expert_answers.dev_gold_records(task, answers, gold_records)
     settings = _provider_settings(options)
     skipped: tuple[str, ...] = () if settings is not None else LLM_STEPS
     if settings is None:
@@ -181,7 +190,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     functions = labeling.labeling_functions(task)
     voter = labeling.RuleVoter(task, functions)
     gold_batch = item_batch(task, functions, [r.values for r in gold_records], voter)
-    halves = _gold_halves(task, gold_records)
+    halves = _gold_halves(task, gold_records[:real_gold]) + (DEV,) * (len(gold_records) - real_gold)
     gold = [GoldItem(r.values, r.label or "", r.line, labeling.fired_rules(functions, gold_batch.votes[i]),
                      halves[i]) for i, r in enumerate(gold_records)]
 
@@ -199,10 +208,12 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         pool = _pool_items(task, functions, pool_records, matrix, fitted)
         if settings is not None and budget is not None:
             pool = _llm_label_pool(compiled, options, settings, budget, pool, matrix, llm, notes)
+        if answers is not None:
+            pool = expert_loop.answered_pool(task, pool, answers)
     elif task.pool is None:
         notes.append("the task names no pool, so nothing was labeled by the rules")
 
-    examples = _training_examples(task, generated, pool, fitted)
+    examples = _training_examples(task, generated, pool, fitted, expert_loop.answers_outside_pool(task, pool, answers))
     # the rules' votes on the training inputs, worked out once for the local model and the student
     training_batch = item_batch(task, functions, [e.values for e in examples], voter)
     local = _train_local_model(task, functions, training_batch, examples, options.run_dir / "model", notes)
@@ -220,7 +231,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     if budget is not None and budget.exhausted:
         notes.append(_budget_note(options))
     metrics = _score(task, gold, predictions)
-    leaked = _gold_in_training(task, gold, examples)
+    leaked = _gold_in_training(task, gold[:real_gold], examples)
     if leaked:
         notes.append(f"{leaked} gold item{'s' if leaked != 1 else ''} also appear{'s' if leaked == 1 else ''} in "
                      f"the training data (same input); the local model's scores on them are optimistic")
@@ -230,7 +241,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
                        criterion=evaluate_criterion(task, metrics) if gold else None, skipped_llm_steps=skipped,
                        training=dict(sorted(Counter(e.source for e in examples).items())), examples=tuple(examples),
                        notes=notes, llm=llm, estimate_usd=compiled.estimate.cost_usd,
-                       predictors=predictors)
+                       predictors=predictors, answers=answers)
     _write_outputs(result)
     return result
 
@@ -315,12 +326,15 @@ FIELD_VIEW_WEIGHT = 0.5
 
 
 def _training_examples(task: TaskIR, generated: Sequence[Mapping[str, Any]], pool: Sequence[PoolItem],
-                       fitted: label_model.LabelModelResult | None) -> list[local_model.TrainingExample]:
+                       fitted: label_model.LabelModelResult | None,
+                       answered: Sequence[DataRecord] = ()) -> list[local_model.TrainingExample]:
     """What the local model learns from, each example weighted by how sure its label is.
 
     - generated examples (weight 1) and pool items the LLM labelled (1);
     - pool items the rules labelled, weighted by the label model's confidence (a coin-flip label
       should teach little);
+    - the expert's answers to `taskc ask` (pool items relabelled, and ``answered`` items outside the
+      pool), weighted EXPERT_WEIGHT: above any rule;
     - pool items no rule fired on, labelled by what the rules' silence says (the label model's
       posterior given that every rule abstained; see `label_model.posterior`), weighted at most
       UNCOVERED_WEIGHT and less the nearer that posterior is to a coin flip. Without them the model
@@ -338,9 +352,12 @@ def _training_examples(task: TaskIR, generated: Sequence[Mapping[str, Any]], poo
         if item.label is not None and item.source is not None:
             # the label model's confidence weighs its labels: a coin-flip label should teach little
             weight = item.confidence if item.source == "label_model" and item.confidence is not None else 1.0
+            weight = expert_answers.EXPERT_WEIGHT if item.source == expert_answers.SOURCE else weight
             examples.append(local_model.TrainingExample(item.values, item.label, item.source, weight))
         elif silence is not None and silence[1] > 0:
             examples.append(local_model.TrainingExample(item.values, silence[0], "rules' silence", silence[1]))
+    examples += [local_model.TrainingExample(dict(r.values), str(r.label), expert_answers.SOURCE,
+                                             expert_answers.EXPERT_WEIGHT) for r in answered]
     return examples + [view for example in examples for view in _field_views(task, example)]
 
 
@@ -670,6 +687,8 @@ def _write_outputs(result: RunResult) -> None:
     result.files["report_md"] = run_dir / "report.md"
     result.files["report_html"] = run_dir / "report.html"
     findings = result.findings = report.analyse_errors(result)
+    result.expert = expert_loop.analyse(result)
+    expert_loop.write_files(result)
     result.shift = report.data_shift(result)
     record = _history_record(result, __version__)
     metrics = {
@@ -680,6 +699,7 @@ def _write_outputs(result: RunResult) -> None:
         "primary": result.primary, "criterion": None if result.criterion is None else result.criterion.to_json(),
         "predictors": {name: m.to_json() for name, m in result.metrics.items()},
         "labeling_functions": None if result.analysis is None else result.analysis.to_json(),
+        "expert_loop": result.expert.to_json() if result.expert is not None else None,
         "local_model": report.model_facts(result),
         "student": report.student_facts(result),
         "data_shift": result.shift.to_json() if result.shift is not None else None,

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from taskc.compiler.lexicon_coverage import KnowledgeGap, knowledge_gaps
 
-from . import history
+from . import history, report_expert, report_pictures
+from .authors import grouped_by_author
 from .report_listing import ItemListing
 
 if TYPE_CHECKING:
@@ -343,6 +344,7 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
     for cls, missed in findings.missed_by_class.items():
         out += [f"### {_missed_title(cls)}", "", _missed_intro(cls, missed, findings), ""]
         out += _md_items(result, missed, listing, f"*{_missed_title(cls)}*") + [""]
+    out += report_expert.markdown_sections(result)
     out += ["## Next steps", ""]
     for number, step in enumerate(findings.next_steps, start=1):
         out.append(f"{number}. **{_md_inline(step.title)}.** {_md_inline(step.detail)}")
@@ -707,7 +709,7 @@ def lf_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:
                      "-" if accuracy is None else _pct(accuracy)])
     for rationale_id in analysis.rationales_without_rule if analysis else ():
         rows.append([rationale_id, result.task.rationale(rationale_id).class_name, "no rule", "", "", "", ""])
-    return header, rows
+    return grouped_by_author(result, header, rows)
 
 
 def _run_lines(result: RunResult) -> list[str]:
@@ -733,7 +735,7 @@ body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100p
 color:#1d1d1f}
 h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}h3{margin-bottom:.3em}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
-th{background:#f4f4f6}.pass{color:#0a7d32}.fail{color:#b3261e}blockquote{color:#555;margin:.3em 0 .6em 1em}
+th{background:#f4f4f6}.pass{color:#08692a}.fail{color:#b3261e}blockquote{color:#555;margin:.3em 0 .6em 1em}
 code{background:#f4f4f6;padding:0 .25em;border-radius:3px}.muted{color:#666}li{margin:.15em 0}
 .tag{display:inline-block;border-radius:3px;padding:0 .35em;font-size:.85em;background:#eef}
 .wrong{background:#fde8e7}.right{background:#e6f4ea}.warn li{color:#8a4b00}
@@ -745,7 +747,8 @@ def render_html(result: RunResult, findings: Findings) -> str:
     task = result.task
     state = "muted" if result.criterion is None else "pass" if result.criterion.passed else "fail"
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>taskc run: {e(task.name)}</title>",
-             f"<style>{_CSS}</style></head><body>", f"<h1>taskc run: {e(task.name)}</h1>",
+             '<meta name=viewport content="width=device-width,initial-scale=1">',
+             f"<style>{_CSS}{report_pictures.CSS}</style></head><body>", f"<h1>taskc run: {e(task.name)}</h1>",
              f"<p class={state}><strong>{_inline_code(verdict(result))}</strong></p>"]
     if result.gold_display:
         parts.append(f"<p>Gold set: <code>{e(result.gold_display)}</code> ({len(result.gold)} items). "
@@ -781,6 +784,7 @@ def render_html(result: RunResult, findings: Findings) -> str:
                   f"{_pct(a.overlap)} by two or more, {_pct(a.conflict)} in conflict. Gold votes and accuracy "
                   "are on the dev half.</p>",
                   _html_table(*lf_rows(result))]
+        parts += report_pictures.lf_pictures(result, LOW_RULE_ACCURACY)
     student = student_rows(result)
     if student:
         parts += ["<h2>The student</h2>",
@@ -806,6 +810,7 @@ def render_html(result: RunResult, findings: Findings) -> str:
         parts += [f"<h3>{html.escape(_missed_title(cls))}</h3>",
                   f"<p>{html.escape(_missed_intro(cls, missed, findings))}</p>",
                   _html_items(result, missed, listing, f"<em>{html.escape(_missed_title(cls))}</em>")]
+    parts += report_expert.html_sections(result)
     parts.append("<h2>Next steps</h2><ol>")
     for number, step in enumerate(findings.next_steps, start=1):
         items = _html_items(result, step.examples, listing, f"step {number}") if step.examples else ""
@@ -824,7 +829,7 @@ def _inline_code(text: str) -> str:
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class=scroll><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def _html_rationale(result: RunResult, group: RationaleFindings, listing: ItemListing | None = None) -> str:

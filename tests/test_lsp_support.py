@@ -257,7 +257,7 @@ def test_completion_of_keys_from_the_schema(task: ir.TaskIR) -> None:
     assert list(entries)[:3] == ["model", "temperature", "top_p"]
     assert entries["model"].detail == "string (required)" and entries["per_call"].insert_text == "per_call: "
     assert entries["per_call"].documentation == schema_keys(("generate",))["per_call"]["description"]
-    assert labels(task, "- id: no_starch", 2) == ["id", "class", "text", "rule", "examples"]
+    assert labels(task, "- id: no_starch", 2) == ["id", "class", "text", "rule", "author", "examples"]
     assert labels(task, "      label: not_keto", 6) == ["input", "label", "note"]
     assert "taskc" in labels(None, "taskc: 1", 0)  # the top level, without any IR
     assert labels(task, "  dish: {type: string", 9) == ["type", "description", "values", "max_length",

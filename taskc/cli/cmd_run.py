@@ -82,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="the task file (*.task.yaml)")
     parser.add_argument("-o", "--output", metavar="RUN_DIR", help="run directory (default: runs/<task name>)")
     parser.add_argument("--gold", metavar="FILE", help="evaluate on this JSONL gold set instead of eval.gold")
+    parser.add_argument("--answers", metavar="FILE",
+                        help="the expert's answers to `taskc ask` (JSONL: input fields + label) instead of "
+                             "pool.answers: expert labels in training and extra dev gold")
     parser.add_argument("--allow-outside-paths", action="store_true",
                         help="allow the task's pool, gold, lexicon and template files outside its directory")
     llm = parser.add_argument_group("LLM provider (optional; OpenAI-compatible)")
@@ -191,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         gold=Path(args.gold).expanduser() if args.gold else None, base_url=args.base_url, model=args.model,
         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_cost=args.max_cost, max_calls=args.max_calls,
         deadline=args.deadline, finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=args.json,
-        allow_outside=args.allow_outside_paths)
+        allow_outside=args.allow_outside_paths, answers=Path(args.answers).expanduser() if args.answers else None)
     try:
         with run_dir_lock(run_dir):  # a second run on this directory would pay the same calls again
             outcome = pipeline.run(compiled, options, notice=_notice(args.quiet))

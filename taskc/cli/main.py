@@ -20,6 +20,7 @@ from types import ModuleType
 from taskc import __version__
 
 from . import (
+    cmd_ask,
     cmd_check,
     cmd_compile,
     cmd_completion,
@@ -31,12 +32,13 @@ from . import (
     cmd_run,
     cmd_runs,
     cmd_schema,
+    cmd_suggest,
     config,
 )
 from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
-COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_runs, cmd_predict,
-                                   cmd_export, cmd_diff, cmd_fmt, cmd_lsp, cmd_completion)
+COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_runs, cmd_ask, cmd_suggest,
+                                   cmd_predict, cmd_export, cmd_diff, cmd_fmt, cmd_lsp, cmd_completion)
 
 _EPILOG = """\
 the loop:
@@ -44,6 +46,8 @@ the loop:
   taskc compile examples/keto.task.yaml -o out   prompts, plan.json, finetune.json, eval.json
   taskc run examples/keto.task.yaml              label, train, evaluate, report (offline without a key)
   taskc runs runs/keto                           the run history: what each run scored, which task version
+  taskc ask runs/keto                            the pool items to label next (answers feed the next run)
+  taskc suggest runs/keto                        lexicon changes that fix dev errors, each one tried
   taskc predict runs/keto new.jsonl -o out.jsonl  label new inputs with the trained predictor
   taskc export runs/keto -o export/keto          the training data for other trainers, with a dataset card
   taskc diff --git origin/main examples/keto.task.yaml   what a spec change does, for review
