@@ -11,10 +11,16 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spec_edits import edit
 from taskc.compiler.driver import compile_task
 from taskc.compiler.loader import MAX_NODES
 
 KETO = (Path(__file__).parents[1] / "examples" / "keto.task.yaml").read_text(encoding="utf-8")
+FIRST_RULE = """rule: >-
+      any(ingredients, i -> mentions(i, lexicon.rice_pasta_noodles)
+                            and not mentions(i, lexicon.keto_substitutes)
+                            and not mentions(i, lexicon.look_alikes))
+"""
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 EXPRESSION_ALPHABET = st.sampled_from(
@@ -48,7 +54,7 @@ def _assert_located(result, text: str) -> None:
 def test_any_rule_text_gets_diagnostics_or_compiles(tmp_path_factory, expression: str) -> None:
     tmp_path = tmp_path_factory.mktemp("rule")
     quoted = expression.replace("\\", "\\\\").replace('"', '\\"')
-    text = KETO.replace("rule: any(ingredients, i -> mentions(i, lexicon.starchy_fruit))", f'rule: "{quoted}"')
+    text = edit(KETO, FIRST_RULE, f'rule: "{quoted}"\n')
     result = _compile_text(tmp_path, text)
     _assert_located(result, text)
 
@@ -98,20 +104,20 @@ def test_deep_nesting_is_rejected(tmp_path: Path) -> None:
 
 
 def test_deeply_nested_expression_is_rejected(tmp_path: Path) -> None:
-    text = KETO.replace("check: len(dish) <= 80", "check: " + "(" * 500 + "true" + ")" * 500)
+    text = edit(KETO, "check: len(dish) <= 80", "check: " + "(" * 500 + "true" + ")" * 500)
     result = _compile_text(tmp_path, text)
     assert "E020" in {d.code for d in result.diagnostics}
 
 
 def test_long_operator_chain_is_rejected_not_a_recursion_error(tmp_path: Path) -> None:
     chain = "+".join(["1"] * 1500)  # 2,999 characters: under the length limit, so the depth limit must catch it
-    result = _compile_text(tmp_path, KETO.replace("check: len(dish) <= 80", f"check: {chain} > 0"))
+    result = _compile_text(tmp_path, edit(KETO, "check: len(dish) <= 80", f"check: {chain} > 0"))
     assert [(d.code, "nests deeper than 60 levels" in d.message) for d in result.diagnostics] == [("E020", True)]
 
 
 def test_python_tags_are_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    text = KETO.replace("name: keto", f"name: !!python/object/apply:os.system ['touch {marker}']")
+    text = edit(KETO, "  name: keto\n", f"  name: !!python/object/apply:os.system ['touch {marker}']\n")
     result = _compile_text(tmp_path, text)
     assert [d.code for d in result.diagnostics] == ["E002"]
     assert not marker.exists()
@@ -123,6 +129,6 @@ def test_paths_cannot_leave_the_project(tmp_path: Path) -> None:
     (tmp_path / "p" / "data").mkdir(parents=True)
     (tmp_path / "p" / "data" / "link.jsonl").symlink_to(outside)
     for path in ("../secret.jsonl", str(outside), "data/link.jsonl"):
-        text = KETO.replace("path: data/keto_pool.jsonl", f"path: {path}")
+        text = edit(KETO, "path: data/keto_pool.jsonl", f"path: {path}")
         result = _compile_text(tmp_path, text)
         assert "E034" in {d.code for d in result.diagnostics}, path
