@@ -9,13 +9,16 @@ written here), so `compile`, `diff` and `run` share exactly the same output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import ir
 from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
+from .generation_calls import keyed_by_call
 from .loader import SourceDocument, load_task_file, parse_task_text
 from .lowering import lower_task
 from .passes import run_passes
@@ -37,6 +40,7 @@ from .prompts import (
     PromptTemplates,
     RenderBudgetExceeded,
     RenderedPrompt,
+    call_context,
     chat_messages,
     input_json,
     load_templates,
@@ -149,7 +153,7 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
         bag.error(span, "E036", f"rendering a prompt template failed: {_template_error(exc)}")
         return None
     generation_format = generation_response_format(task)
-    plan = build_plan(task, prompts, generation_format)
+    plan = keyed_by_call(build_plan(task, prompts, generation_format), prompts)
     compiled = CompiledTask(
         ir=task, templates=templates, prompts=prompts, plan=plan, generation_format=generation_format,
         classification_format=classification_response_format(task), finetune=finetune_config(task),
@@ -208,8 +212,16 @@ def _render_prompts(task: ir.TaskIR, templates: PromptTemplates, base: dict[str,
         target = classes[cell.target_class]
         context = base | {"target_class": target, "rationale": rationale, "mode": cell.mode,
                           "count": task.generate.per_call}
-        keep(cell.prompt_path, templates.render("generation", context), cell.rationale.id if cell.rationale else None)
-    placeholder = base | {"input_json": "<the input as JSON>"}
+        calls = max(1, math.ceil(cell.examples / task.generate.per_call))
+        keep(cell.prompt_path, templates.render("generation", context | {"call": call_context(0)}),
+             cell.rationale.id if cell.rationale else None)
+        later = tuple(templates.render("generation", context | {"call": call_context(index)})
+                      for index in range(1, calls))
+        for messages in later:  # each call is capped like a prompt; the total counts the cell once
+            if sum(len(m.content.encode("utf-8")) for m in messages) > limits.prompt_bytes:
+                keep(cell.prompt_path, messages, cell.rationale.id if cell.rationale else None)
+        prompts[cell.prompt_path] = dataclasses.replace(prompts[cell.prompt_path], later_calls=later)
+    placeholder = base | {"input_json": "<the input as JSON>", "call": call_context(0)}
     keep(CLASSIFY_PROMPT_PATH, templates.render("classification", placeholder), None)
     return prompts
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler.driver import CompiledTask
+from ..compiler.generation_calls import job_messages
 from ..compiler.plan import GenerationJob, call_cache_key
 from .cache import ResponseCache
 from .datasets import CACHE_FILE, EXAMPLES_FILE, STATS_FILE, read_jsonl, write_dataset, write_json
@@ -99,8 +100,7 @@ class PlannedCall:
 
 def planned_calls(compiled: CompiledTask, model_override: str | None = None) -> list[PlannedCall]:
     calls = []
-    for job in compiled.plan:
-        messages = compiled.prompts[job.prompt].as_chat()
+    for job, messages in zip(compiled.plan, job_messages(compiled.plan, compiled.prompts), strict=True):
         model = model_override or job.model
         key = job.cache_key if model == job.model else call_cache_key(
             model, messages, job.sampling(), job.seed, job.response_format)
