@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,17 @@ class CompiledTask:
     eval: dict[str, Any]
     estimate: CostEstimate
     context: dict[str, Any] = field(default_factory=dict, repr=False)  # the templates' data about the task
-    files: dict[str, bytes] = field(default_factory=dict)
+    # the output files are rendered on first use: `taskc run` never writes them, and a big plan's plan.json
+    # takes a while to render
+    render_files: Callable[[], dict[str, bytes]] | None = field(default=None, repr=False, compare=False)
+    _files: dict[str, bytes] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """Every compiled output file (output-relative path -> bytes)."""
+        if self._files is None:
+            self._files = self.render_files() if self.render_files is not None else {}
+        return self._files
 
     def classification_messages(self, values: dict[str, Any]) -> list[dict[str, str]]:
         """The chat messages that ask the LLM to classify one input (prompted baseline, pool labeler)."""
@@ -158,7 +169,7 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
         ir=task, templates=templates, prompts=prompts, plan=plan, generation_format=generation_format,
         classification_format=classification_response_format(task), finetune=finetune_config(task),
         eval=eval_config(task), estimate=estimate_cost(task, plan, prompts, prices), context=context)
-    compiled.files = _output_files(compiled, doc)
+    compiled.render_files = lambda: _output_files(compiled, doc)
     return compiled
 
 

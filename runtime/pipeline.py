@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -511,6 +512,8 @@ def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSet
               llm: dict[str, Any], notes: list[str], reporter: ProgressReporter) -> list[dict[str, Any]]:
     from .generation import GenerationOptions, load_generated_examples, run_generation
 
+    # scikit-learn (for training, after the calls) is imported while the calls wait on the network
+    threading.Thread(target=local_model.warm_up, name="taskc-warm-up", daemon=True).start()
     summary = run_generation(compiled, options.run_dir, settings, GenerationOptions(
         max_cost=options.max_cost,
         max_calls=options.max_calls, batch=options.batch, quiet=options.quiet,
