@@ -9,13 +9,17 @@ written here), so `compile`, `diff` and `run` share exactly the same output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import ir
 from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
+from .generation_calls import keyed_by_call
 from .loader import SourceDocument, load_task_file, parse_task_text
 from .lowering import lower_task
 from .passes import run_passes
@@ -37,6 +41,7 @@ from .prompts import (
     PromptTemplates,
     RenderBudgetExceeded,
     RenderedPrompt,
+    call_context,
     chat_messages,
     input_json,
     load_templates,
@@ -61,7 +66,17 @@ class CompiledTask:
     eval: dict[str, Any]
     estimate: CostEstimate
     context: dict[str, Any] = field(default_factory=dict, repr=False)  # the templates' data about the task
-    files: dict[str, bytes] = field(default_factory=dict)
+    # the output files are rendered on first use: `taskc run` never writes them, and a big plan's plan.json
+    # takes a while to render
+    render_files: Callable[[], dict[str, bytes]] | None = field(default=None, repr=False, compare=False)
+    _files: dict[str, bytes] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """Every compiled output file (output-relative path -> bytes)."""
+        if self._files is None:
+            self._files = self.render_files() if self.render_files is not None else {}
+        return self._files
 
     def classification_messages(self, values: dict[str, Any]) -> list[dict[str, str]]:
         """The chat messages that ask the LLM to classify one input (prompted baseline, pool labeler)."""
@@ -149,12 +164,12 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
         bag.error(span, "E036", f"rendering a prompt template failed: {_template_error(exc)}")
         return None
     generation_format = generation_response_format(task)
-    plan = build_plan(task, prompts, generation_format)
+    plan = keyed_by_call(build_plan(task, prompts, generation_format), prompts)
     compiled = CompiledTask(
         ir=task, templates=templates, prompts=prompts, plan=plan, generation_format=generation_format,
         classification_format=classification_response_format(task), finetune=finetune_config(task),
         eval=eval_config(task), estimate=estimate_cost(task, plan, prompts, prices), context=context)
-    compiled.files = _output_files(compiled, doc)
+    compiled.render_files = lambda: _output_files(compiled, doc)
     return compiled
 
 
@@ -208,8 +223,16 @@ def _render_prompts(task: ir.TaskIR, templates: PromptTemplates, base: dict[str,
         target = classes[cell.target_class]
         context = base | {"target_class": target, "rationale": rationale, "mode": cell.mode,
                           "count": task.generate.per_call}
-        keep(cell.prompt_path, templates.render("generation", context), cell.rationale.id if cell.rationale else None)
-    placeholder = base | {"input_json": "<the input as JSON>"}
+        calls = max(1, math.ceil(cell.examples / task.generate.per_call))
+        keep(cell.prompt_path, templates.render("generation", context | {"call": call_context(0)}),
+             cell.rationale.id if cell.rationale else None)
+        later = tuple(templates.render("generation", context | {"call": call_context(index)})
+                      for index in range(1, calls))
+        for messages in later:  # each call is capped like a prompt; the total counts the cell once
+            if sum(len(m.content.encode("utf-8")) for m in messages) > limits.prompt_bytes:
+                keep(cell.prompt_path, messages, cell.rationale.id if cell.rationale else None)
+        prompts[cell.prompt_path] = dataclasses.replace(prompts[cell.prompt_path], later_calls=later)
+    placeholder = base | {"input_json": "<the input as JSON>", "call": call_context(0)}
     keep(CLASSIFY_PROMPT_PATH, templates.render("classification", placeholder), None)
     return prompts
 

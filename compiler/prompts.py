@@ -44,16 +44,32 @@ class Message:
 @dataclass(frozen=True)
 class RenderedPrompt:
     path: str  # output-relative path of the prompt file
-    messages: tuple[Message, ...]
+    messages: tuple[Message, ...]  # the first call's messages
+    # the messages of the cell's further calls (call 2, 3, ...): each call of a generation cell is told its
+    # number and a focus of its own, so that the calls do not repeat each other (see `CALL_FOCUS`)
+    later_calls: tuple[tuple[Message, ...], ...] = ()
+
+    @property
+    def calls(self) -> int:
+        return 1 + len(self.later_calls)
+
+    def call_messages(self, call: int = 0) -> tuple[Message, ...]:
+        """The messages of call ``call`` (0-based) of this prompt; a prompt of one call has only call 0."""
+        return self.messages if call == 0 else self.later_calls[call - 1]
 
     def to_markdown(self) -> str:
         parts = [f"<!-- taskc prompt: {self.path} -->\n"]
         for message in self.messages:
             parts.append(f"\n## {message.role}\n\n{message.content}\n")
+        for number, messages in enumerate(self.later_calls, start=2):
+            # the system message is the same for every call of a cell: only what differs is written again
+            for first, message in zip(self.messages, messages, strict=True):
+                if message != first:
+                    parts.append(f"\n## {message.role} (call {number})\n\n{message.content}\n")
         return "".join(parts)
 
-    def as_chat(self) -> list[dict[str, str]]:
-        return chat_messages(self.messages)
+    def as_chat(self, call: int = 0) -> list[dict[str, str]]:
+        return chat_messages(self.call_messages(call))
 
 
 def chat_messages(messages: tuple[Message, ...]) -> list[dict[str, str]]:
@@ -234,6 +250,28 @@ def _picklable(value: Any) -> bool:
     except Exception:  # noqa: BLE001
         return False
     return True
+
+
+# What the second, third, ... call of a generation cell is asked to lean towards, in turn (the first call
+# has no focus): the calls of one cell share everything else, and identical messages make a model answer
+# with the same examples again. A call's focus depends only on its number, never on how many calls the
+# cell has, so asking a cell for more examples adds calls and leaves the earlier ones' cache keys alone.
+CALL_FOCUS = (
+    "short inputs, with as little detail as a real one can have",
+    "long inputs, with many details",
+    "less common variants: regional, seasonal or unusual ones",
+    "informal or messy wording, the way people really write",
+    "cases close to the border of the class that still clearly belong to it",
+    "a different setting or source than the usual one",
+    "inputs that mix several of the elements the task mentions",
+)
+
+
+def call_context(index: int) -> dict[str, Any]:
+    """What a generation template knows about the call it renders: `call.number` (from 1) and `call.focus`
+    (None for the first call)."""
+    return {"index": index, "number": index + 1,
+            "focus": None if index == 0 else CALL_FOCUS[(index - 1) % len(CALL_FOCUS)]}
 
 
 def input_json(fields: tuple[ir.InputField, ...], values: dict[str, Any]) -> str:

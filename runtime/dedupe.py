@@ -78,6 +78,7 @@ class Deduplicator:
         self._kept: list[str] = []
         self._kept_index: list[int] = []  # position in `add` order of each kept example
         self._buckets: dict[int, int | list[int]] = {}  # LSH band hash -> kept positions
+        self._indexed = False  # the LSH index is built once more than EXHAUSTIVE_LIMIT examples are kept
         self._seen = 0
 
     def add(self, example: Mapping[str, Any]) -> DuplicateOf | None:
@@ -90,7 +91,13 @@ class Deduplicator:
             return DuplicateOf("exact", self._exact[digest], 1.0)
         bands: list[int] = []
         if self.threshold < 100.0:
-            bands = _band_hashes(key)
+            if not self._indexed and len(self._kept) > EXHAUSTIVE_LIMIT:
+                # Up to here every kept example was compared exhaustively, which needs no index: the bands
+                # are worked out only once the index is needed, so a small dataset never pays for them.
+                for position, kept in enumerate(self._kept):
+                    self._index(_band_hashes(kept), position)
+                self._indexed = True
+            bands = _band_hashes(key) if self._indexed else []
             near = self._nearest(key, bands)
             if near is not None:
                 return near
@@ -98,6 +105,10 @@ class Deduplicator:
         position = len(self._kept)
         self._kept.append(key)
         self._kept_index.append(index)
+        self._index(bands, position)
+        return None
+
+    def _index(self, bands: list[int], position: int) -> None:
         for band in bands:
             bucket = self._buckets.get(band)
             if bucket is None:
@@ -106,12 +117,11 @@ class Deduplicator:
                 self._buckets[band] = [bucket, position]
             elif len(bucket) < MAX_BUCKET:
                 bucket.append(position)
-        return None
 
     def _nearest(self, key: str, bands: list[int]) -> DuplicateOf | None:
         if not self._kept:
             return None
-        if len(self._kept) <= EXHAUSTIVE_LIMIT:
+        if not self._indexed:
             choices: Sequence[str] = self._kept
             positions: Sequence[int] = range(len(self._kept))
         else:

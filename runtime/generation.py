@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler.driver import CompiledTask
+from ..compiler.generation_calls import job_messages
 from ..compiler.plan import GenerationJob, call_cache_key
 from .cache import ResponseCache
 from .datasets import CACHE_FILE, EXAMPLES_FILE, STATS_FILE, read_jsonl, write_dataset, write_json
@@ -74,6 +75,9 @@ class GenerationSummary:
     stopped_by_budget: bool
     paths: dict[str, Path] = field(default_factory=dict)
     calls_skipped: int = 0  # calls not made because the budget ran out; a rerun makes them
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)  # "label:off_target", "empty:dish", ...
+    by_cell: dict[str, dict[str, int]] = field(default_factory=dict)  # see Dataset.by_cell
+    rule_disagreements: dict[str, int] = field(default_factory=dict)  # rationale id -> accepted examples
 
     def to_json(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -99,8 +103,7 @@ class PlannedCall:
 
 def planned_calls(compiled: CompiledTask, model_override: str | None = None) -> list[PlannedCall]:
     calls = []
-    for job in compiled.plan:
-        messages = compiled.prompts[job.prompt].as_chat()
+    for job, messages in zip(compiled.plan, job_messages(compiled.plan, compiled.prompts), strict=True):
         model = model_override or job.model
         key = job.cache_key if model == job.model else call_cache_key(
             model, messages, job.sampling(), job.seed, job.response_format)
@@ -157,7 +160,10 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
             calls_failed=len(failures) - skipped, retries=stats.retries, input_tokens=stats.input_tokens,
             output_tokens=stats.output_tokens, cost_usd=stats.cost_usd, accepted=len(dataset.accepted),
             rejected=dataset.rejected_count, duplicates=dataset.duplicate_count, stopped_by_budget=stopped,
-            paths={**paths, "stats": run_dir / STATS_FILE, "cache": run_dir / CACHE_FILE}, calls_skipped=skipped)
+            paths={**paths, "stats": run_dir / STATS_FILE, "cache": run_dir / CACHE_FILE}, calls_skipped=skipped,
+            rejects_by_reason=dict(sorted(dataset.rejects_by_reason.items())),
+            by_cell={cell: dict(sorted(counts.items())) for cell, counts in sorted(dataset.by_cell.items())},
+            rule_disagreements=dict(sorted(dataset.rule_disagreements.items())))
         write_json(run_dir / STATS_FILE, _stats_json(summary, stats, dataset, calls, failures,
                                                      (call_seconds, time.monotonic() - started), options))
     reporter.finish(ProgressState(len(calls) - skipped, len(calls), summary.accepted, summary.rejected,
@@ -193,7 +199,7 @@ async def _generate_online(calls: Sequence[PlannedCall], cache: ResponseCache, s
             if not result.ok:
                 failures[call.cache_key] = result.error or "failed"
             if showing:
-                tally.add(result, validator)
+                tally.add(result, validator, call.job.target_class)
                 reporter.update(tally.state(stats))
 
     # A few more workers than slots, so a worker sleeping in backoff does not leave a slot idle.
@@ -212,12 +218,12 @@ class _Tally:
     def __init__(self, total: int) -> None:
         self.total, self.done, self.accepted, self.rejected = total, 0, 0, 0
 
-    def add(self, result: CallResult, validator: ExampleValidator) -> None:
+    def add(self, result: CallResult, validator: ExampleValidator, target: str) -> None:
         self.done += 1
         if not result.ok:
             return
         for example in (result.content or {}).get("examples", []):
-            if validator.check(example) is None:
+            if validator.check(example, target) is None:
                 self.accepted += 1
             else:
                 self.rejected += 1
@@ -236,6 +242,10 @@ class Dataset:
     rejects_by_reason: Counter[str]
     duplicates_by_kind: Counter[str]
     rule_agreement: Counter[str]
+    # per generation cell ("class/rationale", "class/_class"): accepted, duplicates, and each reject reason
+    by_cell: dict[str, Counter[str]] = field(default_factory=dict)
+    # rationale id -> accepted examples on which its rule fired for a class other than the generated label
+    rule_disagreements: Counter[str] = field(default_factory=Counter)
 
     @property
     def rejected_count(self) -> int:
@@ -251,18 +261,20 @@ def assemble_dataset(compiled: CompiledTask, calls: Sequence[PlannedCall], cache
     """Validate and dedupe every cached answer of the plan, in plan order (so the result is deterministic)."""
     validator = validator or ExampleValidator(compiled.ir)
     deduper = Deduplicator(compiled.ir.generate.dedupe, compiled.ir.field_names)
-    dataset = Dataset([], [], Counter(), Counter(), Counter())
+    dataset = Dataset([], [], Counter(), Counter(), Counter(), {}, Counter())
     kept_ids: list[str] = []  # example id of every example offered to the deduper, in order
     for call in calls:
         record = cache.get(call.cache_key)
         if record is None:
             continue
+        cell = dataset.by_cell.setdefault(cell_name(call.job), Counter())
         for index, example in enumerate(record["content"].get("examples", [])):
             example_id = f"{call.job.id}#{index}"
             provenance = _provenance(call, record)
-            rejection = validator.check(example)
+            rejection = validator.check(example, call.job.target_class)
             if rejection is not None:
                 dataset.rejects_by_reason[rejection.reason] += 1
+                cell[rejection.reason] += 1
                 dataset.rejected.append({"id": example_id, "reason": rejection.to_json(),
                                          **_kept_example(example), "provenance": provenance})
                 continue
@@ -271,6 +283,7 @@ def assemble_dataset(compiled: CompiledTask, calls: Sequence[PlannedCall], cache
             kept_ids.append(example_id)
             if duplicate is not None:
                 dataset.duplicates_by_kind[duplicate.kind] += 1
+                cell["duplicate"] += 1
                 dataset.rejected.append({
                     "id": example_id,
                     "reason": {"check": "duplicate", "id": duplicate.kind, "value": None,
@@ -283,9 +296,18 @@ def assemble_dataset(compiled: CompiledTask, calls: Sequence[PlannedCall], cache
             votes = validator.votes(example, label)
             dataset.rule_agreement["no_rule" if votes.agrees is None else
                                    "agree" if votes.agrees else "disagree"] += 1
+            cell["accepted"] += 1
+            against = [r for r, voted in zip(votes.fired, votes.classes, strict=True) if voted != label]
+            dataset.rule_disagreements.update(against)
+            cell["rule_disagrees"] += bool(against)
             dataset.accepted.append({"id": example_id, **inputs, "label": label, "provenance": provenance,
                                      "rules": votes.to_json()})
     return dataset
+
+
+def cell_name(job: GenerationJob) -> str:
+    """How stats.json and the report name a generation cell: its class and rationale (or _class)."""
+    return f"{job.target_class}/{job.rationale or '_class'}"
 
 
 def _kept_example(example: Any) -> dict[str, Any]:
@@ -322,6 +344,8 @@ def _stats_json(summary: GenerationSummary, stats: CallStats, dataset: Dataset, 
         "rejects_by_reason": dict(sorted(dataset.rejects_by_reason.items())),
         "duplicates": dict(sorted(dataset.duplicates_by_kind.items())),
         "rule_agreement": dict(sorted(dataset.rule_agreement.items())),
+        "rule_disagreements": dict(sorted(dataset.rule_disagreements.items())),
+        "by_cell": {cell: dict(sorted(counts.items())) for cell, counts in sorted(dataset.by_cell.items())},
         "failed_calls": [{"job": job_of[key], "error": error} for key, error in sorted(
             failures.items(), key=lambda item: job_of[item[0]]) if error != BUDGET_EXHAUSTED],
         "stopped_by_budget": summary.stopped_by_budget,

@@ -33,12 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-import sklearn
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.paths import write_atomic
@@ -99,6 +95,10 @@ class LocalModel:
             raise LocalModelError(f"cannot train the local model: the training data has only '{present[0]}'; no "
                                   f"example of {', '.join(repr(c) for c in missing)} (add a rationale with a rule "
                                   f"for it, or configure an LLM provider to generate examples)")
+        # scikit-learn is imported where it is used: a run spends its first seconds on LLM calls, not on it
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
         self.vectorizer_ = TfidfVectorizer(analyzer="word", ngram_range=self.ngram_range, sublinear_tf=True,
                                            lowercase=True, strip_accents="unicode",
                                            token_pattern=r"(?u)\b[^\W\d_]{2,}\b", dtype=np.float64)
@@ -176,17 +176,31 @@ class LocalModel:
                                          for f in features]
                                    for cls, features in self.strongest_features().items()},
             "classifier": f"LogisticRegression(C={self.C:g}, class_weight=balanced, lbfgs)",
-            "params": self.get_params(), "sklearn_version": sklearn.__version__,
+            "params": self.get_params(), "sklearn_version": _sklearn_version(),
         }
 
     # -- persistence ---------------------------------------------------------------------------------
 
     def save(self, directory: Path, metadata: Mapping[str, Any]) -> None:
         """Write model.joblib and metadata.json, each atomically, so a crash never leaves half a model."""
+        import joblib
+
         buffer = io.BytesIO()
         joblib.dump({"vectorizer": self.vectorizer_, "classifier": self.classifier_}, buffer)
         write_atomic(directory / MODEL_FILE, buffer.getvalue())
         write_json(directory / METADATA_FILE, dict(metadata))
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return str(sklearn.__version__)
+
+
+def warm_up() -> None:
+    """Import scikit-learn now (in a background thread while the first LLM calls are in flight)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: F401
+    from sklearn.linear_model import LogisticRegression  # noqa: F401
 
 
 def train(task: TaskIR, functions: Sequence[LabelingFunction], batch: ItemBatch,
@@ -197,6 +211,8 @@ def train(task: TaskIR, functions: Sequence[LabelingFunction], batch: ItemBatch,
 
 def load(directory: Path, task: TaskIR, functions: Sequence[LabelingFunction], spec_hash: str) -> LocalModel:
     """Reload a saved model; refuse one trained for another version of the task."""
+    import joblib
+
     try:
         metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
         state = joblib.load(directory / MODEL_FILE)

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -41,12 +42,14 @@ from .evaluate import PREDICTORS, CriterionResult, PredictorScores, evaluate_cri
 from .features import ItemBatch, item_batch, item_text, spec_hash
 from .gold_split import DEV, split_gold
 from .predictor import Predictors
+from .progress import ProgressReporter, ProgressState, make_reporter
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
 
 if TYPE_CHECKING:
     from .expert_answers import Answers
     from .expert_loop import ExpertLoop
     from .history import SinceLastRun
+    from .llm_labeling import LLMAsFunction
     from .provider import Budget, CallResult, ProviderSettings
     from .report import DataShift, Findings
 
@@ -87,13 +90,14 @@ class PoolItem:
     confidence: float | None  # label model posterior of its label
     label: str | None
     source: str | None  # label_model | majority | llm | expert | None (unlabeled)
+    cited: tuple[str, ...] = ()  # with source "llm": the rationales the LLM said decided its label
 
     def to_json(self, task: TaskIR) -> dict[str, Any]:
         ordered = {f.name: self.values[f.name] for f in task.fields if f.name in self.values}
         return ordered | {"label": self.label, "label_source": self.source,
                           "confidence": None if self.confidence is None else round(self.confidence, 4),
                           "votes": self.votes, "majority": self.majority, "label_model": self.label_model,
-                          "line": self.line}
+                          "line": self.line} | ({"llm_rationales": list(self.cited)} if self.source == "llm" else {})
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,8 @@ class RunResult:
     spec_changes: list[str] | None = None  # the task's changes since the run before, one line each
     answers: Answers | None = None  # the expert's answers to `taskc ask` this run used
     expert: ExpertLoop | None = None  # questions, suggestions and authors (`expert_loop`), set with the findings
+    llm_cited: list[tuple[str, ...]] | None = None  # per gold item: the rationales the prompted LLM cited
+    llm_function: LLMAsFunction | None = None  # the LLM as a labeling function beside the rules
 
     @property
     def primary(self) -> str:
@@ -176,6 +182,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         skipped = ("fine-tuning (pass --finetune)",)
     options.run_dir.mkdir(parents=True, exist_ok=True)
     llm: dict[str, Any] = {}
+    reporter = make_reporter(quiet=options.quiet, json_progress=options.json_progress)
 
     generated: list[dict[str, Any]] = []
     budget: Budget | None = None
@@ -185,7 +192,9 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         # One budget for the whole run: --max-calls / --max-cost bound generation, pool labeling and
         # evaluation together, at the task's own prices where it gives them.
         budget = Budget(options.max_cost, options.max_calls, prices=dict(task.generate.prices))
-        generated = _generate(compiled, options, settings, budget, llm, notes)
+        reporter.phase_start("generation", f"{len(compiled.plan)} planned calls")
+        generated = _generate(compiled, options, settings, budget, llm, notes, reporter)
+        reporter.phase_done("generation", f"{len(generated)} examples accepted")
 
     functions = labeling.labeling_functions(task)
     voter = labeling.RuleVoter(task, functions)
@@ -198,6 +207,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     analysis = None
     fitted: label_model.LabelModelResult | None = None
     if pool_records:
+        reporter.phase_start("pool labeling", f"{len(pool_records)} items")
         matrix = voter.votes(labeling.rule_environments(task, pool_records))
         # rule accuracies are what the expert edits rules by: counted on the dev half only
         dev = [i for i, g in enumerate(gold) if g.half == DEV]
@@ -207,23 +217,30 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         fitted = label_model.fit_dawid_skene(matrix.votes, len(task.class_names))
         pool = _pool_items(task, functions, pool_records, matrix, fitted)
         if settings is not None and budget is not None:
-            pool = _llm_label_pool(compiled, options, settings, budget, pool, matrix, llm, notes)
+            pool = _llm_label_pool(compiled, options, settings, budget, pool, matrix, llm, notes, reporter)
         if answers is not None:
             pool = expert_loop.answered_pool(task, pool, answers)
+        reporter.phase_done("pool labeling", f"{sum(p.label is not None for p in pool)} of {len(pool)} labeled")
     elif task.pool is None:
         notes.append("the task names no pool, so nothing was labeled by the rules")
 
     examples = _training_examples(task, generated, pool, fitted, expert_loop.answers_outside_pool(task, pool, answers))
+    reporter.phase_start("training", f"{len(examples)} examples")
     # the rules' votes on the training inputs, worked out once for the local model and the student
     training_batch = item_batch(task, functions, [e.values for e in examples], voter)
     local = _train_local_model(task, functions, training_batch, examples, options.run_dir / "model", notes)
     student = _train_student(task, functions, training_batch, examples, options, settings, budget, notes, notice)
     predictors = Predictors(task, functions, fitted, local, student)
+    reporter.phase_done("training", "local model" + (" and student" if student is not None else ""))
     predictions: dict[str, list[str | None]] = {}
+    cited: list[tuple[str, ...]] | None = None
     if gold:
+        reporter.phase_start("gold scoring", f"{len(gold)} items")
         predictions = {name: predictors.labels(gold_batch, name) for name in predictors.available}
         if settings is not None and budget is not None:
-            predictions.update(_llm_predictors(compiled, options, settings, budget, gold, llm, notes))
+            scored, cited = _llm_predictors(compiled, options, settings, budget, gold, llm, notes, reporter)
+            predictions.update(scored)
+        reporter.phase_done("gold scoring", f"{len(predictions)} predictors")
     else:
         notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")
     if isinstance(student, EmbeddingStudent):
@@ -241,8 +258,15 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
                        criterion=evaluate_criterion(task, metrics) if gold else None, skipped_llm_steps=skipped,
                        training=dict(sorted(Counter(e.source for e in examples).items())), examples=tuple(examples),
                        notes=notes, llm=llm, estimate_usd=compiled.estimate.cost_usd,
-                       predictors=predictors, answers=answers)
+                       predictors=predictors, answers=answers, llm_cited=cited if "llm" in predictions else None)
+    if settings is not None:
+        from .llm_labeling import analyse_llm
+
+        result.llm_function = analyse_llm([(f.rationale_id, f.class_name) for f in functions], pool, gold,
+                                          result.dev_indices, predictions.get("llm"), result.llm_cited)
+    reporter.phase_start("report")
     _write_outputs(result)
+    reporter.phase_done("report", str(result.files["report_html"]))
     return result
 
 
@@ -502,13 +526,15 @@ def _budget_note(options: RunOptions) -> str:
 
 
 def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,
-              llm: dict[str, Any], notes: list[str]) -> list[dict[str, Any]]:
+              llm: dict[str, Any], notes: list[str], reporter: ProgressReporter) -> list[dict[str, Any]]:
     from .generation import GenerationOptions, load_generated_examples, run_generation
 
+    # scikit-learn (for training, after the calls) is imported while the calls wait on the network
+    threading.Thread(target=local_model.warm_up, name="taskc-warm-up", daemon=True).start()
     summary = run_generation(compiled, options.run_dir, settings, GenerationOptions(
         max_cost=options.max_cost,
-        max_calls=options.max_calls, batch=options.batch, quiet=options.quiet or options.json_progress,
-        json_progress=options.json_progress), budget=budget)
+        max_calls=options.max_calls, batch=options.batch, quiet=options.quiet,
+        json_progress=options.json_progress), budget=budget, reporter=reporter)
     llm["generation"] = summary.to_json()
     answered = summary.calls_made + summary.calls_cached
     if summary.calls_failed and not answered and not summary.stopped_by_budget:
@@ -550,9 +576,13 @@ def _classification_call(compiled: CompiledTask, settings: ProviderSettings,
 
 
 def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions, budget: Budget,
-                    calls: Sequence[dict[str, Any]], classes: Sequence[str]) -> tuple[list[str | None], dict]:
-    """Classify with the LLM; raise ProviderFailure when the provider answered none of the phase's calls."""
-    results, stats = asyncio.run(_classify_all(settings, options, budget, calls))
+                    calls: Sequence[dict[str, Any]], classes: Sequence[str], reporter: ProgressReporter,
+                    rationale_ids: Sequence[str] = ()) -> tuple[list[str | None], dict, list[tuple[str, ...]]]:
+    """Classify with the LLM; raise ProviderFailure when the provider answered none of the phase's calls.
+    Returns the labels, the call stats and, per call, the rationales the answer cited."""
+    from .llm_labeling import cited_rationales
+
+    results, stats = asyncio.run(_classify_all(settings, options, budget, calls, reporter, phase))
     failed = [r for r in results if not r.ok and not r.stopped_by_budget]
     if failed and len(failed) == len(results) and all(_unreachable(r.error) for r in failed):
         # Later phases would only spend minutes retrying the same dead provider: stop here.
@@ -561,7 +591,7 @@ def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions,
             f"{ProviderFailure.ADVICE}")
     labels = [str(r.content.get("label")) if r.ok and r.content and r.content.get("label") in classes else None
               for r in results]
-    return labels, stats
+    return labels, stats, [cited_rationales(r.content if r.ok else None, rationale_ids) for r in results]
 
 
 def _unreachable(error: str | None) -> bool:
@@ -572,24 +602,41 @@ def _unreachable(error: str | None) -> bool:
 
 
 async def _classify_all(settings: ProviderSettings, options: RunOptions, budget: Budget,
-                        calls: Sequence[dict[str, Any]]) -> tuple[list[CallResult], dict]:
+                        calls: Sequence[dict[str, Any]], reporter: ProgressReporter,
+                        phase: str) -> tuple[list[CallResult], dict]:
     from .cache import ResponseCache
     from .datasets import CACHE_FILE  # the same cache file generation uses: one run, one cache
     from .provider import LLMClient, heap_frozen
 
     with ResponseCache(options.run_dir / CACHE_FILE) as cache:
         client = LLMClient(settings, cache, budget)
+        counts = Counter[str]()
+        reporter.start(len(calls), phase)
+
+        def state() -> ProgressState:
+            stats = client.stats
+            return ProgressState(counts["done"], len(calls), counts["ok"], counts["unusable"], counts["failed"],
+                                 stats.input_tokens, stats.output_tokens, stats.cost_usd, phase)
+
+        async def one(call: dict[str, Any]) -> CallResult:
+            result = await client.complete_json(**call)
+            counts["done"] += 1
+            counts["ok" if result.ok else "failed"] += 1
+            reporter.update(state())
+            return result
+
         try:
             with heap_frozen():
-                results = await asyncio.gather(*(client.complete_json(**call) for call in calls))
+                results = await asyncio.gather(*(one(call) for call in calls))
         finally:
             await client.aclose()
+        reporter.finish(state())
         return list(results), client.stats.to_json()
 
 
 def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,
                     pool: list[PoolItem], matrix: labeling.VoteMatrix, llm: dict[str, Any],
-                    notes: list[str]) -> list[PoolItem]:
+                    notes: list[str], reporter: ProgressReporter) -> list[PoolItem]:
     """Ask the LLM about the pool items the rules leave unlabeled or in conflict."""
     conflicted = labeling.items_in_conflict(matrix.votes)
     open_items = [i for i, item in enumerate(pool) if item.label is None or conflicted[i]]
@@ -597,28 +644,32 @@ def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: Provi
         return pool
     calls = [_classification_call(compiled, settings, compiled.classification_messages(pool[i].values),
                                   compiled.classification_format) for i in open_items]
-    labels, stats = _classify_phase("pool labeling", settings, options, budget, calls, compiled.ir.class_names)
+    labels, stats, cited = _classify_phase("pool labeling", settings, options, budget, calls,
+                                           compiled.ir.class_names, reporter, [r.id for r in compiled.ir.rationales])
     llm["pool_labeling"] = stats | {"items": len(open_items), "labeled": sum(lab is not None for lab in labels)}
     failed = sum(lab is None for lab in labels)
     if failed:
         notes.append(f"the LLM could not label {failed} of {len(open_items)} open pool items; they stay as the "
                      f"rules left them")
     updated = list(pool)
-    for i, label in zip(open_items, labels, strict=True):
+    for i, label, because in zip(open_items, labels, cited, strict=True):
         if label is not None:
-            updated[i] = dataclasses.replace(pool[i], confidence=None, label=label, source="llm")
+            updated[i] = dataclasses.replace(pool[i], confidence=None, label=label, source="llm", cited=because)
     return updated
 
 
 def _llm_predictors(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,
-                    gold: Sequence[GoldItem], llm: dict[str, Any], notes: list[str]) -> dict[str, list[str | None]]:
-    """The prompted LLM on the gold set, and the fine-tuned model when --finetune made one."""
+                    gold: Sequence[GoldItem], llm: dict[str, Any], notes: list[str], reporter: ProgressReporter
+                    ) -> tuple[dict[str, list[str | None]], list[tuple[str, ...]]]:
+    """The prompted LLM on the gold set, and the fine-tuned model when --finetune made one; with the
+    rationales the prompted LLM cited for each gold item."""
     classes = compiled.ir.class_names
     predictions: dict[str, list[str | None]] = {}
     calls = [_classification_call(compiled, settings, compiled.classification_messages(g.values),
                                   compiled.classification_format) for g in gold]
-    predictions["llm"], llm["prompted_baseline"] = _classify_phase("prompted baseline", settings, options, budget,
-                                                                   calls, classes)
+    predictions["llm"], llm["prompted_baseline"], cited = _classify_phase(
+        "prompted baseline", settings, options, budget, calls, classes, reporter,
+        [r.id for r in compiled.ir.rationales])
     _drop_if_silent(predictions, "llm", notes)
     if options.finetune and compiled.ir.finetune.provider == "local":
         notes.append("finetune.provider is 'local': the local model is the fine-tuned model; nothing was uploaded")
@@ -630,16 +681,16 @@ def _llm_predictors(compiled: CompiledTask, options: RunOptions, settings: Provi
         model = outcome.get("fine_tuned_model")
         if not model:
             notes.append(f"fine-tuning produced no model to evaluate: {outcome.get('error') or outcome.get('status')}")
-            return predictions
+            return predictions, cited
         tuned = dataclasses.replace(settings, model=str(model))
         label_format = _label_only_format(classes)
         # the fine-tuned model saw (system, user) → assistant label in training: ask it the same way
         calls = [_classification_call(compiled, tuned, compiled.training_messages(g.values, g.label)[:2],
                                       label_format) for g in gold]
-        predictions["finetuned"], llm["finetuned_eval"] = _classify_phase(
-            "fine-tuned model's evaluation", tuned, options, budget, calls, classes)
+        predictions["finetuned"], llm["finetuned_eval"], _ = _classify_phase(
+            "fine-tuned model's evaluation", tuned, options, budget, calls, classes, reporter)
         _drop_if_silent(predictions, "finetuned", notes)
-    return predictions
+    return predictions, cited
 
 
 def _drop_if_silent(predictions: dict[str, list[str | None]], name: str, notes: list[str]) -> None:
@@ -704,6 +755,7 @@ def _write_outputs(result: RunResult) -> None:
         "student": report.student_facts(result),
         "data_shift": result.shift.to_json() if result.shift is not None else None,
         "training": result.training, "notes": result.notes, "llm": result.llm,
+        "llm_labeling_function": None if result.llm_function is None else result.llm_function.to_json(),
         "note": ("every predictor is scored over all gold items of a split, abstentions counted as errors; "
                  "coverage is the share it labeled; *_ci are 95% bootstrap intervals; null means n/a (the "
                  "predictor labeled nothing); the criterion is judged on the test half"),

@@ -1,11 +1,14 @@
 """Runtime stage: showing a run's progress while it happens.
 
-Generation, Batch polling and fine-tuning report into a `ProgressReporter`;
-which one is used is decided once from the options: a rich live bar on a
-terminal (calls done/total, accepted, rejected, tokens, cost), plain lines at a
-modest rate when the output is a pipe or a log file, JSON lines for tools, or
-nothing with --quiet. Progress goes to stderr so stdout stays free for the
-summary (and for `--json`).
+Every phase of `taskc run` (generation, pool labeling, gold scoring, training,
+the report) reports into one `ProgressReporter`: `phase_start` / `phase_done`
+around each phase, `update` for the calls of an LLM phase. Which reporter is
+used is decided once from the options: a rich live bar on a terminal (calls
+done/total, accepted, rejected, tokens, cost), plain lines at a modest rate
+when the output is a pipe or a log file, JSON lines for tools (`--format json`:
+"phase" events with status "start" / "done", "progress" and "done" events for
+calls), or nothing with --quiet. Offline runs show their phases too. Progress
+goes to stderr so stdout stays free for the summary.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ class ProgressState:
 class ProgressReporter:
     """Base reporter: says nothing (used for --quiet)."""
 
+    def phase_start(self, phase: str, detail: str = "") -> None:
+        pass
+
+    def phase_done(self, phase: str, detail: str = "") -> None:
+        pass
+
     def start(self, total: int, phase: str = "generate") -> None:
         pass
 
@@ -58,6 +67,7 @@ class PlainProgress(ProgressReporter):
         self.stream, self.interval = stream, interval
         self._last = 0.0
         self._state: ProgressState | None = None
+        self._started: dict[str, float] = {}
 
     def update(self, state: ProgressState) -> None:
         self._state = state
@@ -68,6 +78,15 @@ class PlainProgress(ProgressReporter):
 
     def message(self, text: str) -> None:
         self._write(text)
+
+    def phase_start(self, phase: str, detail: str = "") -> None:
+        self._started[phase] = time.monotonic()
+        self._state = None
+        self._write(f"{phase}: started" + (f" ({detail})" if detail else ""))
+
+    def phase_done(self, phase: str, detail: str = "") -> None:
+        seconds = time.monotonic() - self._started.pop(phase, time.monotonic())
+        self._write(f"{phase}: done in {seconds:.1f} s" + (f" ({detail})" if detail else ""))
 
     def finish(self, state: ProgressState | None = None) -> None:
         final = state or self._state
@@ -94,6 +113,16 @@ class JsonProgress(PlainProgress):
     def message(self, text: str) -> None:
         self._emit({"event": "message", "text": text})
 
+    def phase_start(self, phase: str, detail: str = "") -> None:
+        self._started[phase] = time.monotonic()
+        self._state = None
+        self._emit({"event": "phase", "phase": phase, "status": "start", "detail": detail})
+
+    def phase_done(self, phase: str, detail: str = "") -> None:
+        seconds = time.monotonic() - self._started.pop(phase, time.monotonic())
+        self._emit({"event": "phase", "phase": phase, "status": "done", "detail": detail,
+                    "seconds": round(seconds, 3)})
+
     def finish(self, state: ProgressState | None = None) -> None:
         final = state or self._state
         if final is not None:
@@ -115,6 +144,7 @@ class RichProgress(ProgressReporter):
                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
                                  console=self.console, transient=False)
         self._task: Any = None
+        self._started: dict[str, float] = {}
 
     def start(self, total: int, phase: str = "generate") -> None:
         if self._task is None:
@@ -132,6 +162,16 @@ class RichProgress(ProgressReporter):
 
     def message(self, text: str) -> None:
         self.progress.console.print(text)
+
+    def phase_start(self, phase: str, detail: str = "") -> None:
+        self._started[phase] = time.monotonic()
+
+    def phase_done(self, phase: str, detail: str = "") -> None:
+        from rich.markup import escape
+
+        seconds = time.monotonic() - self._started.pop(phase, time.monotonic())
+        self.console.print(f"[bold]{escape(phase)}[/]: done in {seconds:.1f} s"
+                           + (f" ({escape(detail)})" if detail else ""), highlight=False)
 
     def finish(self, state: ProgressState | None = None) -> None:
         if state is not None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskc.compiler.lexicon_coverage import KnowledgeGap, knowledge_gaps
 
-from . import history, report_expert, report_pictures
+from . import history, report_expert, report_llm, report_pictures
 from .authors import grouped_by_author
 from .report_listing import ItemListing
 
@@ -135,10 +135,13 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
     gold = result.gold
     steps: list[NextStep] = []
     criterion = result.criterion
+    llm_steps = report_llm.llm_next_steps(result, NextStep)
     if criterion is not None and not criterion.passed:
         steps.append(NextStep(f"The pass criterion `{criterion.source}` failed on the "
                               f"{predictor_title(criterion.predictor)}",
-                              f"{criterion.reason}. Start with the rules below; rerun `taskc run` after each change."))
+                              report_llm.criterion_detail(result, criterion.reason)))
+        if report_llm.llm_data_in_training(result):  # the LLM's data is the first suspect
+            steps, llm_steps = steps + llm_steps, []
     false_voters = sorted((r for r in findings.by_rationale if r.fired_wrong), key=lambda r: -r.fired_wrong)
     if false_voters:
         worst = false_voters[0]
@@ -199,6 +202,7 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
             f"The rules label only {result.analysis.coverage:.0%} of the pool",
             "Unlabeled pool items do not train the local model. More rules, or an LLM provider "
             "(it labels what the rules leave open), would give it more data."))
+    steps += llm_steps
     if not steps:
         steps.append(NextStep("Nothing stands out", "Every rule is right on the gold set it fired on; "
                                                     "grow the gold set to find the next errors."))
@@ -318,6 +322,7 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
                 f"On the pool ({result.analysis.items} items): {_pct(result.analysis.coverage)} covered by at least "
                 f"one rule, {_pct(result.analysis.overlap)} by two or more, {_pct(result.analysis.conflict)} in "
                 f"conflict. Gold votes and accuracy are on the dev half.", "", *_md_table(*lf_rows(result)), ""]
+    out += report_llm.markdown_sections(result, _md_table, _md_inline, lambda values: describe(result, values))
     student = student_rows(result)
     if student:
         out += ["## The student", "", "Trained by finetune.provider on the local model's training set, scored as "
@@ -785,6 +790,7 @@ def render_html(result: RunResult, findings: Findings) -> str:
                   "are on the dev half.</p>",
                   _html_table(*lf_rows(result))]
         parts += report_pictures.lf_pictures(result, LOW_RULE_ACCURACY)
+    parts += report_llm.html_sections(result, _html_table, html.escape, lambda values: describe(result, values))
     student = student_rows(result)
     if student:
         parts += ["<h2>The student</h2>",

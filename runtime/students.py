@@ -23,10 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import joblib
 import numpy as np
 from scipy import sparse
-from sklearn.linear_model import LogisticRegression
 
 from ..compiler.diagnostics import TaskcError
 from ..compiler.ir import TaskIR
@@ -76,6 +74,8 @@ class EmbeddingStudent:
         if len(present) < 2:
             raise StudentError("cannot train the embeddings student: the training data has "
                                f"{'no examples' if not present else 'only ' + repr(present[0])}")
+        from sklearn.linear_model import LogisticRegression  # imported where used: it takes a while
+
         features = self._features(batch)
         self.head_ = LogisticRegression(C=self.C, max_iter=5000, class_weight="balanced", solver="lbfgs")
         self.head_.fit(features, list(labels), sample_weight=np.asarray(sample_weight, dtype=np.float64))
@@ -100,6 +100,8 @@ class EmbeddingStudent:
                 "head": f"class-balanced logistic regression (C={self.C:g})", "dimensions": self.dimensions_}
 
     def save(self, directory: Path) -> None:
+        import joblib
+
         buffer = io.BytesIO()
         joblib.dump({"head": self.head_}, buffer)
         write_atomic(directory / HEAD_FILE, buffer.getvalue())
@@ -147,6 +149,8 @@ def load_student(directory: Path, task: TaskIR, functions: Sequence[LabelingFunc
         raise StudentError(f"{directory}: cannot load the student: {exc}") from None
     if isinstance(stored, dict) and stored.get("provider") == "transformers":
         return _load_transformer(directory, task)
+    import joblib
+
     try:
         state = joblib.load(directory / HEAD_FILE)
     except FileNotFoundError:

@@ -5,6 +5,11 @@ right type but too long, a label that is not a class, an example that breaks a
 constraint of the task. `ExampleValidator` checks field values with the
 compiler's own `value_problem`, the label, and every constraint; a rejection
 names the check and the offending value so `rejected.jsonl` explains itself.
+An example whose label is not the class its generation cell asked for is
+rejected as off target ("label:off_target"): the cell's prompt asked for that
+class, so another label means the model did not follow it, and such examples
+would shift the training set towards whatever the model prefers. A blank string
+is rejected too ("empty:<field>") unless the field allows it with `min_length: 0`.
 Accepted examples are also run through the rationales' rules as labeling
 functions, and whether they agree with the generated label is recorded (it is
 evidence about the rationale or the generator, not a reason to reject).
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compiler.expr_eval import ExpressionEvaluationError
-from ..compiler.ir import TaskIR
+from ..compiler.ir import InputField, TaskIR
 from ..compiler.passes import value_problem
 from .labeling import labeling_functions, rule_environment
 
@@ -26,8 +31,8 @@ _MAX_VALUE_CHARS = 200
 
 @dataclass(frozen=True)
 class Rejection:
-    check: str  # "field", "label", "constraint", "shape"
-    id: str  # field name, constraint id, "label"
+    check: str  # "field", "empty", "label", "constraint", "shape"
+    id: str  # field name, constraint id, "label" (not a class), "off_target" (not the cell's class)
     message: str
     value: Any = None
 
@@ -63,8 +68,9 @@ class ExampleValidator:
         self.constraints = [(c, c.check.evaluator(lexicons)) for c in task.constraints if c.check.node is not None]
         self.labeling_functions = labeling_functions(task)  # the same voters `taskc run` applies to the pool
 
-    def check(self, example: Any) -> Rejection | None:
-        """The first reason ``example`` cannot be used, or None when it is valid."""
+    def check(self, example: Any, target_class: str | None = None) -> Rejection | None:
+        """The first reason ``example`` cannot be used, or None when it is valid. ``target_class`` is the class
+        its generation cell asked for: an example labeled otherwise is off target and rejected."""
         if not isinstance(example, dict):
             return Rejection("shape", "example", "example is not a JSON object", example)
         for f in self.fields:
@@ -75,9 +81,15 @@ class ExampleValidator:
             problem = value_problem(f, example[f.name])
             if problem:
                 return Rejection("field", f.name, problem, example[f.name])
+            empty = _empty_problem(f, example[f.name])
+            if empty:
+                return Rejection("empty", f.name, empty, example[f.name])
         label = example.get("label")
         if label not in self.classes:
             return Rejection("label", "label", f"label must be one of {', '.join(sorted(self.classes))}", label)
+        if target_class is not None and label != target_class:
+            return Rejection("label", "off_target", f"labeled '{label}', but its cell asked for examples of "
+                                                    f"'{target_class}'", label)
         env = self.environment(example) | {"label": label}
         for constraint, evaluate in self.constraints:
             try:
@@ -110,6 +122,16 @@ class ExampleValidator:
                 errors.append(function.rationale_id)
         agrees = None if not fired else all(c == label for c in classes)
         return RuleVotes(tuple(fired), tuple(classes), agrees, tuple(errors))
+
+
+def _empty_problem(f: InputField, value: Any) -> str | None:
+    """A blank string (or a blank item of a list) says nothing about the input: rejected, unless a string
+    field allows it with `min_length: 0`."""
+    if isinstance(value, str) and not value.strip() and f.min_length != 0:
+        return f"field '{f.name}' is an empty string (set min_length: 0 on the field to allow it)"
+    if isinstance(value, list) and any(isinstance(item, str) and not item.strip() for item in value):
+        return f"field '{f.name}' has an empty item"
+    return None
 
 
 def _clip(value: Any) -> Any:

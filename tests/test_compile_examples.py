@@ -139,3 +139,21 @@ def test_price_table_override(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     cost = float(out.split("~$")[1].split()[0])
     assert cost > 10
+
+
+def test_calls_of_one_cell_send_different_messages() -> None:
+    """Identical messages make a model repeat its examples: every call of a cell has its own number and focus,
+    and the first call's messages are the cell's prompt as it always was (no call line at all)."""
+    from taskc.compiler.generation_calls import call_indices, job_messages
+
+    compiled = compile_task(SPECS["keto"]).compiled
+    assert compiled is not None
+    messages = job_messages(compiled.plan, compiled.prompts)
+    assert len({json.dumps(m) for m in messages}) == len(compiled.plan)
+    for job, call, sent in zip(compiled.plan, call_indices(compiled.plan), messages, strict=True):
+        prompt = compiled.prompts[job.prompt]
+        assert sent[0] == prompt.as_chat()[0]  # one system message per cell
+        assert ("This is call" in sent[1]["content"]) == (call > 0)
+        if call:
+            assert f"This is call {call + 1} for this class" in sent[1]["content"]
+            assert f"## user (call {call + 1})" in compiled.files[job.prompt].decode()

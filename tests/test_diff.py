@@ -151,7 +151,12 @@ def test_generation_count_changed_shows_the_plan_delta(tmp_path: Path) -> None:
     assert diff.plan.after.calls == diff.plan.before.calls + 6
     assert diff.plan.new_calls == 6 and diff.plan.dropped_calls == 0
     assert diff.plan.after.examples_per_class == {"keto": 170, "not_keto": 170}
-    assert not diff.prompts
+    # each rationale's prompt file gains the messages of its new fourth call, and nothing else changes
+    assert len(diff.prompts) == 6
+    for prompt in diff.prompts:
+        changed = [line for line in prompt.diff[2:] if line[:1] in "+-" and not line.startswith("@@")]
+        assert changed and all(line.startswith("+") for line in changed), prompt.diff
+        assert "+## user (call 4)" in prompt.diff
 
 
 def test_template_changed_shows_prompt_lines_and_the_template_file(tmp_path: Path) -> None:

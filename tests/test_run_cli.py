@@ -73,7 +73,12 @@ def test_a_passing_criterion_exits_0_and_writes_every_file(tmp_path: Path,
     run_dir = tmp_path / "run"
     assert main(["run", str(spec), "-o", str(run_dir)]) == 0
     out, err = capsys.readouterr()
-    assert err.count("\n") == 1 and "no LLM provider configured: skipped generation" in err
+    notice, *phases = err.splitlines()
+    assert "no LLM provider configured: skipped generation" in notice
+    # an offline run shows its phases too, each as it starts and ends
+    assert [line.split(":")[0] for line in phases[1::2]] == ["pool labeling", "training", "gold scoring", "report"]
+    assert all(line.endswith(": started") or ": started (" in line for line in phases[0::2])
+    assert all(": done in " in line for line in phases[1::2])
     assert "OPENAI_API_KEY" in err and "--base-url" in err
     assert "PASSED: accuracy >= 0.8 on the rules, then the local model (accuracy = 0.889)" in out
     assert "report: " in out and "report.html" in out

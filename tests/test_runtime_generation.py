@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from fake_openai import FakeOpenAI, Faults
 from taskc.compiler.driver import CompiledTask
+from taskc.compiler.generation_calls import call_indices
 from taskc.runtime.datasets import read_jsonl
 from taskc.runtime.generation import GenerationOptions, load_generated_examples, planned_calls, run_generation
 from taskc.runtime.validate import ExampleValidator
@@ -83,10 +84,10 @@ def test_requests_carry_the_plan_exactly(keto: CompiledTask, tmp_path: Path) -> 
         run_generation(keto, tmp_path, settings_for(server), QUIET)
         bodies = chat_requests(server)
     by_seed = {body["seed"]: body for body in bodies}
-    for job in keto.plan:
+    for job, call in zip(keto.plan, call_indices(keto.plan), strict=True):
         body = by_seed[job.seed]
         assert body["model"] == job.model and body["response_format"] == job.response_format
-        assert body["messages"] == keto.prompts[job.prompt].as_chat()
+        assert body["messages"] == keto.prompts[job.prompt].as_chat(call)
         assert body["temperature"] == job.temperature and body["max_tokens"] == job.max_tokens
 
 

@@ -103,8 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--batch", action="store_true", help="generate through the Batch API (half price, slower)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the report path")
     parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="json: progress as JSON lines on stderr and a JSON summary on stdout instead of tables")
-    parser.add_argument("--json", action="store_true", help="the same as --format json")
+                        help="json: a JSON summary on stdout instead of tables, and progress as JSON lines on stderr "
+                             "(a \"phase\" event as each phase starts and ends, \"progress\" events for its calls)")
+    parser.add_argument("--json", action="store_const", dest="format", const="json", help="the same as --format json")
 
 
 def _positive_int(text: str) -> int:
@@ -160,7 +161,6 @@ def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str |
 
 
 def run(args: argparse.Namespace) -> int:
-    args.json = args.json or args.format == "json"
     if (missing := missing_run_extra(NAME)) is not None:
         print(f"taskc: error: {missing}", file=sys.stderr)
         return EXIT_USAGE
@@ -169,8 +169,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output and _is_file(Path(args.output)):  # checked before any work: a usage mistake
         print(f"taskc: error: RUN_DIR is a file, not a directory: {args.output}", file=sys.stderr)
         return EXIT_USAGE
+    as_json = args.format == "json"
     result = compile_task(args.spec, allow_outside=args.allow_outside_paths)
-    diagnostics = errors_only(result.diagnostics, args.quiet or args.json)
+    diagnostics = errors_only(result.diagnostics, args.quiet or as_json)
     print_diagnostics(diagnostics, result.sources, "text")
     if result.compiled is None:
         return EXIT_INPUT_ERRORS
@@ -193,11 +194,11 @@ def run(args: argparse.Namespace) -> int:
         run_dir=run_dir,
         gold=Path(args.gold).expanduser() if args.gold else None, base_url=args.base_url, model=args.model,
         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_cost=args.max_cost, max_calls=args.max_calls,
-        deadline=args.deadline, finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=args.json,
+        deadline=args.deadline, finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=as_json,
         allow_outside=args.allow_outside_paths, answers=Path(args.answers).expanduser() if args.answers else None)
     try:
         with run_dir_lock(run_dir):  # a second run on this directory would pay the same calls again
-            outcome = pipeline.run(compiled, options, notice=_notice(args.quiet))
+            outcome = pipeline.run(compiled, options, notice=_notice(args.quiet, as_json))
     except RunDirError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
         return EXIT_USAGE if exc.usage else EXIT_RUNTIME_FAILURE
@@ -217,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_RUNTIME_FAILURE
     findings = outcome.findings or report.analyse_errors(outcome)
-    if args.json:
+    if as_json:
         summary = outcome.summary_json() | {"next_steps": [s.title for s in findings.next_steps]}
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     elif args.quiet:
@@ -233,10 +234,13 @@ def _is_file(path: Path) -> bool:
     return path.exists() and not path.is_dir()
 
 
-def _notice(quiet: bool) -> Callable[[str], None]:
-    """Where the pipeline's notices go: stderr, except under --quiet (which promises only the verdict)."""
+def _notice(quiet: bool, as_json: bool = False) -> Callable[[str], None]:
+    """Where the pipeline's notices go: stderr, except under --quiet (which promises only the verdict); with
+    --format json as "message" events among the progress events."""
     if quiet:
         return lambda line: None
+    if as_json:
+        return lambda line: print(json.dumps({"event": "message", "text": line}), file=sys.stderr, flush=True)
     return lambda line: print(f"taskc: {line}", file=sys.stderr)
 
 

@@ -7,7 +7,8 @@ Either form works (from the repository root)::
 
 It prints the base URL, serves on 127.0.0.1 until Ctrl-C or SIGTERM, then prints the stats
 as JSON. Every Faults field has a flag: --rate-limit, --server-error, --timeout, --reset,
---malformed, --truncated, --schema-violation, --retry-after, --timeout-seconds, --control-plane.
+--malformed, --truncated, --schema-violation, --off-target, --empty-strings,
+--repeats, --retry-after, --timeout-seconds, --control-plane.
 """
 
 from __future__ import annotations

@@ -31,7 +31,9 @@ from typing import Any
 Responder = Callable[[dict], str | dict]
 # Transport faults replace the whole answer; content faults alter a 200 answer.
 TRANSPORT_FAULTS = ("rate_limit", "server_error", "timeout", "reset")
-CONTENT_FAULTS = ("malformed", "truncated", "schema_violation")
+CONTENT_FAULTS = ("malformed", "truncated", "schema_violation", "off_target", "empty_strings", "repeats")
+# content faults that keep the answer schema-valid and only make generated examples bad
+SLOPPY_FAULTS = ("off_target", "empty_strings", "repeats")
 FAULT_KINDS = TRANSPORT_FAULTS + CONTENT_FAULTS
 MAX_BODY = 256 * 1024 * 1024
 MAX_DEPTH = 8  # stops recursive schemas ($ref to itself) from recursing forever
@@ -64,6 +66,11 @@ class Faults:
     malformed: float = 0.0  # 200, content is not JSON
     truncated: float = 0.0  # 200, content cut in half, finish_reason "length"
     schema_violation: float = 0.0  # 200, valid JSON that fails the requested schema
+    # A sloppy generator, on answers holding an "examples" list (schema-valid, so only the runtime's checks
+    # can catch them):
+    off_target: float = 0.0  # every example labeled with a class other than the one the prompt asked for
+    empty_strings: float = 0.0  # a string field of every example is "", and a list field gains an "" item
+    repeats: float = 0.0  # the same examples whatever the request, so calls repeat each other
     retry_after: float = 0.05  # seconds, sent in Retry-After on 429s
     timeout_seconds: float = 30.0
     control_plane: bool = False  # also fault files / fine-tuning / batch endpoints (transport kinds only)
@@ -265,6 +272,65 @@ def default_content(body: dict, index: int = 0) -> str:
         return json.dumps({"answer": SchemaInstance({}, rng).phrase()})
     main, *sides = rng.sample(WORDS, 4)
     return f"Try the {main} with {sides[0]}, {sides[1]} and {sides[2]}."
+
+
+def _example_label_classes(schema: dict | None) -> list[str]:
+    """The label enum of a generation schema ({"examples": [{..., "label": enum}]}), or []."""
+    try:
+        return list(schema["properties"]["examples"]["items"]["properties"]["label"]["enum"])  # type: ignore[index]
+    except (KeyError, TypeError):
+        return []
+
+
+def asked_class(body: dict, classes: list[str]) -> str | None:
+    """The class a generation prompt asks for: the first class named in quotes in its last user message."""
+    users = [m.get("content") for m in body.get("messages", []) if isinstance(m, dict) and m.get("role") == "user"]
+    text = users[-1] if users and isinstance(users[-1], str) else ""
+    found = [(text.find(f'"{c}"'), c) for c in classes if f'"{c}"' in text]
+    return min(found)[1] if found else None
+
+
+def follow_asked_class(body: dict, content: str) -> str:
+    """A compliant generator labels its examples with the class it was asked for (the built-in responder
+    draws labels from the schema's enum, which would otherwise be off target half of the time)."""
+    classes = _example_label_classes(_response_schema(body))
+    target = asked_class(body, classes) if classes else None
+    if target is None:
+        return content
+    data = json.loads(content)
+    for example in data.get("examples", []):
+        if isinstance(example, dict):
+            example["label"] = target
+    return json.dumps(data)
+
+
+def sloppy_examples(kind: str, schema: dict, body: dict, content: str) -> str:
+    """A schema-valid answer with bad examples: off-target labels, empty strings, or examples that do not
+    depend on the request (so every call repeats the others)."""
+    classes = _example_label_classes(schema)
+    if not classes:
+        return content
+    if kind == "repeats":
+        content = json.dumps(SchemaInstance(schema, random.Random(0)).value(schema))
+        return follow_asked_class(body, content)
+    data = json.loads(content)
+    examples = [e for e in data.get("examples", []) if isinstance(e, dict)]
+    target = asked_class(body, classes)
+    fields = schema["properties"]["examples"]["items"]["properties"]
+    for example in examples:
+        if kind == "off_target":
+            others = [c for c in classes if c != target] or classes
+            example["label"] = others[0]
+            continue
+        for name, sub in fields.items():
+            kinds = sub.get("type") if isinstance(sub.get("type"), list) else [sub.get("type")]
+            if name == "label" or "enum" in sub:
+                continue
+            if "string" in kinds:
+                example[name] = ""
+            elif "array" in kinds and isinstance(example.get(name), list):
+                example[name] = [*example[name], ""]
+    return json.dumps(data)
 
 
 def violate_schema(schema: dict, content: str) -> str:
@@ -723,7 +789,7 @@ class FakeOpenAI:
 
     def _content(self, body: dict, index: int) -> str:
         if self.responder is None:
-            return default_content(body, index)
+            return follow_asked_class(body, default_content(body, index))
         out = self.responder(body)
         return out if isinstance(out, str) else json.dumps(out)
 
@@ -743,6 +809,8 @@ class FakeOpenAI:
                 content, finish = content[: max(1, len(content) // 2)], "length"
             elif fault == "schema_violation" and schema is not None:
                 content = violate_schema(schema, content)
+            elif fault in SLOPPY_FAULTS and schema is not None:
+                content = sloppy_examples(fault, schema, body, content)
             choices.append({"index": index, "finish_reason": finish, "logprobs": None, "message": {
                 "role": "assistant", "content": content, "refusal": None, "annotations": []}})
         prompt_tokens = max(1, len(_message_text(body["messages"])) // 4)

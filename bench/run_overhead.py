@@ -1,0 +1,125 @@
+"""Benchmark: the whole-process time of a 500-call generation job, beside the ideal (not a test; prints numbers).
+
+`taskc run` on the keto task reshaped into exactly 500 generation calls (one example per call, no pool and
+no gold set, so generation is the only LLM work), against the fake OpenAI server with a 100 ms latency per
+request, at 50 requests in flight. The ideal is 500 / 50 × 0.1 s = 1.0 s; everything above it is taskc's
+own work around the calls: start-up and imports, compiling, assembling the dataset, training, the report.
+Each run is a fresh process and a fresh run directory (nothing cached); the number is the median of
+--repeat runs, with their range, and the median seconds of each phase from `--format json` events.
+Aim: at most 2.5 s. The server runs in its own process, so its work does not compete for our interpreter.
+Run from the repository root:  python bench/run_overhead.py [--repeat N] [--calls N] [--latency S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_FLIGHT = 50
+
+
+def project_of(calls: int, work: Path) -> Path:
+    """The keto task with one example per call and counts that make exactly ``calls`` generation calls."""
+    spec = yaml.safe_load((ROOT / "examples" / "keto.task.yaml").read_text(encoding="utf-8"))
+    rationales = len(spec["rationales"])
+    per_rationale = calls // rationales
+    rest = calls - per_rationale * rationales  # made up by the class cells (one per class)
+    classes = len(spec["classes"])
+    if rest % classes:
+        per_rationale -= 1
+        rest += rationales
+    if rest % classes:
+        raise SystemExit(f"cannot shape the keto task into exactly {calls} calls")
+    spec["generate"].update(per_call=1, per_rationale=per_rationale, near_misses=0, per_class=rest // classes)
+    spec.pop("pool", None)
+    spec.pop("eval", None)
+    project = work / "project"
+    shutil.copytree(ROOT / "examples" / "data", project / "data")
+    path = project / "keto.task.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class FakeServerProcess:
+    def __init__(self, latency: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "fake_openai"), "--port", "0", "--latency", str(latency)],
+            stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.base_url = self.process.stdout.readline().strip()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def one_run(spec: Path, run_dir: Path, base_url: str) -> tuple[float, dict[str, float], int]:
+    """Wall seconds of one `taskc run` process, its phases' seconds (and "cpu": the CPU seconds the process
+    used, user + system, which a busy machine inflates less than the wall time), and the calls it made."""
+    env = os.environ | {"OPENAI_API_KEY": "sk-bench"}
+    command = [sys.executable, "-m", "taskc", "run", str(spec), "-o", str(run_dir), "--base-url", base_url,
+               "--concurrency", str(IN_FLIGHT), "--format", "json"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 3):
+        raise SystemExit(f"taskc run failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    phases: dict[str, float] = {"cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime}
+    for line in done.stderr.splitlines():
+        event = json.loads(line) if line.startswith("{") else {}
+        if event.get("event") == "phase" and event.get("status") == "done":
+            phases[event["phase"]] = float(event["seconds"])
+    made = json.loads(done.stdout)["llm"]["generation"]["calls_made"]
+    return seconds, phases, made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds the fake server takes per request")
+    args = parser.parse_args()
+    ideal = args.calls / IN_FLIGHT * args.latency
+    with tempfile.TemporaryDirectory(prefix="taskc-overhead-") as tmp:
+        work = Path(tmp)
+        spec = project_of(args.calls, work)
+        server = FakeServerProcess(args.latency)
+        try:
+            one_run(spec, work / "warm-up", server.base_url)  # the page cache, not taskc's cache: a new dir each run
+            results = [one_run(spec, work / f"run{i}", server.base_url) for i in range(args.repeat)]
+        finally:
+            server.stop()
+    walls = [wall for wall, _, _ in results]
+    assert all(made == args.calls for _, _, made in results), [made for _, _, made in results]
+    print(f"{args.calls}-call generation job, {IN_FLIGHT} in flight, {args.latency * 1000:.0f} ms per request, "
+          f"{args.repeat} runs (each a fresh process and run directory)")
+    print(f"  whole process: median {statistics.median(walls):.2f} s (range {min(walls):.2f}–{max(walls):.2f}); "
+          f"ideal {ideal:.2f} s; ratio {statistics.median(walls) / ideal:.2f}")
+    cpu = [phases["cpu"] for _, phases, _ in results]
+    print(f"  CPU of the taskc process: median {statistics.median(cpu):.2f} s; load average now "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a busy machine stretches the wall time)")
+    names = sorted({name for _, phases, _ in results for name in phases} - {"cpu"})
+    for name in names:
+        values = [phases.get(name, 0.0) for _, phases, _ in results]
+        print(f"  {name:>12}: median {statistics.median(values):.2f} s")
+    accounted = statistics.median([sum(v for k, v in p.items() if k != "cpu") for _, p, _ in results])
+    print(f"  outside the phases (start-up, imports, compile, exit): median "
+          f"{statistics.median(walls) - accounted:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

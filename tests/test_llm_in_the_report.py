@@ -1,0 +1,93 @@
+"""The LLM's part in a run, in the report: its generated examples by cell, the LLM as a labeling function
+(with the rationale it cited for each of its errors), next steps that name the LLM's data, and every
+phase of the run as JSON progress events with --format json."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from fake_openai import FakeOpenAI, Faults, default_content
+from test_run_cli import _project
+
+from taskc.cli.main import main
+
+
+def _contrary(body: dict) -> str:
+    """Classification: always the class the keyword rules would not give, citing the first rationale."""
+    if body["response_format"]["json_schema"]["name"] != "classification":
+        return default_content(body)
+    text = json.loads(body["messages"][-1]["content"])["text"]
+    label = "pos" if re.search(r"\b(bad|awful|rude|cold|sarcastic)\b", text) else "neg"
+    rationales = body["response_format"]["json_schema"]["schema"]["properties"]["rationales"]["items"]["enum"]
+    return json.dumps({"label": label, "rationales": rationales[:1]})
+
+
+def _run(spec: Path, run_dir: Path, server: FakeOpenAI, capsys: pytest.CaptureFixture[str],
+         *extra: str) -> tuple[int, str, str]:
+    status = main(["run", str(spec), "-o", str(run_dir), "--base-url", server.base_url, *extra])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def spec(tmp_path: Path, no_provider: None) -> Path:
+    path = _project(tmp_path / "project", criterion="accuracy >= 0.95")
+    path.write_text(path.read_text().replace("  model: gpt-4o-mini\n", "  model: gpt-4o-mini\n  per_rationale: 4\n"
+                                             "  per_call: 2\n"))
+    return path
+
+
+def test_a_contrary_llm_is_named_in_the_next_steps(spec: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeOpenAI(responder=_contrary) as server:
+        _run(spec, tmp_path / "run", server, capsys, "--format", "json")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    lf = metrics["llm_labeling_function"]
+    assert lf["gold_accuracy"] is not None and lf["gold_accuracy"] < 0.5
+    assert lf["pool_labeled"] == sum(1 for line in (tmp_path / "run" / "labeled_pool.jsonl").read_text().splitlines()
+                                     if json.loads(line)["label_source"] == "llm")
+    worst = lf["rules"][0]
+    assert worst["gold_disagree"] > 0 and worst["rule_right"] == worst["gold_disagree"]
+    first_rationale = next(iter(lf["errors_by_cited_rationale"]))
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## The LLM as a labeling function" in report
+    assert f"The LLM disagrees with rule `{worst['rationale']}` on" in report
+    assert f"The LLM leaned on `{first_rationale}` for" in report
+    pool = [json.loads(line) for line in (tmp_path / "run" / "labeled_pool.jsonl").read_text().splitlines()]
+    assert all(item["llm_rationales"] == [first_rationale] for item in pool if item["label_source"] == "llm")
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "<h2>The LLM as a labeling function</h2>" in html and "<h2>Generated examples</h2>" in html
+
+
+def test_off_target_cells_lead_the_next_steps_when_the_run_fails(spec: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeOpenAI(faults=Faults(off_target=1.0), responder=None) as server:
+        status, out, _ = _run(spec, tmp_path / "run", server, capsys, "--json")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    generation = metrics["llm"]["generation"]
+    assert generation["rejects_by_reason"].get("label:off_target", 0) > 0 and generation["by_cell"]
+    steps = json.loads(out)["next_steps"]
+    off = [s for s in steps if s.startswith("Off-target labels in cell ")]
+    assert off, steps
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "| cell (class/rationale) | accepted | off target |" in report
+    assert status == 3  # failed with the LLM's data in training: the criterion's step sends the expert there first
+    assert "start with the steps about the LLM's data below" in report
+    assert "95% CI" in report.split("## Next steps")[1].split("\n2.")[0]  # its scores carry their interval
+
+
+def test_format_json_reports_every_phase_from_start_to_end(spec: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeOpenAI() as server:
+        _, out, err = _run(spec, tmp_path / "run", server, capsys, "--format", "json")
+    json.loads(out)  # stdout is the summary alone
+    events = [json.loads(line) for line in err.splitlines()]
+    phases = [(e["phase"], e["status"]) for e in events if e["event"] == "phase"]
+    names = ["generation", "pool labeling", "training", "gold scoring", "report"]
+    assert phases == [(name, status) for name in names for status in ("start", "done")]
+    done = {e["phase"] for e in events if e["event"] == "done"}  # the calls of each LLM phase
+    assert {"generate", "pool labeling", "prompted baseline"} <= done
+    assert all(e["seconds"] >= 0 for e in events if e["event"] == "phase" and e["status"] == "done")
