@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ir
+from .call_plan import CallPlan, build_call_plan, estimate_run
 from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
 from .loader import SourceDocument, load_task_file, parse_task_text
 from .lowering import lower_task
@@ -62,6 +63,7 @@ class CompiledTask:
     estimate: CostEstimate
     context: dict[str, Any] = field(default_factory=dict, repr=False)  # the templates' data about the task
     files: dict[str, bytes] = field(default_factory=dict)
+    calls: CallPlan = field(default_factory=lambda: CallPlan((), None, None))  # every LLM call of a run
 
     def classification_messages(self, values: dict[str, Any]) -> list[dict[str, str]]:
         """The chat messages that ask the LLM to classify one input (prompted baseline, pool labeler)."""
@@ -119,14 +121,14 @@ def _compile(path: Path, name: str, allow_outside: bool, prices: dict[str, tuple
     result = CompileResult(bag.sorted(), sources, task=task)
     if bag.has_errors or not emit:
         return result
-    compiled = _emit(task, doc, bag, prices)
+    compiled = _emit(task, doc, bag, prices, allow_outside)
     result.diagnostics = bag.sorted()
     result.compiled = None if bag.has_errors else compiled
     return result
 
 
 def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
-          prices: dict[str, tuple[float, float]] | None) -> CompiledTask | None:
+          prices: dict[str, tuple[float, float]] | None, allow_outside: bool = False) -> CompiledTask | None:
     templates = load_templates(task, bag, doc.span_of)
     if templates is None:
         return None
@@ -154,6 +156,12 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
         ir=task, templates=templates, prompts=prompts, plan=plan, generation_format=generation_format,
         classification_format=classification_response_format(task), finetune=finetune_config(task),
         eval=eval_config(task), estimate=estimate_cost(task, plan, prompts, prices), context=context)
+    # the calls that depend on data (pool labeling, gold scoring) are planned from the pool and gold files
+    compiled.calls = build_call_plan(task, plan, prompts, compiled.classification_messages,
+                                     compiled.training_messages, compiled.classification_format,
+                                     allow_outside=allow_outside)
+    compiled.estimate = estimate_run(task, compiled.calls, compiled.estimate.examples,
+                                     compiled.finetune["system_message"], prices)
     compiled.files = _output_files(compiled, doc)
     return compiled
 
@@ -232,6 +240,8 @@ def _output_files(compiled: CompiledTask, doc: SourceDocument) -> dict[str, byte
         "classify": {"prompt": CLASSIFY_PROMPT_PATH, "model": task.generate.model,
                      "response_format": compiled.classification_format},
         "estimate": compiled.estimate.to_json(),
+        "calls": [call.to_json(_price_table(task)) for call in compiled.calls.calls],
+        "unplanned": list(compiled.calls.problems),
     })
     files["finetune.json"] = dumps(compiled.finetune)
     files["eval.json"] = dumps(compiled.eval)
@@ -242,6 +252,12 @@ def _output_files(compiled: CompiledTask, doc: SourceDocument) -> dict[str, byte
         "outputs": {path: sha256_hex(data) for path, data in sorted(files.items())},
     })
     return files
+
+
+def _price_table(task: ir.TaskIR) -> dict[str, tuple[float, float]]:
+    from .plan import builtin_prices
+
+    return {**builtin_prices(), **dict(task.generate.prices)}
 
 
 def named_files(data: Any) -> list[str]:
