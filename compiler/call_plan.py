@@ -150,6 +150,10 @@ def read_plan_items(task: ir.TaskIR, relative: str, *, labeled: bool, limit: int
                 continue
             values = {name: value[name] for name in names if value.get(name) is not None}
             label = value.get("label") if labeled and isinstance(value.get("label"), str) else None
+            try:  # a lone surrogate ("\ud800" in the JSON) is an error of the run's reader: skipped here
+                json.dumps([values, label], ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                continue
             items.append(PlanItem(number, values, label))
     return tuple(items)
 
@@ -277,9 +281,12 @@ def generation_calls(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Ma
 def build_call_plan(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Mapping[str, RenderedPrompt],
                     classification_messages: Callable[[dict[str, Any]], list[dict[str, str]]],
                     training_messages: Callable[[dict[str, Any], str], list[dict[str, str]]],
-                    classification_format: dict[str, Any], *, allow_outside: bool = False) -> CallPlan:
+                    classification_format: dict[str, Any], *, allow_outside: bool = False,
+                    read_data: bool = True) -> CallPlan:
     problems: list[str] = []
     pool = gold = None
+    if not read_data:
+        return CallPlan(tuple(generation_calls(task, jobs, prompts)), None, None)
     if task.pool is not None:
         pool = read_plan_items(task, task.pool.path, labeled=False, limit=task.pool.limit,
                                allow_outside=allow_outside)

@@ -91,15 +91,17 @@ class CompileResult:
 
 def compile_task(path: str | Path, *, display_name: str | None = None, allow_outside: bool = False,
                  prices: dict[str, tuple[float, float]] | None = None, emit: bool = True,
-                 text: str | None = None) -> CompileResult:
+                 text: str | None = None, plan_data: bool = True) -> CompileResult:
     """Compile a task file. Never raises for a bad file: problems come back as diagnostics.
 
     ``text`` is the file's content when it is not the file on disk (an editor's unsaved buffer): the file
-    at ``path`` is then not read, but the files it names are still found relative to ``path``."""
+    at ``path`` is then not read, but the files it names are still found relative to ``path``. Without
+    ``plan_data`` (`taskc check`, the editor) the pool and gold files are not read to plan the calls that
+    depend on them: the plan then holds the generation calls only."""
     path = Path(path)
     name = display_name or str(path)
     try:
-        return _compile(path, name, allow_outside, prices, emit, text)
+        return _compile(path, name, allow_outside, prices, emit, text, plan_data)
     except (RecursionError, MemoryError) as exc:
         problem = f"the task file is too complex to compile ({type(exc).__name__})"
     except Exception as exc:  # a compiler bug must still come out as a diagnostic, never a traceback
@@ -110,7 +112,7 @@ def compile_task(path: str | Path, *, display_name: str | None = None, allow_out
 
 
 def _compile(path: Path, name: str, allow_outside: bool, prices: dict[str, tuple[float, float]] | None,
-             emit: bool, text: str | None = None) -> CompileResult:
+             emit: bool, text: str | None = None, plan_data: bool = True) -> CompileResult:
     bag = DiagnosticBag()
     doc = load_task_file(path, name, bag) if text is None else parse_task_text(text, name, bag)
     sources = {name: doc.text} if doc else {}
@@ -121,14 +123,15 @@ def _compile(path: Path, name: str, allow_outside: bool, prices: dict[str, tuple
     result = CompileResult(bag.sorted(), sources, task=task)
     if bag.has_errors or not emit:
         return result
-    compiled = _emit(task, doc, bag, prices, allow_outside)
+    compiled = _emit(task, doc, bag, prices, allow_outside, plan_data)
     result.diagnostics = bag.sorted()
     result.compiled = None if bag.has_errors else compiled
     return result
 
 
 def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
-          prices: dict[str, tuple[float, float]] | None, allow_outside: bool = False) -> CompiledTask | None:
+          prices: dict[str, tuple[float, float]] | None, allow_outside: bool = False,
+          plan_data: bool = True) -> CompiledTask | None:
     templates = load_templates(task, bag, doc.span_of)
     if templates is None:
         return None
@@ -159,7 +162,7 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
     # the calls that depend on data (pool labeling, gold scoring) are planned from the pool and gold files
     compiled.calls = build_call_plan(task, plan, prompts, compiled.classification_messages,
                                      compiled.training_messages, compiled.classification_format,
-                                     allow_outside=allow_outside)
+                                     allow_outside=allow_outside, read_data=plan_data)
     compiled.estimate = estimate_run(task, compiled.calls, compiled.estimate.examples,
                                      compiled.finetune["system_message"], prices)
     compiled.files = _output_files(compiled, doc)

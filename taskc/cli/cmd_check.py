@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     collected = []
     sources: dict[str, str] = {}
     for spec in args.specs:
-        result = compile_task(spec, allow_outside=args.allow_outside_paths)
+        result = compile_task(spec, allow_outside=args.allow_outside_paths, plan_data=False)
         diagnostics = errors_only(result.diagnostics, args.quiet)
         collected.extend(diagnostics)
         sources.update(result.sources)
