@@ -51,9 +51,10 @@ from .plan import (
 from .prompts import RenderedPrompt
 
 GENERATE, LABEL_POOL, SCORE_GOLD, SCORE_FINETUNED = "generate", "label_pool", "score_gold", "score_finetuned"
-PHASES = (GENERATE, LABEL_POOL, SCORE_GOLD, SCORE_FINETUNED)
+EMBED = "embed"  # the embeddings student's requests: estimated, not listed (they depend on generated examples)
+PHASES = (GENERATE, LABEL_POOL, SCORE_GOLD, SCORE_FINETUNED, EMBED)
 PHASE_TITLES = {GENERATE: "generation", LABEL_POOL: "pool labeling", SCORE_GOLD: "gold scoring",
-                SCORE_FINETUNED: "fine-tuned scoring"}
+                SCORE_FINETUNED: "fine-tuned scoring", EMBED: "embeddings (estimated)"}
 CLASSIFICATION_SAMPLING: dict[str, Any] = {"temperature": 0.0, "max_tokens": 200}  # 0 keeps reruns comparable
 FINETUNED_MODEL = "<the fine-tuned model>"  # its name is known once the job has succeeded
 DEFAULT_EPOCHS = 3  # what "auto" epochs come to on a small dataset; estimates only
@@ -116,6 +117,7 @@ class CallPlan:
     pool_items: int | None  # None: no pool, or it could not be read at compile time
     gold_items: int | None
     finetune_base_model: str | None = None  # set when finetune.provider is openai
+    embedding_tokens_per_text: int = EMBEDDING_TOKENS_PER_TEXT  # measured on the task's items
     problems: tuple[str, ...] = ()  # why a phase could not be planned (a data file not readable)
 
     def phase(self, name: str) -> tuple[LLMCall, ...]:
@@ -307,7 +309,7 @@ def build_call_plan(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Map
         calls += gold_calls(task, gold, classification_messages, training_messages, classification_format,
                             base_model)
     return CallPlan(tuple(calls), None if pool is None else len(pool), None if gold is None else len(gold),
-                    base_model, tuple(problems))
+                    base_model, embedding_tokens_per_text(task, [*(gold or ()), *(pool or ())]), tuple(problems))
 
 
 def gold_calls(task: ir.TaskIR, gold: Sequence[PlanItem],
@@ -396,26 +398,43 @@ def finetune_training_estimate(task: ir.TaskIR, examples: int, system_message: s
             "cost_usd": None if price is None else round(tokens * price / 1_000_000, 6)}
 
 
+def embedding_tokens_per_text(task: ir.TaskIR, items: Sequence[PlanItem]) -> int:
+    """The tokens of one embedded text (an item's text fields, joined), from the task's own items."""
+    sample = items[:SAMPLE_ITEMS]
+    if not sample:
+        return EMBEDDING_TOKENS_PER_TEXT
+    chars = 0
+    for item in sample:
+        for f in task.fields:
+            value = item.values.get(f.name)
+            chars += sum(len(str(v)) + 3 for v in value) if isinstance(value, list) else len(str(value or "")) + 3
+    return max(1, -(-chars // (len(sample) * CHARS_PER_TOKEN)))
+
+
 def embeddings_estimate(task: ir.TaskIR, pool_items: int, generated: int, gold_items: int,
-                        prices: PriceTable) -> dict[str, Any] | None:
-    """The embeddings student's texts and requests: data-dependent (the generated examples), so estimated."""
+                        prices: PriceTable, tokens_per_text: int = EMBEDDING_TOKENS_PER_TEXT) -> dict[str, Any] | None:
+    """The embeddings student's texts and requests: data-dependent (the generated examples), so estimated.
+    The training set is embedded in one go and the gold set in another, each in requests of
+    inputs_per_request texts."""
     if task.finetune.provider != "embeddings":
         return None
     model = task.finetune.base_model or DEFAULT_EMBEDDING_MODEL
     text_fields = [f for f in task.fields if f.type in ("string", "list[string]")]
     views = len(text_fields) if len(text_fields) >= 2 else 0
-    texts = (pool_items + generated) * (1 + views) + gold_items
-    requests = -(-texts // task.finetune.inputs_per_request) if texts else 0
-    cost = call_cost(prices, model, texts * EMBEDDING_TOKENS_PER_TEXT, 0)
-    return {"model": model, "texts": texts, "requests": requests, "tokens": texts * EMBEDDING_TOKENS_PER_TEXT,
+    training = (pool_items + generated) * (1 + views)
+    per = task.finetune.inputs_per_request
+    requests = -(-training // per) + -(-gold_items // per)
+    texts = training + gold_items
+    cost = call_cost(prices, model, texts * tokens_per_text, 0)
+    return {"model": model, "texts": texts, "requests": requests, "tokens": texts * tokens_per_text,
             "cost_usd": None if cost is None else round(cost, 6),
             "note": "an upper estimate: every text once (pool items, generated examples, their field views, "
                     "the gold set), cached by content"}
 
 
-__all__ = ["BATCH_PRICE_FACTOR", "CLASSIFICATION_SAMPLING", "CallPlan", "FINETUNED_MODEL", "GENERATE", "LABEL_POOL",
-           "LLMCall", "PHASES", "PHASE_TITLES", "PhaseEstimate", "PlanItem", "SCORE_FINETUNED", "SCORE_GOLD",
-           "build_call_plan", "call_cost", "classification_call", "embeddings_estimate", "estimate_run",
+__all__ = ["BATCH_PRICE_FACTOR", "CLASSIFICATION_SAMPLING", "CallPlan", "EMBED", "FINETUNED_MODEL", "GENERATE",
+           "LABEL_POOL", "LLMCall", "PHASES", "PHASE_TITLES", "PhaseEstimate", "PlanItem", "SCORE_FINETUNED",
+           "SCORE_GOLD", "build_call_plan", "call_cost", "classification_call", "embeddings_estimate", "estimate_run",
            "finetune_training_estimate", "gold_calls", "label_only_format", "largest_call_cost", "open_pool_items",
            "phase_estimate", "read_plan_items", "training_price", "unique_calls"]
 
@@ -436,11 +455,19 @@ def estimate_run(task: ir.TaskIR, plan: CallPlan, examples: int, system_message:
         scored = phase_estimate(list(plan.phase(SCORE_FINETUNED)), table)
         finetune = {"when": "--finetune", "scoring": scored.to_json(),
                     "training": finetune_training_estimate(task, examples, system_message)}
-    embeddings = embeddings_estimate(task, plan.pool_items or 0, examples, plan.gold_items or 0, table)
+    embeddings = embeddings_estimate(task, plan.pool_items or 0, examples, plan.gold_items or 0, table,
+                                     plan.embedding_tokens_per_text)
+    batch_cost = None if total.cost_usd is None else total.cost_usd * BATCH_PRICE_FACTOR
+    if embeddings is not None:  # every run trains the student: its requests count, online (never batched)
+        embedding = PhaseEstimate(embeddings["requests"], embeddings["tokens"], 0, embeddings["cost_usd"])
+        phases[EMBED] = embedding
+        cost = None if total.cost_usd is None or embedding.cost_usd is None else total.cost_usd + embedding.cost_usd
+        batch_cost = None if batch_cost is None or embedding.cost_usd is None else batch_cost + embedding.cost_usd
+        total = PhaseEstimate(total.calls + embedding.calls, total.input_tokens + embedding.input_tokens,
+                              total.output_tokens, cost)
     return CostEstimate(
         calls=total.calls, examples=examples, input_tokens=total.input_tokens, output_tokens=total.output_tokens,
-        cost_usd=total.cost_usd, model=task.generate.model, phases=phases,
-        batch_cost_usd=None if total.cost_usd is None else total.cost_usd * BATCH_PRICE_FACTOR,
+        cost_usd=total.cost_usd, model=task.generate.model, phases=phases, batch_cost_usd=batch_cost,
         finetune=finetune, embeddings=embeddings, largest_call_usd=largest_call_cost(plan.calls, table))
 
 

@@ -203,6 +203,20 @@ def test_finetune_waits_no_longer_than_its_bound_and_a_rerun_resumes_the_same_jo
     assert counted[CHAT] - before == llm["finetuned_eval"]["requests"] == 9  # only the fine-tuned model's calls
 
 
+def test_the_embeddings_students_requests_are_counted_and_priced(tmp_path: Path) -> None:
+    spec = _spec(tmp_path / "project", "finetune:\n  provider: embeddings\n  inputs_per_request: 8\n")
+    estimate = _compiled(spec).estimate
+    assert estimate.embeddings is not None and estimate.phases["embed"].calls == estimate.embeddings["requests"]
+    with FakeOpenAI(responder=_responder) as server:
+        _, llm = _run(spec, tmp_path / "run", server)
+        counted = server.stats.snapshot()["by_endpoint"]
+        texts = len(server.embedded_texts)
+    assert counted == {CHAT: estimate.calls - estimate.embeddings["requests"],
+                       "POST /v1/embeddings": estimate.embeddings["requests"]}
+    assert texts <= estimate.embeddings["texts"] <= texts * 1.1  # each text once; the estimate is an upper one
+    assert llm["embeddings"]["requests"] == estimate.phases["embed"].calls
+
+
 def test_a_gold_override_is_planned_by_the_same_planner(tmp_path: Path) -> None:
     spec = _spec(tmp_path / "project")
     other = tmp_path / "other_gold.jsonl"
