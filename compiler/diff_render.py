@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from .call_plan import PHASE_TITLES, PHASES
 from .money import format_usd
 from .semantic_diff import (
     ADDED,
@@ -75,7 +76,12 @@ def _cost(cost: float | None) -> str:
 def _plan_rows(diff: SpecDiff) -> list[tuple[str, str, str, str]]:
     """(what, before, after, change) rows of the plan's delta; only rows that say something."""
     before, after = diff.plan.before, diff.plan.after
-    rows = [("LLM calls", before.calls, after.calls), ("examples", before.examples, after.examples)]
+    rows = [("LLM calls", before.calls, after.calls)]
+    for phase in PHASES:
+        if before.calls_by_phase.get(phase) or after.calls_by_phase.get(phase):
+            rows.append((f"  {PHASE_TITLES[phase]}", before.calls_by_phase.get(phase, 0),
+                         after.calls_by_phase.get(phase, 0)))
+    rows.append(("examples", before.examples, after.examples))
     for name in [*before.examples_per_class, *(n for n in after.examples_per_class
                                                if n not in before.examples_per_class)]:
         rows.append((f"examples of {name}", before.examples_per_class.get(name, 0),
@@ -98,8 +104,15 @@ def _cost_change(before: PlanSummary, after: PlanSummary) -> str:
 
 def _work_line(diff: SpecDiff) -> str:
     plan = diff.plan
-    return (f"{plan.new_calls} of {plan.after.calls} planned calls need new LLM work (their cache key is new); "
-            f"{plan.dropped_calls} cached responses of the old plan will not be used")
+    phases = ", ".join(f"{count:,} {PHASE_TITLES[phase]}" for phase, count in plan.new_by_phase.items())
+    cost = f", ~{_cost(plan.new_cost_usd)}" if plan.new_calls else ""
+    line = (f"{plan.new_calls:,} of {plan.after.calls:,} planned calls need new LLM work (their cache key is new"
+            f"{': ' + phases if phases else ''}{cost}); {plan.dropped_calls:,} cached responses of the old plan "
+            "will not be used")
+    if plan.every_classification:
+        line += ("; the classification prompt holds every rationale, so every pool labeling and gold scoring "
+                 "call is new")
+    return line
 
 
 def _is_long(change: AttributeChange) -> bool:

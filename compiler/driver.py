@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ir
+from .call_plan import CallPlan, build_call_plan, estimate_run
 from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
 from .generation_calls import keyed_by_call
 from .loader import SourceDocument, load_task_file, parse_task_text
@@ -66,6 +67,7 @@ class CompiledTask:
     eval: dict[str, Any]
     estimate: CostEstimate
     context: dict[str, Any] = field(default_factory=dict, repr=False)  # the templates' data about the task
+    calls: CallPlan = field(default_factory=lambda: CallPlan((), None, None))  # every LLM call of a run
     # the output files are rendered on first use: `taskc run` never writes them, and a big plan's plan.json
     # takes a while to render
     render_files: Callable[[], dict[str, bytes]] | None = field(default=None, repr=False, compare=False)
@@ -104,15 +106,17 @@ class CompileResult:
 
 def compile_task(path: str | Path, *, display_name: str | None = None, allow_outside: bool = False,
                  prices: dict[str, tuple[float, float]] | None = None, emit: bool = True,
-                 text: str | None = None) -> CompileResult:
+                 text: str | None = None, plan_data: bool = True) -> CompileResult:
     """Compile a task file. Never raises for a bad file: problems come back as diagnostics.
 
     ``text`` is the file's content when it is not the file on disk (an editor's unsaved buffer): the file
-    at ``path`` is then not read, but the files it names are still found relative to ``path``."""
+    at ``path`` is then not read, but the files it names are still found relative to ``path``. Without
+    ``plan_data`` (`taskc check`, the editor) the pool and gold files are not read to plan the calls that
+    depend on them: the plan then holds the generation calls only."""
     path = Path(path)
     name = display_name or str(path)
     try:
-        return _compile(path, name, allow_outside, prices, emit, text)
+        return _compile(path, name, allow_outside, prices, emit, text, plan_data)
     except (RecursionError, MemoryError) as exc:
         problem = f"the task file is too complex to compile ({type(exc).__name__})"
     except Exception as exc:  # a compiler bug must still come out as a diagnostic, never a traceback
@@ -123,7 +127,7 @@ def compile_task(path: str | Path, *, display_name: str | None = None, allow_out
 
 
 def _compile(path: Path, name: str, allow_outside: bool, prices: dict[str, tuple[float, float]] | None,
-             emit: bool, text: str | None = None) -> CompileResult:
+             emit: bool, text: str | None = None, plan_data: bool = True) -> CompileResult:
     bag = DiagnosticBag()
     doc = load_task_file(path, name, bag) if text is None else parse_task_text(text, name, bag)
     sources = {name: doc.text} if doc else {}
@@ -134,14 +138,15 @@ def _compile(path: Path, name: str, allow_outside: bool, prices: dict[str, tuple
     result = CompileResult(bag.sorted(), sources, task=task)
     if bag.has_errors or not emit:
         return result
-    compiled = _emit(task, doc, bag, prices)
+    compiled = _emit(task, doc, bag, prices, allow_outside, plan_data)
     result.diagnostics = bag.sorted()
     result.compiled = None if bag.has_errors else compiled
     return result
 
 
 def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
-          prices: dict[str, tuple[float, float]] | None) -> CompiledTask | None:
+          prices: dict[str, tuple[float, float]] | None, allow_outside: bool = False,
+          plan_data: bool = True) -> CompiledTask | None:
     templates = load_templates(task, bag, doc.span_of)
     if templates is None:
         return None
@@ -169,6 +174,12 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
         ir=task, templates=templates, prompts=prompts, plan=plan, generation_format=generation_format,
         classification_format=classification_response_format(task), finetune=finetune_config(task),
         eval=eval_config(task), estimate=estimate_cost(task, plan, prompts, prices), context=context)
+    # the calls that depend on data (pool labeling, gold scoring) are planned from the pool and gold files
+    compiled.calls = build_call_plan(task, plan, prompts, compiled.classification_messages,
+                                     compiled.training_messages, compiled.classification_format,
+                                     allow_outside=allow_outside, read_data=plan_data)
+    compiled.estimate = estimate_run(task, compiled.calls, compiled.estimate.examples,
+                                     compiled.finetune["system_message"], prices)
     compiled.render_files = lambda: _output_files(compiled, doc)
     return compiled
 
@@ -255,6 +266,8 @@ def _output_files(compiled: CompiledTask, doc: SourceDocument) -> dict[str, byte
         "classify": {"prompt": CLASSIFY_PROMPT_PATH, "model": task.generate.model,
                      "response_format": compiled.classification_format},
         "estimate": compiled.estimate.to_json(),
+        "calls": [call.to_json(_price_table(task)) for call in compiled.calls.calls],
+        "unplanned": list(compiled.calls.problems),
     })
     files["finetune.json"] = dumps(compiled.finetune)
     files["eval.json"] = dumps(compiled.eval)
@@ -265,6 +278,12 @@ def _output_files(compiled: CompiledTask, doc: SourceDocument) -> dict[str, byte
         "outputs": {path: sha256_hex(data) for path, data in sorted(files.items())},
     })
     return files
+
+
+def _price_table(task: ir.TaskIR) -> dict[str, tuple[float, float]]:
+    from .plan import builtin_prices
+
+    return {**builtin_prices(), **dict(task.generate.prices)}
 
 
 def named_files(data: Any) -> list[str]:

@@ -47,7 +47,7 @@ def compile_source(path: str | Path, text: str) -> CompileResult:
         bag = DiagnosticBag()
         bag.error(Span(str(path), 1, 1), "E002", f"task file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes")
         return CompileResult(bag.sorted(), {})
-    return compile_task(path, display_name=str(path), text=text)
+    return compile_task(path, display_name=str(path), text=text, plan_data=False)
 
 
 # -- positions ---------------------------------------------------------------------------------------------

@@ -302,11 +302,23 @@ class CostEstimate:
     output_tokens: int
     cost_usd: float | None
     model: str
+    # Set by `call_plan.estimate_run` (every call of a run, not generation only):
+    phases: dict[str, Any] = dataclasses.field(default_factory=dict)  # phase -> PhaseEstimate
+    batch_cost_usd: float | None = None  # the same calls through the Batch API (--batch)
+    finetune: dict[str, Any] | None = None  # with --finetune: the fine-tuned model's calls and training
+    embeddings: dict[str, Any] | None = None  # the embeddings student's texts and requests (estimated)
+    largest_call_usd: float | None = None  # the dearest single call, at its max_tokens where it has one
 
     def to_json(self) -> dict[str, Any]:
-        return {"estimate": True, "calls": self.calls, "examples": self.examples,
-                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
-                "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 4), "model": self.model}
+        record: dict[str, Any] = {"estimate": True, "calls": self.calls, "examples": self.examples,
+                  "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                  "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 4), "model": self.model}
+        if self.phases:
+            record |= {"phases": {name: phase.to_json() for name, phase in self.phases.items()},
+                       "batch_cost_usd": None if self.batch_cost_usd is None else round(self.batch_cost_usd, 4),
+                       "largest_call_usd": None if self.largest_call_usd is None else round(self.largest_call_usd, 6),
+                       "finetune": self.finetune, "embeddings": self.embeddings}
+        return record
 
 
 def estimate_cost(task: ir.TaskIR, jobs: list[GenerationJob], prompts: dict[str, RenderedPrompt],

@@ -18,12 +18,15 @@ import difflib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
 from . import ir
+from .call_plan import LABEL_POOL, PHASES, SCORE_GOLD, LLMCall, generation_calls, phase_estimate, unique_calls
 from .driver import CompiledTask
+from .plan import builtin_prices
+from .prompts import CLASSIFY_PROMPT_PATH
 
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"
 MANIFEST = "manifest.json"
@@ -91,6 +94,7 @@ class PlanSummary:
     output_tokens: int
     cost_usd: float | None
     model: str
+    calls_by_phase: Mapping[str, int] = field(default_factory=dict)  # generate, label_pool, score_gold
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ class PlanDelta:
     after: PlanSummary
     new_calls: int  # calls of the new plan whose cache key the old plan did not have
     dropped_calls: int  # calls of the old plan whose cache key the new plan no longer has
+    new_by_phase: Mapping[str, int] = field(default_factory=dict)  # the new calls, by phase
+    new_cost_usd: float | None = None  # the estimated price of the new calls
+    every_classification: bool = False  # the classification prompt changed: every classification is new
 
     @property
     def changed(self) -> bool:
@@ -357,18 +364,46 @@ def _plan_summary(compiled: CompiledTask) -> PlanSummary:
     for job in compiled.plan:
         per_class[job.target_class] += job.examples
     estimate = compiled.estimate
+    by_phase = {name: phase.calls for name, phase in estimate.phases.items()}
     return PlanSummary(calls=estimate.calls, examples=estimate.examples, examples_per_class=dict(per_class),
                        input_tokens=estimate.input_tokens, output_tokens=estimate.output_tokens,
                        cost_usd=None if estimate.cost_usd is None else round(estimate.cost_usd, 6),
-                       model=estimate.model)
+                       model=estimate.model, calls_by_phase=by_phase)
+
+
+def _run_calls(compiled: CompiledTask) -> list[LLMCall]:
+    """The calls every run with a provider makes, each cache key once (a repeat is a cache hit)."""
+    calls = [call for call in compiled.calls.calls if call.when is None and call.cache_key]
+    if not calls:  # a compiled task built without its call plan: the generation jobs are its calls
+        return generation_calls(compiled.ir, compiled.plan, compiled.prompts)
+    return unique_calls(calls)
+
+
+def _rounded(cost: float | None) -> float | None:
+    return None if cost is None else round(cost, 6)
 
 
 def _plan_delta(old: CompiledTask, new: CompiledTask) -> PlanDelta:
-    old_keys = Counter(job.cache_key for job in old.plan)
-    new_keys = Counter(job.cache_key for job in new.plan)
-    return PlanDelta(_plan_summary(old), _plan_summary(new),
-                     new_calls=sum((new_keys - old_keys).values()),
-                     dropped_calls=sum((old_keys - new_keys).values()))
+    """What the new plan costs beyond the cache of the old one: its calls whose cache key is new.
+
+    A cache key hashes a call's model, messages, sampling, seed and response schema, so an edit re-runs
+    exactly the calls whose prompt it reaches. The classification prompt holds every rationale: an edit
+    of any rationale reaches every pool labeling and gold scoring call, and the count says so."""
+    old_keys = {call.cache_key for call in _run_calls(old)}
+    new_run = _run_calls(new)
+    fresh = [call for call in new_run if call.cache_key not in old_keys]
+    kept = {call.cache_key for call in new_run}
+    by_phase = Counter(call.phase for call in fresh)
+    prices = {**builtin_prices(), **dict(new.ir.generate.prices)}
+    classify_changed = (old.prompts.get(CLASSIFY_PROMPT_PATH) != new.prompts.get(CLASSIFY_PROMPT_PATH)
+                        or old.classification_format != new.classification_format)
+    classifications = [call for call in new_run if call.phase in (LABEL_POOL, SCORE_GOLD)]
+    return PlanDelta(_plan_summary(old), _plan_summary(new), new_calls=len(fresh),
+                     dropped_calls=len(old_keys - kept),
+                     new_by_phase={name: by_phase[name] for name in PHASES if by_phase[name]},
+                     new_cost_usd=_rounded(phase_estimate(fresh, prices).cost_usd),
+                     every_classification=bool(classifications) and classify_changed
+                     and all(call.cache_key not in old_keys for call in classifications))
 
 
 # -- compiled configs ----------------------------------------------------------------------------

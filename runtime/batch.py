@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import openai
 
@@ -43,8 +43,18 @@ from .provider import (
     scrub_in_place,
 )
 
-if TYPE_CHECKING:
-    from .generation import PlannedCall
+
+class PlannedCall(Protocol):
+    """What a call needs to go through the Batch API: a generation call or a classification call."""
+
+    @property
+    def cache_key(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def response_format(self) -> dict[str, Any]: ...
+    def request_body(self) -> dict[str, Any]: ...
+
 
 MAX_REQUESTS_PER_BATCH = 50_000
 MAX_BYTES_PER_BATCH = 200 * 1024 * 1024
@@ -264,7 +274,7 @@ class _BatchRunner:
         try:
             usage, model, choice = read_completion(body, call.model)
             charge(self.stats, self.budget, call.model, usage, BATCH_PRICE_FACTOR)  # priced as asked, not answered
-            content = scrub_in_place(parse_choice(choice, call.job.response_format, self.validate),
+            content = scrub_in_place(parse_choice(choice, call.response_format, self.validate),
                                      self.settings.api_key)
         except AnswerProblem as problem:
             self.stats.count_error(problem.kind)

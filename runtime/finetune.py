@@ -35,6 +35,7 @@ DEFAULT_MAX_TOKENS_PER_EXAMPLE = 65_536  # the training context of current chat 
 ALLOWED_ROLES = ("system", "user", "assistant", "tool", "function")
 ALLOWED_MESSAGE_KEYS = ("role", "content", "name", "weight", "function_call", "tool_calls", "tool_call_id")
 _TERMINAL = {"succeeded", "failed", "cancelled"}
+DEFAULT_MAX_WAIT = 2 * 3600.0  # seconds `taskc run --finetune` waits for a job; the job goes on after it
 _MAX_PROBLEMS = 20
 _TOKENS_PER_MESSAGE = 4  # role and separators, as OpenAI's counting recipe adds per message
 
@@ -114,6 +115,14 @@ def _example_problems(line: str, max_tokens: int) -> list[str]:
     if tokens > max_tokens:
         problems.append(f"is about {tokens} tokens, over the {max_tokens}-token limit per example")
     return problems
+
+
+def finetune_wait(max_wait: float | None, settings: ProviderSettings) -> float:
+    """How long to poll a job: --finetune-max-wait (default DEFAULT_MAX_WAIT), and never past --deadline."""
+    wait = DEFAULT_MAX_WAIT if max_wait is None else max_wait
+    if settings.run_deadline is not None:
+        wait = min(wait, max(0.0, settings.run_deadline.remaining()))
+    return wait
 
 
 def run_finetune(compiled: CompiledTask, run_dir: Path, settings: ProviderSettings, *,
@@ -223,6 +232,7 @@ def _drive(client: openai.OpenAI, record: dict[str, Any], record_path: Path, job
         save()
         reporter.message(f"fine-tuning job {job.id} created ({job.model})")
     started = time.monotonic()
+    record.pop("timed_out", None)  # a job an earlier run stopped waiting for: this run waits again
     status = record.get("status")
     while True:
         job = client.fine_tuning.jobs.retrieve(record["job_id"])

@@ -95,6 +95,10 @@ class PlannedCall:
     messages: list[dict[str, str]]
     cache_key: str
 
+    @property
+    def response_format(self) -> dict[str, Any]:
+        return self.job.response_format
+
     def request_body(self) -> dict[str, Any]:
         """The chat-completions request body (used by the Batch API path)."""
         return {"model": self.model, "messages": self.messages, "response_format": self.job.response_format,

@@ -15,7 +15,6 @@ written atomically into the run directory.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import os
@@ -42,15 +41,18 @@ from .evaluate import PREDICTORS, CriterionResult, PredictorScores, evaluate_cri
 from .features import ItemBatch, item_batch, item_text, spec_hash
 from .gold_split import DEV, split_gold
 from .predictor import Predictors
-from .progress import ProgressReporter, ProgressState, make_reporter
+from .progress import ProgressReporter, make_reporter
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
 
 if TYPE_CHECKING:
+    from taskc.compiler.call_plan import LLMCall
+
+    from .classify import ClassificationCall
     from .expert_answers import Answers
     from .expert_loop import ExpertLoop
     from .history import SinceLastRun
     from .llm_labeling import LLMAsFunction
-    from .provider import Budget, CallResult, ProviderSettings
+    from .provider import Budget, ProviderSettings
     from .report import DataShift, Findings
 
 LLM_STEPS = ("generation", "LLM labeling of uncovered/conflicting pool items", "prompted-LLM baseline",
@@ -71,6 +73,7 @@ class RunOptions:
     max_calls: int | None = None
     deadline: float | None = None  # --deadline: seconds after which no LLM request starts; the run ends, exit 4
     finetune: bool = False
+    finetune_max_wait: float | None = None  # --finetune-max-wait: seconds to wait for a fine-tuning job
     batch: bool = False
     quiet: bool = False
     json_progress: bool = False
@@ -183,6 +186,15 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     options.run_dir.mkdir(parents=True, exist_ok=True)
     llm: dict[str, Any] = {}
     reporter = make_reporter(quiet=options.quiet, json_progress=options.json_progress)
+    if settings is not None and options.max_cost is not None:
+        from .budget_bound import overshoot_bound
+
+        bound = overshoot_bound(compiled, options.max_cost, settings.concurrency, model=settings.model,
+                                batch=options.batch, finetune=options.finetune)
+        if bound is not None:  # said before the first call: how far past --max-cost the run can go
+            notice(bound.line())
+            llm["budget"] = {"max_cost": options.max_cost, "overshoot_bound_usd": round(bound.bound_usd, 6),
+                             "in_flight": bound.in_flight, "largest_call_usd": round(bound.largest_call_usd, 6)}
 
     generated: list[dict[str, Any]] = []
     budget: Budget | None = None
@@ -564,34 +576,25 @@ def _first_failure(run_dir: Path) -> str:
         return "see stats.json"
 
 
-def _classification_call(compiled: CompiledTask, settings: ProviderSettings,
-                         messages: list[dict[str, str]], response_format: dict[str, Any]) -> dict[str, Any]:
-    from taskc.compiler.plan import call_cache_key
-
-    model = settings.model or compiled.ir.generate.model
-    sampling = {"temperature": 0.0, "max_tokens": 200}  # a label is short; 0 keeps reruns comparable
-    seed = compiled.ir.generate.seed
-    return {"messages": messages, "model": model, "response_format": response_format, "sampling": sampling,
-            "seed": seed, "cache_key": call_cache_key(model, messages, sampling, seed, response_format)}
-
-
 def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions, budget: Budget,
-                    calls: Sequence[dict[str, Any]], classes: Sequence[str], reporter: ProgressReporter,
+                    calls: Sequence[ClassificationCall], classes: Sequence[str], reporter: ProgressReporter,
                     rationale_ids: Sequence[str] = ()) -> tuple[list[str | None], dict, list[tuple[str, ...]]]:
-    """Classify with the LLM; raise ProviderFailure when the provider answered none of the phase's calls.
+    """Make the phase's planned calls; raise ProviderFailure when the provider answered none of them.
     Returns the labels, the call stats and, per call, the rationales the answer cited."""
+    from .classify import run_calls
     from .llm_labeling import cited_rationales
 
-    results, stats = asyncio.run(_classify_all(settings, options, budget, calls, reporter, phase))
-    failed = [r for r in results if not r.ok and not r.stopped_by_budget]
-    if failed and len(failed) == len(results) and all(_unreachable(r.error) for r in failed):
+    outcome = run_calls(calls, settings, budget, options.run_dir, batch=options.batch, reporter=reporter,
+                        phase=phase)
+    failed = [r for r in outcome.results if not r.ok and not r.stopped_by_budget]
+    if failed and len(failed) == len(outcome.results) and all(_unreachable(r.error) for r in failed):
         # Later phases would only spend minutes retrying the same dead provider: stop here.
         raise ProviderFailure(
             f"the LLM provider failed all {len(failed)} calls of the {phase} (first error: {failed[0].error}).\n"
             f"{ProviderFailure.ADVICE}")
-    labels = [str(r.content.get("label")) if r.ok and r.content and r.content.get("label") in classes else None
-              for r in results]
-    return labels, stats, [cited_rationales(r.content if r.ok else None, rationale_ids) for r in results]
+    labels = [str(a.get("label")) if a and a.get("label") in classes else None for a in outcome.answers]
+    stats = outcome.stats.to_json() | {"calls_planned": len(calls), "batch": options.batch}
+    return labels, stats, [cited_rationales(a, rationale_ids) for a in outcome.answers]
 
 
 def _unreachable(error: str | None) -> bool:
@@ -601,49 +604,19 @@ def _unreachable(error: str | None) -> bool:
     return text.startswith(("connection failed", "timed out")) or re.match(r"\d{3} ", text) is not None
 
 
-async def _classify_all(settings: ProviderSettings, options: RunOptions, budget: Budget,
-                        calls: Sequence[dict[str, Any]], reporter: ProgressReporter,
-                        phase: str) -> tuple[list[CallResult], dict]:
-    from .cache import ResponseCache
-    from .datasets import CACHE_FILE  # the same cache file generation uses: one run, one cache
-    from .provider import LLMClient, heap_frozen
-
-    with ResponseCache(options.run_dir / CACHE_FILE) as cache:
-        client = LLMClient(settings, cache, budget)
-        counts = Counter[str]()
-        reporter.start(len(calls), phase)
-
-        def state() -> ProgressState:
-            stats = client.stats
-            return ProgressState(counts["done"], len(calls), counts["ok"], counts["unusable"], counts["failed"],
-                                 stats.input_tokens, stats.output_tokens, stats.cost_usd, phase)
-
-        async def one(call: dict[str, Any]) -> CallResult:
-            result = await client.complete_json(**call)
-            counts["done"] += 1
-            counts["ok" if result.ok else "failed"] += 1
-            reporter.update(state())
-            return result
-
-        try:
-            with heap_frozen():
-                results = await asyncio.gather(*(one(call) for call in calls))
-        finally:
-            await client.aclose()
-        reporter.finish(state())
-        return list(results), client.stats.to_json()
-
-
 def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,
                     pool: list[PoolItem], matrix: labeling.VoteMatrix, llm: dict[str, Any],
                     notes: list[str], reporter: ProgressReporter) -> list[PoolItem]:
-    """Ask the LLM about the pool items the rules leave unlabeled or in conflict."""
-    conflicted = labeling.items_in_conflict(matrix.votes)
-    open_items = [i for i, item in enumerate(pool) if item.label is None or conflicted[i]]
-    if not open_items:
+    """Ask the LLM about the pool items the rules leave unlabeled or in conflict, as the plan lists them."""
+    from taskc.compiler.call_plan import LABEL_POOL
+
+    from .classify import resolve
+
+    planned = compiled.calls.phase(LABEL_POOL)
+    if not planned:
         return pool
-    calls = [_classification_call(compiled, settings, compiled.classification_messages(pool[i].values),
-                                  compiled.classification_format) for i in open_items]
+    open_items = _planned_items(planned, [item.line for item in pool], "pool")
+    calls = resolve(planned, settings.model)
     labels, stats, cited = _classify_phase("pool labeling", settings, options, budget, calls,
                                            compiled.ir.class_names, reporter, [r.id for r in compiled.ir.rationales])
     llm["pool_labeling"] = stats | {"items": len(open_items), "labeled": sum(lab is not None for lab in labels)}
@@ -663,32 +636,53 @@ def _llm_predictors(compiled: CompiledTask, options: RunOptions, settings: Provi
                     ) -> tuple[dict[str, list[str | None]], list[tuple[str, ...]]]:
     """The prompted LLM on the gold set, and the fine-tuned model when --finetune made one; with the
     rationales the prompted LLM cited for each gold item."""
+    from taskc.compiler.call_plan import SCORE_FINETUNED, SCORE_GOLD, PlanItem, gold_calls
+
+    from .classify import resolve
+
     classes = compiled.ir.class_names
     predictions: dict[str, list[str | None]] = {}
-    calls = [_classification_call(compiled, settings, compiled.classification_messages(g.values),
-                                  compiled.classification_format) for g in gold]
-    predictions["llm"], llm["prompted_baseline"], cited = _classify_phase(
-        "prompted baseline", settings, options, budget, calls, classes, reporter,
+    plan = compiled.calls.calls
+    if options.gold is not None:  # --gold: this file's calls, planned by the compiler's own planner
+        plan = tuple(gold_calls(compiled.ir, [PlanItem(g.line, g.values, g.label) for g in gold],
+                                compiled.classification_messages, compiled.training_messages,
+                                compiled.classification_format, compiled.calls.finetune_base_model))
+    planned = [call for call in plan if call.phase == SCORE_GOLD]
+    lines = [g.line for g in gold]
+    indices = _planned_items(planned, lines, "gold set")
+    labels, llm["prompted_baseline"], cited_per_call = _classify_phase(
+        "prompted baseline", settings, options, budget, resolve(planned, settings.model), classes, reporter,
         [r.id for r in compiled.ir.rationales])
+    predictions["llm"] = _per_item(len(gold), indices, labels)
+    cited: list[tuple[str, ...]] = [()] * len(gold)
+    for index, because in zip(indices, cited_per_call, strict=True):
+        cited[index] = because
     _drop_if_silent(predictions, "llm", notes)
     if options.finetune and compiled.ir.finetune.provider == "local":
         notes.append("finetune.provider is 'local': the local model is the fine-tuned model; nothing was uploaded")
     elif options.finetune and compiled.ir.finetune.provider == "openai":
-        from .finetune import run_finetune
+        from .finetune import finetune_wait, run_finetune
 
-        outcome = run_finetune(compiled, options.run_dir, settings)
+        wait = finetune_wait(options.finetune_max_wait, settings)
+        outcome = run_finetune(compiled, options.run_dir, settings, timeout=wait)
         llm["finetune"] = outcome
         model = outcome.get("fine_tuned_model")
+        if not model and outcome.get("timed_out"):
+            notes.append(f"the fine-tuning job {outcome.get('job_id')} was still {outcome.get('status')} after "
+                         f"{wait:g} s (--finetune-max-wait), so the fine-tuned model is not scored; the job keeps "
+                         "running at the provider: run the same command again to pick it up (no second job is "
+                         "started)")
+            return predictions, cited
         if not model:
             notes.append(f"fine-tuning produced no model to evaluate: {outcome.get('error') or outcome.get('status')}")
             return predictions, cited
         tuned = dataclasses.replace(settings, model=str(model))
-        label_format = _label_only_format(classes)
-        # the fine-tuned model saw (system, user) → assistant label in training: ask it the same way
-        calls = [_classification_call(compiled, tuned, compiled.training_messages(g.values, g.label)[:2],
-                                      label_format) for g in gold]
-        predictions["finetuned"], llm["finetuned_eval"], _ = _classify_phase(
-            "fine-tuned model's evaluation", tuned, options, budget, calls, classes, reporter)
+        # the fine-tuned model saw (system, user) → assistant label in training: the plan asks it the same way
+        planned = [call for call in plan if call.phase == SCORE_FINETUNED]
+        indices = _planned_items(planned, lines, "gold set")
+        labels, llm["finetuned_eval"], _ = _classify_phase(
+            "fine-tuned model's evaluation", tuned, options, budget, resolve(planned, str(model)), classes, reporter)
+        predictions["finetuned"] = _per_item(len(gold), indices, labels)
         _drop_if_silent(predictions, "finetuned", notes)
     return predictions, cited
 
@@ -702,10 +696,21 @@ def _drop_if_silent(predictions: dict[str, list[str | None]], name: str, notes: 
         notes.append(f"the {predictor_title(name)} labeled no gold item (see llm in metrics.json), so it is not scored")
 
 
-def _label_only_format(classes: Sequence[str]) -> dict[str, Any]:
-    schema = {"type": "object", "properties": {"label": {"type": "string", "enum": list(classes)}},
-              "required": ["label"], "additionalProperties": False}
-    return {"type": "json_schema", "json_schema": {"name": "label", "strict": True, "schema": schema}}
+def _planned_items(planned: Sequence[LLMCall], lines: Sequence[int], what: str) -> list[int]:
+    """The index of the item each planned call classifies (matched by its line in the file)."""
+    index_of = {line: i for i, line in enumerate(lines)}
+    missing = [call.line for call in planned if call.line not in index_of]
+    if missing:
+        raise DataFileError(f"the {what} changed since it was compiled (no item on line {missing[0]}); "
+                            "run the same command again")
+    return [index_of[call.line] for call in planned if call.line is not None]
+
+
+def _per_item(count: int, indices: Sequence[int], labels: Sequence[str | None]) -> list[str | None]:
+    values: list[str | None] = [None] * count
+    for index, label in zip(indices, labels, strict=True):
+        values[index] = label
+    return values
 
 
 # -- outputs ---------------------------------------------------------------------------------------

@@ -75,8 +75,15 @@ def test_plan_jobs_are_complete_and_keys_unique() -> None:
     assert compiled is not None
     plan = json.loads(compiled.files["plan.json"])
     jobs = plan["jobs"]
-    assert len({job["id"] for job in jobs}) == len(jobs) == plan["estimate"]["calls"]
+    assert len({job["id"] for job in jobs}) == len(jobs) == plan["estimate"]["phases"]["generate"]["calls"]
     assert len({job["cache_key"] for job in jobs}) == len(jobs)
+    calls = plan["calls"]  # every call of a run, generation first, in one shape
+    assert [c["id"] for c in calls if c["phase"] == "generate"] == [job["id"] for job in jobs]
+    assert {c["phase"] for c in calls} == {"generate", "label_pool", "score_gold"}
+    assert len({c["cache_key"] for c in calls}) == plan["estimate"]["calls"]
+    assert sum(c["cost_usd"] for c in calls) == pytest.approx(plan["estimate"]["cost_usd"], abs=1e-4)
+    gold_lines = sum(1 for line in (SPECS["keto"].parent / "data/keto_gold.jsonl").read_text().splitlines() if line)
+    assert plan["estimate"]["phases"]["score_gold"]["calls"] == gold_lines
     for job in jobs:
         assert job["response_format"]["type"] == "json_schema"
         assert job["prompt"] in compiled.files
@@ -128,8 +135,9 @@ def test_compile_summary_prints_calls_and_marked_estimate(tmp_path: Path, capsys
     assert main(["compile", str(SPECS["keto"]), "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     compiled = compile_task(SPECS["keto"]).compiled
-    assert compiled is not None and f"{len(compiled.plan)} LLM calls" in out
-    assert "ESTIMATE" in out and "$" in out
+    assert compiled is not None and f"{compiled.estimate.calls} LLM calls" in out
+    assert f"generation: {len(compiled.plan)} calls" in out and "pool labeling: " in out and "gold scoring: " in out
+    assert "ESTIMATE" in out and "$" in out and "with --batch" in out
 
 
 def test_price_table_override(tmp_path: Path, capsys) -> None:

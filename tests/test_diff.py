@@ -104,12 +104,21 @@ def test_rationale_added_names_it_and_its_prompts(tmp_path: Path) -> None:
     classify = next(p for p in diff.prompts if p.path == "prompts/classify.md")
     assert any(line.startswith("+- [sweet_sauce] → not_keto: Ketchup") for line in classify.diff)
     before, after = diff.plan.before, diff.plan.after
-    assert after.calls == before.calls + 4  # 30 own examples and 10 near misses, 10 per call
+    # 30 own examples and 10 near misses, 10 per call
+    assert after.calls_by_phase["generate"] == before.calls_by_phase["generate"] + 4
     assert after.examples_per_class["not_keto"] == before.examples_per_class["not_keto"] + 30
     assert after.cost_usd is not None and before.cost_usd is not None and after.cost_usd > before.cost_usd
-    assert diff.plan.new_calls == 4 and diff.plan.dropped_calls == 0
+    # the classification prompt holds every rationale: every classification is new work, and the count says so
+    classifying = {phase: after.calls_by_phase[phase] for phase in ("label_pool", "score_gold")
+                   if after.calls_by_phase.get(phase)}
+    assert classifying.get("score_gold") == 1  # the one gold item
+    assert diff.plan.new_by_phase == {"generate": 4} | classifying
+    assert diff.plan.new_calls == 4 + sum(classifying.values()) and diff.plan.every_classification
+    assert diff.plan.dropped_calls == sum(before.calls_by_phase.get(p, 0) for p in ("label_pool", "score_gold"))
     text = render_text(diff)
     assert "+ sweet_sauce" in text and "LLM calls" in text and "28 →" in text
+    assert "(their cache key is new: 4 generation, " in text and "1 gold scoring" in text
+    assert "the classification prompt holds every rationale" in text
 
 
 def test_rule_changed_is_a_rationale_change_without_prompt_changes(tmp_path: Path) -> None:

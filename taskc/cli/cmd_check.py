@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     collected = []
     sources: dict[str, str] = {}
     for spec in inputs:
-        result = compile_task(spec.path, allow_outside=args.allow_outside_paths, text=spec.text)
+        result = compile_task(spec.path, allow_outside=args.allow_outside_paths, text=spec.text, plan_data=False)
         diagnostics = errors_only(result.diagnostics, args.quiet)
         collected.extend(diagnostics)
         sources.update(result.sources)

@@ -9,6 +9,7 @@ from pathlib import Path
 from taskc.compiler.driver import compile_task, dump_ir, write_outputs
 from taskc.compiler.money import format_usd
 
+from .estimate_text import estimate_extras, estimate_lines
 from .output import add_format_argument, add_prices_argument, load_prices, print_diagnostics
 
 NAME = "compile"
@@ -19,8 +20,9 @@ Compile a task file into deterministic, diff-friendly files:
   prompts/generate/<class>/<rationale>.md  one generation prompt per (class, rationale) cell
   prompts/generate/<class>/_class.md       free examples of a class (generate.per_class)
   prompts/classify.md                      the classification prompt with every rationale
-  plan.json                                every planned LLM call: model, sampling, seed,
-                                           response schema, cache key; plus the estimate
+  plan.json                                every LLM call a run makes (generation, pool
+                                           labeling, gold scoring): model, sampling, seed,
+                                           cache key, tokens and price; plus the estimate
   finetune.json                            the fine-tuning job body and message layout
   eval.json                                gold set, metrics and the compiled pass criterion
   manifest.json                            taskc version and hashes of inputs and outputs
@@ -75,8 +77,13 @@ def run(args: argparse.Namespace) -> int:
         cost = "unknown (model not in the price table)" if estimate.cost_usd is None else format_usd(estimate.cost_usd)
         print(f"compiled {compiled.ir.name}: {len(compiled.files)} files in {out_dir}/")
         print(f"  plan: {estimate.calls} LLM calls for {estimate.examples} examples with {estimate.model}")
+        for line in estimate_lines(compiled):
+            print(f"    {line}")
         print(f"  ESTIMATE: ~{estimate.input_tokens:,} input + ~{estimate.output_tokens:,} output tokens, "
-              f"~{cost} (rough: ~4 characters per token)")
+              f"~{cost} (rough: ~4 characters per token)"
+              + ("" if estimate.batch_cost_usd is None else f"; with --batch ~${estimate.batch_cost_usd:.4f}"))
+        for line in estimate_extras(compiled):
+            print(f"  {line}")
         student = compiled.finetune
         if student.get("provider") == "embeddings":
             price = student["estimate"]["usd_per_1000_texts"]

@@ -72,7 +72,10 @@ exit status:
 pool and evaluation together). When the budget runs out, the run still
 finishes with what it has, says so in a note, and exits as above (0 or 3):
 a budget stop is not a failure. Answered calls are cached, so rerunning with a
-larger budget continues where it stopped."""
+larger budget continues where it stopped. Calls in flight when --max-cost is
+reached still finish: the run may pass it by at most --concurrency × the
+dearest planned call (with --batch: the requests of a submitted batch at half
+price); the run prints this bound when it starts."""
 
 TOP_RATIONALES = 3
 TOP_STEPS = 4
@@ -100,7 +103,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="start no LLM request after this many seconds and end the run (exit 4); answered calls "
                           "stay cached, so the same command continues")
     llm.add_argument("--finetune", action="store_true", help="also fine-tune (finetune section) and evaluate it")
-    llm.add_argument("--batch", action="store_true", help="generate through the Batch API (half price, slower)")
+    llm.add_argument("--finetune-max-wait", type=_positive_float, metavar="SECONDS",
+                     help="wait at most this long for the fine-tuning job (default 7200); it keeps running, and "
+                          "the same command picks it up again instead of starting another")
+    llm.add_argument("--batch", action="store_true", help="make every batchable call (generation, pool labeling, "
+                                                          "gold scoring) through the Batch API (half price, slower)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the report path")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="json: a JSON summary on stdout instead of tables, and progress as JSON lines on stderr "
@@ -195,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         gold=Path(args.gold).expanduser() if args.gold else None, base_url=args.base_url, model=args.model,
         concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_cost=args.max_cost, max_calls=args.max_calls,
         deadline=args.deadline, finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=as_json,
+        finetune_max_wait=args.finetune_max_wait,
         allow_outside=args.allow_outside_paths, answers=Path(args.answers).expanduser() if args.answers else None)
     try:
         with run_dir_lock(run_dir):  # a second run on this directory would pay the same calls again

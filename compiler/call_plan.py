@@ -1,0 +1,485 @@
+"""Emitter: every LLM call a run makes, as one `LLMCall` shape, and what they cost together.
+
+The generation plan (`plan.build_plan`) fixes the generation calls; this module
+adds the calls that depend on data, which the compiler knows as well as the
+runtime does: the pool items the rules leave open (no rule fires, or the rules
+that fire name two classes) are classified by the LLM, every gold item is
+scored by the prompted LLM, and with `taskc run --finetune` (finetune.provider:
+openai) by the fine-tuned model too. The pool and gold files are read here
+(leniently: the run's own reader reports a bad line, located, before any call),
+the rules are evaluated with the compiler's evaluator, and each call gets its
+messages and cache key, so the runtime executes exactly these calls and
+`taskc compile` / `taskc diff` count and price them all. The embeddings a
+student needs depend on the generated examples, so they are an estimate (texts
+and requests), not a list of calls.
+
+A call's cache key hashes its model, messages, sampling, seed and response
+schema, and nothing else: an edit reaches exactly the calls whose prompt it
+changes. The classification prompt holds every rationale (and the response
+schema lists their ids), so an edit of any rationale's text reaches every
+classification call; a rule edit changes which pool items are open.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from . import ir
+from .expr_eval import ExpressionEvaluationError
+from .paths import PathOutsideProject, open_regular_file, resolve_project_path
+from .plan import (
+    CHARS_PER_TOKEN,
+    DEFAULT_EMBEDDING_MODEL,
+    EMBEDDING_TOKENS_PER_TEXT,
+    TOKENS_PER_EXAMPLE_FIELD,
+    CostEstimate,
+    GenerationJob,
+    PriceTable,
+    builtin_prices,
+    call_cache_key,
+    canonical_json,
+    price_for,
+    sha256_hex,
+)
+from .prompts import RenderedPrompt
+
+GENERATE, LABEL_POOL, SCORE_GOLD, SCORE_FINETUNED = "generate", "label_pool", "score_gold", "score_finetuned"
+EMBED = "embed"  # the embeddings student's requests: estimated, not listed (they depend on generated examples)
+PHASES = (GENERATE, LABEL_POOL, SCORE_GOLD, SCORE_FINETUNED, EMBED)
+PHASE_TITLES = {GENERATE: "generation", LABEL_POOL: "pool labeling", SCORE_GOLD: "gold scoring",
+                SCORE_FINETUNED: "fine-tuned scoring", EMBED: "embeddings (estimated)"}
+CLASSIFICATION_SAMPLING: dict[str, Any] = {"temperature": 0.0, "max_tokens": 200}  # 0 keeps reruns comparable
+FINETUNED_MODEL = "<the fine-tuned model>"  # its name is known once the job has succeeded
+DEFAULT_EPOCHS = 3  # what "auto" epochs come to on a small dataset; estimates only
+BATCH_PRICE_FACTOR = 0.5  # the Batch API bills half the online price
+_MAX_PLAN_LINE_BYTES = 1 << 20  # as the run's reader: a longer line is an error there, skipped here
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """A pool or gold item as the plan sees it: its line in the file and its field values."""
+
+    line: int
+    values: dict[str, Any]
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class LLMCall:
+    """One call of a run: what it is for, what it sends (through its cache key) and what it should cost."""
+
+    id: str
+    phase: str
+    model: str
+    cache_key: str | None  # None for the fine-tuned model's calls: its name is not known before the job ends
+    messages_sha256: str
+    sampling: dict[str, Any]
+    seed: int
+    input_tokens: int
+    output_tokens: int
+    line: int | None = None  # the pool or gold line it classifies
+    when: str | None = None  # a condition on the run ("--finetune"); None: every run with a provider
+    priced_as: str | None = None  # the model its price is read for, when ``model`` names none yet
+    messages: tuple[dict[str, str], ...] = field(default=(), repr=False, compare=False)  # not emitted
+    response_format: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # not emitted
+
+    def to_json(self, prices: PriceTable) -> dict[str, Any]:
+        cost = self.cost(prices)
+        record: dict[str, Any] = {
+            "id": self.id, "phase": self.phase, "model": self.model, "cache_key": self.cache_key,
+            "messages_sha256": self.messages_sha256, "sampling": self.sampling, "seed": self.seed,
+            "tokens": {"input": self.input_tokens, "output": self.output_tokens},
+            "cost_usd": None if cost is None else round(cost, 8)}
+        if self.line is not None:
+            record["line"] = self.line
+        if self.when is not None:
+            record["when"] = self.when
+        if self.priced_as is not None:
+            record["priced_as"] = self.priced_as
+        return record
+
+    def cost(self, prices: PriceTable, factor: float = 1.0) -> float | None:
+        return call_cost(prices, self.priced_as or self.model, self.input_tokens, self.output_tokens, factor)
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """Every call of a run, in phase order, and the parts of the run that are priced but not listed."""
+
+    calls: tuple[LLMCall, ...]
+    pool_items: int | None  # None: no pool, or it could not be read at compile time
+    gold_items: int | None
+    finetune_base_model: str | None = None  # set when finetune.provider is openai
+    embedding_tokens_per_text: int = EMBEDDING_TOKENS_PER_TEXT  # measured on the task's items
+    problems: tuple[str, ...] = ()  # why a phase could not be planned (a data file not readable)
+
+    def phase(self, name: str) -> tuple[LLMCall, ...]:
+        return tuple(call for call in self.calls if call.phase == name)
+
+
+# -- reading the data the plan depends on ----------------------------------------------------------
+
+def read_plan_items(task: ir.TaskIR, relative: str, *, labeled: bool, limit: int | None = None,
+                    allow_outside: bool = False) -> tuple[PlanItem, ...] | None:
+    """The items of a pool or gold file, or None when it cannot be read (the run reports why, located).
+
+    Lenient where the run is strict: a line that is no JSON object is skipped here and is an error of the
+    run, before it makes any call; on a file the run accepts, both see the same items on the same lines."""
+    try:
+        path = resolve_project_path(Path(task.project_dir), relative, allow_outside)
+        stream = open_regular_file(path)
+    except (PathOutsideProject, OSError):
+        return None
+    items: list[PlanItem] = []
+    names = [f.name for f in task.fields]
+    with stream:
+        for number, raw in enumerate(iter(lambda: stream.readline(_MAX_PLAN_LINE_BYTES + 1), b""), 1):
+            if limit is not None and len(items) >= limit:
+                break
+            try:
+                text = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
+                value = json.loads(text.removeprefix("\ufeff") if number == 1 else text) if text.strip() else None
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                continue
+            if not isinstance(value, dict):
+                continue
+            values = {name: value[name] for name in names if value.get(name) is not None}
+            label = value.get("label") if labeled and isinstance(value.get("label"), str) else None
+            try:  # a lone surrogate ("\ud800" in the JSON) is an error of the run's reader: skipped here
+                json.dumps([values, label], ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                continue
+            items.append(PlanItem(number, values, label))
+    return tuple(items)
+
+
+def open_pool_items(task: ir.TaskIR, items: Sequence[PlanItem]) -> list[PlanItem]:
+    """The pool items the LLM labels: no rule fires on them, or the rules that fire name two classes."""
+    lexicons = task.lexicon_words()
+    rules = [(r.class_name, r.rule.evaluator(lexicons)) for r in task.rationales
+             if r.rule is not None and r.rule.node is not None]
+    key = _rule_key(task)
+    memo: dict[Any, bool] = {}
+    chosen = []
+    for item in items:
+        env = {f.name: item.values.get(f.name) for f in task.fields}
+        memo_key = None
+        if key is not None:
+            try:
+                memo_key = key(env)
+            except (TypeError, ValueError, KeyError, ExpressionEvaluationError):
+                memo_key = None
+        is_open = memo.get(memo_key) if memo_key is not None else None
+        if is_open is None:
+            is_open = _open(rules, env)
+            if memo_key is not None and len(memo) < 1 << 16:
+                memo[memo_key] = is_open
+        if is_open:
+            chosen.append(item)
+    return chosen
+
+
+def _rule_key(task: ir.TaskIR) -> Callable[[Mapping[str, Any]], Any] | None:
+    from .rule_key import rule_key
+
+    nodes = [r.rule.node for r in task.rationales if r.rule is not None and r.rule.node is not None]
+    if not nodes:
+        return None
+    return rule_key(nodes, {f.name: f.type for f in task.fields}, task.lexicon_words())
+
+
+def _open(rules: Sequence[tuple[str, Callable[[Mapping[str, Any]], Any]]], env: Mapping[str, Any]) -> bool:
+    voted: set[str] = set()
+    for class_name, holds in rules:
+        try:
+            if holds(env):
+                voted.add(class_name)
+        except ExpressionEvaluationError:
+            continue  # a rule that fails on an item abstains on it, as in the run
+    return len(voted) != 1
+
+
+# -- the calls ---------------------------------------------------------------------------------------
+
+def estimate_input_tokens(messages: Sequence[Mapping[str, str]]) -> int:
+    return sum(len(m.get("content") or "") for m in messages) // CHARS_PER_TOKEN
+
+
+def classification_output_tokens(task: ir.TaskIR) -> int:
+    """A classification answer: the label and the one rationale a typical answer cites."""
+    label = max(task.class_names, key=len)
+    cited = [max((r.id for r in task.rationales), key=len)] if task.rationales else []
+    return -(-len(canonical_json({"label": label, "rationales": cited})) // CHARS_PER_TOKEN)
+
+
+def classification_call(task: ir.TaskIR, phase: str, item: PlanItem, messages: list[dict[str, str]],
+                        response_format: dict[str, Any], model: str | None = None) -> LLMCall:
+    """The call that classifies one item; ``model`` replaces the task's (taskc run --model)."""
+    model = model or task.generate.model
+    seed = task.generate.seed
+    sampling = dict(CLASSIFICATION_SAMPLING)
+    return LLMCall(id=f"{phase}/{item.line:06d}", phase=phase, model=model,
+                   cache_key=call_cache_key(model, messages, sampling, seed, response_format),
+                   messages_sha256=sha256_hex(canonical_json(messages)), sampling=sampling, seed=seed,
+                   input_tokens=estimate_input_tokens(messages), output_tokens=classification_output_tokens(task),
+                   line=item.line, messages=tuple(messages), response_format=response_format)
+
+
+def label_only_format(classes: Sequence[str]) -> dict[str, Any]:
+    """The fine-tuned model's answer: it learnt to answer with a label, so it is asked for one only."""
+    schema = {"type": "object", "properties": {"label": {"type": "string", "enum": list(classes)}},
+              "required": ["label"], "additionalProperties": False}
+    return {"type": "json_schema", "json_schema": {"name": "label", "strict": True, "schema": schema}}
+
+
+def finetuned_call(task: ir.TaskIR, item: PlanItem, messages: list[dict[str, str]], base_model: str) -> LLMCall:
+    """The fine-tuned model's answer on one gold item; its cache key is made once the model has a name."""
+    seed = task.generate.seed
+    return LLMCall(id=f"{SCORE_FINETUNED}/{item.line:06d}", phase=SCORE_FINETUNED, model=FINETUNED_MODEL,
+                   cache_key=None, messages_sha256=sha256_hex(canonical_json(messages)),
+                   sampling=dict(CLASSIFICATION_SAMPLING), seed=seed, priced_as=base_model,
+                   input_tokens=estimate_input_tokens(messages),
+                   output_tokens=-(-len(canonical_json({"label": max(task.class_names, key=len)})) // CHARS_PER_TOKEN),
+                   line=item.line, when="--finetune", messages=tuple(messages),
+                   response_format=label_only_format(task.class_names))
+
+
+SAMPLE_ITEMS = 2000  # of the pool and gold set, for the size of an example
+
+
+def example_output_tokens(task: ir.TaskIR, items: Sequence[PlanItem]) -> int:
+    """The tokens of one generated example: as many as the task's own items take as JSON (a generated
+    example should look like them), with a label; without data, TOKENS_PER_EXAMPLE_FIELD per field."""
+    if not items:
+        return TOKENS_PER_EXAMPLE_FIELD * (len(task.fields) + 1)
+    sample = items[:SAMPLE_ITEMS]
+    label = max(task.class_names, key=len)
+    chars = sum(len(json.dumps({**{f.name: item.values[f.name] for f in task.fields if f.name in item.values},
+                                "label": label}, ensure_ascii=False)) for item in sample)
+    return max(1, -(-chars // (len(sample) * CHARS_PER_TOKEN)))
+
+
+def generation_calls(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Mapping[str, RenderedPrompt],
+                     per_example: int | None = None) -> list[LLMCall]:
+    per_example = per_example or TOKENS_PER_EXAMPLE_FIELD * (len(task.fields) + 1)
+    calls = []
+    for job in jobs:
+        messages = prompts[job.prompt].as_chat()
+        calls.append(LLMCall(
+            id=job.id, phase=GENERATE, model=job.model, cache_key=job.cache_key,
+            messages_sha256=sha256_hex(canonical_json(messages)), sampling=job.sampling(), seed=job.seed,
+            input_tokens=estimate_input_tokens(messages) + len(canonical_json(job.response_format)) // CHARS_PER_TOKEN,
+            output_tokens=job.examples * per_example, messages=tuple(messages), response_format=job.response_format))
+    return calls
+
+
+def build_call_plan(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Mapping[str, RenderedPrompt],
+                    classification_messages: Callable[[dict[str, Any]], list[dict[str, str]]],
+                    training_messages: Callable[[dict[str, Any], str], list[dict[str, str]]],
+                    classification_format: dict[str, Any], *, allow_outside: bool = False,
+                    read_data: bool = True) -> CallPlan:
+    problems: list[str] = []
+    pool = gold = None
+    if not read_data:
+        return CallPlan(tuple(generation_calls(task, jobs, prompts)), None, None)
+    if task.pool is not None:
+        pool = read_plan_items(task, task.pool.path, labeled=False, limit=task.pool.limit,
+                               allow_outside=allow_outside)
+        if pool is None:
+            problems.append(f"{task.pool.path} could not be read, so pool labeling is not planned")
+    if task.eval is not None:
+        gold = read_plan_items(task, task.eval.gold, labeled=True, allow_outside=allow_outside)
+        if gold is None:
+            problems.append(f"{task.eval.gold} could not be read, so gold scoring is not planned")
+    calls = generation_calls(task, jobs, prompts, example_output_tokens(task, [*(gold or ()), *(pool or ())]))
+    if pool is not None:
+        calls += [classification_call(task, LABEL_POOL, item, classification_messages(item.values),
+                                      classification_format) for item in open_pool_items(task, pool)]
+    base_model = None
+    if task.finetune.provider == "openai":
+        base_model = task.finetune.base_model or task.generate.model
+    if gold is not None:
+        calls += gold_calls(task, gold, classification_messages, training_messages, classification_format,
+                            base_model)
+    return CallPlan(tuple(calls), None if pool is None else len(pool), None if gold is None else len(gold),
+                    base_model, embedding_tokens_per_text(task, [*(gold or ()), *(pool or ())]), tuple(problems))
+
+
+def gold_calls(task: ir.TaskIR, gold: Sequence[PlanItem],
+               classification_messages: Callable[[dict[str, Any]], list[dict[str, str]]],
+               training_messages: Callable[[dict[str, Any], str], list[dict[str, str]]],
+               classification_format: dict[str, Any], base_model: str | None,
+               model: str | None = None) -> list[LLMCall]:
+    """The prompted LLM on every gold item, and (finetune.provider: openai) the fine-tuned model."""
+    calls = [classification_call(task, SCORE_GOLD, item, classification_messages(item.values),
+                                 classification_format, model) for item in gold]
+    if base_model is not None:
+        calls += [finetuned_call(task, item, training_messages(item.values, item.label or "")[:2], base_model)
+                  for item in gold]
+    return calls
+
+
+# -- prices ----------------------------------------------------------------------------------------
+
+def call_cost(prices: PriceTable, model: str, input_tokens: int, output_tokens: int,
+              factor: float = 1.0) -> float | None:
+    price = price_for(prices, model)
+    if price is None:
+        return None
+    return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000 * factor
+
+
+@lru_cache(maxsize=1)
+def training_prices() -> dict[str, float]:
+    """USD per 1M training tokens of the models prices.json gives a "training" price."""
+    raw = json.loads(resources.files("taskc.compiler").joinpath("prices.json").read_text(encoding="utf-8"))
+    return {name: float(entry["training"]) for name, entry in raw.items()
+            if not name.startswith("_") and isinstance(entry, dict) and "training" in entry}
+
+
+def training_price(model: str) -> float | None:
+    table = training_prices()
+    found = price_for({name: (price, 0.0) for name, price in table.items()}, model)
+    return None if found is None else found[0]
+
+
+@dataclass(frozen=True)
+class PhaseEstimate:
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"calls": self.calls, "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6)}
+
+
+def unique_calls(calls: Sequence[LLMCall]) -> list[LLMCall]:
+    """The calls that reach the provider: a second call with the same cache key is answered by the cache."""
+    seen: set[str] = set()
+    kept = []
+    for call in calls:
+        key = call.cache_key or call.id
+        if key not in seen:
+            seen.add(key)
+            kept.append(call)
+    return kept
+
+
+def phase_estimate(calls: Sequence[LLMCall], prices: PriceTable) -> PhaseEstimate:
+    cost: float | None = 0.0
+    for call in calls:
+        one = call.cost(prices)
+        cost = None if one is None or cost is None else cost + one
+    return PhaseEstimate(len(calls), sum(c.input_tokens for c in calls), sum(c.output_tokens for c in calls), cost)
+
+
+def finetune_training_estimate(task: ir.TaskIR, examples: int, system_message: str) -> dict[str, Any] | None:
+    """The hosted fine-tune's training tokens (train.jsonl × epochs) and their price; None without one."""
+    if task.finetune.provider != "openai":
+        return None
+    model = task.finetune.base_model or task.generate.model
+    epochs = task.finetune.epochs or DEFAULT_EPOCHS
+    train = math.floor(examples * (1 - task.finetune.validation_split))
+    per_example = (3 + 3 * 4 + -(-len(system_message) // CHARS_PER_TOKEN)
+                   + TOKENS_PER_EXAMPLE_FIELD * len(task.fields) + 2)
+    tokens = train * per_example * epochs
+    price = training_price(model)
+    return {"model": model, "examples": train, "epochs": epochs, "epochs_given": task.finetune.epochs is not None,
+            "training_tokens": tokens, "usd_per_1m_training_tokens": price,
+            "cost_usd": None if price is None else round(tokens * price / 1_000_000, 6)}
+
+
+def embedding_tokens_per_text(task: ir.TaskIR, items: Sequence[PlanItem]) -> int:
+    """The tokens of one embedded text (an item's text fields, joined), from the task's own items."""
+    sample = items[:SAMPLE_ITEMS]
+    if not sample:
+        return EMBEDDING_TOKENS_PER_TEXT
+    chars = 0
+    for item in sample:
+        for f in task.fields:
+            value = item.values.get(f.name)
+            chars += sum(len(str(v)) + 3 for v in value) if isinstance(value, list) else len(str(value or "")) + 3
+    return max(1, -(-chars // (len(sample) * CHARS_PER_TOKEN)))
+
+
+def embeddings_estimate(task: ir.TaskIR, pool_items: int, generated: int, gold_items: int,
+                        prices: PriceTable, tokens_per_text: int = EMBEDDING_TOKENS_PER_TEXT) -> dict[str, Any] | None:
+    """The embeddings student's texts and requests: data-dependent (the generated examples), so estimated.
+    The training set is embedded in one go and the gold set in another, each in requests of
+    inputs_per_request texts."""
+    if task.finetune.provider != "embeddings":
+        return None
+    model = task.finetune.base_model or DEFAULT_EMBEDDING_MODEL
+    text_fields = [f for f in task.fields if f.type in ("string", "list[string]")]
+    views = len(text_fields) if len(text_fields) >= 2 else 0
+    training = (pool_items + generated) * (1 + views)
+    per = task.finetune.inputs_per_request
+    requests = -(-training // per) + -(-gold_items // per)
+    texts = training + gold_items
+    cost = call_cost(prices, model, texts * tokens_per_text, 0)
+    return {"model": model, "texts": texts, "requests": requests, "tokens": texts * tokens_per_text,
+            "cost_usd": None if cost is None else round(cost, 6),
+            "note": "an upper estimate: every text once (pool items, generated examples, their field views, "
+                    "the gold set), cached by content"}
+
+
+__all__ = ["BATCH_PRICE_FACTOR", "CLASSIFICATION_SAMPLING", "CallPlan", "EMBED", "FINETUNED_MODEL", "GENERATE",
+           "LABEL_POOL", "LLMCall", "PHASES", "PHASE_TITLES", "PhaseEstimate", "PlanItem", "SCORE_FINETUNED",
+           "SCORE_GOLD", "build_call_plan", "call_cost", "classification_call", "embeddings_estimate", "estimate_run",
+           "finetune_training_estimate", "gold_calls", "label_only_format", "largest_call_cost", "open_pool_items",
+           "phase_estimate", "read_plan_items", "training_price", "unique_calls"]
+
+
+# -- the estimate of a whole run ------------------------------------------------------------------
+
+def estimate_run(task: ir.TaskIR, plan: CallPlan, examples: int, system_message: str,
+                 prices: PriceTable | None = None) -> CostEstimate:
+    """Every call a run makes with a provider (the fine-tuned model's, which need --finetune, apart),
+    online and through the Batch API, plus the fine-tune's training and the embeddings student."""
+    table = {**builtin_prices(), **dict(task.generate.prices), **(prices or {})}
+    always = unique_calls([call for call in plan.calls if call.when is None])
+    phases = {name: phase_estimate([c for c in always if c.phase == name], table)
+              for name in PHASES if any(c.phase == name for c in always)}
+    total = phase_estimate(always, table)
+    finetune = None
+    if plan.finetune_base_model is not None:
+        scored = phase_estimate(list(plan.phase(SCORE_FINETUNED)), table)
+        finetune = {"when": "--finetune", "scoring": scored.to_json(),
+                    "training": finetune_training_estimate(task, examples, system_message)}
+    embeddings = embeddings_estimate(task, plan.pool_items or 0, examples, plan.gold_items or 0, table,
+                                     plan.embedding_tokens_per_text)
+    batch_cost = None if total.cost_usd is None else total.cost_usd * BATCH_PRICE_FACTOR
+    if embeddings is not None:  # every run trains the student: its requests count, online (never batched)
+        embedding = PhaseEstimate(embeddings["requests"], embeddings["tokens"], 0, embeddings["cost_usd"])
+        phases[EMBED] = embedding
+        cost = None if total.cost_usd is None or embedding.cost_usd is None else total.cost_usd + embedding.cost_usd
+        batch_cost = None if batch_cost is None or embedding.cost_usd is None else batch_cost + embedding.cost_usd
+        total = PhaseEstimate(total.calls + embedding.calls, total.input_tokens + embedding.input_tokens,
+                              total.output_tokens, cost)
+    return CostEstimate(
+        calls=total.calls, examples=examples, input_tokens=total.input_tokens, output_tokens=total.output_tokens,
+        cost_usd=total.cost_usd, model=task.generate.model, phases=phases, batch_cost_usd=batch_cost,
+        finetune=finetune, embeddings=embeddings, largest_call_usd=largest_call_cost(plan.calls, table))
+
+
+def largest_call_cost(calls: Sequence[LLMCall], prices: PriceTable, model: str | None = None) -> float | None:
+    """The price of the dearest call, its output counted at max_tokens where it has one (an upper bound);
+    None when a call's model has no price. ``model`` replaces every call's (taskc run --model)."""
+    largest = 0.0
+    for call in calls:
+        output = int(call.sampling.get("max_tokens") or call.output_tokens)
+        cost = call_cost(prices, model or call.priced_as or call.model, call.input_tokens,
+                         max(output, call.output_tokens))
+        if cost is None:
+            return None
+        largest = max(largest, cost)
+    return largest

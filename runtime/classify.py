@@ -1,0 +1,118 @@
+"""Runtime stage: make the plan's classification calls (pool labeling, gold scoring), online or batched.
+
+The compiler plans these calls (`compiler.call_plan`): which pool items are open,
+each call's messages and cache key. This module only executes them: it resolves
+a planned call for the model the run uses (`--model` changes the model and so the
+key; the fine-tuned model's name is known only once its job has succeeded), makes
+each distinct call once (two items with the same input share one answer), through
+`LLMClient` or, with `--batch`, through the Batch API at half price, and reads
+every answer back from the run's response cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..compiler.call_plan import LLMCall
+from ..compiler.plan import call_cache_key
+from .cache import ResponseCache
+from .datasets import CACHE_FILE
+from .progress import ProgressReporter, ProgressState
+from .provider import Budget, CallResult, CallStats, LLMClient, ProviderSettings, heap_frozen
+
+
+@dataclass(frozen=True)
+class ClassificationCall:
+    """A planned classification call as it will be sent."""
+
+    planned: LLMCall
+    model: str
+    cache_key: str
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return [dict(m) for m in self.planned.messages]
+
+    @property
+    def response_format(self) -> dict[str, Any]:
+        return self.planned.response_format
+
+    def request_body(self) -> dict[str, Any]:
+        """The chat-completions request body (the Batch API's input line)."""
+        return {"model": self.model, "messages": self.messages, "response_format": self.response_format,
+                **self.planned.sampling, "seed": self.planned.seed}
+
+
+def resolve(calls: Sequence[LLMCall], model: str | None = None) -> list[ClassificationCall]:
+    """The calls for ``model`` (None: as planned). A call without a key (the fine-tuned model's) needs one."""
+    resolved = []
+    for call in calls:
+        chosen = model or call.model
+        key = call.cache_key if chosen == call.model and call.cache_key else call_cache_key(
+            chosen, [dict(m) for m in call.messages], call.sampling, call.seed, call.response_format)
+        resolved.append(ClassificationCall(call, chosen, key))
+    return resolved
+
+
+@dataclass
+class PhaseOutcome:
+    answers: list[dict[str, Any] | None]  # one per call, in order: the answer's content, or None
+    results: list[CallResult]  # one per distinct call made online (empty for a batched phase)
+    stats: CallStats
+
+
+def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, budget: Budget, run_dir: Path,
+              *, batch: bool = False, reporter: ProgressReporter | None = None,
+              phase: str = "classification") -> PhaseOutcome:
+    """Make every call (each distinct cache key once) and return the answers in the calls' order; progress
+    goes to ``reporter`` under ``phase``."""
+    distinct = list({call.cache_key: call for call in calls}.values())
+    stats = CallStats()
+    shown = reporter or ProgressReporter()
+    with ResponseCache(Path(run_dir) / CACHE_FILE) as cache:
+        results: list[CallResult] = []
+        if batch:
+            from .batch import run_batch_generation
+
+            run_batch_generation(distinct, cache, settings, budget, stats, shown)
+        else:
+            results = asyncio.run(_online(distinct, cache, settings, budget, stats, shown, phase))
+        answers = []
+        for call in calls:
+            record = cache.get(call.cache_key)
+            answers.append(record.get("content") if record is not None else None)
+    return PhaseOutcome(answers, results, stats)
+
+
+async def _online(calls: Sequence[ClassificationCall], cache: ResponseCache, settings: ProviderSettings,
+                  budget: Budget, stats: CallStats, reporter: ProgressReporter, phase: str) -> list[CallResult]:
+    client = LLMClient(settings, cache, budget, stats)
+    counts = {"done": 0, "ok": 0, "failed": 0}
+    reporter.start(len(calls), phase)
+
+    def state() -> ProgressState:
+        return ProgressState(counts["done"], len(calls), counts["ok"], 0, counts["failed"], stats.input_tokens,
+                             stats.output_tokens, stats.cost_usd, phase)
+
+    async def one(call: ClassificationCall) -> CallResult:
+        result = await client.complete_json(
+            messages=call.messages, model=call.model, response_format=call.response_format,
+            sampling=dict(call.planned.sampling), seed=call.planned.seed, cache_key=call.cache_key)
+        counts["done"] += 1
+        counts["ok" if result.ok else "failed"] += 1
+        reporter.update(state())
+        return result
+
+    try:
+        with heap_frozen():
+            return list(await asyncio.gather(*(one(call) for call in calls)))
+    finally:
+        await client.aclose()
+        reporter.finish(state())
+
+
+__all__ = ["ClassificationCall", "PhaseOutcome", "resolve", "run_calls"]
