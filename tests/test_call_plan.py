@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI, default_content
-from fake_openai.server import SchemaInstance
+from fake_openai.server import SchemaInstance, follow_asked_class
 from taskc.compiler.call_plan import LABEL_POOL, SCORE_FINETUNED, SCORE_GOLD, open_pool_items, read_plan_items
 from taskc.compiler.driver import CompiledTask, compile_task
 from taskc.runtime import labeling
@@ -36,14 +36,16 @@ TOLERANCE = 0.10  # the estimate counts ~4 characters a token; the server counts
 
 
 def _responder(body: dict) -> dict | str:
-    """Generation calls get as many examples as they ask for; classification calls the server's default."""
+    """Generation calls get as many examples as they ask for, labelled with their cell's class (an off-target
+    example is rejected, and the plan counts the examples a compliant server gives); classification calls
+    the server's default."""
     schema = body["response_format"]["json_schema"]
     if schema["name"] != "generated_examples":
         return default_content(body)
     wanted = copy.deepcopy(schema["schema"])
     wanted["properties"]["examples"] |= {"minItems": PER_CALL, "maxItems": PER_CALL}
     seed = hashlib.sha256(json.dumps([body["messages"], body.get("seed")]).encode()).digest()
-    return json.dumps(SchemaInstance(wanted, random.Random(seed)).value(wanted))
+    return follow_asked_class(body, json.dumps(SchemaInstance(wanted, random.Random(seed)).value(wanted)))
 
 
 def _spec(root: Path, extra: str = "") -> Path:
