@@ -119,8 +119,12 @@ def terms_of(values: Mapping[str, Any]) -> set[str]:
 def suggest(result: RunResult) -> tuple[Suggestion, ...]:
     """The lexicon changes that fix more dev errors of the primary than they break, best first."""
     predictors = result.predictors
-    predictor = result.primary if result.primary in OFFLINE else "rules_then_model"
-    if predictors is None or predictor not in predictors.available or not result.functions:
+    if predictors is None or not result.functions:
+        return ()
+    # the primary when it is offline; else (the LLM, a student behind an endpoint) the cascade or the rules
+    predictor = next((name for name in (result.primary, *OFFLINE) if name in OFFLINE and name in predictors.available),
+                     None)
+    if predictor is None:
         return ()
     task, gold = result.task, result.gold
     dev = list(result.dev_indices)

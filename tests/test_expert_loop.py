@@ -274,3 +274,13 @@ def test_with_a_provider_the_questions_show_the_llm_vote(tmp_path: Path) -> None
     # the LLM labelled what the rules left open or in conflict: a conflicted item is asked with all its votes
     conflicted = [q for q in with_llm if len(q["votes"]["rules"]) == 2]
     assert conflicted and conflicted[0]["disagreement"] > 0
+
+
+def test_near_duplicates_are_one_question_and_different_dishes_are_not() -> None:
+    from taskc.runtime.questions import near_duplicates
+
+    recipe = "edamame chili flakes garlic soy sauce sesame oil"
+    assert near_duplicates(f"spicy edamame {recipe}", f"best ever spicy edamame {recipe}")
+    assert near_duplicates("chicken tikka masala", "Chicken  Tikka masala".lower())
+    assert not near_duplicates("banana", "banana bread")
+    assert not near_duplicates("pumpkin soup", "pumpkin pie")
