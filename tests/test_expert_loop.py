@@ -94,10 +94,11 @@ def test_a_suggestion_names_the_missing_words_and_its_predicted_effect_holds(
                                  "light_words": ["salad", "soup", "grilled"]}[s["lexicon"]]
     assert main(["suggest", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "starch_base misses (lexicon.starch)" in out and 'add "lasagna" to lexicon.starch' in out
+    assert "starchy: starch_base misses (lexicon.starch)" in out and 'add "lasagna" to lexicon.starch' in out
     assert f"fixes {errors} dev errors, breaks 0 correct items" in out
     markdown = (run_dir / "report.md").read_text()
-    assert "## Suggestions" in markdown and f"starch_base misses (lexicon.starch): lasagna (+{errors} −0)" in markdown
+    assert "## Suggestions" in markdown
+    assert f"starchy: starch_base misses (lexicon.starch): lasagna (+{errors} −0)" in markdown
 
     # the expert applies it: the predicted effect holds on the rerun
     spec.write_text(spec.read_text().replace("starch: [rice, pasta, bread]", "starch: [rice, pasta, bread, lasagna]"))
