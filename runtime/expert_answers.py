@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from taskc.compiler.ir import TaskIR
+from taskc.compiler.paths import open_regular_file
 
 from .datafiles import MAX_REPORTED_PROBLEMS, DataFileError, DataRecord, check_labelled_object
 from .features import item_text
@@ -56,10 +57,12 @@ def read_answers(path: Path, task: TaskIR, display: str) -> Answers | None:
     """The answers in ``path``; None when the file does not exist yet. Bad lines raise DataFileError, each
     problem as file:line: text, like a gold file's."""
     try:
-        if path.stat().st_size > MAX_ANSWERS_BYTES:
+        with open_regular_file(path) as stream:  # never a device or a FIFO, like the pool and the gold set
+            data = stream.read(MAX_ANSWERS_BYTES + 1)
+        if len(data) > MAX_ANSWERS_BYTES:
             raise DataFileError(f"{display}: larger than {MAX_ANSWERS_BYTES >> 20} MiB; an answers file holds the "
                                 "expert's labels, one line per item")
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:

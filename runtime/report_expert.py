@@ -27,7 +27,7 @@ def suggestion_groups(suggestions: Sequence[Suggestion]) -> list[tuple[str, list
     """"rice_pasta_noodles misses" → its suggestions, in the order of each group's best suggestion."""
     groups: dict[str, list[Suggestion]] = {}
     for s in suggestions:
-        groups.setdefault(f"{s.headline} (lexicon.{s.lexicon})", []).append(s)
+        groups.setdefault(f"{s.class_name}: {s.headline} (lexicon.{s.lexicon})", []).append(s)
     return list(groups.items())
 
 

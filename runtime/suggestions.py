@@ -57,6 +57,7 @@ class Suggestion:
     breaks: tuple[int, ...]  # dev gold items it gets wrong after the change (right before)
     predictor: str
     target: tuple[str, str]  # (rationale id, wanted effect): the rule the suggestion is about
+    class_name: str = ""  # the class of the suggestion's rule
     pool_changes: int = 0  # pool items on which some rule's vote changes (how far the change reaches)
     alternatives: tuple[str, ...] = ()  # other terms with exactly the same fixes (a phrase, a shorter word)
     fit: float = 0.0  # 0-100: how much the term looks like the lexicon's entries (where it belongs)
@@ -81,6 +82,7 @@ class Suggestion:
 
     def to_json(self, gold_lines: Sequence[int]) -> dict[str, Any]:
         return {"term": self.term, "lexicon": self.lexicon, "kind": self.kind, "headline": self.headline,
+                "class": self.class_name,
                 "rules": [{"rationale": rule, "effect": effect} for rule, effect in self.rules],
                 "fixes": len(self.fixes), "breaks": len(self.breaks),
                 "fixed_gold_lines": [gold_lines[i] for i in self.fixes],
@@ -119,8 +121,12 @@ def terms_of(values: Mapping[str, Any]) -> set[str]:
 def suggest(result: RunResult) -> tuple[Suggestion, ...]:
     """The lexicon changes that fix more dev errors of the primary than they break, best first."""
     predictors = result.predictors
-    predictor = result.primary if result.primary in OFFLINE else "rules_then_model"
-    if predictors is None or predictor not in predictors.available or not result.functions:
+    if predictors is None or not result.functions:
+        return ()
+    # the primary when it is offline; else (the LLM, a student behind an endpoint) the cascade or the rules
+    predictor = next((name for name in (result.primary, *OFFLINE) if name in OFFLINE and name in predictors.available),
+                     None)
+    if predictor is None:
         return ()
     task, gold = result.task, result.gold
     dev = list(result.dev_indices)
@@ -301,7 +307,8 @@ def _try(result: RunResult, predictor: str, term: str, lexicon: str, target: tup
             effects[f.rationale_id] = "stops firing"
     if effects.get(target[0]) != target[1]:
         return None  # it fixes something, but not by changing what its rule does: not a change of that rule
-    return Suggestion(term, lexicon, tuple(effects.items()), fixes, breaks, predictor, target)
+    return Suggestion(term, lexicon, tuple(effects.items()), fixes, breaks, predictor, target,
+                      result.task.rationale(target[0]).class_name)
 
 
 def _labels(result: RunResult, predictor: str, items: Sequence[Mapping[str, Any]],

@@ -94,10 +94,11 @@ def test_a_suggestion_names_the_missing_words_and_its_predicted_effect_holds(
                                  "light_words": ["salad", "soup", "grilled"]}[s["lexicon"]]
     assert main(["suggest", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "starch_base misses (lexicon.starch)" in out and 'add "lasagna" to lexicon.starch' in out
+    assert "starchy: starch_base misses (lexicon.starch)" in out and 'add "lasagna" to lexicon.starch' in out
     assert f"fixes {errors} dev errors, breaks 0 correct items" in out
     markdown = (run_dir / "report.md").read_text()
-    assert "## Suggestions" in markdown and f"starch_base misses (lexicon.starch): lasagna (+{errors} −0)" in markdown
+    assert "## Suggestions" in markdown
+    assert f"starchy: starch_base misses (lexicon.starch): lasagna (+{errors} −0)" in markdown
 
     # the expert applies it: the predicted effect holds on the rerun
     spec.write_text(spec.read_text().replace("starch: [rice, pasta, bread]", "starch: [rice, pasta, bread, lasagna]"))
@@ -274,3 +275,13 @@ def test_with_a_provider_the_questions_show_the_llm_vote(tmp_path: Path) -> None
     # the LLM labelled what the rules left open or in conflict: a conflicted item is asked with all its votes
     conflicted = [q for q in with_llm if len(q["votes"]["rules"]) == 2]
     assert conflicted and conflicted[0]["disagreement"] > 0
+
+
+def test_near_duplicates_are_one_question_and_different_dishes_are_not() -> None:
+    from taskc.runtime.questions import near_duplicates
+
+    recipe = "edamame chili flakes garlic soy sauce sesame oil"
+    assert near_duplicates(f"spicy edamame {recipe}", f"best ever spicy edamame {recipe}")
+    assert near_duplicates("chicken tikka masala", "Chicken  Tikka masala".lower())
+    assert not near_duplicates("banana", "banana bread")
+    assert not near_duplicates("pumpkin soup", "pumpkin pie")

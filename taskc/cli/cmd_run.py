@@ -321,6 +321,12 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
     console.print("[bold]next steps[/]")
     for number, step in enumerate(findings.next_steps[:TOP_STEPS], start=1):
         console.print(f"  {number}. {step.title.replace('`', '')}", markup=False)
+    loop = outcome.expert
+    if loop is not None and (loop.questions or loop.suggestions):
+        run_dir = _shown_path(outcome.run_dir)
+        count = len(loop.suggestions)
+        console.print(f"for the expert: {len(loop.questions)} questions (taskc ask {run_dir}), {count} lexicon "
+                      f"suggestion{'s' if count != 1 else ''} (taskc suggest {run_dir})", markup=False, soft_wrap=True)
     for note in outcome.notes:
         console.print(f"note: {note}", markup=False, style="yellow", soft_wrap=True)
     passed = outcome.criterion is None or outcome.criterion.passed

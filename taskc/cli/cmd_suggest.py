@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     headline = None
     for s in suggestions:
-        title = f"{s['headline']} (lexicon.{s['lexicon']})"
+        title = f"{s.get('class')}: {s['headline']} (lexicon.{s['lexicon']})"
         if title != headline:
             print(title)
             headline = title
