@@ -164,6 +164,10 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     pool_records, gold_records, gold_display = _read_inputs(task, options, notes)
     settings = _provider_settings(options)
     skipped: tuple[str, ...] = () if settings is not None else LLM_STEPS
+    if settings is not None and not compiled.calls.complete:
+        raise TaskcError("the task was compiled without its call plan (compile_task(plan_data=False)), so the "
+                         "run cannot make the calls that depend on the pool and gold set; compile it with "
+                         "plan_data=True")
     if settings is None:
         notice(f"no LLM provider configured: skipped {', '.join(LLM_STEPS)}; to enable them, {HOW_TO_ENABLE_LLM}")
     elif not options.finetune:

@@ -166,7 +166,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output and _is_file(Path(args.output)):  # checked before any work: a usage mistake
         print(f"taskc: error: RUN_DIR is a file, not a directory: {args.output}", file=sys.stderr)
         return EXIT_USAGE
-    result = compile_task(args.spec, allow_outside=args.allow_outside_paths)
+    # an offline run makes no LLM call: the calls that depend on the data need not be planned
+    with_provider = bool(args.base_url or os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
+    result = compile_task(args.spec, allow_outside=args.allow_outside_paths, plan_data=with_provider)
     diagnostics = errors_only(result.diagnostics, args.quiet or args.json)
     print_diagnostics(diagnostics, result.sources, "text")
     if result.compiled is None:
