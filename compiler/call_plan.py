@@ -119,6 +119,7 @@ class CallPlan:
     finetune_base_model: str | None = None  # set when finetune.provider is openai
     embedding_tokens_per_text: int = EMBEDDING_TOKENS_PER_TEXT  # measured on the task's items
     problems: tuple[str, ...] = ()  # why a phase could not be planned (a data file not readable)
+    complete: bool = True  # False: compiled with plan_data=False, so only the generation calls are planned
 
     def phase(self, name: str) -> tuple[LLMCall, ...]:
         return tuple(call for call in self.calls if call.phase == name)
@@ -288,7 +289,7 @@ def build_call_plan(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Map
     problems: list[str] = []
     pool = gold = None
     if not read_data:
-        return CallPlan(tuple(generation_calls(task, jobs, prompts)), None, None)
+        return CallPlan(tuple(generation_calls(task, jobs, prompts)), None, None, complete=False)
     if task.pool is not None:
         pool = read_plan_items(task, task.pool.path, labeled=False, limit=task.pool.limit,
                                allow_outside=allow_outside)

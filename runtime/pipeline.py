@@ -179,6 +179,10 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         gold_records = gold_records + expert_answers.dev_gold_records(task, answers, gold_records)
     settings = _provider_settings(options)
     skipped: tuple[str, ...] = () if settings is not None else LLM_STEPS
+    if settings is not None and not compiled.calls.complete:
+        raise TaskcError("the task was compiled without its call plan (compile_task(plan_data=False)), so the "
+                         "run cannot make the calls that depend on the pool and gold set; compile it with "
+                         "plan_data=True")
     if settings is None:
         notice(f"no LLM provider configured: skipped {', '.join(LLM_STEPS)}; to enable them, {HOW_TO_ENABLE_LLM}")
     elif not options.finetune:

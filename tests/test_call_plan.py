@@ -237,3 +237,17 @@ def test_plan_json_is_identical_across_compiles(tmp_path: Path) -> None:
     calls = json.loads(first.files["plan.json"])["calls"]
     assert [c["id"] for c in calls] == [c.id for c in first.calls.calls]
     assert all(dataclasses.is_dataclass(c) for c in first.calls.calls)
+
+
+def test_a_task_compiled_without_its_call_plan_is_not_run_with_a_provider(tmp_path: Path) -> None:
+    from taskc.compiler.diagnostics import TaskcError
+    from taskc.runtime.pipeline import RunOptions, run
+
+    spec = _spec(tmp_path / "project")
+    result = compile_task(spec, plan_data=False)
+    assert result.compiled is not None and not result.compiled.calls.complete
+    assert {call.phase for call in result.compiled.calls.calls} == {"generate"}
+    with FakeOpenAI(responder=_responder) as server:
+        with pytest.raises(TaskcError, match="without its call plan"):
+            run(result.compiled, RunOptions(run_dir=tmp_path / "run", base_url=server.base_url, quiet=True))
+        assert server.stats.snapshot()["total"] == 0  # refused before any call

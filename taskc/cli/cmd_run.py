@@ -177,7 +177,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"taskc: error: RUN_DIR is a file, not a directory: {args.output}", file=sys.stderr)
         return EXIT_USAGE
     as_json = args.format == "json"
-    result = compile_task(args.spec, allow_outside=args.allow_outside_paths)
+    # an offline run makes no LLM call: the calls that depend on the data need not be planned
+    with_provider = bool(args.base_url or os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
+    result = compile_task(args.spec, allow_outside=args.allow_outside_paths, plan_data=with_provider)
     diagnostics = errors_only(result.diagnostics, args.quiet or as_json)
     print_diagnostics(diagnostics, result.sources, "text")
     if result.compiled is None:
