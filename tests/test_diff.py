@@ -231,8 +231,9 @@ def test_cli_exit_status_and_formats(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_cli_errors_on_either_side_exit_2_with_diagnostics(tmp_path: Path, broken_side: str,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     good = keto_copy(tmp_path / "good")
-    bad = keto_copy(tmp_path / "bad", edit(KETO.read_text(encoding="utf-8"),
-                                           "  - id: keto_swap\n    class: keto\n", "  - id: keto_swap\n    class: kto\n"))
+    misspelt = edit(KETO.read_text(encoding="utf-8"), "  - id: keto_swap\n    class: keto\n",
+                    "  - id: keto_swap\n    class: kto\n")
+    bad = keto_copy(tmp_path / "bad", misspelt)
     args = [str(bad), str(good)] if broken_side == "old" else [str(good), str(bad)]
     assert main(["diff", *args]) == 2
     captured = capsys.readouterr()
