@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from spec_edits import edit
 
 from taskc.cli.main import main
 
@@ -25,7 +26,7 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(EXAMPLES, root)
     broken = root / "support" / "broken.task.yaml"
     text = (root / "support" / "support.task.yaml").read_text(encoding="utf-8")
-    broken.write_text(text.replace("classes:", "clases:", 1), encoding="utf-8")
+    broken.write_text(edit(text, "classes:", "clases:", count=1), encoding="utf-8")
     for hidden in (root / ".git" / "x.task.yaml", root / "venv" / "lib" / "y.task.yaml"):
         hidden.parent.mkdir(parents=True)
         hidden.write_text("not: [a task", encoding="utf-8")
@@ -72,7 +73,7 @@ def test_a_missing_file_is_still_the_compiler_s_diagnostic(tree: Path, capsys: p
 def test_stdin_is_checked_as_the_file_it_stands_for(tree: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     source = tree / "support" / "support.task.yaml"
-    unsaved = source.read_text(encoding="utf-8").replace("classes:", "clases:", 1)
+    unsaved = edit(source.read_text(encoding="utf-8"), "classes:", "clases:", count=1)
     monkeypatch.setattr("sys.stdin", io.StringIO(unsaved))
     assert main(["check", "-", "--stdin-filename", "support/support.task.yaml"]) == 1
     err = capsys.readouterr().err

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from spec_edits import edit
 
 from taskc.cli.main import COMMANDS, main
 
@@ -15,8 +16,8 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 def _misspell_class(spec: Path) -> None:
-    text = spec.read_text(encoding="utf-8").replace("  - id: sweet_fruit\n    class: not_keto",
-                                                    "  - id: sweet_fruit\n    class: not_ketto")
+    text = edit(spec.read_text(encoding="utf-8"), "  - id: sweet_fruit\n    class: not_keto",
+                "  - id: sweet_fruit\n    class: not_ketto")
     spec.write_text(text, encoding="utf-8")
 
 
@@ -37,9 +38,9 @@ def test_misspelt_class_is_located_with_did_you_mean(keto_project: Path, capsys)
 
 def test_type_error_inside_a_multiline_rule_points_into_the_expression(keto_v1_project: Path, capsys) -> None:
     keto_project = keto_v1_project
-    text = keto_project.read_text(encoding="utf-8").replace(
-        "lexicon.low_carb_vegetables)) >= 2",
-        "lexicon.low_carb_vegetables)) >= \"two\"")
+    text = edit(keto_project.read_text(encoding="utf-8"),
+                "lexicon.low_carb_vegetables)) >= 2",
+                "lexicon.low_carb_vegetables)) >= \"two\"")
     keto_project.write_text(text, encoding="utf-8")
     assert main(["check", str(keto_project), "--format", "json"]) == 1
     diagnostics = json.loads(capsys.readouterr().out)
@@ -51,13 +52,13 @@ def test_type_error_inside_a_multiline_rule_points_into_the_expression(keto_v1_p
 
 def test_all_errors_of_a_stage_in_one_run_structure_first(keto_project: Path, capsys) -> None:
     _misspell_class(keto_project)
-    text = keto_project.read_text().replace("len(dish) <= 80", "len(dsh) <= 80").replace("temperature: 0.9",
-                                                                                         "temprature: 0.9")
+    text = edit(edit(keto_project.read_text(), "len(dish) <= 80", "len(dsh) <= 80"),
+                "temperature: 0.9", "temprature: 0.9")
     keto_project.write_text(text)
     assert main(["check", str(keto_project), "--format", "json"]) == 1
     codes = sorted(d["code"] for d in json.loads(capsys.readouterr().out))
     assert codes == ["E010"]  # structure errors stop before semantics: fix the shape first
-    keto_project.write_text(text.replace("temprature", "temperature"))
+    keto_project.write_text(edit(text, "temprature", "temperature"))
     assert main(["check", str(keto_project), "--format", "json"]) == 1
     codes = sorted(d["code"] for d in json.loads(capsys.readouterr().out))
     assert codes == ["E021", "E024"]

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from spec_edits import edit
 from taskc.compiler.driver import compile_task, write_outputs
 
 from taskc.cli.main import main
@@ -101,9 +102,7 @@ def test_plan_jobs_are_complete_and_keys_unique() -> None:
 def test_cache_key_changes_with_anything_that_affects_the_call(keto_v1_project: Path, old: str, new: str) -> None:
     keto_project = keto_v1_project
     before = {job.id: job.cache_key for job in compile_task(keto_project).compiled.plan}
-    text = keto_project.read_text(encoding="utf-8")
-    assert text.count(old) == 1
-    keto_project.write_text(text.replace(old, new), encoding="utf-8")
+    keto_project.write_text(edit(keto_project.read_text(encoding="utf-8"), old, new), encoding="utf-8")
     after = {job.id: job.cache_key for job in compile_task(keto_project).compiled.plan}
     assert before.keys() & after.keys()
     assert all(before[key] != after[key] for key in before.keys() & after.keys())
@@ -120,9 +119,9 @@ def test_stale_prompt_files_are_removed(tmp_path: Path) -> None:
 def test_template_code_in_spec_text_comes_out_literally(keto_v1_project: Path) -> None:
     keto_project = keto_v1_project
     hostile = "Sugar {{ ''.__class__.__mro__ }} and {% for x in range(10**9) %}x{% endfor %} {# c #}"
-    text = keto_project.read_text(encoding="utf-8").replace(
-        "text: Sugar, honey and syrups are pure carbohydrate, even in a glaze or dressing.",
-        f"text: \"{hostile}\"")
+    text = edit(keto_project.read_text(encoding="utf-8"),
+                "text: Sugar, honey and syrups are pure carbohydrate, even in a glaze or dressing.",
+                f"text: \"{hostile}\"")
     keto_project.write_text(text, encoding="utf-8")
     compiled = compile_task(keto_project).compiled
     assert compiled is not None

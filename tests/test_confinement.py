@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from spec_edits import edit
 from taskc.compiler.driver import compile_task
 from taskc.compiler.loader import MAX_FILE_BYTES
 from taskc.compiler.paths import SymlinkRefused, write_atomic
@@ -115,7 +116,7 @@ def test_files_named_by_the_task_must_be_regular_files_even_when_outside_paths_a
     text = spec.read_text(encoding="utf-8")
     os.mkfifo(project / "data" / "pipe.jsonl")
     for path in ("/proc/self/environ", "/dev/zero", "data/pipe.jsonl"):
-        spec.write_text(text.replace("path: data/pool.jsonl", f"path: {path}"), encoding="utf-8")
+        spec.write_text(edit(text, "path: data/pool.jsonl", f"path: {path}"), encoding="utf-8")
         result = compile_task(spec, allow_outside=True)
         messages = [d.message for d in result.diagnostics if d.code == "E034"]
         assert messages and ("never reads" in messages[0] or "not a regular file" in messages[0]), path

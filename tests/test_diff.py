@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from spec_edits import edit
 from taskc.compiler.diff_render import render, render_markdown, render_text
 from taskc.compiler.driver import CompiledTask, compile_task
 from taskc.compiler.semantic_diff import SpecDiff, diff_compiled
@@ -32,15 +33,12 @@ FORMATS = ("text", "markdown", "json")
 
 
 def apply_edits(text: str, script: Path) -> str:
-    """Apply an edit script: `replace` must occur exactly once, `replace_all` at least once."""
-    for edit in yaml.safe_load(script.read_text(encoding="utf-8"))["edits"]:
-        old = edit.get("replace", edit.get("replace_all"))
-        count = text.count(old)
-        if "replace" in edit:
-            assert count == 1, f"{script.name}: {old!r} occurs {count} times, not once"
-        else:
-            assert count >= 1, f"{script.name}: {old!r} does not occur"
-        text = text.replace(old, edit["with"])
+    """Apply an edit script: each `replace` must occur exactly `count` times (once unless it says)."""
+    for step in yaml.safe_load(script.read_text(encoding="utf-8"))["edits"]:
+        try:
+            text = edit(text, step["replace"], step["with"], count=step.get("count", 1))
+        except AssertionError as error:
+            raise AssertionError(f"{script.name}: {error}") from None
     return text
 
 
@@ -187,9 +185,8 @@ def test_identical_specs_have_no_semantic_change(tmp_path: Path) -> None:
 
 def test_comment_and_layout_changes_are_not_semantic(tmp_path: Path) -> None:
     text = KETO.read_text(encoding="utf-8")
-    relaid = text.replace("# Is this dish keto?", "# Is this dish keto? (edited comment)").replace(
-        "  per_call: 10\n", "  per_call:   10   # ten per call\n")
-    assert relaid.count("(edited comment)") == 1 and relaid.count("ten per call") == 1  # the edits landed
+    relaid = edit(edit(text, "# Is this dish keto?", "# Is this dish keto? (edited comment)"),
+                  "  per_call: 10\n", "  per_call:   10   # ten per call\n")
     old, new = keto_copy(tmp_path / "a"), keto_copy(tmp_path / "b", relaid)
     assert main(["diff", str(old), str(new)]) == 0
 
@@ -217,8 +214,8 @@ def test_markdown_stays_under_the_comment_limit(tmp_path: Path) -> None:
 
 def test_markdown_fences_survive_backticks_in_prompts(tmp_path: Path) -> None:
     # the keto constraints render as `code` in prompts; a rationale with a ``` run must not end the fence
-    text = KETO.read_text(encoding="utf-8").replace(
-        "text: Bananas, mangoes", "text: Use ```fences``` sparingly. Bananas, mangoes")
+    text = edit(KETO.read_text(encoding="utf-8"),
+                "text: Bananas, mangoes", "text: Use ```fences``` sparingly. Bananas, mangoes")
     old, new = keto_copy(tmp_path / "a"), keto_copy(tmp_path / "b", text)
     markdown = render_markdown(diff_compiled(compiled(old, "a"), compiled(new, "b"), "a", "b"))
     assert "````diff" in markdown
@@ -248,7 +245,9 @@ def test_cli_exit_status_and_formats(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_cli_errors_on_either_side_exit_2_with_diagnostics(tmp_path: Path, broken_side: str,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     good = keto_copy(tmp_path / "good")
-    bad = keto_copy(tmp_path / "bad", KETO.read_text(encoding="utf-8").replace("class: keto\n", "class: kto\n", 1))
+    misspelt = edit(KETO.read_text(encoding="utf-8"), "  - id: keto_swap\n    class: keto\n",
+                    "  - id: keto_swap\n    class: kto\n")
+    bad = keto_copy(tmp_path / "bad", misspelt)
     args = [str(bad), str(good)] if broken_side == "old" else [str(good), str(bad)]
     assert main(["diff", *args]) == 2
     captured = capsys.readouterr()
@@ -325,7 +324,7 @@ def test_git_problems_exit_2(repo: Path, tmp_path: Path, capsys: pytest.CaptureF
 def test_git_old_revision_with_errors_exits_2(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = repo / "examples" / "keto.task.yaml"
     good = spec.read_text(encoding="utf-8")
-    spec.write_text(good.replace("per_call: 10", "per_call: ten"), encoding="utf-8")
+    spec.write_text(edit(good, "per_call: 10", "per_call: ten"), encoding="utf-8")
     _git(repo, "commit", "-q", "-am", "broken")
     spec.write_text(good, encoding="utf-8")
     assert main(["diff", "--git", "HEAD", str(spec)]) == 2

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from spec_edits import edit
 from taskc.runtime.datasets import write_jsonl
 from taskc.runtime.report_pictures import CSS, contrast_ratio
 
@@ -101,7 +102,7 @@ def test_a_suggestion_names_the_missing_words_and_its_predicted_effect_holds(
     assert f"starchy: starch_base misses (lexicon.starch): lasagna (+{errors} −0)" in markdown
 
     # the expert applies it: the predicted effect holds on the rerun
-    spec.write_text(spec.read_text().replace("starch: [rice, pasta, bread]", "starch: [rice, pasta, bread, lasagna]"))
+    spec.write_text(edit(spec.read_text(), "starch: [rice, pasta, bread]", "starch: [rice, pasta, bread, lasagna]"))
     assert main(["run", str(spec), "-o", str(run_dir), "-q"]) == 0
     after = json.loads((run_dir / "metrics.json").read_text())["predictors"]["rules_then_model"]["all"]
     items = len(GOLD)
@@ -112,7 +113,7 @@ def test_a_suggestion_names_the_missing_words_and_its_predicted_effect_holds(
 def test_questions_are_diverse_and_the_answers_train_the_next_run_and_join_dev_only(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = _project(tmp_path / "project")
-    spec.write_text(spec.read_text().replace("test_fraction: 0}", "test_fraction: 0.3}"))
+    spec.write_text(edit(spec.read_text(), "test_fraction: 0}", "test_fraction: 0.3}"))
     run_dir = tmp_path / "run"
     assert main(["run", str(spec), "-o", str(run_dir), "-q"]) in (0, 3)
     capsys.readouterr()
@@ -186,8 +187,8 @@ def test_authors_are_grouped_and_their_conflicts_listed_with_examples(tmp_path: 
     assert "author: ana" in spec.read_text() and "author: ben" in spec.read_text()
     old = spec.parent / "old.task.yaml"
     shutil.copy(spec, old)
-    spec.write_text(spec.read_text().replace("author: ben", "author: cleo").replace(
-        "Rice, pasta and bread are starch.", "Rice, pasta and bread are starches."))
+    spec.write_text(edit(edit(spec.read_text(), "author: ben", "author: cleo"),
+                         "Rice, pasta and bread are starch.", "Rice, pasta and bread are starches."))
     capsys.readouterr()
     assert main(["diff", str(old), str(spec)]) == 1  # 1: changes
     out = capsys.readouterr().out
@@ -264,8 +265,8 @@ def test_with_a_provider_the_questions_show_the_llm_vote(tmp_path: Path) -> None
         return json.dumps({"label": "light", "rationales": []})
 
     spec = _project(tmp_path / "project")
-    spec.write_text(spec.read_text().replace("  model: gpt-4o-mini\n", "  model: gpt-4o-mini\n  per_rationale: 1\n"
-                                             "  per_call: 1\n"))
+    spec.write_text(edit(spec.read_text(), "  model: gpt-4o-mini\n", "  model: gpt-4o-mini\n  per_rationale: 1\n"
+                                                               "  per_call: 1\n"))
     run_dir = tmp_path / "run"
     with FakeOpenAI(responder=responder, seed=1) as server:
         assert main(["run", str(spec), "-o", str(run_dir), "--base-url", server.base_url, "-q"]) in (0, 3)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from spec_edits import edit
 from taskc.compiler.driver import CompiledTask, compile_task
 from taskc.runtime import pipeline
 from taskc.runtime.export import CARD_MARKER, TRAINING_SET_FILE, parse_formats, size_category, source_meaning
@@ -226,8 +227,8 @@ def test_with_an_llm_the_card_names_the_model_and_the_llm_sources(tmp_path: Path
     from test_run_cli import _project
 
     spec = _project(tmp_path / "project")
-    spec.write_text(spec.read_text().replace("  model: gpt-4o-mini\n", "  model: gpt-4o-mini\n  per_rationale: 2\n"
-                                             "  per_call: 2\n"))
+    spec.write_text(edit(spec.read_text(), "  model: gpt-4o-mini\n", "  model: gpt-4o-mini\n  per_rationale: 2\n"
+                                                               "  per_call: 2\n"))
     with FakeOpenAI(responder=_responder) as server:
         assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", server.base_url, "-q"]) == 0
     assert main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "export"), "-q"]) == 0
@@ -264,7 +265,7 @@ def test_a_run_trained_for_another_version_of_the_task_is_refused(project: Path,
                                                                   capsys: pytest.CaptureFixture) -> None:
     before = spec_hash(_compiled(project).ir)
     spec = project / "menu.task.yaml"
-    spec.write_text(spec.read_text().replace("meat: [beef, chicken, pork]", "meat: [beef, chicken, pork, lamb]"))
+    spec.write_text(edit(spec.read_text(), "meat: [beef, chicken, pork]", "meat: [beef, chicken, pork, lamb]"))
     assert _export(project) == 1
     err = capsys.readouterr().err
     assert "the run was trained for another version of the task" in err and before[:12] in err
@@ -376,7 +377,7 @@ def test_an_output_that_is_a_file_or_cannot_be_written_is_refused(project: Path,
 
 def test_a_task_file_with_errors_is_shown_as_diagnostics(project: Path, capsys: pytest.CaptureFixture) -> None:
     spec = project / "menu.task.yaml"
-    spec.write_text(spec.read_text().replace("class: not_keto", "class: not_ketoo"))
+    spec.write_text(edit(spec.read_text(), "class: not_keto", "class: not_ketoo"))
     assert _export(project) == 1
     err = capsys.readouterr().err
     assert "not_ketoo" in err and "error[" in err  # the compiler's diagnostic, with its code

@@ -20,6 +20,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from spec_edits import edit
 from taskc.compiler import expr_check
 from taskc.compiler.driver import compile_task
 from taskc.compiler.functions import FUNCTIONS, MAX_MATCH_INPUT, UnsafePattern, compile_pattern
@@ -126,7 +127,7 @@ generate:
 ])
 def test_taskc_check_ends_quickly_on_a_catastrophic_rule(tmp_path: Path, pattern: str, dish: str) -> None:
     spec = tmp_path / "tiny.task.yaml"
-    spec.write_text(TINY_TASK.replace("PATTERN", pattern).replace("DISH", dish), encoding="utf-8")
+    spec.write_text(edit(edit(TINY_TASK, "PATTERN", pattern), "DISH", dish), encoding="utf-8")
     try:
         done = subprocess.run([sys.executable, "-m", "taskc", "check", str(spec)], capture_output=True, text=True,
                               timeout=60)
@@ -165,7 +166,7 @@ def test_backtracking_controls_are_refused() -> None:
 
 def test_the_checker_reports_e028_at_the_pattern(tmp_path: Path) -> None:
     spec = tmp_path / "tiny.task.yaml"
-    spec.write_text(TINY_TASK.replace("PATTERN", r"(\\w+) \\1").replace("DISH", "x"), encoding="utf-8")
+    spec.write_text(edit(edit(TINY_TASK, "PATTERN", r"(\\w+) \\1"), "DISH", "x"), encoding="utf-8")
     result = compile_task(spec)
     (diagnostic,) = [d for d in result.diagnostics if d.code == "E028"]
     assert diagnostic.message.startswith(r"back-reference \1 at position 6 is not supported")

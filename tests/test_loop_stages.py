@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from spec_edits import edit
 from taskc.compiler.driver import compile_task
 from taskc.compiler.ir import TaskIR
 from taskc.runtime import label_model, labeling, local_model
@@ -167,11 +168,11 @@ def test_a_rule_that_raises_abstains_and_is_counted(tiny: TaskIR) -> None:
 
 def test_rules_see_an_absent_optional_field_as_null_everywhere(tmp_path: Path) -> None:
     spec = tmp_path / "tiny.task.yaml"
-    spec.write_text(TINY_SPEC.replace("    max_length: 200\n", "    max_length: 200\n  tip:\n    type: string\n"
-                                      "    description: What the reviewer tipped, if known.\n    optional: true\n")
-                    .replace('    text: Sarcasm reverses the words; there is no rule for it.\n',
-                             '    text: A generous tip means they liked it.\n    rule: tip == "generous"\n')
-                    .replace("  - id: sarcasm\n    class: neg", "  - id: tipped\n    class: pos"), encoding="utf-8")
+    text = edit(TINY_SPEC, "    max_length: 200\n", "    max_length: 200\n  tip:\n    type: string\n"
+                "    description: What the reviewer tipped, if known.\n    optional: true\n")
+    text = edit(text, '    text: Sarcasm reverses the words; there is no rule for it.\n',
+                '    text: A generous tip means they liked it.\n    rule: tip == "generous"\n')
+    spec.write_text(edit(text, "  - id: sarcasm\n    class: neg", "  - id: tipped\n    class: pos"), encoding="utf-8")
     write_jsonl(tmp_path / "data" / "pool.jsonl", [{"text": t} for t in POOL])
     write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
     result = compile_task(spec)
@@ -295,8 +296,8 @@ def test_the_criterion_passes_and_fails_on_the_primary_predictor(tiny: TaskIR) -
 
 def test_the_criterion_reason_names_the_metrics_it_reads_however_written(tmp_path: Path) -> None:
     spec = tmp_path / "tiny.task.yaml"
-    spec.write_text(TINY_SPEC.replace('pass: accuracy >= 0.6 and recall["neg"] >= 0.5',
-                                      "pass: f1[ 'pos' ] >= 0.5 or (coverage > 0.9 and macro_f1 > 0)"))
+    spec.write_text(edit(TINY_SPEC, 'pass: accuracy >= 0.6 and recall["neg"] >= 0.5',
+                         "pass: f1[ 'pos' ] >= 0.5 or (coverage > 0.9 and macro_f1 > 0)"))
     write_jsonl(tmp_path / "data" / "pool.jsonl", [{"text": t} for t in POOL])
     write_jsonl(tmp_path / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
     compiled = compile_task(spec).compiled

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from spec_edits import edit
 
 pytest.importorskip("pygls")
 
@@ -177,7 +178,7 @@ def _position(text: str, needle: str, offset: int = 0) -> dict[str, int]:
 
 
 def test_diagnostics_follow_the_unsaved_buffer(client: LspClient, task_file: Path) -> None:
-    broken = TASK.replace(FIXED_LINE, BROKEN_LINE)
+    broken = edit(TASK, FIXED_LINE, BROKEN_LINE)
     uri = _open(client, task_file, broken)  # the file on disk is fine: what counts is the buffer
     [diagnostic] = client.diagnostics(uri, 1)
     line = broken.split("\n").index(BROKEN_LINE)
@@ -198,7 +199,7 @@ def test_diagnostics_follow_the_unsaved_buffer(client: LspClient, task_file: Pat
 def test_changes_are_debounced_to_the_last_one(client: LspClient, task_file: Path) -> None:
     uri = _open(client, task_file, TASK)
     assert client.diagnostics(uri, 1) == []
-    broken = TASK.replace(FIXED_LINE, BROKEN_LINE)
+    broken = edit(TASK, FIXED_LINE, BROKEN_LINE)
     for version in (2, 3, 4):  # typed quickly: only the last text is compiled and published
         client.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
                                                  "contentChanges": [{"text": broken if version == 4 else TASK}]})

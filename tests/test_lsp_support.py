@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from spec_edits import edit
 from taskc.compiler import ir
 from taskc.compiler.diagnostics import DiagnosticBag, Span
 from taskc.compiler.functions import FUNCTIONS
@@ -137,7 +138,7 @@ def test_lines_are_split_as_lsp_splits_them() -> None:
 
 def test_the_buffer_is_compiled_not_the_file_and_named_files_are_found_next_to_it(project: Path) -> None:
     path = project / "never-saved.task.yaml"
-    broken = TASK.replace("lexicon.high_carb))\n    or", "lexicon.high_crab))\n    or")
+    broken = edit(TASK, "lexicon.high_carb))\n    or", "lexicon.high_crab))\n    or")
     result = compile_source(path, broken)
     assert not path.exists()
     assert [(d.code, d.message, d.hint) for d in result.diagnostics] == [
@@ -152,7 +153,7 @@ def test_the_buffer_is_compiled_not_the_file_and_named_files_are_found_next_to_i
 
 
 def test_a_diagnostic_after_non_ascii_text_is_at_its_utf16_column(project: Path) -> None:
-    text = TASK.replace("lexicon.high_carb))\nconstraints", "lexicon.high_crab))\nconstraints")
+    text = edit(TASK, "lexicon.high_carb))\nconstraints", "lexicon.high_crab))\nconstraints")
     result = compile_source(project / "tiny.task.yaml", text)
     [published] = editor_diagnostics(result.diagnostics, text, str(project / "tiny.task.yaml"))
     line = text.split("\n")[published.range.start.line]

@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 
 import pytest
+from spec_edits import edit
 from taskc.compiler.driver import compile_task
 from taskc.compiler.ir import TaskIR
 from taskc.runtime import label_model, labeling
@@ -311,14 +312,14 @@ def test_predict_refuses_a_model_trained_for_another_version_of_the_task(menu: P
                                                                         capsys: pytest.CaptureFixture) -> None:
     run_dir = _trained(menu)
     before = spec_hash(_task(menu))
-    menu.write_text(MENU_SPEC.replace("[beef, chicken, pork]", "[beef, chicken, pork, lamb]"), encoding="utf-8")
+    menu.write_text(edit(MENU_SPEC, "[beef, chicken, pork]", "[beef, chicken, pork, lamb]"), encoding="utf-8")
     assert spec_hash(_task(menu)) != before
     capsys.readouterr()
     assert main(["predict", str(run_dir), str(menu.parent / "data" / "pool.jsonl")]) == 1
     err = capsys.readouterr().err
     assert "trained for another version of the task" in err and before[:12] in err and "taskc run" in err
     # wording does not change what the model computes: a new description is the same version
-    menu.write_text(MENU_SPEC.replace("Is a dish keto?", "Is this dish keto?"), encoding="utf-8")
+    menu.write_text(edit(MENU_SPEC, "Is a dish keto?", "Is this dish keto?"), encoding="utf-8")
     assert spec_hash(_task(menu)) == before
     assert main(["predict", str(run_dir), str(menu.parent / "data" / "pool.jsonl"), "-q"]) == 0
 
@@ -360,8 +361,8 @@ def test_the_model_names_its_strongest_features_by_group(menu: Path) -> None:
 
 def test_gold_rows_that_break_the_input_constraints_are_counted_and_only_dev_lines_quoted(
         menu: Path, capsys: pytest.CaptureFixture) -> None:
-    menu.write_text(MENU_SPEC.replace("    description: The dish name.\n",
-                                      "    description: The dish name.\n    max_length: 12\n"), encoding="utf-8")
+    menu.write_text(edit(MENU_SPEC, "    description: The dish name.\n",
+                         "    description: The dish name.\n    max_length: 12\n"), encoding="utf-8")
     main(["run", str(menu), "-o", str(menu.parent / "run"), "-q"])
     metrics = json.loads((menu.parent / "run" / "metrics.json").read_text())
     shift = metrics["data_shift"]

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from spec_edits import edit
 from test_runtime_fixtures import write_jsonl
 
 from taskc.cli.main import main
@@ -56,7 +57,7 @@ GOLD = [("good staff", "pos"), ("great soup", "pos"), ("tasty food", "pos"), ("l
 def _project(root: Path, criterion: str = "accuracy >= 0.8") -> Path:
     spec = root / "reviews.task.yaml"
     root.mkdir(parents=True, exist_ok=True)
-    spec.write_text(SPEC.replace("PASS_CRITERION", criterion), encoding="utf-8")
+    spec.write_text(edit(SPEC, "PASS_CRITERION", criterion), encoding="utf-8")
     write_jsonl(root / "data" / "pool.jsonl", [{"text": t} for t in POOL])
     write_jsonl(root / "data" / "gold.jsonl", [{"text": t, "label": lab} for t, lab in GOLD])
     return spec
@@ -185,7 +186,7 @@ def test_missing_gold_override_and_spec_errors_exit_1(tmp_path: Path, capsys: py
     spec = _project(tmp_path)
     assert main(["run", str(spec), "--gold", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "run")]) == 1
     assert f"taskc: error: {tmp_path / 'nope.jsonl'}: file not found" in capsys.readouterr().err
-    spec.write_text(spec.read_text().replace("class: neg", "class: negative"))
+    spec.write_text(edit(spec.read_text(), "class: neg", "class: negative"))
     assert main(["run", str(spec), "-o", str(tmp_path / "run")]) == 1
     assert "error" in capsys.readouterr().err
 
@@ -233,7 +234,7 @@ def test_a_run_that_cannot_train_removes_the_previous_model(tmp_path: Path) -> N
     run_dir = tmp_path / "run"
     assert main(["run", str(spec), "-o", str(run_dir), "--quiet"]) == 0
     assert (run_dir / "model" / "model.joblib").is_file()
-    spec.write_text(spec.read_text().replace('    rule: matches(lower(text), "\\\\b(bad|awful|rude|cold)\\\\b")\n', ""))
+    spec.write_text(edit(spec.read_text(), '    rule: matches(lower(text), "\\\\b(bad|awful|rude|cold)\\\\b")\n', ""))
     assert main(["run", str(spec), "-o", str(run_dir), "--quiet"]) == 3  # primary local_model could not train
     assert not (run_dir / "model" / "model.joblib").exists()
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from spec_edits import edit
 from taskc.runtime.history import ScoreChange, read_history
 from test_run_cli import _project
 
@@ -34,9 +35,7 @@ def test_each_run_appends_a_record_and_the_next_report_says_what_changed(
     assert "Since the last run" not in (run_dir / "report.md").read_text()
 
     # the expert widens a rule; the rerun's report compares
-    text = spec.read_text()
-    assert "lovely|tasty" in text
-    spec.write_text(text.replace("lovely|tasty", "lovely|nice|tasty", 1))
+    spec.write_text(edit(spec.read_text(), "lovely|tasty", "lovely|nice|tasty", count=1))
     assert main(["run", str(spec), "-o", str(run_dir), "-q"]) in (0, 3)
     capsys.readouterr()
     assert (run_dir / "history.jsonl").read_text().startswith(first)  # the first run's facts are kept as they were

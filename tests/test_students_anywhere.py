@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI, Faults
+from spec_edits import edit
 from taskc.compiler.driver import compile_task
 from test_run_cli import _project
 
@@ -24,8 +25,8 @@ EMBEDDINGS = "finetune:\n  provider: embeddings\n  base_model: text-embedding-3-
 def _embeddings_project(root: Path) -> Path:
     spec = _project(root)
     text = spec.read_text()
-    spec.write_text(text.replace("  model: gpt-4o-mini\n", "  model: gpt-4o-mini\n  per_rationale: 0\n"
-                                 "  near_misses: 0\n", 1) + EMBEDDINGS)
+    spec.write_text(edit(text, "  model: gpt-4o-mini\n", "  model: gpt-4o-mini\n  per_rationale: 0\n"
+                                                       "  near_misses: 0\n", count=1) + EMBEDDINGS)
     return spec
 
 
@@ -84,7 +85,7 @@ def test_predict_serves_the_embeddings_student_embedding_new_inputs_in_batches(
 def test_a_run_killed_while_embedding_resumes_without_asking_for_a_vector_twice(
         tmp_path: Path, no_provider: None) -> None:
     spec = _embeddings_project(tmp_path / "project")
-    spec.write_text(spec.read_text().replace("inputs_per_request: 4", "inputs_per_request: 1"))
+    spec.write_text(edit(spec.read_text(), "inputs_per_request: 4", "inputs_per_request: 1"))
     run_dir = tmp_path / "run"
     with FakeOpenAI(latency=0.05) as server:
         env = {**os.environ, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test"}

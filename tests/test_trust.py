@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI
+from spec_edits import edit
 from taskc.compiler.paths import write_atomic
 from taskc.runtime.generation import load_generated_examples, planned_calls, run_generation
 from test_runtime_fixtures import API_KEY, chat_requests, compiled_keto, files_containing, keto_responder, settings_for
@@ -135,8 +136,8 @@ def test_run_refuses_data_outside_the_project_unless_allowed(tmp_path: Path, no_
     project.mkdir()
     spec = project / "keto.task.yaml"
     text = (EXAMPLES / "keto.task.yaml").read_text(encoding="utf-8")
-    spec.write_text(text.replace("path: data/keto_pool.jsonl", f"path: {EXAMPLES / 'data' / 'keto_pool.jsonl'}")
-                    .replace("gold: data/keto_gold.jsonl", f"gold: {EXAMPLES / 'data' / 'keto_gold.jsonl'}"))
+    text = edit(text, "path: data/keto_pool.jsonl", f"path: {EXAMPLES / 'data' / 'keto_pool.jsonl'}")
+    spec.write_text(edit(text, "gold: data/keto_gold.jsonl", f"gold: {EXAMPLES / 'data' / 'keto_gold.jsonl'}"))
     assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--quiet"]) == 1
     assert "error[E034]" in capsys.readouterr().err
     assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--quiet", "--allow-outside-paths"]) == 0

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from spec_edits import edit
 
 BASE = """\
 taskc: 1
@@ -41,8 +42,9 @@ def _spec(tmp_path: Path, *, rule: str = "len(dish) > 1", description: str = "d"
                                              "{% endblock %}")
     if templates:
         generate += "  templates: {" + ", ".join(f"{kind}: {kind}.j2" for kind in templates) + "}\n"
-    text = (BASE.replace("DESCRIPTION", description).replace("LEXICONS", lexicons).replace("RULE", rule)
-            .replace("GENERATE\n", generate))
+    text = edit(BASE, "DESCRIPTION", description)
+    text = edit(edit(text, "LEXICONS", lexicons), "RULE", rule, count=2)
+    text = edit(text, "GENERATE\n", generate)
     spec = tmp_path / "t.task.yaml"
     spec.write_text(text)
     return spec
