@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from taskc.compiler.money import format_usd
 
 from taskc.cli.main import main
-from taskc.compiler.money import format_usd
 
 SPEC = """\
 taskc: 1
