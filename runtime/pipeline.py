@@ -540,7 +540,8 @@ def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions,
     if failed and len(failed) == len(results) and all(_unreachable(r.error) for r in failed):
         # Later phases would only spend minutes retrying the same dead provider: stop here.
         raise ProviderFailure(
-            f"the LLM provider failed all {len(failed)} calls of the {phase} (first error: {failed[0].error}).\n"
+            f"the LLM provider failed {'the one call' if len(failed) == 1 else f'all {len(failed)} calls'} of the "
+            f"{phase} (first error: {failed[0].error}).\n"
             f"{ProviderFailure.ADVICE}")
     labels = [str(r.content.get("label")) if r.ok and r.content and r.content.get("label") in classes else None
               for r in results]
