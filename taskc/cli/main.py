@@ -97,9 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = args.main_verbose or getattr(args, "verbose", False)
     args.verbose = verbose
     try:
-        defaults = config.load_defaults(Path.cwd())
-        if verbose:
-            print(f"taskc: {defaults.describe()}", file=sys.stderr)
+        defaults = config.Defaults()
+        if config.applies_to(args):  # check, fmt, lsp, ... have no option a defaults file sets: not read
+            defaults = config.load_defaults(Path.cwd())
+            if verbose:
+                print(f"taskc: {defaults.describe()}", file=sys.stderr)
         return int(args.handler(config.apply_defaults(args, defaults)))
     except UsageError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
