@@ -505,7 +505,8 @@ def _expression_completions(context: str, before: str, task: ir.TaskIR | None) -
 
 
 def _lexicon_entry(lexicon: ir.Lexicon) -> CompletionEntry:
-    return CompletionEntry(lexicon.name, "Reference", f"lexicon, {len(lexicon.words)} entries",
+    size = len(lexicon.words)
+    return CompletionEntry(lexicon.name, "Reference", f"lexicon, {size} entr{'y' if size == 1 else 'ies'}",
                            _lexicon_summary(lexicon))
 
 

@@ -194,7 +194,8 @@ class _BatchRunner:
             batch_id = batch.id
         self.cache.journal_put(name, {"batch_id": batch_id, "keys": list(chunk.keys), "state": "submitted"})
         count_requests(self.stats, self.budget, len(chunk.keys))
-        self.reporter.message(f"submitted batch {batch_id} ({len(chunk.keys)} requests)")
+        requests = len(chunk.keys)
+        self.reporter.message(f"submitted batch {batch_id} ({requests} request{'s' if requests != 1 else ''})")
         return name
 
     def _find_submitted(self, tag: str) -> str | None:

@@ -72,7 +72,8 @@ def validate_training_file(path: Path, *, min_examples: int = MIN_EXAMPLES,
         for problem in _example_problems(line, max_tokens_per_example):
             problems.append(f"{path.name} line {number}: {problem}")
     if count < min_examples:
-        problems.append(f"{path.name}: has {count} examples; fine-tuning needs at least {min_examples}")
+        problems.append(f"{path.name}: has {count} example{'s' if count != 1 else ''}; fine-tuning needs at least "
+                        f"{min_examples}")
     if len(problems) > _MAX_PROBLEMS:
         problems = problems[:_MAX_PROBLEMS] + [f"... and {len(problems) - _MAX_PROBLEMS} more problems"]
     return problems

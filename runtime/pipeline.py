@@ -594,7 +594,8 @@ def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions,
     if failed and len(failed) == len(outcome.results) and all(_unreachable(r.error) for r in failed):
         # Later phases would only spend minutes retrying the same dead provider: stop here.
         raise ProviderFailure(
-            f"the LLM provider failed all {len(failed)} calls of the {phase} (first error: {failed[0].error}).\n"
+            f"the LLM provider failed {'the one call' if len(failed) == 1 else f'all {len(failed)} calls'} of the "
+            f"{phase} (first error: {failed[0].error}).\n"
             f"{ProviderFailure.ADVICE}")
     labels = [str(a.get("label")) if a and a.get("label") in classes else None for a in outcome.answers]
     stats = outcome.stats.to_json() | {"calls_planned": len(calls), "batch": options.batch}

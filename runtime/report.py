@@ -148,7 +148,7 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
         rate = worst.fired_wrong / worst.fired
         steps.append(NextStep(
             f"Narrow `{worst.rationale_id}`: it has the most false votes",
-            f"It voted {worst.class_name} on {worst.fired_wrong} of the {worst.fired} gold items it fired on "
+            f"It voted {worst.class_name} on {worst.fired_wrong} of the {_items(worst.fired, 'gold item')} it fired on "
             f"({rate:.0%} wrong). Add the exception these items share to its rule, or fix their gold labels.",
             worst.wrong_votes[:5]))
         for other in false_voters[1:3]:
@@ -171,7 +171,7 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
         words = _telling_words(result, [i for i in findings.uncovered_gold if gold[i].label == worst_class])
         hint = f" Words they share: {words}." if words else ""
         steps.append(NextStep(
-            f"Cover the {len(findings.uncovered_gold)} dev gold items no rule fires on ({share:.0%})",
+            f"Cover the {_items(len(findings.uncovered_gold), 'dev gold item')} no rule fires on ({share:.0%})",
             f"By class: {_counts(by_class)}.{_covered_vs_uncovered(result, findings)} The largest group is "
             f"{worst_class} ({count}): a new {worst_class} rationale, or a wider lexicon for an existing one, "
             f"would reach them.{hint}", examples))
@@ -188,7 +188,7 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
             steps.append(NextStep(f"`{function.rationale_id}` never fired on the pool",
                                   "Check its rule and lexicon words against how the data is written."))
         if function.failures:
-            steps.append(NextStep(f"`{function.rationale_id}` failed on {function.failures} pool items",
+            steps.append(NextStep(f"`{function.rationale_id}` failed on {_items(function.failures, 'pool item')}",
                                   f"Its rule raised an error there (first: {function.first_failure}) and was "
                                   "counted as abstaining."))
     without_rule = [r for r in findings.by_rationale if not r.has_rule]
@@ -294,7 +294,7 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
     task = result.task
     out: list[str] = [f"# taskc run: {task.name}", "", f"**{_md_inline(verdict(result))}**", ""]
     if result.gold_display:
-        out += [_md_inline(f"Gold set: `{result.gold_display}` ({len(result.gold)} items). "
+        out += [_md_inline(f"Gold set: `{result.gold_display}` ({_items(len(result.gold), 'item')}). "
                            f"Primary predictor: {predictor_title(findings.primary)}."), ""]
     since = since_summary(result)
     if since is not None:
@@ -379,7 +379,8 @@ def _md_rationale(result: RunResult, group: RationaleFindings, listing: ItemList
             lines[-1] += f" {_items(missed, 'error')} {'is' if missed == 1 else 'are'} of its class."
         return lines + [""]
     lines = [header, "", f"> {_md_inline(group.text)}", "",
-             f"Fired on {group.fired} gold items: **{group.fired_correct} correct, {group.fired_wrong} wrong**"
+             f"Fired on {_items(group.fired, 'gold item')}: "
+             f"**{group.fired_correct} correct, {group.fired_wrong} wrong**"
              + (f"; fires on {_pct(group.pool_coverage)} of the pool." if group.pool_coverage is not None else "."),
              ""]
     if group.errors_voted_wrong:
@@ -401,7 +402,8 @@ def _missed_title(cls: str) -> str:
 
 def _missed_intro(cls: str, missed: Sequence[int], findings: Findings) -> str:
     silent = sum(1 for i in missed if i in findings.unexplained)
-    return (f"{len(missed)} misclassified {cls} items on which no rationale of {cls} fired ({silent} with no rule "
+    return (f"{_items(len(missed), f'misclassified {cls} item')} on which no rationale of {cls} fired "
+            f"({silent} with no rule "
             f"firing at all): the knowledge that decides them is missing or too narrow.")
 
 
@@ -521,8 +523,9 @@ def _interval(interval: tuple[float, float] | None, show: Any) -> str:
 
 def scoring_note(result: RunResult) -> str:
     dev, total = len(result.dev_indices), len(result.gold)
-    split = (f" The gold set is split into a dev half ({dev} items: every gold item this report shows comes from "
-             f"it) and a test half ({total - dev} items: numbers only); the pass criterion is judged on test."
+    split = (f" The gold set is split into a dev half ({_items(dev, 'item')}: every gold item this report shows "
+             f"comes from it) and a test half ({_items(total - dev, 'item')}: numbers only); the pass criterion is "
+             "judged on test."
              if dev < total else "")
     return ("Every predictor is scored over all gold items, an abstention counting as an error; coverage is the "
             "share it labeled; n/a: it labeled nothing. The 95% intervals (bootstrap over the items) show how "
@@ -721,11 +724,11 @@ def _run_lines(result: RunResult) -> list[str]:
     lines = []
     labeled = Counter(p.source for p in result.pool if p.source)
     if result.pool:
-        lines.append(f"Pool: {len(result.pool)} items, {sum(labeled.values())} labeled ({_counts(labeled)}), "
+        lines.append(f"Pool: {_items(len(result.pool), 'item')}, {sum(labeled.values())} labeled ({_counts(labeled)}), "
                      f"{len(result.pool) - sum(labeled.values())} left unlabeled.")
     if result.training:
-        lines.append("Local model trained on " + ", ".join(f"{n} {s}" for s, n in result.training.items())
-                     + " examples.")
+        lines.append(f"Local model trained on {_items(sum(result.training.values()), 'example')}: "
+                     + ", ".join(f"{n} {s}" for s, n in result.training.items()) + ".")
     if result.skipped_llm_steps:
         lines.append("Skipped: " + ", ".join(result.skipped_llm_steps) + ".")
     lines += result.notes
@@ -756,7 +759,7 @@ def render_html(result: RunResult, findings: Findings) -> str:
              f"<style>{_CSS}{report_pictures.CSS}</style></head><body>", f"<h1>taskc run: {e(task.name)}</h1>",
              f"<p class={state}><strong>{_inline_code(verdict(result))}</strong></p>"]
     if result.gold_display:
-        parts.append(f"<p>Gold set: <code>{e(result.gold_display)}</code> ({len(result.gold)} items). "
+        parts.append(f"<p>Gold set: <code>{e(result.gold_display)}</code> ({_items(len(result.gold), 'item')}). "
                      f"Primary predictor: {e(predictor_title(findings.primary))}.</p>")
     since = since_summary(result)
     if since is not None:

@@ -69,7 +69,7 @@ def test_a_bad_defaults_file_is_a_located_usage_error(tmp_path: Path, monkeypatc
     with pytest.raises(UsageError, match="^" + str(tmp_path).replace("\\", "\\\\")):
         load_defaults(tmp_path)
     monkeypatch.chdir(tmp_path)
-    assert main(["check", str(EXAMPLES / "keto.task.yaml")]) == 2
+    assert main(["compile", str(EXAMPLES / "keto.task.yaml"), "--dump-ir"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"taskc: error: {tmp_path / message.split(':', 1)[0]}:{message.split(':', 1)[1]}")
 
@@ -114,8 +114,16 @@ def test_verbose_says_when_no_defaults_file_applies(tmp_path: Path, monkeypatch:
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / ".git").mkdir()
     monkeypatch.chdir(tmp_path)
-    assert main(["-v", "schema", "-o", "s.json"]) == 0
+    assert main(["-v", "compile", str(EXAMPLES / "keto.task.yaml"), "--dump-ir"]) == 0
     assert "no taskc.toml or [tool.taskc] found" in capsys.readouterr().err
+
+
+def test_commands_without_such_options_do_not_read_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "taskc.toml").write_text("not toml at all [\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", str(EXAMPLES / "keto.task.yaml")]) == 0  # an editor's lint is not broken by it
+    assert main(["compile", str(EXAMPLES / "keto.task.yaml"), "--dump-ir"]) == 2
 
 
 # -- colour -----------------------------------------------------------------------------------------------------

@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
         estimate = compiled.estimate
         cost = "unknown (model not in the price table)" if estimate.cost_usd is None else format_usd(estimate.cost_usd)
         print(f"compiled {compiled.ir.name}: {len(compiled.files)} files in {out_dir}/")
-        print(f"  plan: {estimate.calls} LLM calls for {estimate.examples} examples with {estimate.model}")
+        calls = f"{estimate.calls} LLM call{'s' if estimate.calls != 1 else ''}"
+        examples = f"{estimate.examples} example{'s' if estimate.examples != 1 else ''}"
+        print(f"  plan: {calls} for {examples} with {estimate.model}")
         for line in estimate_lines(compiled):
             print(f"    {line}")
         print(f"  ESTIMATE: ~{estimate.input_tokens:,} input + ~{estimate.output_tokens:,} output tokens, "

@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_RUNTIME_FAILURE
     progress.done()
     if len(problems) > MAX_SHOWN_PROBLEMS:
-        print(f"taskc: ... and {len(problems) - MAX_SHOWN_PROBLEMS} more problems", file=sys.stderr)
+        more = len(problems) - MAX_SHOWN_PROBLEMS
+        print(f"taskc: ... and {more} more problem{'s' if more != 1 else ''}", file=sys.stderr)
     if not args.quiet:
         labels = ", ".join(f"{label} {count:,}" for label, count in sorted(stats.by_label.items()))
         rate = stats.predicted / stats.seconds if stats.seconds else 0.0
@@ -164,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             skipped = f"; {stats.bad:,} bad line{'s' if stats.bad != 1 else ''} skipped" if stats.bad else ""
         where = f" → {args.output}" if args.output else ""
-        print(f"taskc: predicted {stats.predicted:,} of {stats.lines:,} lines with {name} ({labels}) in "
+        print(f"taskc: predicted {stats.predicted:,} of {stats.lines:,} line{'s' if stats.lines != 1 else ''} with "
+              f"{name} ({labels}) in "
               f"{stats.seconds:.1f} s ({rate:,.0f}/s){skipped}{where}", file=sys.stderr)
     if args.on_error == "stop" and problems:
         return EXIT_INPUT_ERRORS
@@ -233,7 +235,7 @@ class _Progress:
         if self.quiet or now - self.last < PROGRESS_EVERY:
             return
         self.last = now
-        line = f"taskc: {self.display}: {stats.predicted:,} lines predicted"
+        line = f"taskc: {self.display}: {stats.predicted:,} line{'s' if stats.predicted != 1 else ''} predicted"
         if self.terminal:
             sys.stderr.write("\r" + line)
             self.shown = True

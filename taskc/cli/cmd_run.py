@@ -276,22 +276,23 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
                       highlight=False, soft_wrap=False)
     if outcome.analysis:
         header, rows = report.lf_rows(outcome)
-        table = Table(*header, title=f"labeling functions on the pool ({outcome.analysis.items} items, "
+        table = Table(*header, title=f"labeling functions on the pool ({_count(outcome.analysis.items, 'item')}, "
                                      f"{outcome.analysis.coverage:.0%} covered)", title_justify="left")
         for row in rows:
             table.add_row(*row)
         console.print(table)
     if outcome.metrics:
         header, rows = report.metrics_rows(outcome)
-        table = Table(*header, title=f"gold set {outcome.gold_display} ({len(outcome.gold)} items; every predictor "
-                                     "over all items, abstentions counted as errors)", title_justify="left")
+        table = Table(*header, title=f"gold set {outcome.gold_display} ({_count(len(outcome.gold), 'item')}; every "
+                                     "predictor over all items, abstentions counted as errors)", title_justify="left")
         for row in rows:
             table.add_row(*row)
         console.print(table)
         if len(outcome.dev_indices) < len(outcome.gold):
             header, rows = report.split_rows(outcome)
-            table = Table(*header, title=f"dev half ({len(outcome.dev_indices)} items, shown in the report) and "
-                                         f"test half ({len(outcome.gold) - len(outcome.dev_indices)} items, judges "
+            test = len(outcome.gold) - len(outcome.dev_indices)
+            table = Table(*header, title=f"dev half ({_count(len(outcome.dev_indices), 'item')}, shown in the report) "
+                                         f"and test half ({_count(test, 'item')}, judges "
                                          "the criterion)", title_justify="left")
             for row in rows:
                 table.add_row(*row)
@@ -301,7 +302,7 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
     worst = [g for g in findings.by_rationale if g.errors_voted_wrong or g.errors_missed][:TOP_RATIONALES]
     if findings.errors:
         title = report.predictor_title(findings.primary)
-        console.print(f"[bold]errors by rationale[/] ({len(findings.errors)} {title} errors on dev; "
+        console.print(f"[bold]errors by rationale[/] ({_errors(len(findings.errors))} of the {title} on dev; "
                       f"{len(findings.unexplained)} with no rule firing)")
         shown: set[int] = set()  # an item several rationales voted for is printed once, under the first
         for group in worst:
@@ -338,7 +339,11 @@ def _print_summary(outcome: RunResult, findings: Findings) -> None:
 
 
 def _errors(count: int) -> str:
-    return f"{count} error{'s' if count != 1 else ''}"
+    return _count(count, "error")
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
 def _clip(text: str, width: int = 76) -> str:

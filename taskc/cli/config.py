@@ -159,6 +159,11 @@ def load_defaults(start: Path) -> Defaults:
     return Defaults(path, table, values)
 
 
+def applies_to(args: argparse.Namespace) -> bool:
+    """Whether the command has an option that a defaults file can set (so the file is worth reading)."""
+    return args.command in RUN_ROOT_COMMANDS or any(hasattr(args, key.dest) for key in KEYS.values())
+
+
 def apply_defaults(args: argparse.Namespace, defaults: Defaults) -> argparse.Namespace:
     """Fill the options the command has and the command line left unset."""
     for dest, value in defaults.values.items():

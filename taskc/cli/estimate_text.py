@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from taskc.compiler.call_plan import PHASE_TITLES
 from taskc.compiler.driver import CompiledTask
+from taskc.compiler.money import format_usd
 
 
 def _usd(cost: float | None) -> str:
-    return "unknown (model not in the price table)" if cost is None else f"${cost:.4f}"
+    return "unknown (model not in the price table)" if cost is None else format_usd(cost)
+
+
+def _calls(count: int) -> str:
+    return f"{count} call{'s' if count != 1 else ''}"
 
 
 def estimate_lines(compiled: CompiledTask) -> list[str]:
     """One line per phase: its calls, tokens and cost."""
-    return [f"{PHASE_TITLES[name]}: {phase.calls} calls, ~{phase.input_tokens:,} + ~{phase.output_tokens:,} tokens, "
+    return [f"{PHASE_TITLES[name]}: {_calls(phase.calls)}, ~{phase.input_tokens:,} + ~{phase.output_tokens:,} tokens, "
             f"~{_usd(phase.cost_usd)}" for name, phase in compiled.estimate.phases.items()]
 
 
@@ -23,7 +28,7 @@ def estimate_extras(compiled: CompiledTask) -> list[str]:
     if finetune is not None:
         scoring, training = finetune["scoring"], finetune["training"] or {}
         epochs = f"{training.get('epochs')} epochs" + ("" if training.get("epochs_given") else " (auto, priced as 3)")
-        lines.append(f"with --finetune: +{scoring['calls']} calls of the fine-tuned model on the gold set, "
+        lines.append(f"with --finetune: +{_calls(scoring['calls'])} of the fine-tuned model on the gold set, "
                      f"~{_usd(scoring['cost_usd'])}; training ~{training.get('training_tokens', 0):,} tokens "
                      f"({training.get('examples', 0)} examples × {epochs}), ~{_usd(training.get('cost_usd'))}")
     for problem in compiled.calls.problems:

@@ -52,13 +52,14 @@ the loop:
   taskc export runs/keto -o export/keto          the training data for other trainers, with a dataset card
   taskc diff --git origin/main examples/keto.task.yaml   what a spec change does, for review
   taskc fmt examples/keto.task.yaml              canonical layout, comments kept
-  taskc schema > task.schema.json                 the JSON Schema editors complete keys from
+  taskc schema --install                         the JSON Schema and editor settings, for completion
   taskc lsp                                      the language server editors start (docs/editors.md)
   taskc completion bash > ~/.local/share/bash-completion/completions/taskc   shell completion
 
-exit status: 0 ok (warnings allowed), 1 errors in a task file, 2 usage error,
-3 pass criterion failed (run), 4 runtime failure (run), 70 an internal error
-(a bug in taskc: please report it), 130 interrupted (Ctrl-C).
+exit status: 0 ok (warnings allowed), 1 errors in a task file, 2 usage error (also:
+an optional dependency is missing), 3 pass criterion failed (run), 4 runtime
+failure (run), 70 an internal error (a bug in taskc: please report it),
+130 interrupted (Ctrl-C).
 
 environment:
   TASKC_DEBUG=1     show the traceback of an internal error (as -v does)
@@ -101,9 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = args.main_verbose or getattr(args, "verbose", False)
     args.verbose = verbose
     try:
-        defaults = config.load_defaults(Path.cwd())
-        if verbose:
-            print(f"taskc: {defaults.describe()}", file=sys.stderr)
+        defaults = config.Defaults()
+        if config.applies_to(args):  # check, fmt, lsp, ... have no option a defaults file sets: not read
+            defaults = config.load_defaults(Path.cwd())
+            if verbose:
+                print(f"taskc: {defaults.describe()}", file=sys.stderr)
         return int(args.handler(config.apply_defaults(args, defaults)))
     except UsageError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
