@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import yaml
+from throughput import FakeServerProcess  # the fake server in its own process (bench/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_FLIGHT = 50
@@ -50,19 +51,6 @@ def project_of(calls: int, work: Path) -> Path:
     path = project / "keto.task.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
-
-
-class FakeServerProcess:
-    def __init__(self, latency: float) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "fake_openai"), "--port", "0", "--latency", str(latency)],
-            stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.base_url = self.process.stdout.readline().strip()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 def one_run(spec: Path, run_dir: Path, base_url: str) -> tuple[float, dict[str, float], int]:

@@ -169,7 +169,8 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
         ir=task, templates=templates, prompts=prompts, plan=plan, generation_format=generation_format,
         classification_format=classification_response_format(task), finetune=finetune_config(task),
         eval=eval_config(task), estimate=estimate_cost(task, plan, prompts, prices), context=context)
-    compiled.render_files = lambda: _output_files(compiled, doc)
+    inputs = _input_hashes(task, doc)  # read now: the input files may be gone when the outputs are rendered
+    compiled.render_files = lambda: _output_files(compiled, inputs)
     return compiled
 
 
@@ -242,7 +243,7 @@ def dumps(value: Any) -> bytes:
     return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _output_files(compiled: CompiledTask, doc: SourceDocument) -> dict[str, bytes]:
+def _output_files(compiled: CompiledTask, inputs: dict[str, Any]) -> dict[str, bytes]:
     from taskc import __version__
 
     task = compiled.ir
@@ -261,7 +262,7 @@ def _output_files(compiled: CompiledTask, doc: SourceDocument) -> dict[str, byte
     files["manifest.json"] = dumps({
         "taskc_version": __version__,
         "task": task.name,
-        "inputs": _input_hashes(task, doc),
+        "inputs": inputs,
         "outputs": {path: sha256_hex(data) for path, data in sorted(files.items())},
     })
     return files
