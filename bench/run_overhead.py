@@ -58,7 +58,7 @@ def one_run(spec: Path, run_dir: Path, base_url: str) -> tuple[float, dict[str, 
     used, user + system, which a busy machine inflates less than the wall time), and the calls it made."""
     env = os.environ | {"OPENAI_API_KEY": "sk-bench"}
     command = [sys.executable, "-m", "taskc", "run", str(spec), "-o", str(run_dir), "--base-url", base_url,
-               "--concurrency", str(IN_FLIGHT), "--format", "json"]
+               "--concurrency", str(IN_FLIGHT), "--json"]  # the alias: older versions have it too
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
