@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import yaml
+from throughput import FakeServerProcess  # the fake server in its own process (bench/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_FLIGHT = 50
@@ -52,25 +53,12 @@ def project_of(calls: int, work: Path) -> Path:
     return path
 
 
-class FakeServerProcess:
-    def __init__(self, latency: float) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "fake_openai"), "--port", "0", "--latency", str(latency)],
-            stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        self.base_url = self.process.stdout.readline().strip()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 def one_run(spec: Path, run_dir: Path, base_url: str) -> tuple[float, dict[str, float], int]:
     """Wall seconds of one `taskc run` process, its phases' seconds (and "cpu": the CPU seconds the process
     used, user + system, which a busy machine inflates less than the wall time), and the calls it made."""
     env = os.environ | {"OPENAI_API_KEY": "sk-bench"}
     command = [sys.executable, "-m", "taskc", "run", str(spec), "-o", str(run_dir), "--base-url", base_url,
-               "--concurrency", str(IN_FLIGHT), "--format", "json"]
+               "--concurrency", str(IN_FLIGHT), "--json"]  # the alias: older versions have it too
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)

@@ -180,7 +180,8 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
                                      allow_outside=allow_outside, read_data=plan_data)
     compiled.estimate = estimate_run(task, compiled.calls, compiled.estimate.examples,
                                      compiled.finetune["system_message"], prices)
-    compiled.render_files = lambda: _output_files(compiled, doc)
+    inputs = _input_hashes(task, doc)  # read now: the input files may be gone when the outputs are rendered
+    compiled.render_files = lambda: _output_files(compiled, inputs)
     return compiled
 
 
@@ -253,7 +254,7 @@ def dumps(value: Any) -> bytes:
     return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _output_files(compiled: CompiledTask, doc: SourceDocument) -> dict[str, bytes]:
+def _output_files(compiled: CompiledTask, inputs: dict[str, Any]) -> dict[str, bytes]:
     from taskc import __version__
 
     task = compiled.ir
@@ -274,7 +275,7 @@ def _output_files(compiled: CompiledTask, doc: SourceDocument) -> dict[str, byte
     files["manifest.json"] = dumps({
         "taskc_version": __version__,
         "task": task.name,
-        "inputs": _input_hashes(task, doc),
+        "inputs": inputs,
         "outputs": {path: sha256_hex(data) for path, data in sorted(files.items())},
     })
     return files

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI, Faults, default_content
@@ -91,3 +92,24 @@ def test_format_json_reports_every_phase_from_start_to_end(spec: Path, tmp_path:
     done = {e["phase"] for e in events if e["event"] == "done"}  # the calls of each LLM phase
     assert {"generate", "pool labeling", "prompted baseline"} <= done
     assert all(e["seconds"] >= 0 for e in events if e["event"] == "phase" and e["status"] == "done")
+
+
+def test_a_verdict_that_flipped_within_noise_says_so() -> None:
+    from types import SimpleNamespace
+
+    from taskc.runtime.history import ScoreChange, SinceLastRun
+    from taskc.runtime.report import NextStep
+    from taskc.runtime.report_llm import llm_next_steps
+
+    def result(before: float, after: float, before_ci: tuple[float, float], after_ci: tuple[float, float]) -> Any:
+        change = SinceLastRun(previous={"passed": False, "number": 1}, current={},
+                              scores=(ScoreChange("rules_then_model", "macro_f1", before, after, before_ci, after_ci),),
+                              rationales=(), now_wrong=(), now_right=())
+        return SimpleNamespace(since=change, criterion=SimpleNamespace(passed=True), primary="rules_then_model",
+                               training={"generated": 20, "label_model": 10}, llm={}, llm_function=None)
+
+    noisy = llm_next_steps(result(0.78, 0.81, (0.70, 0.86), (0.73, 0.89)), NextStep)
+    assert noisy[0].title == "The verdict flipped FAILED → PASSED, but within noise"
+    assert "+0.030" in noisy[0].detail and "the LLM's answers" in noisy[0].detail
+    real = llm_next_steps(result(0.60, 0.90, (0.55, 0.65), (0.86, 0.94)), NextStep)
+    assert not any("flipped" in step.title for step in real)

@@ -246,6 +246,25 @@ def test_lsh_path_finds_the_same_near_duplicates(monkeypatch: pytest.MonkeyPatch
     assert sum(d is not None for d in exhaustive[400:]) == 100
 
 
+def test_the_lsh_index_is_built_only_when_needed_and_then_as_if_from_the_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(1)
+    examples = [keto_example(rng, rng.choice(["keto", "not_keto"])) for _ in range(300)]
+
+    def fed(limit: int) -> Deduplicator:
+        monkeypatch.setattr(dedupe_module, "EXHAUSTIVE_LIMIT", limit)
+        deduper = Deduplicator(DedupePolicy(True, 0.9, ("dish", "ingredients")), ("dish", "ingredients"))
+        for example in examples:
+            deduper.add(example)
+        return deduper
+
+    small = fed(1000)
+    assert not small._buckets  # never past the limit: no band was ever worked out
+    late, early = fed(120), fed(0)
+    assert len(late._kept) == len(early._kept) > 120
+    assert late._kept == early._kept and late._buckets == early._buckets  # backfilled in the same order
+
+
 # -- split and progress -----------------------------------------------------------------------------
 
 def test_split_is_deterministic_and_stratified() -> None:

@@ -3,7 +3,8 @@
 It speaks enough of the OpenAI REST API (chat completions with structured outputs,
 files, fine-tuning jobs, batches) for the real ``openai`` client to talk to it, and it
 injects latency and faults (429, 500, hangs, connection resets, malformed, truncated or
-schema-violating content) at configurable rates. Only the standard library is used: an
+schema-violating content, and schema-valid but sloppy generated examples: off-target labels,
+empty strings, the same examples for every request) at configurable rates. Only the standard library is used: an
 asyncio HTTP/1.1 server with keep-alive runs on 127.0.0.1 in a background thread, so one
 process holds hundreds of concurrent connections without a thread per connection.
 Content is generated from the request alone, so identical requests get identical answers.
