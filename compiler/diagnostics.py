@@ -14,11 +14,32 @@ import difflib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, IntEnum
+
+
+class ExitStatus(IntEnum):
+    """The exit statuses of the `taskc` command, part of its interface (README "Exit statuses")."""
+
+    OK = 0
+    INPUT_ERRORS = 1  # errors in a task file or its data (`taskc diff`, `fmt --check`: "it changed")
+    USAGE = 2  # a bad option or argument, a missing optional dependency
+    CRITERION_FAILED = 3  # `taskc run`: the pass criterion failed
+    RUNTIME_FAILURE = 4  # the provider, the disk, a training that could not run
+    INTERNAL = 70  # a bug in taskc
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class TaskcError(Exception):
-    """Root of every error taskc raises on purpose; carries diagnostics when it has them."""
+    """Root of every error taskc raises on purpose; carries diagnostics when it has them.
+
+    Each class says with which status a command that it ends exits (`exit_status`), and the CLI reads it
+    from the exception. Subclasses live with the stage that raises them (DataFileError in
+    runtime/datafiles.py, ProviderFailure in runtime/pipeline.py, UsageError in taskc/cli/output.py, ...).
+    Outside the tree on purpose: the file-system boundary's OSError/ValueError kinds (compiler/paths.py),
+    which each stage turns into a diagnostic or a TaskcError, and internal signals that never leave their
+    module (an expression's evaluation error, StopServing)."""
+
+    exit_status: ExitStatus = ExitStatus.INPUT_ERRORS
 
     def __init__(self, message: str, diagnostics: tuple[Diagnostic, ...] = ()) -> None:
         super().__init__(message)

@@ -135,7 +135,7 @@ class _TextMasks(dict[str, int]):
         super().__init__()
         self.index, self.lexicon_bits = index, use.lexicon_bits
         first = 1 << len(index.names)
-        self.tests = [(first << k, variable, build_evaluator(test, lexicons))
+        self.tests = [(first << k, variable, build_evaluator(test, _as_tuples(lexicons)))
                       for k, (variable, test) in enumerate(use.tests.values())]
 
     def __missing__(self, text: str) -> int:
@@ -149,6 +149,11 @@ class _TextMasks(dict[str, int]):
             self.clear()
         self[text] = mask
         return mask
+
+
+def _as_tuples(lexicons: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """The lexicons as the evaluator takes them (a tuple, such as a WordList, is kept as it is)."""
+    return {name: words if isinstance(words, tuple) else tuple(words) for name, words in lexicons.items()}
 
 
 def _part(name: str, is_list: bool, use: _FieldUse, index: Any,

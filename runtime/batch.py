@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import openai
 
-from ..compiler.diagnostics import TaskcError
+from ..compiler.diagnostics import ExitStatus, TaskcError
 from ..compiler.plan import sha256_hex
 from .cache import ResponseCache
 from .progress import ProgressReporter, ProgressState
@@ -65,6 +65,8 @@ _JOURNAL_PREFIX = "batch/"
 
 class BatchProviderError(TaskcError):
     """The provider refused or failed an upload, a submission or a status poll of the Batch API."""
+
+    exit_status = ExitStatus.RUNTIME_FAILURE
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..compiler.diagnostics import TaskcError
+from ..compiler.diagnostics import ExitStatus, TaskcError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -48,6 +48,8 @@ _SQLITE_FULL, _SQLITE_READONLY = 13, 8  # SQLite's result codes (sqlite3 names t
 
 class CacheError(TaskcError):
     """The cache database cannot be read or written (damaged, locked by another run, or unwritable)."""
+
+    exit_status = ExitStatus.RUNTIME_FAILURE
 
 
 @contextmanager

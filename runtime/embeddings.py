@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compiler.diagnostics import TaskcError
+from ..compiler.diagnostics import ExitStatus, TaskcError
 from ..compiler.plan import sha256_hex
 from .provider import Budget, CallStats, ProviderSettings
 
@@ -27,6 +27,8 @@ EMPTY_TEXT = "(empty)"  # endpoints refuse an empty input; an item with no text 
 
 class EmbeddingError(TaskcError):
     """The endpoint did not give the vectors (after retries), or gave unusable ones."""
+
+    exit_status = ExitStatus.RUNTIME_FAILURE
 
 
 def embedding_key(model: str, text: str) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskc.compiler.diagnostics import Diagnostic, TaskcError
+from taskc.compiler.diagnostics import Diagnostic, ExitStatus, TaskcError
 from taskc.compiler.driver import CompiledTask, compile_task
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.paths import write_atomic
@@ -81,9 +81,13 @@ class ExportError(TaskcError):
 class ExportUsageError(ExportError):
     """A bad RUN_DIR, output directory or --format value: a usage mistake, nothing was read or written."""
 
+    exit_status = ExitStatus.USAGE
+
 
 class ExportWriteError(ExportError):
     """The output directory or a file in it cannot be written (permissions, disk full)."""
+
+    exit_status = ExitStatus.RUNTIME_FAILURE
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import openai
 
-from ..compiler.diagnostics import TaskcError
+from ..compiler.diagnostics import ExitStatus, TaskcError
 from ..compiler.driver import CompiledTask
 from ..compiler.passes import OPENAI_FINETUNING_ALTERNATIVES, OPENAI_FINETUNING_SUNSET
 from ..compiler.plan import CHARS_PER_TOKEN, sha256_hex
@@ -171,6 +171,8 @@ def run_finetune(compiled: CompiledTask, run_dir: Path, settings: ProviderSettin
 class FinetuningRefused(TaskcError):
     """The platform will not fine-tune for this account (closed to new users, no access): exit 4."""
 
+    exit_status = ExitStatus.RUNTIME_FAILURE
+
 
 _FINETUNING = re.compile(r"fine[- ]?tun", re.IGNORECASE)
 _NOT_OFFERED = re.compile(r"not (available|allowed|enabled|supported|permitted)|no longer|access|new users",
@@ -187,7 +189,8 @@ def refuses_finetuning(status: int, message: str) -> bool:
 
 def _first_sentence(exc: openai.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
-    message = body.get("message") if isinstance(body.get("message"), str) else str(exc)
+    given = body.get("message")
+    message = given if isinstance(given, str) else str(exc)
     return message.strip().splitlines()[0][:300] if message.strip() else "no message"
 
 

@@ -160,7 +160,7 @@ class RuleVoter:
         nodes = [f.node for f in self.functions]
         self.key = None
         if self.functions and all(node is not None for node in nodes):
-            self.key = rule_key(nodes, {f.name: f.type for f in task.fields},  # type: ignore[arg-type]
+            self.key = rule_key(nodes, {f.name: f.type for f in task.fields},
                                 task.lexicon_words())
         self._memo: dict[Any, tuple[tuple[int, ...], tuple[tuple[int, str], ...]]] = {}
 

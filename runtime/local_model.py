@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from taskc.compiler.diagnostics import TaskcError
+from taskc.compiler.diagnostics import ExitStatus, TaskcError
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.paths import write_atomic
 from taskc.compiler.plan import sha256_hex
@@ -52,6 +52,8 @@ STRONGEST = 12  # features listed per class in metadata.json and the report
 
 class LocalModelError(TaskcError):
     """The local model cannot be trained or loaded (e.g. only one class in the training data)."""
+
+    exit_status = ExitStatus.RUNTIME_FAILURE
 
 
 @dataclass(frozen=True)

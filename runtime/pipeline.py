@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from taskc.compiler.diagnostics import TaskcError
+from taskc.compiler.diagnostics import ExitStatus, TaskcError
 from taskc.compiler.driver import CompiledTask
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.paths import PathOutsideProject, resolve_project_path
@@ -565,6 +565,8 @@ def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSet
 
 class ProviderFailure(TaskcError):
     """The provider answered none of the calls: a run without them would hide the problem."""
+
+    exit_status = ExitStatus.RUNTIME_FAILURE
 
     ADVICE = ("Check --base-url / OPENAI_BASE_URL, the key and the model; answered calls are cached, so the "
               "same command resumes once the provider works.")

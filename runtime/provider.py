@@ -60,7 +60,7 @@ except ImportError:  # pragma: no cover - the default httpx transport is used in
     _AiohttpConnectionError = None  # type: ignore[assignment,misc]
     _UNWRAPPED_TRANSPORT_ERRORS = ()
 
-from ..compiler.diagnostics import TaskcError
+from ..compiler.diagnostics import ExitStatus, TaskcError
 from ..compiler.plan import CHARS_PER_TOKEN, builtin_prices, canonical_json, price_for
 from .cache import ResponseCache
 from .limiter import MAX_RETRY_AFTER, RateLimiter
@@ -148,6 +148,8 @@ class RunDeadline:
 class RunDeadlinePassed(TaskcError):
     """The run's --deadline passed: no new request was started. Worded like the budget's note, but it ends the
     run (exit 4): a run cut short in time has not done what it was asked to, and says so."""
+
+    exit_status = ExitStatus.RUNTIME_FAILURE
 
     def __init__(self, deadline: RunDeadline) -> None:
         super().__init__(f"the run's deadline (--deadline {deadline.seconds:g}) passed, so no new LLM requests were "

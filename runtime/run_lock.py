@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from taskc.compiler.diagnostics import ExitStatus, TaskcError
 from taskc.compiler.paths import first_link_inside
 
 try:
@@ -31,12 +32,13 @@ except ImportError:  # Windows: no flock; runs are not serialised there
 LOCK_FILE = ".lock"
 
 
-class RunDirError(Exception):
+class RunDirError(TaskcError):
     """The run directory cannot be used; ``usage`` tells a usage error (exit 2) from a runtime one (exit 4)."""
 
     def __init__(self, message: str, usage: bool = True) -> None:
         super().__init__(message)
         self.usage = usage
+        self.exit_status = ExitStatus.USAGE if usage else ExitStatus.RUNTIME_FAILURE
 
 
 def check_run_dir(run_dir: Path) -> None:

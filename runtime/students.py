@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import sparse
 
-from ..compiler.diagnostics import TaskcError
+from ..compiler.diagnostics import ExitStatus, TaskcError
 from ..compiler.ir import TaskIR
 from .datasets import write_atomic, write_json
 from .features import ItemBatch, KnowledgeFeatures, item_text
@@ -42,6 +42,8 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 
 class StudentError(TaskcError):
     """A student cannot be trained or loaded."""
+
+    exit_status = ExitStatus.RUNTIME_FAILURE
 
 
 class Student(Protocol):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from taskc.compiler.diagnostics import TaskcError, did_you_mean
+from taskc.compiler.diagnostics import ExitStatus, TaskcError, did_you_mean
 
 from .datasets import write_json
 
@@ -53,6 +53,8 @@ _TRUE = {"1", "true", "yes", "on"}  # how huggingface_hub reads a boolean enviro
 
 class TransformerStudentError(TaskcError):
     """The transformers student cannot be built, trained, saved or loaded."""
+
+    exit_status = ExitStatus.RUNTIME_FAILURE
 
 
 def missing_dependencies() -> str | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taskc.compiler.diagnostics import DiagnosticBag
+from taskc.compiler.diagnostics import DiagnosticBag, ExitStatus, TaskcError
 from taskc.compiler.diff_render import FORMATS, render
 from taskc.compiler.driver import CompileResult, compile_task, named_files
 from taskc.compiler.loader import load_task_file
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 old_path, old_label = materialise_revision(args.git, Path(args.specs[0]), Path(scratch))
             except GitError as exc:
                 print(f"taskc: error: {exc}", file=sys.stderr)
-                return EXIT_ERROR
+                return exc.exit_status
             old = compile_task(old_path, display_name=old_label, **options)
         new_label = args.specs[0]
     else:
@@ -117,8 +117,10 @@ def _both_compiled(old: CompileResult, new: CompileResult) -> bool:
 
 # -- reading a revision with git -------------------------------------------------------------------
 
-class GitError(Exception):
-    pass
+class GitError(TaskcError):
+    """A revision that git cannot give (not a repository, an unknown revision, git missing)."""
+
+    exit_status = ExitStatus.USAGE  # diff's own "error" status: 1 already means "the task changed"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .extras import missing_run_extra
-from .output import EXIT_INPUT_ERRORS, EXIT_OK, EXIT_RUNTIME_FAILURE, EXIT_USAGE, errors_only, print_diagnostics
+from .output import EXIT_OK, EXIT_USAGE, errors_only, print_diagnostics
 
 NAME = "export"
 HELP = "write a run's training data for other trainers, with a dataset card"
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if (missing := missing_run_extra(NAME)) is not None:
         print(f"taskc: error: {missing}", file=sys.stderr)
         return EXIT_USAGE
-    from taskc.runtime.export import FORMATS, ExportError, ExportUsageError, ExportWriteError, export
+    from taskc.runtime.export import FORMATS, ExportError, export
 
     try:
         result = export(Path(args.run_dir), Path(args.output), args.format or FORMATS,
@@ -85,9 +85,7 @@ def run(args: argparse.Namespace) -> int:
             print_diagnostics(errors_only(list(exc.diagnostics), True), exc.sources, "text")
         for problem in exc.problems:
             print(f"taskc: error: {problem}", file=sys.stderr)
-        if isinstance(exc, ExportUsageError):
-            return EXIT_USAGE
-        return EXIT_RUNTIME_FAILURE if isinstance(exc, ExportWriteError) else EXIT_INPUT_ERRORS
+        return exc.exit_status
     if not args.quiet:
         for warning in result.warnings:
             print(f"taskc: warning: {warning}", file=sys.stderr)

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if (missing := missing_run_extra(NAME)) is not None:
         print(f"taskc: error: {missing}", file=sys.stderr)
         return EXIT_USAGE
-    from taskc.runtime.datafiles import DataFileError, input_lines
+    from taskc.runtime.datafiles import input_lines
     from taskc.runtime.labeling import labeling_functions
     from taskc.runtime.predictor import (
         STUDENT_PREDICTORS,
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         if name not in predictors.available:
             raise PredictorError(f"the run's primary predictor is '{name}', which `taskc predict` cannot serve "
                                  f"offline; pass --predictor with one of {', '.join(predictors.available)}")
-    except TaskcError as exc:
+    except TaskcError as exc:  # RUN_DIR is this command's input: a run it cannot serve is an input error
         print(f"taskc: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERRORS
 
@@ -141,12 +141,9 @@ def run(args: argparse.Namespace) -> int:
             stats = serve(lines, display, predictors, str(name), out.write, on_bad_line, progress.update)
             if args.on_error == "stop" and problems:
                 out.keep_partial()
-    except DataFileError as exc:
+    except TaskcError as exc:  # the input file (1), or e.g. the embeddings endpoint failed (4): the error says
         print(f"taskc: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERRORS
-    except TaskcError as exc:  # e.g. the embeddings endpoint failed: the answers so far are not kept
-        print(f"taskc: error: {exc}", file=sys.stderr)
-        return EXIT_RUNTIME_FAILURE
+        return exc.exit_status
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             raise

@@ -17,6 +17,7 @@ from .extras import missing_run_extra
 from .output import (
     EXIT_CRITERION_FAILED,
     EXIT_INPUT_ERRORS,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_RUNTIME_FAILURE,
     EXIT_USAGE,
@@ -198,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         check_run_dir(run_dir)
     except RunDirError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_status
     options = pipeline.RunOptions(
         run_dir=run_dir,
         gold=Path(args.gold).expanduser() if args.gold else None, base_url=args.base_url, model=args.model,
@@ -211,16 +212,14 @@ def run(args: argparse.Namespace) -> int:
             outcome = pipeline.run(compiled, options, notice=_notice(args.quiet, as_json))
     except RunDirError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE if exc.usage else EXIT_RUNTIME_FAILURE
-    except TaskcError as exc:
-        from taskc.runtime.datafiles import DataFileError
-
+        return exc.exit_status
+    except TaskcError as exc:  # a data file's problem (1), the provider's or the disk's (4): the error says
         print(_error_lines(exc), file=sys.stderr)
-        return EXIT_INPUT_ERRORS if isinstance(exc, DataFileError) else EXIT_RUNTIME_FAILURE
+        return exc.exit_status
     except KeyboardInterrupt:
         print(f"taskc: interrupted; completed LLM calls are cached in {options.run_dir}: "
               "run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as exc:
         where = exc.filename or options.run_dir
         print(f"taskc: error: cannot write {where}: {exc.strerror or exc}. Nothing half-written was left "

@@ -35,7 +35,7 @@ from . import (
     cmd_suggest,
     config,
 )
-from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
+from .output import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 
 COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_runs, cmd_ask, cmd_suggest,
                                    cmd_predict, cmd_export, cmd_diff, cmd_fmt, cmd_lsp, cmd_completion)
@@ -110,10 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(config.apply_defaults(args, defaults)))
     except UsageError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_status
     except KeyboardInterrupt:
         print("taskc: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # a bug in taskc, never the user's fault: one line, no traceback

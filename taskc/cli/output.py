@@ -8,12 +8,22 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from taskc.compiler.diagnostics import Diagnostic, Severity, render_json, render_text, summary_line
+from taskc.compiler.diagnostics import (
+    Diagnostic,
+    ExitStatus,
+    Severity,
+    TaskcError,
+    render_json,
+    render_text,
+    summary_line,
+)
 from taskc.compiler.plan import PriceTable, parse_price_table
 
-# Exit statuses, part of the interface (see `taskc --help`); `taskc diff` and `fmt --check` answer with 1.
-EXIT_OK, EXIT_INPUT_ERRORS, EXIT_USAGE, EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = 0, 1, 2, 3, 4
-EXIT_INTERNAL = 70
+# Exit statuses, part of the interface (see `taskc --help`): ExitStatus's, under the names the commands use;
+# `taskc diff` and `fmt --check` answer with 1. A TaskcError carries the status it ends a command with.
+EXIT_OK, EXIT_INPUT_ERRORS, EXIT_USAGE = ExitStatus.OK, ExitStatus.INPUT_ERRORS, ExitStatus.USAGE
+EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = ExitStatus.CRITERION_FAILED, ExitStatus.RUNTIME_FAILURE
+EXIT_INTERNAL, EXIT_INTERRUPTED = ExitStatus.INTERNAL, ExitStatus.INTERRUPTED
 
 
 def errors_only(diagnostics: list[Diagnostic], quiet: bool) -> list[Diagnostic]:
@@ -21,8 +31,10 @@ def errors_only(diagnostics: list[Diagnostic], quiet: bool) -> list[Diagnostic]:
     return [d for d in diagnostics if not quiet or d.severity is Severity.ERROR]
 
 
-class UsageError(Exception):
+class UsageError(TaskcError):
     """A bad option value: `main` prints it as `taskc: error: ...` and exits 2."""
+
+    exit_status = ExitStatus.USAGE
 
 
 def use_color(stream: TextIO) -> bool:
