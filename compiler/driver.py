@@ -27,6 +27,8 @@ from .passes import run_passes
 from .paths import SymlinkRefused, first_link_inside, write_atomic
 from .plan import (
     CostEstimate,
+    EvalConfig,
+    FinetuneConfig,
     GenerationJob,
     build_plan,
     classification_response_format,
@@ -63,8 +65,8 @@ class CompiledTask:
     plan: list[GenerationJob]
     generation_format: dict[str, Any]
     classification_format: dict[str, Any]
-    finetune: dict[str, Any]
-    eval: dict[str, Any]
+    finetune: FinetuneConfig
+    eval: EvalConfig
     estimate: CostEstimate
     context: dict[str, Any] = field(default_factory=dict, repr=False)  # the templates' data about the task
     calls: CallPlan = field(default_factory=lambda: CallPlan((), None, None))  # every LLM call of a run
@@ -87,7 +89,7 @@ class CompiledTask:
 
     def training_messages(self, values: dict[str, Any], label: str) -> list[dict[str, str]]:
         """One fine-tuning example in the layout that finetune.json declares."""
-        return [{"role": "system", "content": self.finetune["system_message"]},
+        return [{"role": "system", "content": self.finetune.system_message},
                 {"role": "user", "content": input_json(self.ir.fields, values)},
                 {"role": "assistant", "content": label}]
 
@@ -179,7 +181,7 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
                                      compiled.training_messages, compiled.classification_format,
                                      allow_outside=allow_outside, read_data=plan_data)
     compiled.estimate = estimate_run(task, compiled.calls, compiled.estimate.examples,
-                                     compiled.finetune["system_message"], prices)
+                                     compiled.finetune.system_message, prices)
     inputs = _input_hashes(task, doc)  # read now: the input files may be gone when the outputs are rendered
     compiled.render_files = lambda: _output_files(compiled, inputs)
     return compiled
@@ -270,8 +272,8 @@ def _output_files(compiled: CompiledTask, inputs: dict[str, Any]) -> dict[str, b
         "calls": [call.to_json(_price_table(task)) for call in compiled.calls.calls],
         "unplanned": list(compiled.calls.problems),
     })
-    files["finetune.json"] = dumps(compiled.finetune)
-    files["eval.json"] = dumps(compiled.eval)
+    files["finetune.json"] = dumps(compiled.finetune.to_json())
+    files["eval.json"] = dumps(compiled.eval.to_json())
     files["manifest.json"] = dumps({
         "taskc_version": __version__,
         "task": task.name,

@@ -14,6 +14,7 @@ import json
 import math
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -203,51 +204,100 @@ def student_config(task: ir.TaskIR) -> dict[str, Any]:
             "input": "the fields' text joined by ' | '", "classes": list(task.class_names)}
 
 
-def finetune_config(task: ir.TaskIR) -> dict[str, Any]:
-    """finetune.json: the student, and the chat layout of the training files (train.jsonl, `taskc export`)."""
-    config = _openai_finetune_config(task)
-    if task.finetune.provider in ("embeddings", "transformers"):
-        del config["job"]  # no hosted job: the student trains in `taskc run`
-        config |= student_config(task)
-    return config
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """What the task says of its student, typed: the runtime reads these fields, and `to_json` renders
+    finetune.json from them (the emitted file is never read back)."""
+
+    provider: str  # openai | local | embeddings | transformers
+    system_message: str  # the system message of every training example (train.jsonl, `taskc export`)
+    validation_split: float
+    input_fields: tuple[str, ...]  # the user message: the input as JSON, these fields in this order
+    classes: tuple[str, ...]
+    job: Mapping[str, Any] | None = None  # the hosted fine-tuning job (openai, local); None for the others
+    student: Mapping[str, Any] | None = None  # a student that trains anywhere: its settings and price
+
+    def to_json(self) -> dict[str, Any]:
+        """finetune.json."""
+        document: dict[str, Any] = {
+            "provider": self.provider,
+            "validation_split": self.validation_split,
+            "system_message": self.system_message,
+            "message_layout": [
+                {"role": "system", "content": "system_message"},
+                {"role": "user", "content": "the input as JSON, fields in declaration order: "
+                                            + ", ".join(self.input_fields)},
+                {"role": "assistant", "content": "the class name"},
+            ],
+            "classes": list(self.classes),
+        }
+        if self.job is not None:
+            document["job"] = _plain(self.job)
+        return document | _plain(self.student or {})
 
 
-def _openai_finetune_config(task: ir.TaskIR) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EvalConfig:
+    """The task's evaluation, typed; `to_json` renders eval.json."""
+
+    classes: tuple[str, ...]
+    gold: str | None = None
+    metrics: tuple[str, ...] = ()
+    primary: str | None = None
+    test_fraction: float | None = None
+    split_seed: int | None = None
+    criterion_source: str | None = None
+    criterion_sexpr: str | None = None
+    declared: bool = False  # the task has an eval section
+
+    def to_json(self) -> dict[str, Any]:
+        """eval.json."""
+        if not self.declared:
+            return {"gold": None, "metrics": [], "criterion": None, "classes": list(self.classes)}
+        return {"gold": self.gold, "metrics": list(self.metrics), "primary": self.primary,
+                "split": {"test_fraction": self.test_fraction, "seed": self.split_seed},
+                "criterion": {"source": self.criterion_source, "compiled": self.criterion_sexpr},
+                "classes": list(self.classes)}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy (mappings as dicts, tuples as lists), so the config's own values are never shared."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def finetune_config(task: ir.TaskIR) -> FinetuneConfig:
+    """The student (finetune.json), and the chat layout of the training files (train.jsonl, `taskc export`)."""
+    settings = task.finetune
+    anywhere = settings.provider in ("embeddings", "transformers")  # no hosted job: it trains in `taskc run`
+    return FinetuneConfig(
+        provider=settings.provider, system_message=settings.system_message or default_system_message(task),
+        validation_split=settings.validation_split, input_fields=tuple(task.field_names),
+        classes=tuple(task.class_names), job=None if anywhere else _hosted_job(task),
+        student=student_config(task) if anywhere else None)
+
+
+def _hosted_job(task: ir.TaskIR) -> dict[str, Any]:
     settings = task.finetune
     hyperparameters = {key: value for key, value in (
         ("n_epochs", settings.epochs), ("batch_size", settings.batch_size),
         ("learning_rate_multiplier", settings.learning_rate_multiplier)) if value is not None}
-    job: dict[str, Any] = {"model": settings.base_model or task.generate.model,
-                           "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
-                           "seed": task.generate.seed, "suffix": settings.suffix or task.name[:18]}
-    return {
-        "provider": settings.provider,
-        "job": job,
-        "validation_split": settings.validation_split,
-        "system_message": settings.system_message or default_system_message(task),
-        "message_layout": [
-            {"role": "system", "content": "system_message"},
-            {"role": "user", "content": "the input as JSON, fields in declaration order: "
-                                        + ", ".join(task.field_names)},
-            {"role": "assistant", "content": "the class name"},
-        ],
-        "classes": list(task.class_names),
-    }
+    return {"model": settings.base_model or task.generate.model,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+            "seed": task.generate.seed, "suffix": settings.suffix or task.name[:18]}
 
 
-def eval_config(task: ir.TaskIR) -> dict[str, Any]:
+def eval_config(task: ir.TaskIR) -> EvalConfig:
     if task.eval is None:
-        return {"gold": None, "metrics": [], "criterion": None, "classes": list(task.class_names)}
+        return EvalConfig(classes=tuple(task.class_names))
     criterion = task.eval.criterion
-    return {
-        "gold": task.eval.gold,
-        "metrics": list(task.eval.metrics),
-        "primary": task.eval.primary,
-        "split": {"test_fraction": task.eval.test_fraction, "seed": task.eval.split_seed},
-        "criterion": {"source": " ".join(criterion.source.split()),
-                      "compiled": to_sexpr(criterion.node) if criterion.node else None},
-        "classes": list(task.class_names),
-    }
+    return EvalConfig(classes=tuple(task.class_names), gold=task.eval.gold, metrics=tuple(task.eval.metrics),
+                      primary=task.eval.primary, test_fraction=task.eval.test_fraction,
+                      split_seed=task.eval.split_seed, criterion_source=" ".join(criterion.source.split()),
+                      criterion_sexpr=to_sexpr(criterion.node) if criterion.node else None, declared=True)
 
 
 # -- estimates -------------------------------------------------------------------------------------

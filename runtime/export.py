@@ -482,7 +482,7 @@ def _files(compiled: CompiledTask, formats: Sequence[str], weights: bool) -> lis
                   + ", ".join(f"`{name}`" for name in task.field_names) + "), and the assistant message is the "
                   "class name: the layout of taskc's own `train.jsonl` and `finetune.json`. Ask a model tuned on "
                   "it with the same system and user messages. The system message:", "",
-                  *(f"> {line}" for line in compiled.finetune["system_message"].splitlines()), ""]
+                  *(f"> {line}" for line in compiled.finetune.system_message.splitlines()), ""]
     if "classification" in formats:
         lines += [f"In `{CLASSIFICATION_FILE}` the text is the input's fields in declaration order, joined by "
                   f"`{FIELD_SEPARATOR}` (a list item by item; a number or a boolean as `name value`): what "

@@ -13,6 +13,7 @@ instead of creating a second one.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
@@ -145,7 +146,9 @@ def run_finetune(compiled: CompiledTask, run_dir: Path, settings: ProviderSettin
         message = f"the training data does not meet the fine-tuning format: {problems[0]}"
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return {"status": "not_started", "error": message + more, "problems": problems}
-    job_spec = dict(compiled.finetune["job"])
+    if compiled.finetune.job is None:
+        return {"status": "not_started", "error": f"finetune.provider {compiled.finetune.provider} has no hosted job"}
+    job_spec = copy.deepcopy(dict(compiled.finetune.job))
     fingerprint = sha256_hex(json.dumps({"job": job_spec, "train": sha256_hex(train_path.read_bytes()),
                                          "val": sha256_hex(val_path.read_bytes()) if has_val else None},
                                         sort_keys=True))

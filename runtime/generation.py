@@ -158,7 +158,7 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
         stopped = budget.exhausted and any(error == BUDGET_EXHAUSTED for error in failures.values())
         skipped = sum(error == BUDGET_EXHAUSTED for error in failures.values())
         paths = write_dataset(run_dir, dataset.accepted, dataset.rejected, compiled.training_messages,
-                              compiled.ir.field_names, float(compiled.finetune["validation_split"]))
+                              compiled.ir.field_names, float(compiled.finetune.validation_split))
         summary = GenerationSummary(
             calls_total=len(calls), calls_made=stats.calls_made, calls_cached=stats.calls_cached,
             calls_failed=len(failures) - skipped, retries=stats.retries, input_tokens=stats.input_tokens,

@@ -108,7 +108,7 @@ def test_every_chat_line_passes_taskcs_own_fine_tuning_validator_and_says_the_in
     for line, row in zip(_jsonl(path), rows, strict=True):
         system, user, assistant = line["messages"]
         assert [m["role"] for m in line["messages"]] == ["system", "user", "assistant"]
-        assert system["content"] == compiled.finetune["system_message"]
+        assert system["content"] == compiled.finetune.system_message
         assert json.loads(user["content"]) == row["input"]
         assert list(json.loads(user["content"])) == [f for f in compiled.ir.field_names if f in row["input"]]
         assert assistant["content"] == row["label"]

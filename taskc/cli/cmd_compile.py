@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
               + ("" if estimate.batch_cost_usd is None else f"; with --batch ~${estimate.batch_cost_usd:.4f}"))
         for line in estimate_extras(compiled):
             print(f"  {line}")
-        student = compiled.finetune
-        if student.get("provider") == "embeddings":
+        student = compiled.finetune.student or {}
+        if compiled.finetune.provider == "embeddings":
             price = student["estimate"]["usd_per_1000_texts"]
             priced = ("unknown (model not in the price table)" if price is None
                       else f"~{format_usd(price)} per 1,000 texts")
