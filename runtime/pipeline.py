@@ -233,7 +233,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         fitted = label_model.fit_dawid_skene(matrix.votes, len(task.class_names))
         pool = _pool_items(task, functions, pool_records, matrix, fitted)
         if settings is not None and budget is not None:
-            pool = _llm_label_pool(compiled, options, settings, budget, pool, matrix, llm, notes, reporter)
+            pool = _llm_label_pool(compiled, options, settings, budget, pool, llm, notes, reporter)
         if answers is not None:
             pool = expert_loop.answered_pool(task, pool, answers)
         reporter.phase_done("pool labeling", f"{sum(p.label is not None for p in pool)} of {len(pool)} labeled")
@@ -612,7 +612,7 @@ def _unreachable(error: str | None) -> bool:
 
 
 def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,
-                    pool: list[PoolItem], matrix: labeling.VoteMatrix, llm: dict[str, Any],
+                    pool: list[PoolItem], llm: dict[str, Any],
                     notes: list[str], reporter: ProgressReporter) -> list[PoolItem]:
     """Ask the LLM about the pool items the rules leave unlabeled or in conflict, as the plan lists them."""
     from taskc.compiler.call_plan import LABEL_POOL

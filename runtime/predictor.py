@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,9 @@ class Predictors:
             raise PredictorError(f"the predictor '{predictor}' is not available here (available: "
                                  f"{', '.join(self.available)})")
         rows = list(map(tuple, batch.votes.tolist()))
-        decided = self._decisions(rows, predictor)
+        distinct = list(dict.fromkeys(rows))  # a batch of thousands has a few dozen distinct rows
+        fired = {row: fired_rules(self.functions, np.asarray(row)) for row in distinct}  # shared by the answers
+        decided = self._decisions(distinct, fired, predictor)
         out: list[Prediction | None] = [decided.get(row) for row in rows]
         # the local model only where nobody answered yet (in the cascade: where no rule fired)
         rest = [i for i, answer in enumerate(out) if answer is None]
@@ -107,34 +109,24 @@ class Predictors:
             assert model is not None
             name = "finetuned" if uses_student else "local_model"
             classes = self.task.class_names
-            fired = self._fired_of(rows[i] for i in rest)
             probabilities = model.predict_proba(ItemBatch(tuple(batch.values[i] for i in rest), batch.votes[rest]))
             for i, row in zip(rest, probabilities, strict=True):
                 best = int(row.argmax())
                 out[i] = Prediction(classes[best], float(row[best]), name, fired[rows[i]])
         return [answer for answer in out if answer is not None]
 
-    def _decisions(self, rows: list[tuple[int, ...]], predictor: str) -> dict[tuple[int, ...], Prediction]:
-        """The rules' answer per distinct row of votes (a batch of thousands has a few dozen distinct rows,
-        and the answer depends on the row alone): rows the rules leave to a model are absent."""
-        if predictor in ("local_model", "finetuned"):
+    def _decisions(self, distinct: list[tuple[int, ...]], fired: dict[tuple[int, ...], dict[str, str]],
+                   predictor: str) -> dict[tuple[int, ...], Prediction]:
+        """The rules' answer per distinct row of votes (it depends on the row alone): rows the rules leave
+        to a model are absent."""
+        if predictor in ("local_model", "finetuned") or not distinct:
             return {}
-        distinct = list(dict.fromkeys(rows))
-        ruled, posterior = self.rule_labels(ItemBatch((), np.array(distinct, dtype=np.int64).reshape(
-            len(distinct), len(self.functions))))
-        sureness = posterior.max(axis=1).tolist() if distinct else []
-        fired = self._fired_of(distinct)
+        votes = np.array(distinct, dtype=np.int64).reshape(len(distinct), len(self.functions))
+        ruled, posterior = self.rule_labels(ItemBatch((), votes))
+        sureness = posterior.max(axis=1).tolist()
         return {row: Prediction(label, sureness[k] if label is not None else None, "labeling_functions", fired[row])
                 for k, (row, label) in enumerate(zip(distinct, ruled, strict=True))
                 if label is not None or predictor == "labeling_functions"}
-
-    def _fired_of(self, rows: Iterable[tuple[int, ...]]) -> dict[tuple[int, ...], dict[str, str]]:
-        """The rules that fired, per distinct row of votes (one dict per row, shared by the answers)."""
-        fired: dict[tuple[int, ...], dict[str, str]] = {}
-        for row in rows:
-            if row not in fired:
-                fired[row] = fired_rules(self.functions, np.asarray(row))
-        return fired
 
     def labels(self, batch: ItemBatch, predictor: str) -> list[str | None]:
         return [p.label for p in self.predict(batch, predictor)]

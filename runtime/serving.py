@@ -121,7 +121,7 @@ class _Fragments:
 def answer_line(number: int, input_id: Any, answer: Prediction, fragments: _Fragments | None = None) -> str:
     """One output line: exactly ``json.dumps({"line", "id"?, "label", "confidence", "predictor", "rules"},
     ensure_ascii=False)`` (a test holds it to that), with the parts answers repeat encoded once per batch
-    (the rules' dict is shared by the answers of a batch that fired the same rules: Predictors._fired_of)."""
+    (the rules' dict is shared by the answers of a batch that fired the same rules: Predictors.predict)."""
     encoded = fragments or _Fragments()
     where = f'{{"line": {number}, ' if input_id is None else \
         f'{{"line": {number}, "id": {json.dumps(input_id, ensure_ascii=False)}, '

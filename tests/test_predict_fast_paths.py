@@ -8,20 +8,23 @@ distinct row of votes. Each shortcut must be invisible: these properties hold ea
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from taskc.compiler import functions
 from taskc.compiler.driver import compile_task
 from taskc.compiler.ir import InputField, Span
-from taskc.runtime import datafiles
-from taskc.runtime.features import item_batch
-from taskc.runtime.labeling import labeling_functions
+from taskc.runtime import datafiles, label_model
+from taskc.runtime.features import ItemBatch, item_batch
+from taskc.runtime.labeling import ABSTAIN, fired_rules, labeling_functions
 from taskc.runtime.predictor import Predictors
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,13 +96,9 @@ def test_predict_reads_every_line_as_it_would_with_the_standard_library(value: d
     assert _same(fast[2], given_id if isinstance(given_id, str | int) and not isinstance(given_id, bool) else None)
 
 
-_TASK: list[Any] = []
-
-
+@functools.cache
 def _keto_task() -> Any:
-    if not _TASK:
-        _TASK.append(compile_task(str(ROOT / "examples" / "keto.task.yaml"), emit=False).task)
-    return _TASK[0]
+    return compile_task(str(ROOT / "examples" / "keto.task.yaml"), emit=False).task
 
 
 odd_lines = st.lists(st.sampled_from(['{"a": ', "1", "[", "]", "}", '"x"', ",", "NaN", "-", "1e999", "\\ud800",
@@ -164,11 +163,27 @@ def keto_predictors() -> tuple[Predictors, list[dict]]:
     return Predictors(task, labeling_functions(task), None, None), pool[:400]
 
 
-def test_the_rules_decide_per_row_of_votes_as_they_decide_per_item(keto_predictors) -> None:
-    predictors, pool = keto_predictors
-    batch = item_batch(predictors.task, predictors.functions, pool, predictors.voter)
-    together = predictors.predict(batch, "labeling_functions")
-    one_by_one = [predictors.predict(item_batch(predictors.task, predictors.functions, [item]), "labeling_functions")[0]
-                  for item in pool]
-    assert together == one_by_one
-    assert len({answer.label for answer in together}) > 1  # the rules both fire and abstain on this pool
+def test_the_rules_decide_per_row_of_votes_as_the_label_model_decides_per_item(keto_predictors) -> None:
+    """The reference is the label model on the whole vote matrix, item by item, and `fired_rules` per item."""
+    plain, pool = keto_predictors
+    votes = item_batch(plain.task, plain.functions, pool).votes
+    fitted = label_model.fit_dawid_skene(votes, len(plain.task.class_names))
+    # rules half as sure as fitted, so that confidences differ from item to item and from 1.0
+    blurred = dataclasses.replace(fitted, confusion=0.5 * fitted.confusion + 0.5 / fitted.confusion.shape[2])
+    predictors = Predictors(plain.task, plain.functions, blurred, None)
+    # the pool's rows, and random ones where rules of both classes fire (the keto rules never conflict)
+    rng = np.random.default_rng(0)
+    fires = rng.random((300, len(plain.functions))) < 0.3
+    own_class = np.array([f.class_index for f in plain.functions])
+    mixed = np.where(fires, own_class[None, :], ABSTAIN)
+    batch = ItemBatch(tuple(pool) + ({},) * len(mixed), np.vstack([votes, mixed]))
+    labels, posterior = predictors.rule_labels(batch)
+    expected = [(label, float(posterior[i].max()) if label is not None else None, "labeling_functions",
+                 fired_rules(predictors.functions, batch.votes[i])) for i, label in enumerate(labels)]
+    answers = predictors.predict(batch, "labeling_functions")
+    assert [(a.label, a.predictor, a.rules) for a in answers] == [(e[0], e[2], e[3]) for e in expected]
+    for answer, (_, confidence, _, _) in zip(answers, expected, strict=True):
+        assert (answer.confidence is None) == (confidence is None)
+        assert answer.confidence is None or answer.confidence == pytest.approx(confidence, abs=1e-12)
+    assert len({answer.label for answer in answers}) == 3  # keto, not_keto and abstained: every branch is held
+    assert len({round(a.confidence, 6) for a in answers if a.confidence is not None}) > 3
