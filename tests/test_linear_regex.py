@@ -333,3 +333,14 @@ def test_random_patterns_agree_with_python_re() -> None:
 def test_a_lone_surrogate_is_an_ordinary_character() -> None:
     for pattern in (".", r"\W", "[^a]", "\ud800", r"\b"):
         assert (compile_pattern(pattern).search("\ud800") is not None) is (re.search(pattern, "\ud800") is not None)
+
+
+def test_the_ascii_character_classes_are_those_re_matches_in_all_of_unicode() -> None:
+    """Under the ASCII flag the classes are read off the first 128 characters only: exactly what `re`
+    itself matches when it is shown every code point there is."""
+    from taskc.compiler import functions
+
+    every = "".join(chr(point) for point in range(functions._LAST_CODE_POINT + 1) if not 0xD800 <= point <= 0xDFFF)
+    for escape, ranges in functions._categories(True).items():
+        matched = {ord(m.group()) for m in re.finditer("(?a)" + escape, every)}
+        assert matched == {point for lo, hi in ranges for point in range(lo, hi + 1)}, escape
