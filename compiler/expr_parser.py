@@ -7,7 +7,6 @@ the task file. Size and nesting are bounded before any recursive walk.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -18,6 +17,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import expr_nodes as n
+from .user_cache import cache_directory
 
 MAX_EXPRESSION_CHARS = 4000
 MAX_EXPRESSION_DEPTH = 60
@@ -38,7 +38,7 @@ class ExpressionSyntaxError(Exception):
 
 @lru_cache(maxsize=1)
 def expression_parser() -> Lark:
-    """The LALR parser, its tables loaded from the user's cache when a previous process built them.
+    """The LALR parser, its tables loaded from the user's cache (`user_cache`) when a process built them.
 
     Building the tables costs ~0.1 s of every `taskc` process that compiles (a pre-commit hook checking
     one file, each run); Lark checks the cached tables against the grammar's hash and rebuilds (and
@@ -51,20 +51,8 @@ def expression_parser() -> Lark:
 
 
 def _parser_cache_file() -> Path | None:
-    """``$XDG_CACHE_HOME/taskc`` (or ``~/.cache/taskc``), private to the user; None where it cannot be made
-    (no home, a read-only one, TASKC_NO_CACHE set): the tables are then built in memory each time."""
-    if os.environ.get("TASKC_NO_CACHE"):
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    directory = Path(base) / "taskc"
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:
-        return None
-    mine = not hasattr(os, "getuid") or directory.stat().st_uid == os.getuid()  # never load another's tables
-    if not mine or not directory.is_dir() or not os.access(directory, os.W_OK):
-        return None
-    return directory / f"expressions-lark{lark.__version__}.tables"
+    directory = cache_directory()
+    return None if directory is None else directory / f"expressions-lark{lark.__version__}.tables"
 
 
 def parse_expression(text: str) -> n.Expr:
