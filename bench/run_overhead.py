@@ -7,7 +7,12 @@ own work around the calls: start-up and imports, compiling, assembling the datas
 Each run is a fresh process and a fresh run directory (nothing cached); the number is the median of
 --repeat runs, with their range, and the median seconds of each phase from `--format json` events.
 Aim: at most 2.5 s. The server runs in its own process, so its work does not compete for our interpreter.
+With --distilabel PYTHON (an interpreter that has distilabel installed, e.g. a venv of its own: it is no
+dependency of taskc), each repeat also runs the same number of calls as a distilabel pipeline (one
+TextGeneration call per row, 50 rows per batch, its OpenAILLM against the same server), turn about with
+taskc, so the two are measured side by side on the same machine state.
 Run from the repository root:  python bench/run_overhead.py [--repeat N] [--calls N] [--latency S]
+                                                            [--distilabel PYTHON]
 """
 
 from __future__ import annotations
@@ -75,11 +80,48 @@ def one_run(spec: Path, run_dir: Path, base_url: str) -> tuple[float, dict[str, 
     return seconds, phases, made
 
 
+DISTILABEL_PIPELINE = """
+import sys
+from distilabel.models import OpenAILLM
+from distilabel.pipeline import Pipeline
+from distilabel.steps import LoadDataFromDicts
+from distilabel.steps.tasks import TextGeneration
+
+base_url, calls, in_flight = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with Pipeline(name="taskc-overhead") as pipeline:
+    rows = [{"instruction": f"Write one keto dish as JSON (number {i})."} for i in range(calls)]
+    load = LoadDataFromDicts(data=rows, batch_size=calls)
+    generate = TextGeneration(llm=OpenAILLM(model="gpt-4o-mini", base_url=base_url, api_key="sk-bench"),
+                              input_batch_size=in_flight)
+    load >> generate
+if __name__ == "__main__":
+    made = len(pipeline.run(use_cache=False)["default"]["train"])
+    print(made)
+"""
+
+
+def distilabel_run(python: str, script: Path, base_url: str, calls: int, home: Path) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the pipeline's worker processes included) of one distilabel run."""
+    env = os.environ | {"HOME": str(home), "DISTILABEL_LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([python, str(script), base_url, str(calls), str(IN_FLIGHT)], env=env,
+                          capture_output=True, text=True, check=False, cwd=script.parent)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines or lines[-1] != str(calls):
+        raise SystemExit(f"distilabel run failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return seconds, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--latency", type=float, default=0.1, help="seconds the fake server takes per request")
+    parser.add_argument("--distilabel", metavar="PYTHON", help="an interpreter with distilabel installed: run "
+                        "the same number of calls with it too, turn about with taskc")
     args = parser.parse_args()
     ideal = args.calls / IN_FLIGHT * args.latency
     with tempfile.TemporaryDirectory(prefix="taskc-overhead-") as tmp:
@@ -88,7 +130,15 @@ def main() -> None:
         server = FakeServerProcess(args.latency)
         try:
             one_run(spec, work / "warm-up", server.base_url)  # the page cache, not taskc's cache: a new dir each run
-            results = [one_run(spec, work / f"run{i}", server.base_url) for i in range(args.repeat)]
+            results, theirs = [], []
+            script = work / "distilabel_pipeline.py"
+            script.write_text(DISTILABEL_PIPELINE, encoding="utf-8")
+            if args.distilabel:
+                distilabel_run(args.distilabel, script, server.base_url, args.calls, work / "home")  # warm-up
+            for i in range(args.repeat):
+                results.append(one_run(spec, work / f"run{i}", server.base_url))
+                if args.distilabel:
+                    theirs.append(distilabel_run(args.distilabel, script, server.base_url, args.calls, work / "home"))
         finally:
             server.stop()
     walls = [wall for wall, _, _ in results]
@@ -104,6 +154,11 @@ def main() -> None:
     for name in names:
         values = [phases.get(name, 0.0) for _, phases, _ in results]
         print(f"  {name:>12}: median {statistics.median(values):.2f} s")
+    if theirs:
+        their_walls = [wall for wall, _ in theirs]
+        print(f"  distilabel, the same calls turn about: median {statistics.median(their_walls):.2f} s (range "
+              f"{min(their_walls):.2f}–{max(their_walls):.2f}), CPU {statistics.median([c for _, c in theirs]):.2f} s;"
+              f" taskc / distilabel {statistics.median(walls) / statistics.median(their_walls):.2f}")
     accounted = statistics.median([sum(v for k, v in p.items() if k != "cpu") for _, p, _ in results])
     print(f"  outside the phases (start-up, imports, compile, exit): median "
           f"{statistics.median(walls) - accounted:.2f} s")
