@@ -155,6 +155,31 @@ def _bootstrap(truth: np.ndarray, guess: np.ndarray, n_classes: int) -> dict[str
     return {"accuracy_ci": _percentiles(accuracy), "macro_f1_ci": _percentiles(macro_f1)}
 
 
+def paired_macro_f1_difference(gold: Sequence[str], first: Sequence[str | None], second: Sequence[str | None],
+                               classes: Sequence[str]) -> tuple[float, Interval]:
+    """Macro-F1 of ``first`` minus that of ``second`` on the same gold items, with its 95% paired bootstrap
+    interval: each resample draws the same items for both, so what the two share (the luck of which items
+    are in the gold set) cancels and only their difference is left. An interval that holds 0 is noise."""
+    if not len(gold) == len(first) == len(second):
+        raise ValueError("the two predictions and the gold labels must be the same items")
+    index = {name: i for i, name in enumerate(classes)}
+    width = len(classes) + 1
+    truth = np.fromiter((index[t] for t in gold), dtype=np.int64, count=len(gold))
+
+    def resampled(predicted: Sequence[str | None], picks: np.ndarray) -> np.ndarray:
+        guess = np.fromiter((len(classes) if p is None else index[p] for p in predicted), dtype=np.int64,
+                            count=len(predicted))
+        samples = (truth * width + guess)[picks]
+        offsets = np.arange(picks.shape[0])[:, None] * (len(classes) * width)
+        counts = np.bincount((samples + offsets).ravel(), minlength=picks.shape[0] * len(classes) * width)
+        return _overall(counts.reshape(picks.shape[0], len(classes), width))[1]
+
+    whole = np.arange(len(gold))[None]
+    observed = float(resampled(first, whole)[0] - resampled(second, whole)[0])
+    picks = np.random.default_rng(BOOTSTRAP_SEED).integers(0, len(gold), size=(BOOTSTRAP_RESAMPLES, len(gold)))
+    return observed, _percentiles(resampled(first, picks) - resampled(second, picks))
+
+
 def _percentiles(values: np.ndarray) -> Interval:
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
