@@ -107,8 +107,9 @@ def lexicons_to_try(source: str, effect: str) -> tuple[str, ...]:
 
 def terms_of(values: Mapping[str, Any]) -> set[str]:
     """Candidate words and two-word phrases of an input, as `mentions` would match them."""
-    texts = [v for value in values.values() for v in ([value] if isinstance(value, str) else value or [])
-             if isinstance(v, str)]
+    texts = [v for value in values.values()
+             for v in ([value] if isinstance(value, str) else value if isinstance(value, list) else [])
+             if isinstance(v, str)]  # text fields only: numbers, booleans and nulls hold no words
     found: set[str] = set()
     for text in texts:
         runs = [run for run in _RUN.findall(text.lower()) if not run.strip("-").isdigit()]

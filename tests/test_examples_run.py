@@ -1,0 +1,58 @@
+"""Every example in examples/ runs to its verdict: offline, and against an LLM server (the fake one).
+
+A run ends with 0 (the criterion holds) or 3 (it does not), never with an internal error, and writes its
+report; whatever the example's fields are (numbers, booleans and enums beside text)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES
+from fake_openai import FakeOpenAI
+
+from taskc.cli.main import main
+
+TASK_FILES = sorted(path.relative_to(EXAMPLES) for path in EXAMPLES.rglob("*.task.yaml"))
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    return tmp_path / "examples"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+def _ran_to_a_verdict(status: int, run_dir: Path) -> None:
+    assert status in (0, 3), status
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (run_dir / "report.html").is_file() and (run_dir / "report.md").is_file()
+    assert (status == 0) == bool((metrics.get("criterion") or {}).get("passed", True))
+
+
+def test_there_are_examples_to_run() -> None:
+    assert len(TASK_FILES) >= 3, TASK_FILES
+
+
+@pytest.mark.parametrize("task_file", TASK_FILES, ids=str)
+def test_each_example_runs_offline(task_file: Path, examples: Path, no_provider: None) -> None:
+    run_dir = examples.parent / "run"
+    _ran_to_a_verdict(main(["run", str(examples / task_file), "-o", str(run_dir), "-q"]), run_dir)
+
+
+@pytest.mark.parametrize("task_file", TASK_FILES, ids=str)
+def test_each_example_runs_against_an_llm_server(task_file: Path, examples: Path, server: FakeOpenAI,
+                                                  no_provider: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    run_dir = examples.parent / "run"
+    status = main(["run", str(examples / task_file), "-o", str(run_dir), "-q", "--base-url", server.base_url])
+    _ran_to_a_verdict(status, run_dir)
