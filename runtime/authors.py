@@ -13,10 +13,9 @@ holds there. Nothing here is computed when no rationale names an author.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .pipeline import RunResult
+from .result import RunResult
 
 UNSIGNED = "unsigned"
 EXAMPLES = 3

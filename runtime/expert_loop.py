@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.paths import PathOutsideProject, resolve_project_path
@@ -24,10 +24,8 @@ from .datafiles import DataFileError, DataRecord
 from .datasets import write_json, write_jsonl
 from .expert_answers import SOURCE, Answers, answer_key, read_answers
 from .questions import Question, ask
+from .result import PoolItem, RunResult
 from .suggestions import Suggestion, suggest
-
-if TYPE_CHECKING:
-    from .pipeline import PoolItem, RunResult
 
 QUESTIONS_FILE = "questions.jsonl"
 SUGGESTIONS_FILE = "suggestions.json"

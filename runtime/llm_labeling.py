@@ -17,10 +17,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .pipeline import GoldItem, PoolItem
+from .result import GoldItem, PoolItem
 
 NO_CITATION = "(none cited)"
 

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,23 +37,19 @@ from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL
 from . import expert_answers, expert_loop, history, label_model, labeling, local_model
 from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool, write_text_atomic
 from .datasets import write_json, write_jsonl
-from .evaluate import PREDICTORS, CriterionResult, PredictorScores, evaluate_criterion, score_predictor
+from .evaluate import PREDICTORS, PredictorScores, evaluate_criterion, score_predictor
 from .features import ItemBatch, item_batch, item_text, spec_hash
 from .gold_split import DEV, split_gold
 from .predictor import Predictors
 from .progress import ProgressReporter, make_reporter
+from .result import GoldItem, PoolItem, RunResult
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
 
 if TYPE_CHECKING:
     from taskc.compiler.call_plan import LLMCall
 
     from .classify import ClassificationCall
-    from .expert_answers import Answers
-    from .expert_loop import ExpertLoop
-    from .history import SinceLastRun
-    from .llm_labeling import LLMAsFunction
     from .provider import Budget, ProviderSettings
-    from .report import DataShift, Findings
 
 LLM_STEPS = ("generation", "LLM labeling of uncovered/conflicting pool items", "prompted-LLM baseline",
              "fine-tuning")
@@ -79,90 +75,6 @@ class RunOptions:
     json_progress: bool = False
     allow_outside: bool = False  # --allow-outside-paths: the task's data files may live outside its directory
     answers: Path | None = None  # --answers: the expert's answers to `taskc ask`; overrides pool.answers
-
-
-@dataclass(frozen=True)
-class PoolItem:
-    """A pool input with the rules' votes and the training label it ended up with (and from where)."""
-
-    values: dict[str, Any]
-    line: int
-    votes: dict[str, str]  # rationale id -> class, for the rationales that fired
-    majority: str | None
-    label_model: str | None
-    confidence: float | None  # label model posterior of its label
-    label: str | None
-    source: str | None  # label_model | majority | llm | expert | None (unlabeled)
-    cited: tuple[str, ...] = ()  # with source "llm": the rationales the LLM said decided its label
-
-    def to_json(self, task: TaskIR) -> dict[str, Any]:
-        ordered = {f.name: self.values[f.name] for f in task.fields if f.name in self.values}
-        return ordered | {"label": self.label, "label_source": self.source,
-                          "confidence": None if self.confidence is None else round(self.confidence, 4),
-                          "votes": self.votes, "majority": self.majority, "label_model": self.label_model,
-                          "line": self.line} | ({"llm_rationales": list(self.cited)} if self.source == "llm" else {})
-
-
-@dataclass(frozen=True)
-class GoldItem:
-    values: dict[str, Any]
-    label: str
-    line: int
-    votes: dict[str, str]  # rationale id -> class, for the rationales that fired on it
-    half: str = DEV  # dev (shown to the expert) or test (numbers only; judges the criterion)
-
-
-@dataclass
-class RunResult:
-    task: TaskIR
-    run_dir: Path
-    functions: tuple[labeling.LabelingFunction, ...]
-    analysis: labeling.LFAnalysis | None  # None without a pool
-    pool: list[PoolItem]
-    gold_display: str | None
-    gold: list[GoldItem]
-    predictions: dict[str, list[str | None]]  # predictor -> one prediction per gold item
-    metrics: dict[str, PredictorScores]  # predictor -> its scores on all gold items, dev and test
-    criterion: CriterionResult | None
-    skipped_llm_steps: tuple[str, ...]
-    training: dict[str, int]  # training examples by label source
-    examples: tuple[local_model.TrainingExample, ...] = ()  # the students' training set (training_set.jsonl)
-    notes: list[str] = field(default_factory=list)  # what did not run, and why
-    llm: dict[str, Any] = field(default_factory=dict)  # generation / call summaries when a provider ran
-    files: dict[str, Path] = field(default_factory=dict)
-    findings: Findings | None = None  # the error analysis behind the report, set when the outputs are written
-    predictors: Predictors | None = None  # the offline predictors, as saved in model/
-    shift: DataShift | None = None  # how the gold set differs from the pool, set with the findings
-    estimate_usd: float | None = None  # the plan's estimated cost (taskc compile's ESTIMATE)
-    history: list[dict[str, Any]] = field(default_factory=list)  # earlier runs' records, and this one's last
-    since: SinceLastRun | None = None  # how this run differs from the one before (None: the first run)
-    spec_changes: list[str] | None = None  # the task's changes since the run before, one line each
-    answers: Answers | None = None  # the expert's answers to `taskc ask` this run used
-    expert: ExpertLoop | None = None  # questions, suggestions and authors (`expert_loop`), set with the findings
-    llm_cited: list[tuple[str, ...]] | None = None  # per gold item: the rationales the prompted LLM cited
-    llm_function: LLMAsFunction | None = None  # the LLM as a labeling function beside the rules
-
-    @property
-    def primary(self) -> str:
-        return self.task.eval.primary if self.task.eval else "rules_then_model"
-
-    @property
-    def dev_indices(self) -> tuple[int, ...]:
-        """The gold items the expert may see (the test half contributes numbers only)."""
-        return tuple(i for i, g in enumerate(self.gold) if g.half == DEV)
-
-    def summary_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task.name, "run_dir": str(self.run_dir),
-            "passed": None if self.criterion is None else self.criterion.passed,
-            "criterion": None if self.criterion is None else self.criterion.to_json(),
-            "metrics": {name: m.to_json() for name, m in self.metrics.items()},
-            "gold": self.gold_display, "gold_items": len(self.gold),
-            "pool": {"items": len(self.pool), "labeled": sum(p.label is not None for p in self.pool),
-                     "by_source": dict(Counter(p.source for p in self.pool if p.source))},
-            "training": self.training, "skipped_llm_steps": list(self.skipped_llm_steps), "notes": self.notes,
-            "llm": self.llm, "files": {name: str(path) for name, path in self.files.items()},
-        }
 
 
 Notice = Callable[[str], None]
@@ -812,5 +724,4 @@ def _history_record(result: RunResult, taskc_version: str) -> dict[str, Any]:
     return record
 
 
-__all__ = ["GoldItem", "HOW_TO_ENABLE_LLM", "LLM_STEPS", "PoolItem", "RunOptions", "RunResult",
-           "TRAINING_SET_FILE", "run"]
+__all__ = ["HOW_TO_ENABLE_LLM", "LLM_STEPS", "RunOptions", "TRAINING_SET_FILE", "run"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz
@@ -27,9 +27,7 @@ from taskc.compiler.ir import TaskIR
 from .expert_answers import answer_key
 from .features import ItemBatch
 from .labeling import ABSTAIN
-
-if TYPE_CHECKING:
-    from .pipeline import RunResult
+from .result import RunResult
 
 QUESTIONS = 50  # written to questions.jsonl; the report shows the first ten, `taskc ask -n N` the first N
 NEAR_DUPLICATE = 80.0  # token-sort ratio (0-100) at or above which two items count as the same question

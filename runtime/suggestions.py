@@ -25,7 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -34,9 +34,7 @@ from taskc.compiler.functions import mentions
 from .expert_answers import answer_key
 from .features import ItemBatch
 from .labeling import ABSTAIN, LabelingFunction, apply_functions
-
-if TYPE_CHECKING:
-    from .pipeline import RunResult
+from .result import RunResult
 
 TERMS_PER_GROUP = 8
 MAX_CHANGES = 120  # lexicon changes tried per run

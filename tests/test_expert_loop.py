@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from spec_edits import edit
 from taskc.runtime.datasets import write_jsonl
-from taskc.runtime.report_pictures import CSS, contrast_ratio
+from taskc.runtime.report.pictures import CSS, contrast_ratio
 
 from taskc.cli.main import main
 
@@ -222,9 +222,9 @@ def _css_colours(css: str) -> list[tuple[str, str | None, str | None]]:
 
 
 def test_every_text_colour_of_the_report_has_a_contrast_of_at_least_4_5() -> None:
-    from taskc.runtime import report, report_pictures
+    from taskc.runtime.report import html, pictures
 
-    css = report._CSS + CSS
+    css = html._CSS + CSS
     rules = _css_colours(css)
     body = next(colour for selector, colour, _ in rules if selector == "body")
     assert body is not None
@@ -236,8 +236,8 @@ def test_every_text_colour_of_the_report_has_a_contrast_of_at_least_4_5() -> Non
             assert ratio >= 4.5, f"{selector}: {colour or body} on {background} is {ratio:.2f}:1"
             checked += 1
     assert checked > 10
-    for colour in (report_pictures.TEXT, report_pictures.MUTED):  # the pictures' text on white and on the track
-        assert contrast_ratio(colour, "#ffffff") >= 4.5 and contrast_ratio(colour, report_pictures.TRACK) >= 4.5
+    for colour in (pictures.TEXT, pictures.MUTED):  # the pictures' text on white and on the track
+        assert contrast_ratio(colour, "#ffffff") >= 4.5 and contrast_ratio(colour, pictures.TRACK) >= 4.5
     assert contrast_ratio("#000", "#fff") == pytest.approx(21.0)
 
 

@@ -99,7 +99,7 @@ def test_a_verdict_that_flipped_within_noise_says_so() -> None:
 
     from taskc.runtime.history import ScoreChange, SinceLastRun
     from taskc.runtime.report import NextStep
-    from taskc.runtime.report_llm import llm_next_steps
+    from taskc.runtime.report.llm import llm_next_steps
 
     def result(before: float, after: float, before_ci: tuple[float, float], after_ci: tuple[float, float]) -> Any:
         change = SinceLastRun(previous={"passed": False, "number": 1}, current={},

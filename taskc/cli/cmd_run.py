@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import CompiledTask, compile_task
@@ -25,10 +24,6 @@ from .output import (
     print_diagnostics,
     use_color,
 )
-
-if TYPE_CHECKING:
-    from taskc.runtime.pipeline import RunResult
-    from taskc.runtime.report import Findings
 
 NAME = "run"
 HELP = "run the loop: label the pool, train the local model, evaluate on gold, write the report"
@@ -77,10 +72,6 @@ larger budget continues where it stopped. Calls in flight when --max-cost is
 reached still finish: the run may pass it by at most --concurrency × the
 dearest planned call (with --batch: the requests of a submitted batch at half
 price); the run prints this bound when it starts."""
-
-TOP_RATIONALES = 3
-TOP_STEPS = 4
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="the task file (*.task.yaml)")
@@ -231,9 +222,9 @@ def run(args: argparse.Namespace) -> int:
         summary = outcome.summary_json() | {"next_steps": [s.title for s in findings.next_steps]}
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     elif args.quiet:
-        print(f"{_plain_verdict(outcome)}\nreport: {outcome.files['report_html']}")
+        print(f"{report.plain_verdict(outcome)}\nreport: {outcome.files['report_html']}")
     else:
-        _print_summary(outcome, findings)
+        report.print_summary(outcome, findings, color=use_color(sys.stdout))
     if outcome.criterion is not None and not outcome.criterion.passed:
         return EXIT_CRITERION_FAILED
     return EXIT_OK
@@ -255,102 +246,3 @@ def _notice(quiet: bool, as_json: bool = False) -> Callable[[str], None]:
 
 def _error_lines(exc: TaskcError) -> str:
     return "\n".join(f"taskc: error: {line}" for line in str(exc).splitlines())
-
-
-def _plain_verdict(outcome: RunResult) -> str:
-    from taskc.runtime import report
-
-    return report.verdict(outcome).replace("`", "")
-
-
-def _print_summary(outcome: RunResult, findings: Findings) -> None:
-    """The short terminal version of the report: metrics, rules, the worst rationales, next steps."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from taskc.runtime import report
-
-    terminal = sys.stdout.isatty()
-    console = Console(file=sys.stdout, width=None if terminal else 120, no_color=not use_color(sys.stdout),
-                      highlight=False, soft_wrap=False)
-    if outcome.analysis:
-        header, rows = report.lf_rows(outcome)
-        table = Table(*header, title=f"labeling functions on the pool ({_count(outcome.analysis.items, 'item')}, "
-                                     f"{outcome.analysis.coverage:.0%} covered)", title_justify="left")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-    if outcome.metrics:
-        header, rows = report.metrics_rows(outcome)
-        table = Table(*header, title=f"gold set {outcome.gold_display} ({_count(len(outcome.gold), 'item')}; every "
-                                     "predictor over all items, abstentions counted as errors)", title_justify="left")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-        if len(outcome.dev_indices) < len(outcome.gold):
-            header, rows = report.split_rows(outcome)
-            test = len(outcome.gold) - len(outcome.dev_indices)
-            table = Table(*header, title=f"dev half ({_count(len(outcome.dev_indices), 'item')}, shown in the report) "
-                                         f"and test half ({_count(test, 'item')}, judges "
-                                         "the criterion)", title_justify="left")
-            for row in rows:
-                table.add_row(*row)
-            console.print(table)
-    for warning in (outcome.shift.warnings() if outcome.shift is not None else []):
-        console.print(f"gold vs pool: {warning.replace('`', '')}", markup=False, style="yellow", soft_wrap=True)
-    worst = [g for g in findings.by_rationale if g.errors_voted_wrong or g.errors_missed][:TOP_RATIONALES]
-    if findings.errors:
-        title = report.predictor_title(findings.primary)
-        console.print(f"[bold]errors by rationale[/] ({_errors(len(findings.errors))} of the {title} on dev; "
-                      f"{len(findings.unexplained)} with no rule firing)")
-        shown: set[int] = set()  # an item several rationales voted for is printed once, under the first
-        for group in worst:
-            console.print(f"  {group.rationale_id} → {group.class_name}: voted wrong on "
-                          f"{_errors(len(group.errors_voted_wrong))}, silent on {len(group.errors_missed)}; on dev "
-                          f"gold {group.fired_correct} right / {group.fired_wrong} wrong", markup=False)
-            fresh = [i for i in group.errors_voted_wrong if i not in shown][:2]
-            earlier = [outcome.gold[i].line for i in group.errors_voted_wrong if i in shown]
-            for index in fresh:
-                item = outcome.gold[index]
-                console.print(f"      wrong vote: {_clip(report.describe(outcome, item.values))} (gold {item.label}, "
-                              f"line {item.line})", markup=False, style="dim")
-            if earlier:
-                lines = ", ".join(str(line) for line in earlier)
-                plural = "s" if len(earlier) != 1 else ""
-                console.print(f"      wrong vote{plural} on gold line{plural} {lines}: shown above", markup=False,
-                              style="dim")
-            shown.update(fresh)
-    console.print("[bold]next steps[/]")
-    for number, step in enumerate(findings.next_steps[:TOP_STEPS], start=1):
-        console.print(f"  {number}. {step.title.replace('`', '')}", markup=False)
-    loop = outcome.expert
-    if loop is not None and (loop.questions or loop.suggestions):
-        run_dir = _shown_path(outcome.run_dir)
-        count = len(loop.suggestions)
-        console.print(f"for the expert: {len(loop.questions)} questions (taskc ask {run_dir}), {count} lexicon "
-                      f"suggestion{'s' if count != 1 else ''} (taskc suggest {run_dir})", markup=False, soft_wrap=True)
-    for note in outcome.notes:
-        console.print(f"note: {note}", markup=False, style="yellow", soft_wrap=True)
-    passed = outcome.criterion is None or outcome.criterion.passed
-    console.print(_plain_verdict(outcome), style="bold green" if passed else "bold red", markup=False, soft_wrap=True)
-    console.print(f"report: {_shown_path(outcome.files['report_html'])}  (and report.md, metrics.json)",
-                  markup=False)
-
-
-def _errors(count: int) -> str:
-    return _count(count, "error")
-
-
-def _count(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' if count != 1 else ''}"
-
-
-def _clip(text: str, width: int = 76) -> str:
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def _shown_path(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)

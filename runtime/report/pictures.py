@@ -1,6 +1,6 @@
 """Pictures of the HTML report: per-rationale coverage and accuracy as bars, the rules' conflicts as a heatmap.
 
-Part of the report stage (`report.render_html` places them). Inline SVG only: no
+Part of the report stage (`html.render_html` places them). Inline SVG only: no
 script, no external asset, nothing fetched. Every picture has a `viewBox` and
 scales down to the page's width, so it stays whole on a phone; text colours are
 those of `CSS` (the test computes their contrast against their backgrounds:
@@ -10,10 +10,8 @@ at least 4.5:1, WCAG AA for body text).
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .pipeline import RunResult
+from ..result import RunResult
 
 TEXT = "#1d1d1f"
 MUTED = "#595959"

@@ -1,29 +1,30 @@
 """Report sections on the LLM's part in a run: its generated examples, the LLM as a labeling function, and
 the next steps that tell LLM noise from a real change.
 
-`report.py` renders the expert's report and calls in here for what only exists
-with a provider: the generated examples by cell (accepted, off target, empty,
+Part of the report stage: the renderers (`markdown`, `html`) and the next steps
+(`analysis`) call in here for what only exists with a provider: the generated
+examples by cell (accepted, off target, empty,
 duplicates, disagreeing with a rule), the LLM beside the rules (coverage,
 overlaps, conflicts with each rule, gold accuracy, and the rationale it cited
 for each of its errors), and next steps that name the LLM's data when it is the
 likely cause ("off-target labels in cell X", "the LLM disagrees with rule R on
 N items"). Scores in those steps carry their 95% interval, and a verdict that
 flipped while the primary's score moved within noise says so. Everything here
-reads the run's result; nothing is recomputed.
+reads the run's result; nothing is recomputed. The renderers pass in their
+table and escaping functions, so this module imports none of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from .pipeline import RunResult
-    from .report import NextStep
+from ..result import RunResult
 
 OFF_TARGET_SHARE = 0.2  # a cell with this share of off-target examples is worth a next step
 LLM_SOURCES = ("generated", "llm")
 Rows = tuple[list[str], list[list[str]]]
+Step = TypeVar("Step")  # findings.NextStep, passed in by analysis (which calls this module)
 
 
 def _pct(value: float) -> str:
@@ -125,9 +126,9 @@ def interval_note(result: RunResult, predictor: str, split: str) -> str:
     return ", ".join(parts)
 
 
-def llm_next_steps(result: RunResult, step: Callable[..., NextStep]) -> list[NextStep]:
+def llm_next_steps(result: RunResult, step: Callable[..., Step]) -> list[Step]:
     """Steps about the LLM's data, first when the run failed with it in the training set."""
-    steps: list[NextStep] = []
+    steps: list[Step] = []
     flip = _verdict_flip(result)
     if flip:
         steps.append(step(*flip))
@@ -187,23 +188,18 @@ def _verdict_flip(result: RunResult) -> tuple[str, str] | None:
             "test half) before reading the verdict as a result.")
 
 
-def criterion_detail(result: RunResult, reason: str) -> str:
-    """The failed criterion's detail: its reason, the primary's scores with their intervals, and where to start."""
+def criterion_detail(result: RunResult, reason: str, llm_steps: bool) -> str:
+    """The failed criterion's detail: its reason, the primary's scores with their intervals, and where to start
+    (``llm_steps``: whether `llm_next_steps` has steps to start with)."""
     criterion = result.criterion
     assert criterion is not None
     scores = interval_note(result, criterion.predictor, criterion.split)
     with_scores = f"{reason}; on the {criterion.split} half: {scores}" if scores else reason
-    if llm_data_in_training(result) and llm_next_steps_exist(result):
+    if llm_data_in_training(result) and llm_steps:
         return (f"{with_scores}. The training set holds {llm_data_in_training(result)} examples from the LLM: start "
                 "with the steps about the LLM's data below before editing the rules; rerun `taskc run` after each "
                 "change.")
     return f"{with_scores}. Start with the rules below; rerun `taskc run` after each change."
-
-
-def llm_next_steps_exist(result: RunResult) -> bool:
-    from .report import NextStep
-
-    return bool(llm_next_steps(result, NextStep))
 
 
 def markdown_sections(result: RunResult, table: Callable[..., list[str]], inline: Callable[[str], str],

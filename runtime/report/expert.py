@@ -1,23 +1,22 @@
 """The report's sections of the expert's loop: questions to answer, suggestions to apply, authors' conflicts.
 
-Rendered by `report.render_markdown` / `report.render_html` from the run's
-`ExpertLoop` (`expert_loop.analyse`), in one place each, before the next steps.
-The items shown are pool items (questions, conflicts) and dev gold items
-(suggestions): never the test half.
+Part of the report stage: rendered by `markdown.render_markdown` /
+`html.render_html` from the run's `ExpertLoop` (`expert_loop.analyse`), in one
+place each, before the next steps; they pass in their table and escaping
+functions, so this module imports none of them. The items shown are pool items
+(questions, conflicts) and dev gold items (suggestions): never the test half.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from .authors import AuthorAnalysis, AuthorConflict
-from .expert_loop import QUESTIONS_FILE
-from .suggestions import Suggestion
-
-if TYPE_CHECKING:
-    from .pipeline import RunResult
+from ..authors import AuthorAnalysis, AuthorConflict
+from ..expert_loop import QUESTIONS_FILE
+from ..result import RunResult
+from ..suggestions import Suggestion
 
 SHOWN_QUESTIONS = 10
 SHOWN_SUGGESTIONS = 8
@@ -36,45 +35,42 @@ def group_line(headline: str, members: Sequence[Suggestion]) -> str:
     return f"{headline}: {terms}"
 
 
-def markdown_sections(result: RunResult) -> list[str]:
+def markdown_sections(result: RunResult, md_table: Callable[..., list[str]], md_inline: Callable[[str], str],
+                      item_text: Callable[[Any], str]) -> list[str]:
     loop = result.expert
     if loop is None:
         return []
-    from .report import _md_inline, _md_table
-    from .report import describe as item_text
-
     out: list[str] = []
     if loop.questions:
         out += ["## Questions for the expert", "",
-                _md_inline(f"The pool items whose label would teach the model most: the rules, the LLM and the model "
+                md_inline(f"The pool items whose label would teach the model most: the rules, the LLM and the model "
                            f"disagree on them, or the model is unsure; near-duplicates left out. All "
                            f"{len(loop.questions)} are in `{QUESTIONS_FILE}`: copy it to the task's `pool.answers` "
                            "file, fill in `label`, and rerun (`taskc ask RUN_DIR` prints them)."), ""]
-        rows = [[str(q.rank), item_text(result, q.values), q.why()] for q in loop.questions[:SHOWN_QUESTIONS]]
-        out += [*_md_table(["#", "pool item", "votes"], rows), ""]
+        rows = [[str(q.rank), item_text(q.values), q.why()] for q in loop.questions[:SHOWN_QUESTIONS]]
+        out += [*md_table(["#", "pool item", "votes"], rows), ""]
     if loop.suggestions:
         shown = loop.suggestions[:SHOWN_SUGGESTIONS]
         out += ["## Suggestions", "",
-                _md_inline("Lexicon changes tried on the dev half: (+fixed −broken) dev gold items, the rules "
+                md_inline("Lexicon changes tried on the dev half: (+fixed −broken) dev gold items, the rules "
                            "evaluated again with the change and the trained models held fixed (`taskc suggest "
                            "RUN_DIR` lists them all)."), ""]
-        out += [f"- {_md_inline(group_line(headline, members))}" for headline, members in suggestion_groups(shown)]
+        out += [f"- {md_inline(group_line(headline, members))}" for headline, members in suggestion_groups(shown)]
         out += [""]
     if loop.authors is not None:
-        out += _md_authors(result, loop.authors)
+        out += _md_authors(result, loop.authors, md_table, md_inline, item_text)
     return out
 
 
-def _md_authors(result: RunResult, authors: AuthorAnalysis) -> list[str]:
-    from .report import _md_inline, _md_table, describe
-
-    out = ["## Authors", "", *_md_table(*author_rows(authors)), ""]
+def _md_authors(result: RunResult, authors: AuthorAnalysis, md_table: Callable[..., list[str]],
+                md_inline: Callable[[str], str], describe: Callable[[Any], str]) -> list[str]:
+    out = ["## Authors", "", *md_table(*author_rows(authors)), ""]
     if authors.conflicts:
         out += ["Where one author's rules contradict another's (pool items where both vote, for different "
                 "classes):", ""]
         for c in authors.conflicts:
-            out.append(f"- {_md_inline(conflict_line(c))}")
-            out += [f"  - {_md_inline(describe(result, result.pool[i].values))}" for i in c.examples]
+            out.append(f"- {md_inline(conflict_line(c))}")
+            out += [f"  - {md_inline(describe(result.pool[i].values))}" for i in c.examples]
         out.append("")
     else:
         out += ["No rules of different authors vote for different classes on the same pool item.", ""]
@@ -96,12 +92,11 @@ def conflict_line(c: AuthorConflict) -> str:
             f"{c.items} pool item{'s' if c.items != 1 else ''}")
 
 
-def html_sections(result: RunResult) -> list[str]:
+def html_sections(result: RunResult, html_table: Callable[..., str], inline_code: Callable[[str], str],
+                  describe: Callable[[Any], str]) -> list[str]:
     loop = result.expert
     if loop is None:
         return []
-    from .report import _html_table, _inline_code, describe
-
     e = html.escape
     parts: list[str] = []
     if loop.questions:
@@ -110,8 +105,8 @@ def html_sections(result: RunResult) -> list[str]:
                   f"disagree on them, or the model is unsure; near-duplicates left out. All {len(loop.questions)} "
                   f"are in <code>{QUESTIONS_FILE}</code>: copy it to the task's <code>pool.answers</code> file, fill "
                   "in <code>label</code>, and rerun (<code>taskc ask RUN_DIR</code> prints them).</p>",
-                  _html_table(["#", "pool item", "votes"],
-                              [[str(q.rank), describe(result, q.values), q.why()]
+                  html_table(["#", "pool item", "votes"],
+                              [[str(q.rank), describe(q.values), q.why()]
                                for q in loop.questions[:SHOWN_QUESTIONS]])]
     if loop.suggestions:
         shown = loop.suggestions[:SHOWN_SUGGESTIONS]
@@ -122,13 +117,13 @@ def html_sections(result: RunResult) -> list[str]:
         parts += [f"<li>{e(group_line(headline, members))}</li>" for headline, members in suggestion_groups(shown)]
         parts.append("</ul>")
     if loop.authors is not None:
-        parts += ["<h2>Authors</h2>", _html_table(*author_rows(loop.authors))]
+        parts += ["<h2>Authors</h2>", html_table(*author_rows(loop.authors))]
         if loop.authors.conflicts:
             parts.append("<p>Where one author's rules contradict another's (pool items where both vote, for "
                          "different classes):</p><ul>")
             for c in loop.authors.conflicts:
-                examples = "".join(f"<li>{e(describe(result, result.pool[i].values))}</li>" for i in c.examples)
-                parts.append(f"<li>{_inline_code(conflict_line(c))}<ul>{examples}</ul></li>")
+                examples = "".join(f"<li>{e(describe(result.pool[i].values))}</li>" for i in c.examples)
+                parts.append(f"<li>{inline_code(conflict_line(c))}<ul>{examples}</ul></li>")
             parts.append("</ul>")
         else:
             parts.append("<p>No rules of different authors vote for different classes on the same pool item.</p>")
