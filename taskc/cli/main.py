@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         if "-v" not in sub._option_string_actions:  # every command takes -v; check gives it more meaning
             sub.add_argument("-v", "--verbose", action="store_true",
                              help="more detail: the defaults in use, and a traceback on an internal error")
-        sub.set_defaults(handler=command.run)
+        sub.set_defaults(handler=command.run, root_parser=parser)  # `completion` reads the whole tree
     return parser
 
 
