@@ -12,52 +12,11 @@ holds there. Nothing here is computed when no rationale names an author.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
+from .analysis_records import AuthorAnalysis, AuthorConflict, AuthorFacts
 from .result import RunResult
 
 UNSIGNED = "unsigned"
 EXAMPLES = 3
-
-
-@dataclass(frozen=True)
-class AuthorFacts:
-    author: str
-    rationales: tuple[str, ...]
-    rules: int
-    pool_coverage: float | None  # share of the pool at least one of their rules votes on
-    gold_votes: int
-    gold_correct: int
-
-    @property
-    def gold_accuracy(self) -> float | None:
-        return self.gold_correct / self.gold_votes if self.gold_votes else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"author": self.author, "rationales": list(self.rationales), "rules": self.rules,
-                "pool_coverage": self.pool_coverage, "gold_votes": self.gold_votes,
-                "gold_correct": self.gold_correct, "gold_accuracy": self.gold_accuracy}
-
-
-@dataclass(frozen=True)
-class AuthorConflict:
-    first: tuple[str, str]  # (author, rationale id)
-    second: tuple[str, str]
-    classes: tuple[str, str]  # what each rule votes for
-    items: int  # pool items where both vote, for different classes
-    examples: tuple[int, ...]  # pool indices, a few
-
-    def to_json(self, pool_lines: list[int]) -> dict[str, Any]:
-        return {"authors": [self.first[0], self.second[0]], "rationales": [self.first[1], self.second[1]],
-                "classes": list(self.classes), "pool_items": self.items,
-                "example_pool_lines": [pool_lines[i] for i in self.examples]}
-
-
-@dataclass(frozen=True)
-class AuthorAnalysis:
-    authors: tuple[AuthorFacts, ...]
-    conflicts: tuple[AuthorConflict, ...]  # most items first
 
 
 def author_of(result: RunResult, rationale_id: str) -> str:

@@ -12,39 +12,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.paths import PathOutsideProject, resolve_project_path
 
-from .authors import AuthorAnalysis, analyse_authors
+from .analysis_records import ExpertLoop
+from .authors import analyse_authors
 from .datafiles import DataFileError, DataRecord
 from .datasets import write_json, write_jsonl
 from .expert_answers import SOURCE, Answers, answer_key, read_answers
-from .questions import Question, ask
+from .questions import ask
 from .result import PoolItem, RunResult
-from .suggestions import Suggestion, suggest
+from .suggestions import suggest
 
 QUESTIONS_FILE = "questions.jsonl"
 SUGGESTIONS_FILE = "suggestions.json"
-
-
-@dataclass(frozen=True)
-class ExpertLoop:
-    questions: tuple[Question, ...]
-    suggestions: tuple[Suggestion, ...]
-    authors: AuthorAnalysis | None
-    gold_lines: tuple[int, ...]  # per gold item, its line (suggestions name gold items by line)
-    pool_lines: tuple[int, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"questions": len(self.questions),
-                "suggestions": [s.to_json(self.gold_lines) for s in self.suggestions],
-                "authors": None if self.authors is None else {
-                    "authors": [a.to_json() for a in self.authors.authors],
-                    "conflicts": [c.to_json(list(self.pool_lines)) for c in self.authors.conflicts]}}
 
 
 def read_task_answers(task: TaskIR, override: Path | None, allow_outside: bool, notes: list[str]) -> Answers | None:

@@ -16,82 +16,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from .analysis_records import LLMAsFunction, LLMError, RuleAgainstLLM
 from .result import GoldItem, PoolItem
-
-NO_CITATION = "(none cited)"
-
-
-@dataclass(frozen=True)
-class RuleAgainstLLM:
-    """One rule beside the LLM: where both labeled an item, how often they agree, and who gold says is right."""
-
-    rationale_id: str
-    class_name: str
-    pool_both: int  # pool items the LLM labeled on which the rule also voted
-    pool_disagree: int
-    pool_items: tuple[int, ...]  # pool indices of the disagreements
-    gold_both: int  # dev gold items on which the rule voted (the LLM labels every gold item)
-    gold_disagree: int
-    rule_right: int  # of the dev disagreements, the gold label is the rule's
-    llm_right: int  # ... the LLM's
-    gold_items: tuple[int, ...]  # gold indices of the disagreements
-
-    @property
-    def disagreements(self) -> int:
-        return self.pool_disagree + self.gold_disagree
-
-    def to_json(self) -> dict[str, Any]:
-        return {"rationale": self.rationale_id, "class": self.class_name, "pool_both": self.pool_both,
-                "pool_disagree": self.pool_disagree, "gold_both": self.gold_both,
-                "gold_disagree": self.gold_disagree, "rule_right": self.rule_right, "llm_right": self.llm_right}
-
-
-@dataclass(frozen=True)
-class LLMError:
-    index: int  # gold item
-    gold: str
-    predicted: str | None
-    cited: tuple[str, ...]  # the rationales the LLM said decided its label
-
-
-@dataclass(frozen=True)
-class LLMAsFunction:
-    pool_items: int
-    pool_labeled: int  # pool items whose training label is the LLM's
-    pool_overlap: int  # of those, items on which a rule voted too
-    pool_conflict: int  # ... and a rule voted another class
-    gold_votes: int | None  # dev gold items it labeled (None: the LLM did not score gold)
-    gold_correct: int | None
-    errors: tuple[LLMError, ...]  # its dev gold errors
-    rules: tuple[RuleAgainstLLM, ...]  # most disagreements first
-
-    @property
-    def coverage(self) -> float:
-        return self.pool_labeled / self.pool_items if self.pool_items else 0.0
-
-    @property
-    def gold_accuracy(self) -> float | None:
-        return None if not self.gold_votes else (self.gold_correct or 0) / self.gold_votes
-
-    def leaned_on(self) -> list[tuple[str, tuple[int, ...]]]:
-        """Rationale id -> the LLM's dev errors that cited it, the most cited first."""
-        cited: dict[str, list[int]] = {}
-        for error in self.errors:
-            for rationale in error.cited or (NO_CITATION,):
-                cited.setdefault(rationale, []).append(error.index)
-        return sorted(((r, tuple(items)) for r, items in cited.items()), key=lambda pair: (-len(pair[1]), pair[0]))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"pool_items": self.pool_items, "pool_labeled": self.pool_labeled,
-                "coverage": round(self.coverage, 4), "pool_overlap": self.pool_overlap,
-                "pool_conflict": self.pool_conflict, "gold_votes": self.gold_votes,
-                "gold_correct": self.gold_correct,
-                "gold_accuracy": None if self.gold_accuracy is None else round(self.gold_accuracy, 4),
-                "rules": [r.to_json() for r in self.rules],
-                "errors_by_cited_rationale": {r: len(items) for r, items in self.leaned_on()}}
 
 
 def analyse_llm(rules: Sequence[tuple[str, str]], pool: Sequence[PoolItem], gold: Sequence[GoldItem],

@@ -16,14 +16,14 @@ of one dish. Items already in the gold set or already answered are never asked.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz
 from taskc.compiler.ir import TaskIR
 
+from .analysis_records import Question
 from .expert_answers import answer_key
 from .features import ItemBatch
 from .labeling import ABSTAIN
@@ -33,46 +33,6 @@ QUESTIONS = 50  # written to questions.jsonl; the report shows the first ten, `t
 NEAR_DUPLICATE = 80.0  # token-sort ratio (0-100) at or above which two items count as the same question
 NEAR_DUPLICATE_SET, LONG_TEXT = 90.0, 4  # the same, for texts of four words or more: one within the other
 MODEL_WEIGHT_AGAINST_RULES = 0.5  # the model contradicting the rules' label: a disagreement of its own
-
-
-@dataclass(frozen=True)
-class Question:
-    rank: int
-    line: int  # the pool file's line
-    values: dict[str, Any]
-    score: float
-    disagreement: float  # 0: every voter names the same class
-    uncertainty: float  # 0: the model is sure
-    rules: dict[str, str]  # rationale id -> class, for the rules that fired
-    rules_label: str | None  # the label model's combination of the rules' votes
-    llm: str | None
-    model: str | None
-    model_confidence: float | None
-
-    def why(self) -> str:
-        parts = []
-        if self.rules:
-            by_class: dict[str, list[str]] = {}
-            for rationale, cls in self.rules.items():
-                by_class.setdefault(cls, []).append(rationale)
-            parts.append("rules: " + "; ".join(f"{cls} ({', '.join(ids)})" for cls, ids in by_class.items()))
-        else:
-            parts.append("no rule fired")
-        if self.llm is not None:
-            parts.append(f"LLM: {self.llm}")
-        if self.model is not None:
-            parts.append(f"model: {self.model} ({self.model_confidence:.0%})")
-        return "; ".join(parts)
-
-    def to_json(self, field_names: Sequence[str]) -> dict[str, Any]:
-        """One line of questions.jsonl: the item as an answers file holds it (label null until answered)."""
-        values = {name: self.values[name] for name in field_names if name in self.values}
-        return values | {"label": None, "question": {
-            "rank": self.rank, "pool_line": self.line, "score": round(self.score, 4),
-            "disagreement": round(self.disagreement, 4), "uncertainty": round(self.uncertainty, 4),
-            "votes": {"rules": self.rules, "rules_label": self.rules_label, "llm": self.llm, "model": self.model,
-                      "model_confidence": None if self.model_confidence is None else round(self.model_confidence, 4)},
-            "why": self.why()}}
 
 
 def near_duplicates(first: str, second: str) -> bool:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from taskc.compiler.ir import TaskIR
 
 from . import labeling, local_model
+from .analysis_records import ExpertLoop, LLMAsFunction
 from .evaluate import CriterionResult, PredictorScores
 from .expert_answers import Answers
 from .gold_split import DEV
@@ -27,8 +28,6 @@ from .history import SinceLastRun
 from .predictor import Predictors
 
 if TYPE_CHECKING:  # a plain import would run a module that imports this one before RunResult exists
-    from .expert_loop import ExpertLoop
-    from .llm_labeling import LLMAsFunction
     from .report.findings import DataShift, Findings
 
 

@@ -24,13 +24,13 @@ import dataclasses
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz, process
 from taskc.compiler.functions import mentions
 
+from .analysis_records import Suggestion
 from .expert_answers import answer_key
 from .features import ItemBatch
 from .labeling import ABSTAIN, LabelingFunction, apply_functions
@@ -44,48 +44,6 @@ OFFLINE = ("rules_then_model", "local_model", "labeling_functions")
 _RUN = re.compile(r"[\w-]+")  # what `mentions` sees as a word (a hyphen is part of it)
 _LEXICON = re.compile(r"\blexicon\.([A-Za-z_][A-Za-z0-9_]*)")
 _NEGATED = re.compile(r"\bnot\s+mentions\([^,()]*,\s*lexicon\.([A-Za-z_][A-Za-z0-9_]*)")
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    term: str
-    lexicon: str
-    rules: tuple[tuple[str, str], ...]  # (rationale id, "fires" | "stops firing") on the items it changes
-    fixes: tuple[int, ...]  # dev gold items the predictor gets right after the change (wrong before)
-    breaks: tuple[int, ...]  # dev gold items it gets wrong after the change (right before)
-    predictor: str
-    target: tuple[str, str]  # (rationale id, wanted effect): the rule the suggestion is about
-    class_name: str = ""  # the class of the suggestion's rule
-    pool_changes: int = 0  # pool items on which some rule's vote changes (how far the change reaches)
-    alternatives: tuple[str, ...] = ()  # other terms with exactly the same fixes (a phrase, a shorter word)
-    fit: float = 0.0  # 0-100: how much the term looks like the lexicon's entries (where it belongs)
-
-    @property
-    def kind(self) -> str:
-        """`addition` when the change makes its rule fire, `exception` when it stops it."""
-        return "addition" if self.target[1] == "fires" else "exception"
-
-    @property
-    def headline(self) -> str:
-        """"rice_pasta_noodles misses" / "fat_and_protein fires wrongly": the rule the change is about."""
-        rule, effect = self.target
-        return f"{rule} {'misses' if effect == 'fires' else 'fires wrongly'}"
-
-    def text(self) -> str:
-        effect = "; ".join(f"{rule} {effect}" for rule, effect in self.rules)
-        return (f"add \"{self.term}\" to lexicon.{self.lexicon} ({self.kind}: {effect}): fixes "
-                f"{len(self.fixes)} dev error{'s' if len(self.fixes) != 1 else ''}, breaks {len(self.breaks)} "
-                "correct item" + ("s" if len(self.breaks) != 1 else "") +
-                f"; changes the rules' votes on {self.pool_changes} pool items")
-
-    def to_json(self, gold_lines: Sequence[int]) -> dict[str, Any]:
-        return {"term": self.term, "lexicon": self.lexicon, "kind": self.kind, "headline": self.headline,
-                "class": self.class_name,
-                "rules": [{"rationale": rule, "effect": effect} for rule, effect in self.rules],
-                "fixes": len(self.fixes), "breaks": len(self.breaks),
-                "fixed_gold_lines": [gold_lines[i] for i in self.fixes],
-                "broken_gold_lines": [gold_lines[i] for i in self.breaks], "predictor": self.predictor,
-                "pool_changes": self.pool_changes, "alternatives": list(self.alternatives), "text": self.text()}
 
 
 def lexicons_read(source: str) -> tuple[str, ...]:

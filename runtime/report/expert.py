@@ -13,10 +13,9 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..authors import AuthorAnalysis, AuthorConflict
+from ..analysis_records import AuthorAnalysis, AuthorConflict, Suggestion
 from ..expert_loop import QUESTIONS_FILE
 from ..result import RunResult
-from ..suggestions import Suggestion
 
 SHOWN_QUESTIONS = 10
 SHOWN_SUGGESTIONS = 8
