@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 _PUBLIC = {
-    "run": "pipeline", "RunOptions": "pipeline", "RunResult": "result",
+    "run": "pipeline", "RunOptions": "options", "RunResult": "result",
     "run_generation": "generation", "GenerationOptions": "generation", "GenerationSummary": "generation",
     "load_generated_examples": "generation", "planned_calls": "generation",
     "ProviderSettings": "provider", "provider_settings_from_env": "provider", "LLMClient": "provider",

@@ -35,8 +35,8 @@ from taskc.compiler.paths import write_atomic
 
 from .datasets import EXAMPLES_FILE, jsonl_bytes
 from .features import FIELD_SEPARATOR, item_text, spec_hash
-from .pipeline import FIELD_VIEW_WEIGHT, TRAINING_SET_FILE, UNCOVERED_WEIGHT
 from .predictor import PredictorError, read_manifest, spec_path_of, version_mismatch
+from .training_set import FIELD_VIEW_WEIGHT, TRAINING_SET_FILE, UNCOVERED_WEIGHT
 
 METRICS_FILE = "metrics.json"
 MODEL_DIR = "model"
@@ -52,7 +52,7 @@ FILES_OF_FORMAT = {"messages": (MESSAGES_FILE,), "classification": (CLASSIFICATI
 CARD_MARKER = "<!-- written by `taskc export`; rewritten by every export into this directory -->"
 MAX_PROBLEMS = 20
 
-# One line per label source `taskc run` writes (pipeline._training_examples); field views are described by
+# One line per label source `taskc run` writes (training_set.training_examples); field views are described by
 # `source_meaning` from the source they were made of.
 SOURCE_MEANINGS = {
     "label_model": "a pool input labelled by the expert's rules, their votes combined by the label model "

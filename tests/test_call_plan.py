@@ -241,7 +241,8 @@ def test_plan_json_is_identical_across_compiles(tmp_path: Path) -> None:
 
 def test_a_task_compiled_without_its_call_plan_is_not_run_with_a_provider(tmp_path: Path) -> None:
     from taskc.compiler.diagnostics import TaskcError
-    from taskc.runtime.pipeline import RunOptions, run
+    from taskc.runtime.options import EndpointOptions, PathOptions, PresentationOptions, RunOptions
+    from taskc.runtime.pipeline import run
 
     spec = _spec(tmp_path / "project")
     result = compile_task(spec, plan_data=False)
@@ -249,5 +250,6 @@ def test_a_task_compiled_without_its_call_plan_is_not_run_with_a_provider(tmp_pa
     assert {call.phase for call in result.compiled.calls.calls} == {"generate"}
     with FakeOpenAI(responder=_responder) as server:
         with pytest.raises(TaskcError, match="without its call plan"):
-            run(result.compiled, RunOptions(run_dir=tmp_path / "run", base_url=server.base_url, quiet=True))
+            run(result.compiled, RunOptions(PathOptions(tmp_path / "run"), EndpointOptions(base_url=server.base_url),
+                                            presentation=PresentationOptions(quiet=True)))
         assert server.stats.snapshot()["total"] == 0  # refused before any call

@@ -28,7 +28,7 @@ import pytest
 import yaml
 from spec_edits import edit
 from taskc.compiler.driver import CompiledTask, compile_task
-from taskc.runtime import pipeline
+from taskc.runtime import training_set
 from taskc.runtime.export import CARD_MARKER, TRAINING_SET_FILE, parse_formats, size_category, source_meaning
 from taskc.runtime.features import item_text, spec_hash
 from taskc.runtime.finetune import validate_training_file
@@ -208,10 +208,10 @@ def test_the_card_says_no_llm_ran_and_what_it_cannot_know_about_the_licence(proj
 def test_every_label_source_has_a_meaning_and_field_views_name_their_field(project: Path) -> None:
     task = _compiled(project).ir
     assert "Dawid-Skene" in source_meaning("label_model", task)
-    assert f"at most {pipeline.UNCOVERED_WEIGHT:g}" in source_meaning("rules' silence", task)
+    assert f"at most {training_set.UNCOVERED_WEIGHT:g}" in source_meaning("rules' silence", task)
     view = source_meaning("rules' silence, dish only", task)
     assert "field view of a `rules' silence` example" in view and "only `dish` filled" in view
-    assert f"× {pipeline.FIELD_VIEW_WEIGHT:g}" in view
+    assert f"× {training_set.FIELD_VIEW_WEIGHT:g}" in view
     assert source_meaning("made up", task) == "a label source this taskc version does not describe"
 
 

@@ -121,7 +121,7 @@ def _cycles(nodes: set[str], edges: Edges) -> list[list[str]]:
 def test_the_graph_sees_relative_lazy_and_type_only_imports() -> None:
     edges = _graph()
     assert edges[("taskc.runtime.pipeline", "taskc.runtime.result")] is False  # from .result import ...
-    assert edges[("taskc.runtime.pipeline", "taskc.runtime.report")] is False  # inside _write_outputs
+    assert edges[("taskc.runtime.outputs", "taskc.runtime.report")] is False  # inside write_outputs
     assert edges[("taskc.runtime.result", "taskc.runtime.report.findings")] is True  # under TYPE_CHECKING
     assert edges[("taskc.runtime.report.markdown", "taskc.runtime.result")] is False  # from ..result import ...
     assert ("taskc.cli.cmd_run", "taskc.runtime.report") in edges  # absolute, inside run()

@@ -333,15 +333,15 @@ def test_predict_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_field_views_teach_the_name_what_the_ingredients_said(menu: Path) -> None:
     """A labelled item with two filled text fields is also learnt from each field alone."""
-    from taskc.runtime.pipeline import _field_views
+    from taskc.runtime.training_set import field_views
 
     task = _task(menu)
     example = TrainingExample({"dish": "Carbonara", "ingredients": ["spaghetti", "eggs"]}, "not_keto", "label_model")
-    views = _field_views(task, example)
+    views = field_views(task, example)
     assert [v.values for v in views] == [{"dish": "Carbonara", "ingredients": []},
                                          {"dish": "", "ingredients": ["spaghetti", "eggs"]}]
     assert {v.label for v in views} == {"not_keto"} and all(v.weight == 0.5 for v in views)
-    assert _field_views(task, TrainingExample({"dish": "Carbonara", "ingredients": []}, "keto", "llm")) == []
+    assert field_views(task, TrainingExample({"dish": "Carbonara", "ingredients": []}, "keto", "llm")) == []
 
 
 def test_the_model_names_its_strongest_features_by_group(menu: Path) -> None:

@@ -3,9 +3,8 @@ and a stale or damaged entry never changes an answer, it is rebuilt."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import pytest
 from taskc.compiler import expr_parser, functions

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import CompiledTask, compile_task
@@ -24,6 +24,9 @@ from .output import (
     print_diagnostics,
     use_color,
 )
+
+if TYPE_CHECKING:
+    from taskc.runtime.options import EndpointOptions, RunOptions
 
 NAME = "run"
 HELP = "run the loop: label the pool, train the local model, evaluate on gold, write the report"
@@ -169,9 +172,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"taskc: error: RUN_DIR is a file, not a directory: {args.output}", file=sys.stderr)
         return EXIT_USAGE
     as_json = args.format == "json"
+    endpoint = _endpoint_options(args)
     # an offline run makes no LLM call: the calls that depend on the data need not be planned
-    with_provider = bool(args.base_url or os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
-    result = compile_task(args.spec, allow_outside=args.allow_outside_paths, plan_data=with_provider)
+    result = compile_task(args.spec, allow_outside=args.allow_outside_paths, plan_data=endpoint.configured)
     diagnostics = errors_only(result.diagnostics, args.quiet or as_json)
     print_diagnostics(diagnostics, result.sources, "text")
     if result.compiled is None:
@@ -191,13 +194,7 @@ def run(args: argparse.Namespace) -> int:
     except RunDirError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
         return exc.exit_status
-    options = pipeline.RunOptions(
-        run_dir=run_dir,
-        gold=Path(args.gold).expanduser() if args.gold else None, base_url=args.base_url, model=args.model,
-        concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, max_cost=args.max_cost, max_calls=args.max_calls,
-        deadline=args.deadline, finetune=args.finetune, batch=args.batch, quiet=args.quiet, json_progress=as_json,
-        finetune_max_wait=args.finetune_max_wait,
-        allow_outside=args.allow_outside_paths, answers=Path(args.answers).expanduser() if args.answers else None)
+    options = _run_options(args, run_dir, endpoint)
     try:
         with run_dir_lock(run_dir):  # a second run on this directory would pay the same calls again
             outcome = pipeline.run(compiled, options, notice=_notice(args.quiet, as_json))
@@ -208,11 +205,11 @@ def run(args: argparse.Namespace) -> int:
         print(_error_lines(exc), file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
-        print(f"taskc: interrupted; completed LLM calls are cached in {options.run_dir}: "
+        print(f"taskc: interrupted; completed LLM calls are cached in {run_dir}: "
               "run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as exc:
-        where = exc.filename or options.run_dir
+        where = exc.filename or run_dir
         print(f"taskc: error: cannot write {where}: {exc.strerror or exc}. Nothing half-written was left "
               "behind; fix the cause (free space, permissions) and run the same command again to resume.",
               file=sys.stderr)
@@ -228,6 +225,29 @@ def run(args: argparse.Namespace) -> int:
     if outcome.criterion is not None and not outcome.criterion.passed:
         return EXIT_CRITERION_FAILED
     return EXIT_OK
+
+
+def _endpoint_options(args: argparse.Namespace) -> EndpointOptions:
+    """The LLM endpoint's options from the command line (taskc.toml's defaults already applied)."""
+    from taskc.runtime.options import EndpointOptions
+
+    return EndpointOptions(base_url=args.base_url, model=args.model, concurrency=args.concurrency, rpm=args.rpm,
+                           tpm=args.tpm, deadline=args.deadline, batch=args.batch)
+
+
+def _run_options(args: argparse.Namespace, run_dir: Path, endpoint: EndpointOptions) -> RunOptions:
+    """The run's options, grouped by concern, from the command line: `endpoint` (from `_endpoint_options`), which
+    decided how the task was compiled, and the other groups."""
+    from taskc.runtime.options import BudgetOptions, FinetuneOptions, PathOptions, PresentationOptions, RunOptions
+
+    return RunOptions(
+        paths=PathOptions(run_dir=run_dir, allow_outside=args.allow_outside_paths,
+                          gold=Path(args.gold).expanduser() if args.gold else None,
+                          answers=Path(args.answers).expanduser() if args.answers else None),
+        endpoint=endpoint,
+        budget=BudgetOptions(max_cost=args.max_cost, max_calls=args.max_calls),
+        presentation=PresentationOptions(quiet=args.quiet, json_progress=args.format == "json"),
+        finetune=FinetuneOptions(enabled=args.finetune, max_wait=args.finetune_max_wait))
 
 
 def _is_file(path: Path) -> bool:
