@@ -16,9 +16,7 @@ written atomically into the run directory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import re
 import threading
 import time
 from collections import Counter
@@ -50,6 +48,7 @@ if TYPE_CHECKING:
     from .classify import ClassificationCall
     from .expert_answers import Answers
     from .expert_loop import ExpertLoop
+    from .generation import GenerationSummary
     from .history import SinceLastRun
     from .llm_labeling import LLMAsFunction
     from .provider import Budget, ProviderSettings
@@ -556,7 +555,7 @@ def _generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSet
     if summary.calls_failed and not answered and not summary.stopped_by_budget:
         raise ProviderFailure(
             f"the LLM provider failed all {summary.calls_failed} generation calls "
-            f"({_first_failure(options.run_dir)}).\n{ProviderFailure.ADVICE}")
+            f"({_first_failure(summary)}).\n{ProviderFailure.ADVICE}")
     examples = load_generated_examples(options.run_dir)
     if not examples:
         notes.append("generation produced no usable examples")
@@ -572,14 +571,8 @@ class ProviderFailure(TaskcError):
               "same command resumes once the provider works.")
 
 
-def _first_failure(run_dir: Path) -> str:
-    from .datasets import STATS_FILE
-
-    try:
-        failed = json.loads((run_dir / STATS_FILE).read_text(encoding="utf-8")).get("failed_calls") or []
-        return f"first error: {failed[0]['error']}" if failed else "no error recorded"
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return "see stats.json"
+def _first_failure(summary: GenerationSummary) -> str:
+    return f"first error: {summary.failures[0][1].message}" if summary.failures else "no error recorded"
 
 
 def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions, budget: Budget,
@@ -593,7 +586,8 @@ def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions,
     outcome = run_calls(calls, settings, budget, options.run_dir, batch=options.batch, reporter=reporter,
                         phase=phase)
     failed = [r for r in outcome.results if not r.ok and not r.stopped_by_budget]
-    if failed and len(failed) == len(outcome.results) and all(_unreachable(r.error) for r in failed):
+    if failed and len(failed) == len(outcome.results) and all(r.kind is not None and r.kind.unreachable
+                                                              for r in failed):
         # Later phases would only spend minutes retrying the same dead provider: stop here.
         raise ProviderFailure(
             f"the LLM provider failed {'the one call' if len(failed) == 1 else f'all {len(failed)} calls'} of the "
@@ -602,13 +596,6 @@ def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions,
     labels = [str(a.get("label")) if a and a.get("label") in classes else None for a in outcome.answers]
     stats = outcome.stats.to_json() | {"calls_planned": len(calls), "batch": options.batch}
     return labels, stats, [cited_rationales(a, rationale_ids) for a in outcome.answers]
-
-
-def _unreachable(error: str | None) -> bool:
-    """A failure of the provider itself (no connection, timeouts, HTTP errors such as a bad key or model),
-    as opposed to unusable answers, which say something about the model and belong in the report."""
-    text = error or ""
-    return text.startswith(("connection failed", "timed out")) or re.match(r"\d{3} ", text) is not None
 
 
 def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,

@@ -25,8 +25,8 @@ OUTSIDE_THE_TREE = {
     "taskc.compiler.expr_parser.ExpressionSyntaxError", "taskc.compiler.expr_eval.ExpressionEvaluationError",
     "taskc.compiler.driver.PromptBudgetExceeded", "taskc.compiler.prompts.RenderBudgetExceeded",
     "taskc.compiler.formatting._FormatFailure", "taskc.compiler.rule_key._Unsupported",
-    "taskc.runtime.schema_check._Unsupported", "taskc.runtime.provider.AnswerProblem",
-    "taskc.runtime.provider.ResponseTooLarge",  # an openai.OpenAIError: the client's retry loop must see it
+    "taskc.runtime.schema_check._Unsupported", "taskc.runtime.provider.answers.AnswerProblem",
+    "taskc.runtime.provider.transport.ResponseTooLarge",  # an openai.OpenAIError: the client's retry loop must see it
     "taskc.runtime.serving.StopServing",
 }
 OPTIONAL = ("taskc.runtime.transformer_student", "taskc.cli.cmd_lsp")
