@@ -28,10 +28,11 @@ from .cache import ResponseCache
 from .progress import ProgressReporter, ProgressState
 from .provider import (
     BATCH_PRICE_FACTOR,
-    BUDGET_EXHAUSTED,
     AnswerProblem,
     Budget,
+    CallFailure,
     CallStats,
+    ErrorKind,
     ProviderSettings,
     answer_record,
     charge,
@@ -41,6 +42,8 @@ from .provider import (
     read_completion,
     scrub,
     scrub_in_place,
+    status_kind,
+    sync_client,
 )
 
 
@@ -113,11 +116,11 @@ def split_batches(lines: Sequence[tuple[str, bytes]], max_requests: int = MAX_RE
 def run_batch_generation(calls: Sequence[PlannedCall], cache: ResponseCache, settings: ProviderSettings,
                          budget: Budget, stats: CallStats, reporter: ProgressReporter, *,
                          validate: Callable[[dict], str | None] | None = None,
-                         max_requests: int | None = None, max_bytes: int | None = None) -> dict[str, str]:
-    """Make every uncached call through the Batch API; return {cache key: error} for those that failed."""
+                         max_requests: int | None = None, max_bytes: int | None = None) -> dict[str, CallFailure]:
+    """Make every uncached call through the Batch API; return {cache key: why not} for those that failed."""
     max_requests = max_requests or MAX_REQUESTS_PER_BATCH
     max_bytes = max_bytes or MAX_BYTES_PER_BATCH
-    client = settings.sync_client()
+    client = sync_client(settings)
     runner = _BatchRunner(client, cache, settings, budget, stats, reporter, {c.cache_key: c for c in calls},
                           validate)
     try:
@@ -139,11 +142,11 @@ class _BatchRunner:
         self.client, self.cache, self.settings = client, cache, settings
         self.budget, self.stats, self.reporter, self.calls = budget, stats, reporter, calls
         self.validate = validate  # the caller's check of an answer's shape, as in LLMClient.complete_json
-        self.failures: dict[str, str] = {}
+        self.failures: dict[str, CallFailure] = {}
         self.answered: set[str] = set()  # keys of the calls with an answer in the cache, kept as they arrive
         self.done = 0
 
-    def run(self, max_requests: int, max_bytes: int) -> dict[str, str]:
+    def run(self, max_requests: int, max_bytes: int) -> dict[str, CallFailure]:
         self.answered = self.cache.keys() & self.calls.keys()  # one query, not one per call and round
         self.stats.calls_cached += len(self.answered)
         self.done = len(self.answered)
@@ -164,8 +167,9 @@ class _BatchRunner:
             self._wait_and_ingest(names)
         for key in self.calls:
             if key not in self.answered and key not in self.failures:
-                self.failures[key] = BUDGET_EXHAUSTED if self.budget.exhausted else "no answer from the batch"
-        self.stats.calls_failed += sum(1 for e in self.failures.values() if e != BUDGET_EXHAUSTED)
+                self.failures[key] = (CallFailure.budget_exhausted() if self.budget.exhausted else
+                                      CallFailure(ErrorKind.NO_ANSWER, "no answer from the batch"))
+        self.stats.calls_failed += sum(1 for failure in self.failures.values() if not failure.stopped_by_budget)
         return self.failures
 
     def _within_budget(self, pending: list[PlannedCall]) -> list[PlannedCall]:
@@ -248,8 +252,8 @@ class _BatchRunner:
                         self._ingest_line(line, keys)
         for key in keys:  # not answered at all (a failed or expired batch)
             if key not in self.answered:
-                self.failures.setdefault(key, scrub(f"batch {batch.id} ended {batch.status} without an answer",
-                                                    self.settings.api_key))
+                self.failures.setdefault(key, CallFailure(ErrorKind.NO_ANSWER, scrub(
+                    f"batch {batch.id} ended {batch.status} without an answer", self.settings.api_key)))
         self.cache.journal_put(name, {**entry, "state": "ingested", "status": batch.status})
 
     def _ingest_line(self, line: str, keys: set[str]) -> None:
@@ -272,7 +276,8 @@ class _BatchRunner:
             self.stats.count_error(kind)
             message = (error.get("message") if isinstance(error, dict) else str(error)) or "no error message"
             status = response.get("status_code") or "no status"
-            self.failures[key] = scrub(f"{status} {message}", self.settings.api_key)
+            self.failures[key] = CallFailure(status_kind(status) if isinstance(status, int) else ErrorKind.HTTP_ERROR,
+                                             scrub(f"{status} {message}", self.settings.api_key))
             return
         try:
             usage, model, choice = read_completion(body, call.model)
@@ -281,7 +286,8 @@ class _BatchRunner:
                                      self.settings.api_key)
         except AnswerProblem as problem:
             self.stats.count_error(problem.kind)
-            self.failures[key] = scrub(f"{problem.kind}: {problem}", self.settings.api_key)
+            self.failures[key] = CallFailure(ErrorKind.BAD_ANSWER, scrub(f"{problem.kind}: {problem}",
+                                                                         self.settings.api_key))
             return
         self.cache.put(key, answer_record(content, response.get("request_id") or body.get("id"), usage, model,
                                           batch=True))

@@ -5,13 +5,12 @@ each call's messages and cache key. This module only executes them: it resolves
 a planned call for the model the run uses (`--model` changes the model and so the
 key; the fine-tuned model's name is known only once its job has succeeded), makes
 each distinct call once (two items with the same input share one answer), through
-`LLMClient` or, with `--batch`, through the Batch API at half price, and reads
+`call_runner` or, with `--batch`, through the Batch API at half price, and reads
 every answer back from the run's response cache.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,12 @@ from typing import Any
 
 from ..compiler.call_plan import LLMCall
 from ..compiler.plan import call_cache_key
+from .batch import run_batch_generation
 from .cache import ResponseCache
+from .call_runner import run_online
 from .datasets import CACHE_FILE
 from .progress import ProgressReporter, ProgressState
-from .provider import Budget, CallResult, CallStats, LLMClient, ProviderSettings, heap_frozen
+from .provider import Budget, CallResult, CallStats, LLMClient, ProviderSettings
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,9 @@ def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, b
     with ResponseCache(Path(run_dir) / CACHE_FILE) as cache:
         results: list[CallResult] = []
         if batch:
-            from .batch import run_batch_generation
-
             run_batch_generation(distinct, cache, settings, budget, stats, shown)
         else:
-            results = asyncio.run(_online(distinct, cache, settings, budget, stats, shown, phase))
+            results = _online(distinct, cache, settings, budget, stats, shown, phase)
         answers = []
         for call in calls:
             record = cache.get(call.cache_key)
@@ -88,9 +87,8 @@ def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, b
     return PhaseOutcome(answers, results, stats)
 
 
-async def _online(calls: Sequence[ClassificationCall], cache: ResponseCache, settings: ProviderSettings,
-                  budget: Budget, stats: CallStats, reporter: ProgressReporter, phase: str) -> list[CallResult]:
-    client = LLMClient(settings, cache, budget, stats)
+def _online(calls: Sequence[ClassificationCall], cache: ResponseCache, settings: ProviderSettings,
+            budget: Budget, stats: CallStats, reporter: ProgressReporter, phase: str) -> list[CallResult]:
     counts = {"done": 0, "ok": 0, "failed": 0}
     reporter.start(len(calls), phase)
 
@@ -98,20 +96,20 @@ async def _online(calls: Sequence[ClassificationCall], cache: ResponseCache, set
         return ProgressState(counts["done"], len(calls), counts["ok"], 0, counts["failed"], stats.input_tokens,
                              stats.output_tokens, stats.cost_usd, phase)
 
-    async def one(call: ClassificationCall) -> CallResult:
-        result = await client.complete_json(
+    async def send(client: LLMClient, call: ClassificationCall) -> CallResult:
+        return await client.complete_json(
             messages=call.messages, model=call.model, response_format=call.response_format,
             sampling=dict(call.planned.sampling), seed=call.planned.seed, cache_key=call.cache_key)
+
+    def shown(call: ClassificationCall, result: CallResult) -> None:
         counts["done"] += 1
         counts["ok" if result.ok else "failed"] += 1
         reporter.update(state())
-        return result
 
     try:
-        with heap_frozen():
-            return list(await asyncio.gather(*(one(call) for call in calls)))
+        return run_online(calls, send, settings=settings, cache=cache, budget=budget, stats=stats,
+                          on_result=shown)
     finally:
-        await client.aclose()
         reporter.finish(state())
 
 

@@ -3,15 +3,14 @@
 Used by the `embeddings` student (finetune.provider: embeddings) when `taskc run`
 trains it and when `taskc predict` applies it. Texts are sent in batches (the
 endpoint's `input` array, `finetune.inputs_per_request` at a time) through the
-same client as completions, so the run's concurrency, rate limits, retries and
-budget hold for them too. With a cache (in `taskc run`: the run's cache file),
+same client and call runner as completions, so the run's concurrency, rate
+limits, retries and budget hold for them too. With a cache (in `taskc run`: the run's cache file),
 each vector is stored under a hash of model and text as soon as its request
 returns: a killed run resumes where it stopped and a rerun sends nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,9 @@ import numpy as np
 
 from ..compiler.diagnostics import ExitStatus, TaskcError
 from ..compiler.plan import sha256_hex
-from .provider import Budget, CallStats, ProviderSettings
+from .cache import ResponseCache
+from .call_runner import run_online
+from .provider import Budget, CallStats, LLMClient, ProviderSettings
 
 EMPTY_TEXT = "(empty)"  # endpoints refuse an empty input; an item with no text is embedded as this
 
@@ -67,37 +68,33 @@ class Embedder:
             found = {key: self._memory[key] for key in keys if key in self._memory}
             missing = [key for key in keys if key not in found]
             if missing:
-                found |= asyncio.run(self._fetch(missing, texts, None))
+                found |= self._fetch(missing, texts, None)
                 if len(self._memory) > 200_000:
                     self._memory.clear()
                 self._memory.update(found)
             return found
-        from .cache import ResponseCache
-
         with ResponseCache(self.cache_path) as cache:
             found = cache.vectors(keys)
             self.vectors_cached += len(found)
             missing = [key for key in keys if key not in found]
             if missing:
-                found |= asyncio.run(self._fetch(missing, texts, cache))
+                found |= self._fetch(missing, texts, cache)
             return found
 
-    async def _fetch(self, keys: list[str], texts: dict[str, str], cache: Any) -> dict[str, bytes]:
-        from .provider import BUDGET_EXHAUSTED, LLMClient
-
-        client = LLMClient(self.settings, cache, self.budget, self.stats)
+    def _fetch(self, keys: list[str], texts: dict[str, str], cache: ResponseCache | None) -> dict[str, bytes]:
         batches = [keys[start:start + self.per_request] for start in range(0, len(keys), self.per_request)]
         found: dict[str, bytes] = {}
         done = 0
 
-        async def one(batch: list[str]) -> None:
+        async def one(client: LLMClient, batch: list[str]) -> None:
             nonlocal done
-            vectors, error = await client.embed([texts[key] for key in batch], self.model)
+            vectors, failure = await client.embed([texts[key] for key in batch], self.model)
             if vectors is None:
-                if error == BUDGET_EXHAUSTED:
+                if failure is not None and failure.stopped_by_budget:
                     raise EmbeddingError("the run's budget (--max-calls / --max-cost) ran out while embedding; "
                                          "run again with a larger budget: the vectors fetched so far are kept")
-                raise EmbeddingError(f"the embeddings endpoint failed ({error}); check the endpoint and "
+                why = failure.message if failure is not None else "no vectors"
+                raise EmbeddingError(f"the embeddings endpoint failed ({why}); check the endpoint and "
                                      f"finetune.base_model '{self.model}', then run again: the vectors fetched so "
                                      "far are kept")
             rows = [_normalised(vector) for vector in vectors]
@@ -113,10 +110,7 @@ class Embedder:
             done += len(batch)
             self.progress(done, len(keys))
 
-        try:
-            await asyncio.gather(*(one(batch) for batch in batches))
-        finally:
-            await client.aclose()
+        run_online(batches, one, settings=self.settings, cache=cache, budget=self.budget, stats=self.stats)
         return found
 
 

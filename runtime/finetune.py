@@ -28,7 +28,7 @@ from ..compiler.passes import OPENAI_FINETUNING_ALTERNATIVES, OPENAI_FINETUNING_
 from ..compiler.plan import CHARS_PER_TOKEN, sha256_hex
 from .datasets import TRAIN_FILE, VAL_FILE, write_json
 from .progress import ProgressReporter, make_reporter
-from .provider import ProviderSettings, scrub
+from .provider import ProviderSettings, scrub, sync_client
 
 FINETUNE_JOB_FILE = "finetune_job.json"
 MIN_EXAMPLES = 10
@@ -154,7 +154,7 @@ def run_finetune(compiled: CompiledTask, run_dir: Path, settings: ProviderSettin
                                         sort_keys=True))
     record_path = run_dir / FINETUNE_JOB_FILE
     record = _load_record(record_path, fingerprint)
-    client = settings.sync_client()
+    client = sync_client(settings)
     try:
         return _drive(client, record, record_path, job_spec, train_path, val_path if has_val else None,
                       settings, reporter, timeout)

@@ -2,7 +2,7 @@
 
 This is the façade of the generation runtime. `run_generation` resolves each
 plan job into a call (the --model override changes the model and therefore the
-cache key), runs the calls online through `LLMClient` or through the Batch API,
+cache key), runs the calls online (`call_runner`) or through the Batch API,
 and then assembles the dataset from the response cache in plan order:
 validation (`validate`), labeling-function votes, deduplication (`dedupe`) and
 the run-directory files (`datasets`). Because the dataset is rebuilt from the
@@ -16,12 +16,11 @@ its JSON: it is there to be read, and an answer need not be small.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,18 +28,19 @@ from typing import Any
 from ..compiler.driver import CompiledTask
 from ..compiler.generation_calls import job_messages
 from ..compiler.plan import GenerationJob, call_cache_key
+from .batch import run_batch_generation
 from .cache import ResponseCache
+from .call_runner import failures_by_key, run_online
 from .datasets import CACHE_FILE, EXAMPLES_FILE, STATS_FILE, read_jsonl, write_dataset, write_json
 from .dedupe import Deduplicator
 from .progress import ProgressReporter, ProgressState, make_reporter
 from .provider import (
-    BUDGET_EXHAUSTED,
     Budget,
+    CallFailure,
     CallResult,
     CallStats,
     LLMClient,
     ProviderSettings,
-    heap_frozen,
     provider_settings_from_env,
 )
 from .validate import ExampleValidator
@@ -78,9 +78,12 @@ class GenerationSummary:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)  # "label:off_target", "empty:dish", ...
     by_cell: dict[str, dict[str, int]] = field(default_factory=dict)  # see Dataset.by_cell
     rule_disagreements: dict[str, int] = field(default_factory=dict)  # rationale id -> accepted examples
+    # the failed calls (not those the budget stopped) in plan order, as stats.json lists them; not in to_json
+    failures: tuple[tuple[str, CallFailure], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
+        del values["failures"]
         values["paths"] = {role: str(path) for role, path in self.paths.items()}
         values["cost_usd"] = round(self.cost_usd, 6)
         return values
@@ -147,16 +150,15 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
     started = time.monotonic()
     with ResponseCache(run_dir / CACHE_FILE) as cache:
         if options.batch:
-            from .batch import run_batch_generation
-
             failures = run_batch_generation(calls, cache, settings, budget, stats, reporter,
                                             validate=examples_shape_problem)
         else:
-            failures = asyncio.run(_generate_online(calls, cache, settings, budget, stats, validator, reporter))
+            failures = _generate_online(calls, cache, settings, budget, stats, validator, reporter)
         call_seconds = time.monotonic() - started
         dataset = assemble_dataset(compiled, calls, cache, validator)
-        stopped = budget.exhausted and any(error == BUDGET_EXHAUSTED for error in failures.values())
-        skipped = sum(error == BUDGET_EXHAUSTED for error in failures.values())
+        stopped = budget.exhausted and any(failure.stopped_by_budget for failure in failures.values())
+        skipped = sum(failure.stopped_by_budget for failure in failures.values())
+        failed = _failed_calls(calls, failures)
         paths = write_dataset(run_dir, dataset.accepted, dataset.rejected, compiled.training_messages,
                               compiled.ir.field_names, float(compiled.finetune.validation_split))
         summary = GenerationSummary(
@@ -167,8 +169,8 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
             paths={**paths, "stats": run_dir / STATS_FILE, "cache": run_dir / CACHE_FILE}, calls_skipped=skipped,
             rejects_by_reason=dict(sorted(dataset.rejects_by_reason.items())),
             by_cell={cell: dict(sorted(counts.items())) for cell, counts in sorted(dataset.by_cell.items())},
-            rule_disagreements=dict(sorted(dataset.rule_disagreements.items())))
-        write_json(run_dir / STATS_FILE, _stats_json(summary, stats, dataset, calls, failures,
+            rule_disagreements=dict(sorted(dataset.rule_disagreements.items())), failures=failed)
+        write_json(run_dir / STATS_FILE, _stats_json(summary, stats, dataset,
                                                      (call_seconds, time.monotonic() - started), options))
     reporter.finish(ProgressState(len(calls) - skipped, len(calls), summary.accepted, summary.rejected,
                                   summary.calls_failed, stats.input_tokens, stats.output_tokens, stats.cost_usd))
@@ -183,37 +185,27 @@ def load_generated_examples(run_dir: Path) -> list[dict[str, Any]]:
 
 # -- online calls ---------------------------------------------------------------------------------
 
-async def _generate_online(calls: Sequence[PlannedCall], cache: ResponseCache, settings: ProviderSettings,
-                           budget: Budget, stats: CallStats, validator: ExampleValidator,
-                           reporter: ProgressReporter) -> dict[str, str]:
-    """Make every call not yet cached; return {cache key: error} for the calls that did not succeed."""
-    client = LLMClient(settings, cache, budget, stats)
-    failures: dict[str, str] = {}
+def _generate_online(calls: Sequence[PlannedCall], cache: ResponseCache, settings: ProviderSettings,
+                     budget: Budget, stats: CallStats, validator: ExampleValidator,
+                     reporter: ProgressReporter) -> dict[str, CallFailure]:
+    """Make every call not yet cached; return {cache key: why not} for the calls that did not succeed."""
     tally = _Tally(len(calls))
     reporter.start(len(calls))
-    pending: Iterator[PlannedCall] = iter(calls)
     showing = type(reporter) is not ProgressReporter  # the silent reporter needs no running counts
 
-    async def worker() -> None:
-        for call in pending:  # workers share one iterator, so each call is taken exactly once
-            result = await client.complete_json(
-                messages=call.messages, model=call.model, response_format=call.job.response_format,
-                sampling=call.job.sampling(), seed=call.job.seed, cache_key=call.cache_key,
-                validate=examples_shape_problem)
-            if not result.ok:
-                failures[call.cache_key] = result.error or "failed"
-            if showing:
-                tally.add(result, validator, call.job.target_class)
-                reporter.update(tally.state(stats))
+    async def send(client: LLMClient, call: PlannedCall) -> CallResult:
+        return await client.complete_json(
+            messages=call.messages, model=call.model, response_format=call.job.response_format,
+            sampling=call.job.sampling(), seed=call.job.seed, cache_key=call.cache_key,
+            validate=examples_shape_problem)
 
-    # A few more workers than slots, so a worker sleeping in backoff does not leave a slot idle.
-    workers = min(len(calls), settings.concurrency + max(4, settings.concurrency // 4))
-    try:
-        with heap_frozen():
-            await asyncio.gather(*(worker() for _ in range(workers)))
-    finally:
-        await client.aclose()
-    return failures
+    def shown(call: PlannedCall, result: CallResult) -> None:
+        tally.add(result, validator, call.job.target_class)
+        reporter.update(tally.state(stats))
+
+    results = run_online(calls, send, settings=settings, cache=cache, budget=budget, stats=stats,
+                         on_result=shown if showing else None)
+    return failures_by_key([call.cache_key for call in calls], results)
 
 
 class _Tally:
@@ -331,10 +323,16 @@ def _provenance(call: PlannedCall, record: dict[str, Any]) -> dict[str, Any]:
             "request_id": record.get("request_id"), "cache_key": call.cache_key, "seed": job.seed}
 
 
-def _stats_json(summary: GenerationSummary, stats: CallStats, dataset: Dataset, calls: Sequence[PlannedCall],
-                failures: dict[str, str], seconds: tuple[float, float], options: GenerationOptions
-                ) -> dict[str, Any]:
+def _failed_calls(calls: Sequence[PlannedCall], failures: dict[str, CallFailure]
+                  ) -> tuple[tuple[str, CallFailure], ...]:
+    """(job id, why not) of the calls that failed, not counting those the budget stopped, by job id."""
     job_of = {call.cache_key: call.job.id for call in calls}
+    return tuple((job_of[key], failure) for key, failure in sorted(failures.items(), key=lambda item: job_of[item[0]])
+                 if not failure.stopped_by_budget)
+
+
+def _stats_json(summary: GenerationSummary, stats: CallStats, dataset: Dataset, seconds: tuple[float, float],
+                options: GenerationOptions) -> dict[str, Any]:
     return {
         "calls": {"total": summary.calls_total, "made": summary.calls_made, "cached": summary.calls_cached,
                   "failed": summary.calls_failed, "skipped_by_budget": summary.calls_skipped,
@@ -350,8 +348,7 @@ def _stats_json(summary: GenerationSummary, stats: CallStats, dataset: Dataset, 
         "rule_agreement": dict(sorted(dataset.rule_agreement.items())),
         "rule_disagreements": dict(sorted(dataset.rule_disagreements.items())),
         "by_cell": {cell: dict(sorted(counts.items())) for cell, counts in sorted(dataset.by_cell.items())},
-        "failed_calls": [{"job": job_of[key], "error": error} for key, error in sorted(
-            failures.items(), key=lambda item: job_of[item[0]]) if error != BUDGET_EXHAUSTED],
+        "failed_calls": [{"job": job, "error": failure.message} for job, failure in summary.failures],
         "stopped_by_budget": summary.stopped_by_budget,
         "limits": {"max_cost": options.max_cost, "max_calls": options.max_calls, "batch": options.batch},
         "seconds": {"calls": round(seconds[0], 3), "total": round(seconds[1], 3)},

@@ -3,7 +3,8 @@
 Generation of examples from the plan; the LLM labeling of the pool items the rules leave open; the
 prompted LLM on the gold set and, with --finetune, the fine-tuned model. Every phase spends from the
 run's one `Budget`, and a phase whose every call failed at the provider stops the run with
-ProviderFailure (the failure policy is `pipeline`'s). Nothing here is imported on an offline run.
+ProviderFailure: later phases would only spend minutes retrying the same dead provider. Nothing here
+is imported on an offline run.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from taskc.compiler.diagnostics import ExitStatus, TaskcError
 from taskc.compiler.driver import CompiledTask
 
 from . import local_model
 from .datafiles import DataFileError
 from .options import BudgetOptions, RunOptions, generation_options
-from .pipeline import ProviderFailure, _first_failure, _unreachable
 from .progress import ProgressReporter
 from .result import GoldItem, PoolItem
 
@@ -26,7 +27,21 @@ if TYPE_CHECKING:
     from taskc.compiler.call_plan import LLMCall
 
     from .classify import ClassificationCall
+    from .generation import GenerationSummary
     from .provider import Budget, ProviderSettings
+
+
+class ProviderFailure(TaskcError):
+    """The provider answered none of the calls: a run without them would hide the problem."""
+
+    exit_status = ExitStatus.RUNTIME_FAILURE
+
+    ADVICE = ("Check --base-url / OPENAI_BASE_URL, the key and the model; answered calls are cached, so the "
+              "same command resumes once the provider works.")
+
+
+def _first_failure(summary: GenerationSummary) -> str:
+    return f"first error: {summary.failures[0][1].message}" if summary.failures else "no error recorded"
 
 
 def budget_note(budget: BudgetOptions) -> str:
@@ -53,12 +68,11 @@ def generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSett
     if summary.calls_failed and not answered and not summary.stopped_by_budget:
         raise ProviderFailure(
             f"the LLM provider failed all {summary.calls_failed} generation calls "
-            f"({_first_failure(run_dir)}).\n{ProviderFailure.ADVICE}")
+            f"({_first_failure(summary)}).\n{ProviderFailure.ADVICE}")
     examples = load_generated_examples(run_dir)
     if not examples:
         notes.append("generation produced no usable examples")
     return examples
-
 
 
 def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions, budget: Budget,
@@ -72,7 +86,8 @@ def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions,
     outcome = run_calls(calls, settings, budget, options.paths.run_dir, batch=options.endpoint.batch,
                         reporter=reporter, phase=phase)
     failed = [r for r in outcome.results if not r.ok and not r.stopped_by_budget]
-    if failed and len(failed) == len(outcome.results) and all(_unreachable(r.error) for r in failed):
+    if failed and len(failed) == len(outcome.results) and all(r.kind is not None and r.kind.unreachable
+                                                              for r in failed):
         # Later phases would only spend minutes retrying the same dead provider: stop here.
         raise ProviderFailure(
             f"the LLM provider failed {'the one call' if len(failed) == 1 else f'all {len(failed)} calls'} of the "
@@ -81,7 +96,6 @@ def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions,
     labels = [str(a.get("label")) if a and a.get("label") in classes else None for a in outcome.answers]
     stats = outcome.stats.to_json() | {"calls_planned": len(calls), "batch": options.endpoint.batch}
     return labels, stats, [cited_rationales(a, rationale_ids) for a in outcome.answers]
-
 
 
 def label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,
@@ -191,7 +205,6 @@ def _per_item(count: int, indices: Sequence[int], labels: Sequence[str | None]) 
     for index, label in zip(indices, labels, strict=True):
         values[index] = label
     return values
-
 
 
 __all__ = ["budget_note", "generate", "label_pool", "llm_predictors"]

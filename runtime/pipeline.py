@@ -11,20 +11,17 @@ branch that uses it, so the offline path (no key, no network) never depends on
 the provider code. One `Budget` spans every LLM phase of a run, so --max-calls
 and --max-cost bound the run, not each phase; a phase whose every call failed
 at the provider (no connection, HTTP errors) stops the run with ProviderFailure
-instead of letting later phases retry the same dead endpoint. Every file is
+instead of letting later phases retry the same dead endpoint (`llm_phases`). Every file is
 written atomically into the run directory.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskc.compiler.diagnostics import ExitStatus, TaskcError
+from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import CompiledTask
 from taskc.compiler.ir import TaskIR
 
@@ -206,30 +203,4 @@ def _score(task: TaskIR, gold: Sequence[GoldItem],
     return {name: score_predictor(truth, predictions[name], task.class_names, halves) for name in ordered}
 
 
-class ProviderFailure(TaskcError):
-    """The provider answered none of the calls: a run without them would hide the problem."""
-
-    exit_status = ExitStatus.RUNTIME_FAILURE
-
-    ADVICE = ("Check --base-url / OPENAI_BASE_URL, the key and the model; answered calls are cached, so the "
-              "same command resumes once the provider works.")
-
-
-def _first_failure(run_dir: Path) -> str:
-    from .datasets import STATS_FILE
-
-    try:
-        failed = json.loads((run_dir / STATS_FILE).read_text(encoding="utf-8")).get("failed_calls") or []
-        return f"first error: {failed[0]['error']}" if failed else "no error recorded"
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return "see stats.json"
-
-
-def _unreachable(error: str | None) -> bool:
-    """A failure of the provider itself (no connection, timeouts, HTTP errors such as a bad key or model),
-    as opposed to unusable answers, which say something about the model and belong in the report."""
-    text = error or ""
-    return text.startswith(("connection failed", "timed out")) or re.match(r"\d{3} ", text) is not None
-
-
-__all__ = ["GoldItem", "LLM_STEPS", "PoolItem", "ProviderFailure", "RunResult", "run"]
+__all__ = ["LLM_STEPS", "run"]

@@ -23,6 +23,7 @@ from taskc.runtime.limiter import RateLimiter
 from taskc.runtime.provider import (
     MAX_RESPONSE_BYTES,
     CallResult,
+    ErrorKind,
     LLMClient,
     ProviderSettings,
     retry_delay_from_headers,
@@ -218,7 +219,7 @@ def test_a_server_trickling_its_reply_is_cut_by_the_request_deadline(tmp_path: P
     use_transport(transport, monkeypatch)
     server = server_with(Faults(trickle_seconds=0.05))  # a byte every 50 ms: each read is quick, the reply is not
     result = _ask(_settings(server, timeout=1.0, max_retries=0), tmp_path)
-    assert not result.ok and result.error == "timed out after 1s"
+    assert not result.ok and result.error == "timed out after 1s" and result.kind is ErrorKind.TIMEOUT
 
 
 def test_a_call_gives_up_at_its_deadline_however_many_retries_are_left(tmp_path: Path,
@@ -229,7 +230,7 @@ def test_a_call_gives_up_at_its_deadline_however_many_retries_are_left(tmp_path:
     # the last error is the server's 500, or the timeout of a last try the deadline left little time for
     assert result.error.startswith("timed out: the call took longer than its deadline (0.5s, retries included); "
                                    "last error: "), result.error
-    assert result.attempts < 1000
+    assert result.attempts < 1000 and result.kind is ErrorKind.DEADLINE and result.kind.unreachable
 
 
 def test_the_run_deadline_ends_the_run_with_exit_4_and_keeps_the_answers(tmp_path: Path, server_with: Any,
@@ -266,6 +267,7 @@ def test_an_oversize_body_is_refused_while_it_is_read(tmp_path: Path, server_wit
     server = server_with(faults)
     result = _ask(_settings(server, max_response_bytes=limit), tmp_path)
     assert not result.ok and result.error == message
+    assert result.kind is ErrorKind.TOO_LARGE and not result.kind.unreachable  # the server answered, at length
     assert result.attempts == 1  # not retried: the same request would be answered the same way
 
 
@@ -350,7 +352,7 @@ def test_batch_output_lines_are_scrubbed_and_priced_as_asked(tmp_path: Path) -> 
     from taskc.runtime.batch import _BatchRunner
     from taskc.runtime.generation import examples_shape_problem, planned_calls
     from taskc.runtime.progress import ProgressReporter
-    from taskc.runtime.provider import Budget, CallStats
+    from taskc.runtime.provider import Budget, CallFailure, CallStats, ErrorKind
     from test_runtime_fixtures import compiled_keto
 
     [call] = planned_calls(compiled_keto(tmp_path))[:1]
@@ -374,4 +376,5 @@ def test_batch_output_lines_are_scrubbed_and_priced_as_asked(tmp_path: Path) -> 
     assert record["request_id"] == "req_[redacted]" and record["model"] == "my-local-model-[redacted]"
     assert record["content"]["examples"][0]["dish"] == "Salmon [redacted]"
     assert runner.stats.cost_usd == pytest.approx(0.15 * 0.5)  # gpt-4o-mini's price at the Batch discount
-    assert runner.failures == {key: "malformed: usage: prompt_tokens is inf, not a whole number of tokens"}
+    assert runner.failures == {key: CallFailure(ErrorKind.BAD_ANSWER,
+                                                "malformed: usage: prompt_tokens is inf, not a whole number of tokens")}

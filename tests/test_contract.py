@@ -34,6 +34,6 @@ def test_the_config_files_are_rendered_from_the_typed_configs(spec: Path) -> Non
 
 def test_the_runtime_reads_the_configs_fields_not_emitted_dicts() -> None:
     indexed = re.compile(r"\.(finetune|eval)\[\"")
-    for source in sorted((ROOT / "runtime").glob("*.py")) + sorted((ROOT / "taskc" / "cli").glob("*.py")):
+    for source in sorted((ROOT / "runtime").rglob("*.py")) + sorted((ROOT / "taskc" / "cli").glob("*.py")):
         for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
             assert not indexed.search(line), f"{source.name}:{number} indexes an emitted config: {line.strip()}"

@@ -78,7 +78,7 @@ def test_every_code_the_source_names_is_catalogued_and_every_catalogued_code_is_
     outside the catalogue or of the wrong severity when it is reported (the broken specs report each)."""
     root = Path(__file__).parents[1]
     named: set[str] = set()
-    for source in sorted((root / "compiler").glob("*.py")) + sorted((root / "runtime").glob("*.py")):
+    for source in sorted((root / "compiler").glob("*.py")) + sorted((root / "runtime").rglob("*.py")):
         if source.name == "diagnostics.py":
             continue
         for code in re.findall(r"[\"']([EW]\d{3})[\"']", source.read_text(encoding="utf-8")):

@@ -25,8 +25,8 @@ OUTSIDE_THE_TREE = {
     "taskc.compiler.expr_parser.ExpressionSyntaxError", "taskc.compiler.expr_eval.ExpressionEvaluationError",
     "taskc.compiler.driver.PromptBudgetExceeded", "taskc.compiler.prompts.RenderBudgetExceeded",
     "taskc.compiler.formatting._FormatFailure", "taskc.compiler.rule_key._Unsupported",
-    "taskc.runtime.schema_check._Unsupported", "taskc.runtime.provider.AnswerProblem",
-    "taskc.runtime.provider.ResponseTooLarge",  # an openai.OpenAIError: the client's retry loop must see it
+    "taskc.runtime.schema_check._Unsupported", "taskc.runtime.provider.answers.AnswerProblem",
+    "taskc.runtime.provider.transport.ResponseTooLarge",  # an openai.OpenAIError: the client's retry loop must see it
     "taskc.runtime.serving.StopServing",
 }
 OPTIONAL = ("taskc.runtime.transformer_student", "taskc.cli.cmd_lsp")
@@ -78,7 +78,7 @@ def test_every_class_of_the_tree_carries_a_documented_exit_status() -> None:
 def test_the_stage_decides_the_status_not_the_command() -> None:
     from taskc.runtime.datafiles import DataFileError
     from taskc.runtime.export import ExportUsageError, ExportWriteError
-    from taskc.runtime.pipeline import ProviderFailure
+    from taskc.runtime.llm_phases import ProviderFailure
     from taskc.runtime.run_lock import RunDirError
 
     from taskc.cli.output import UsageError

@@ -23,7 +23,15 @@ from fake_openai import FakeOpenAI, default_content
 from fake_openai.server import ApiError, Response
 from taskc.runtime import provider as provider_module
 from taskc.runtime.cache import CacheError, ResponseCache
-from taskc.runtime.provider import Budget, CallResult, CallStats, LLMClient, ProviderSettings
+from taskc.runtime.provider import (
+    Budget,
+    CallFailure,
+    CallResult,
+    CallStats,
+    ErrorKind,
+    LLMClient,
+    ProviderSettings,
+)
 from test_run_cli import GOLD, _project
 from test_runtime_fixtures import (
     API_KEY,
@@ -179,6 +187,9 @@ def test_an_odd_reply_is_a_failed_call_never_a_crash(tmp_path: Path, reply: str,
         assert result.ok and result.content == {}
     else:
         assert not result.ok and result.error is not None and result.error.startswith(expected_error)
+        # what the run decides on: a connection the server broke is the provider failing, an HTML page is not
+        kind = ErrorKind.CONNECTION if expected_error == "connection failed" else ErrorKind.BAD_ANSWER
+        assert result.kind is kind and result.kind.unreachable == (kind is ErrorKind.CONNECTION)
         assert stats.retries == FAST["max_retries"] and stats.calls_failed == 1
 
 
@@ -269,6 +280,7 @@ def test_a_malformed_completion_body_is_a_recorded_failure(tmp_path: Path, index
                                                                                      "output_tokens": 0}
     else:
         assert not result.ok and result.error and result.attempts == 2  # retried once, then recorded
+        assert result.kind is ErrorKind.BAD_ANSWER and not result.kind.unreachable
 
 
 @pytest.mark.parametrize("body, retried", [({"error": "quota exceeded"}, True), ("quota exceeded", True),
@@ -280,6 +292,7 @@ def test_odd_429_bodies_are_classified_without_raising(tmp_path: Path, body: Any
         [result] = _complete(server, tmp_path, ["k"])
     assert not result.ok and result.attempts == (2 if retried else 1)
     assert result.error == ("429 rate limited" if retried else "429 insufficient quota")
+    assert result.kind is (ErrorKind.RATE_LIMITED if retried else ErrorKind.QUOTA) and result.kind.unreachable
 
 
 def test_malformed_batch_output_lines_become_failures(tmp_path: Path) -> None:
@@ -291,17 +304,20 @@ def test_malformed_batch_output_lines_become_failures(tmp_path: Path) -> None:
     calls = planned_calls(compiled_keto(tmp_path))[:1]
     key = calls[0].cache_key
     settings = ProviderSettings(base_url=None, api_key=API_KEY, **FAST)
+    bad, http = ErrorKind.BAD_ANSWER, ErrorKind.HTTP_ERROR
     lines = [  # each output line, and the failure it leaves (None: it cannot be attributed to a call)
         ("[1, 2]", None), ("not json", None),
-        (json.dumps({"custom_id": key, "response": "ok"}), "no status no error message"),
+        (json.dumps({"custom_id": key, "response": "ok"}), CallFailure(http, "no status no error message")),
         (json.dumps({"custom_id": key, "response": {"status_code": 200, "body": []}}),
-         "malformed: answer has no choices"),
+         CallFailure(bad, "malformed: answer has no choices")),
         (json.dumps({"custom_id": key, "response": {"status_code": 200, "body": {"choices": ["x"]}}}),
-         "malformed: answer has no choices"),
+         CallFailure(bad, "malformed: answer has no choices")),
         (json.dumps({"custom_id": key, "response": {"status_code": 200, "body": {
-            "choices": [{"message": "hi"}], "usage": [], "model": 3}}}), "malformed: empty answer"),
+            "choices": [{"message": "hi"}], "usage": [], "model": 3}}}), CallFailure(bad, "malformed: empty answer")),
         (json.dumps({"custom_id": key, "response": {"status_code": 500, "body": "oops"}, "error": None}),
-         "500 no error message"),
+         CallFailure(http, "500 no error message")),
+        (json.dumps({"custom_id": key, "response": {"status_code": 401, "body": {"error": {"message": "bad key"}}}}),
+         CallFailure(ErrorKind.AUTH, "401 bad key")),
     ]
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
         runner = _BatchRunner(None, cache, settings, Budget(), CallStats(), ProgressReporter(),  # type: ignore[arg-type]
@@ -311,7 +327,7 @@ def test_malformed_batch_output_lines_become_failures(tmp_path: Path) -> None:
             runner._ingest_line(line, {key})
             assert runner.failures == ({} if failure is None else {key: failure}), line
         assert key not in cache
-    assert runner.stats.errors == {"server_error": 2, "malformed": 3}
+    assert runner.stats.errors == {"server_error": 3, "malformed": 3}
 
 
 # -- the cache ------------------------------------------------------------------------------------

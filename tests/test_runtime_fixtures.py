@@ -21,8 +21,7 @@ from typing import Any
 import openai
 import pytest
 from taskc.compiler.driver import CompiledTask, compile_task
-from taskc.runtime import provider
-from taskc.runtime.provider import ProviderSettings
+from taskc.runtime.provider import ProviderSettings, transport
 
 ROOT = Path(__file__).resolve().parent.parent
 KETO_SPEC = ROOT / "tests" / "fixtures" / "keto_v1.task.yaml"  # frozen: see its header
@@ -126,7 +125,7 @@ def use_transport(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
                                "`aiohttp` extra")
 
         monkeypatch.setattr(openai, "DefaultAioHttpClient", without_aiohttp)
-    http_client = provider._http_client(2, 1.0)
+    http_client = transport.http_client(2, 1.0)
     assert isinstance(http_client, openai.DefaultAsyncHttpxClient) == (name == "httpx")
 
 

@@ -1,0 +1,167 @@
+"""Runtime provider: reading an answer, and deciding whether it can be used.
+
+Both the online and the Batch path read a chat completion the same way
+(`read_completion`, `parse_choice`, `parse_answer`): token usage that must be
+whole, plausible numbers (`usage_of`), JSON (a markdown fence tolerated) that
+passes the call's response schema and the caller's own check. An answer that
+cannot be used raises `AnswerProblem`, which is worth a retry. `read_embeddings`
+does the same for an `/embeddings` body; `answer_record` is what the cache keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jsonschema
+
+from ...compiler.plan import canonical_json
+from ..schema_check import Check, compile_schema_check
+
+# More tokens than any model reads or writes in one response: a usage block claiming more is not believed.
+MAX_TOKENS_PER_RESPONSE = 100_000_000
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
+
+
+class AnswerProblem(Exception):
+    """An answer arrived but cannot be used (malformed, truncated, schema-invalid); worth a retry."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+_SchemaCheckers = tuple[Check | None, jsonschema.protocols.Validator]
+_checkers_by_text: dict[str, _SchemaCheckers] = {}
+_checkers_by_identity: dict[int, tuple[Any, _SchemaCheckers]] = {}
+
+
+def _schema_checkers(schema: Any) -> _SchemaCheckers:
+    """The fast check and the jsonschema validator of a response schema, built once per schema.
+
+    Every call of a job passes the same schema object, so the lookup by identity (which keeps the
+    object alive, so its id cannot be reused) spares serialising the schema on every answer.
+    """
+    known = _checkers_by_identity.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    text = canonical_json(schema)
+    checkers = _checkers_by_text.get(text)
+    if checkers is None:
+        if len(_checkers_by_text) > 256:
+            _checkers_by_text.clear()
+        checkers = _checkers_by_text[text] = (compile_schema_check(schema), jsonschema.Draft202012Validator(schema))
+    if len(_checkers_by_identity) > 1024:
+        _checkers_by_identity.clear()
+    _checkers_by_identity[id(schema)] = (schema, checkers)
+    return checkers
+
+
+def parse_answer(content: str | None, finish_reason: str | None, response_format: Mapping[str, Any],
+                 validate: Callable[[dict], str | None] | None = None) -> dict[str, Any]:
+    """Check one answer the way both the online and the Batch path do; raise AnswerProblem if unusable."""
+    if finish_reason == "length":
+        raise AnswerProblem("truncated", "answer truncated at the token limit")
+    if not content or not isinstance(content, str):
+        raise AnswerProblem("malformed", "empty answer" if finish_reason != "content_filter" else "answer refused")
+    fenced = _FENCE.fullmatch(content.strip())
+    if fenced:  # some local models wrap JSON in a markdown code block even in JSON mode
+        content = fenced.group(1)
+    try:
+        value = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise AnswerProblem("malformed", f"answer is not JSON ({exc.msg} at {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise AnswerProblem("malformed", "answer is not a JSON object")
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    if schema:
+        fast_check, validator = _schema_checkers(schema)
+        if fast_check is None or not fast_check(value):
+            # jsonschema has the last word, and words the message.
+            error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+            if error is not None:
+                where = "/".join(str(p) for p in error.absolute_path) or "answer"
+                raise AnswerProblem("schema_violation", f"{where}: {error.message[:200]}")
+    if validate is not None:
+        problem = validate(value)
+        if problem:
+            raise AnswerProblem("invalid", problem)
+    return value
+
+
+def read_completion(body: Any, requested_model: str) -> tuple[dict[str, int], str, dict[str, Any] | None]:
+    """A chat completion's token usage, answering model (the requested one if it names none; for the record
+    only, never for the price) and first choice (None when there is none): the parts both the online and the
+    Batch path read. Raises AnswerProblem for a usage block no server could mean (see usage_of)."""
+    body = body if isinstance(body, dict) else {}
+    answered = body.get("model")
+    choices = body.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    return usage_of(body.get("usage")), answered if isinstance(answered, str) and answered else requested_model, choice
+
+
+def parse_choice(choice: dict[str, Any] | None, response_format: Mapping[str, Any],
+                 validate: Callable[[dict], str | None] | None = None) -> dict[str, Any]:
+    """The checked answer of a completion's first choice (see parse_answer); raises AnswerProblem."""
+    if choice is None:
+        raise AnswerProblem("malformed", "answer has no choices")
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return parse_answer(content, choice.get("finish_reason"), response_format, validate)
+
+
+def answer_record(content: dict[str, Any], request_id: str | None, usage: dict[str, int], model: str,
+                  **extra: Any) -> dict[str, Any]:
+    """What the cache keeps of an answer."""
+    return {"content": content, "request_id": request_id, "usage": usage, "model": model,
+            "created": int(time.time()), **extra}
+
+
+def usage_of(raw: Any) -> dict[str, int]:
+    """Token usage of a response (object or dict) as {"input_tokens", "output_tokens"}.
+
+    Raises AnswerProblem ("malformed", worth a retry) for a count that is a number but not a token count:
+    negative, not finite (JSON's 1e999 reads as infinity), fractional, or beyond MAX_TOKENS_PER_RESPONSE."""
+    if raw is None:
+        return {"input_tokens": 0, "output_tokens": 0}
+    get = raw.get if isinstance(raw, dict) else (lambda name, default=0: getattr(raw, name, default))
+    return {"input_tokens": _token_count("prompt_tokens", get("prompt_tokens", 0)),
+            "output_tokens": _token_count("completion_tokens", get("completion_tokens", 0))}
+
+
+def _token_count(name: str, value: Any) -> int:
+    # A usage block that is not numbers at all (a string, a list) counts as no tokens rather than failing the
+    # call, as before; a number no server could mean is a malformed answer.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise AnswerProblem("malformed", f"usage: {name} is {value!r}, not a whole number of tokens")
+    if not 0 <= value <= MAX_TOKENS_PER_RESPONSE:
+        raise AnswerProblem("malformed", f"usage: {name} is {value!r}, not a plausible number of tokens")
+    return int(value)
+
+
+
+def read_embeddings(body: Any, expected: int) -> list[list[float]]:
+    """The vectors of an `/embeddings` response in input order; ValueError when the body is not one."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or len(data) != expected:
+        raise ValueError(f"expected {expected} vectors, got {len(data) if isinstance(data, list) else 'none'}")
+    ordered: list[list[float] | None] = [None] * expected
+    for position, item in enumerate(data):
+        index = item.get("index", position) if isinstance(item, dict) else None
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if not isinstance(index, int) or not 0 <= index < expected or ordered[index] is not None:
+            raise ValueError(f"item {position} has no usable index")
+        if not isinstance(vector, list) or not vector or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in vector):
+            raise ValueError(f"item {position} is not a list of finite numbers (base64 vectors are not read)")
+        ordered[index] = vector
+    if len({len(v) for v in ordered if v is not None}) != 1:
+        raise ValueError("the vectors differ in length")
+    return ordered  # type: ignore[return-value]
+
