@@ -257,7 +257,7 @@ def dumps(value: Any) -> bytes:
 
 
 def _output_files(compiled: CompiledTask, inputs: dict[str, Any]) -> dict[str, bytes]:
-    from taskc import __version__
+    from taskc._version import __version__
 
     task = compiled.ir
     files: dict[str, bytes] = {}

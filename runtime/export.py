@@ -208,7 +208,7 @@ def _check_run_dir(run_dir: Path) -> None:
 
 
 def _load_run(run_dir: Path, spec: Path | None) -> tuple[CompiledTask, list[TrainingRow], RunFacts]:
-    from taskc import __version__
+    from taskc._version import __version__
 
     training_path = run_dir / TRAINING_SET_FILE
     if not training_path.is_file():

@@ -20,7 +20,7 @@ from .training_set import TRAINING_SET_FILE, training_row
 
 def write_outputs(result: RunResult) -> None:
     """Write every output of the run into its directory, and record the run in the history."""
-    from taskc import __version__
+    from taskc._version import __version__
 
     from . import report
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from taskc._version import __version__
 
 __all__ = ["__version__", "compile_task", "CompileResult", "CompiledTask", "TaskcError"]
 

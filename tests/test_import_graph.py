@@ -148,3 +148,19 @@ def test_no_import_cycle_in_the_runtime_but_the_known_ones() -> None:
     nodes = {module for edge in runtime for module in edge}
     cycles = [[_show(e, kept) for e in sorted(kept) if e[0] in c and e[1] in c] for c in _cycles(nodes, kept)]
     assert cycles == []
+
+
+def test_the_layers_read_nothing_of_the_root_package_but_its_version() -> None:
+    """`taskc` (the public API) sits above every layer; of it, the compiler and the runtime read the
+    version only, from the leaf module that holds it."""
+    edges = _graph()
+    wrong = [_show(e, edges) for e in edges if e[0].startswith(("taskc.compiler", "taskc.runtime", "taskc.spec"))
+             and (e[1] == "taskc" or (e[1].startswith("taskc.") and e[1].split(".")[1] not in
+                                      ("compiler", "runtime", "spec", "_version")))]
+    assert wrong == []
+
+
+def test_no_import_cycle_anywhere() -> None:
+    edges = _graph()
+    nodes = {module for edge in edges for module in edge}
+    assert [[_show(e, edges) for e in sorted(edges) if e[0] in c and e[1] in c] for c in _cycles(nodes, edges)] == []

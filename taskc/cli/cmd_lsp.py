@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from taskc import __version__
+from taskc._version import __version__
 from taskc.compiler import ir
 from taskc.compiler.lsp_support import (
     CompletionEntry,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from taskc import __version__
+from taskc._version import __version__
 
 from . import (
     cmd_ask,
