@@ -47,7 +47,7 @@ from .provider import (
 )
 
 
-class PlannedCall(Protocol):
+class BatchableCall(Protocol):
     """What a call needs to go through the Batch API: a generation call or a classification call."""
 
     @property
@@ -82,7 +82,7 @@ class BatchChunk:
         return sha256_hex("\n".join(self.keys))[:32]
 
 
-def batch_input_lines(calls: Sequence[PlannedCall]) -> list[tuple[str, bytes]]:
+def batch_input_lines(calls: Sequence[BatchableCall]) -> list[tuple[str, bytes]]:
     """One Batch API input line per call, as (cache key, JSON line bytes)."""
     lines = []
     for call in calls:
@@ -113,7 +113,7 @@ def split_batches(lines: Sequence[tuple[str, bytes]], max_requests: int = MAX_RE
     return chunks
 
 
-def run_batch_generation(calls: Sequence[PlannedCall], cache: ResponseCache, settings: ProviderSettings,
+def run_batch_generation(calls: Sequence[BatchableCall], cache: ResponseCache, settings: ProviderSettings,
                          budget: Budget, stats: CallStats, reporter: ProgressReporter, *,
                          validate: Callable[[dict], str | None] | None = None,
                          max_requests: int | None = None, max_bytes: int | None = None) -> dict[str, CallFailure]:
@@ -137,7 +137,7 @@ def run_batch_generation(calls: Sequence[PlannedCall], cache: ResponseCache, set
 
 class _BatchRunner:
     def __init__(self, client: openai.OpenAI, cache: ResponseCache, settings: ProviderSettings, budget: Budget,
-                 stats: CallStats, reporter: ProgressReporter, calls: dict[str, PlannedCall],
+                 stats: CallStats, reporter: ProgressReporter, calls: dict[str, BatchableCall],
                  validate: Callable[[dict], str | None] | None = None) -> None:
         self.client, self.cache, self.settings = client, cache, settings
         self.budget, self.stats, self.reporter, self.calls = budget, stats, reporter, calls
@@ -172,7 +172,7 @@ class _BatchRunner:
         self.stats.calls_failed += sum(1 for failure in self.failures.values() if not failure.stopped_by_budget)
         return self.failures
 
-    def _within_budget(self, pending: list[PlannedCall]) -> list[PlannedCall]:
+    def _within_budget(self, pending: list[BatchableCall]) -> list[BatchableCall]:
         if not self.budget.allows():
             return []
         room = self.budget.room()  # what the whole run may still spend, not only this phase

@@ -4,9 +4,10 @@ Used by the `embeddings` student (finetune.provider: embeddings) when `taskc run
 trains it and when `taskc predict` applies it. Texts are sent in batches (the
 endpoint's `input` array, `finetune.inputs_per_request` at a time) through the
 same client and call runner as completions, so the run's concurrency, rate
-limits, retries and budget hold for them too. With a cache (in `taskc run`: the run's cache file),
-each vector is stored under a hash of model and text as soon as its request
-returns: a killed run resumes where it stopped and a rerun sends nothing.
+limits, retries and budget hold for them too. With a cache (in `taskc run`: the
+run's cache file), each vector is stored under a hash of model and text as soon
+as its request returns: a killed run resumes where it stopped and a rerun sends
+nothing.
 """
 
 from __future__ import annotations

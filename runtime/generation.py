@@ -78,7 +78,8 @@ class GenerationSummary:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)  # "label:off_target", "empty:dish", ...
     by_cell: dict[str, dict[str, int]] = field(default_factory=dict)  # see Dataset.by_cell
     rule_disagreements: dict[str, int] = field(default_factory=dict)  # rationale id -> accepted examples
-    # the failed calls (not those the budget stopped) in plan order, as stats.json lists them; not in to_json
+    # (job id, why not) of the failed calls, not those the budget stopped, by job id as stats.json lists them;
+    # not in to_json
     failures: tuple[tuple[str, CallFailure], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
