@@ -20,6 +20,7 @@ from .evaluate import paired_macro_f1_difference
 
 LLM_SOURCES = frozenset({"generated", "llm"})  # TrainingExample.source of the LLM's data (views add ", field")
 HURT, HELPED, NOISE = "hurt", "helped", "within noise"
+_NAMES = {"local_model": "the local model", "rules_then_model": "the rules-then-model cascade"}
 
 
 def from_llm(source: str) -> bool:
@@ -38,6 +39,7 @@ class LLMDataEffect:
     without_llm: float
     difference: float  # with - without
     interval: tuple[float, float]  # 95% paired bootstrap interval of the difference
+    predictor: str = "local_model"  # what was compared: the local model, or the rules-then-model cascade
 
     @property
     def verdict(self) -> str:
@@ -47,28 +49,31 @@ class LLMDataEffect:
     def sentence(self) -> str:
         """One line for the report and the terminal."""
         low, high = self.interval
-        change = (f"dev macro-F1 {self.with_llm:.3f} with the LLM's {self.llm_examples} training examples, "
-                  f"{self.without_llm:.3f} without them ({self.difference:+.3f}, 95% paired interval "
-                  f"{low:+.3f} to {high:+.3f}, {self.dev_items} dev items)")
+        change = (f"{_NAMES.get(self.predictor, self.predictor)}'s dev macro-F1 is {self.with_llm:.3f} with the "
+                  f"LLM's {self.llm_examples} training examples and {self.without_llm:.3f} without them "
+                  f"({self.difference:+.3f}, 95% paired interval {low:+.3f} to {high:+.3f}, "
+                  f"{self.dev_items} dev items)")
         if self.verdict == HURT:
-            return f"The LLM's data made the local model worse: {change}."
+            return f"The LLM's data made the model worse: {change}."
         if self.verdict == HELPED:
-            return f"The LLM's data made the local model better: {change}."
+            return f"The LLM's data made the model better: {change}."
         return f"The LLM's data made no difference beyond noise: {change}."
 
     def to_json(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "llm_examples": self.llm_examples, "other_examples": self.other_examples,
-                "dev_items": self.dev_items, "macro_f1_with_llm": round(self.with_llm, 4),
-                "macro_f1_without_llm": round(self.without_llm, 4), "difference": round(self.difference, 4),
+        return {"verdict": self.verdict, "predictor": self.predictor, "llm_examples": self.llm_examples,
+                "other_examples": self.other_examples, "dev_items": self.dev_items,
+                "macro_f1_with_llm": round(self.with_llm, 4), "macro_f1_without_llm": round(self.without_llm, 4),
+                "difference": round(self.difference, 4),
                 "difference_ci": [round(self.interval[0], 4), round(self.interval[1], 4)]}
 
 
 def compare(gold: Sequence[str], with_llm: Sequence[str | None], without_llm: Sequence[str | None],
-            classes: Sequence[str], llm_examples: int, other_examples: int) -> LLMDataEffect | None:
+            classes: Sequence[str], llm_examples: int, other_examples: int,
+            predictor: str = "local_model") -> LLMDataEffect | None:
     """The effect on these dev items; None without dev items to tell by."""
     if not gold:
         return None
     difference, interval = paired_macro_f1_difference(gold, with_llm, without_llm, classes)
     first, _ = paired_macro_f1_difference(gold, with_llm, [None] * len(gold), classes)
     second, _ = paired_macro_f1_difference(gold, without_llm, [None] * len(gold), classes)
-    return LLMDataEffect(llm_examples, other_examples, len(gold), first, second, difference, interval)
+    return LLMDataEffect(llm_examples, other_examples, len(gold), first, second, difference, interval, predictor)

@@ -56,6 +56,7 @@ def write_outputs(result: RunResult) -> None:
         "data_shift": result.shift.to_json() if result.shift is not None else None,
         "training": result.training, "notes": result.notes, "llm": result.llm,
         "llm_labeling_function": None if result.llm_function is None else result.llm_function.to_json(),
+        "llm_data_effect": None if result.llm_data_effect is None else result.llm_data_effect.to_json(),
         "note": ("every predictor is scored over all gold items of a split, abstentions counted as errors; "
                  "coverage is the share it labeled; *_ci are 95% bootstrap intervals; null means n/a (the "
                  "predictor labeled nothing); the criterion is judged on the test half"),

@@ -37,7 +37,7 @@ from .predictor import Predictors
 from .progress import make_reporter
 from .result import GoldItem, PoolItem, RunResult
 from .students import EmbeddingStudent
-from .training import train_local_model, train_student
+from .training import llm_data_effect, train_local_model, train_student
 from .training_set import gold_in_training, training_examples
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
                      halves[i]) for i, r in enumerate(gold_records)]
 
     pool: list[PoolItem] = []
+    rules_pool: list[PoolItem] = []
     analysis = None
     fitted: label_model.LabelModelResult | None = None
     if pool_records:
@@ -114,17 +115,20 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
                                     [task.class_names.index(gold[i].label) for i in dev] if dev else None)
         fitted = label_model.fit_dawid_skene(matrix.votes, len(task.class_names))
         pool = _pool_items(task, functions, pool_records, matrix, fitted)
+        rules_pool = pool  # as the rules labeled it: what a run without the LLM would train on
         if settings is not None and budget is not None:
             from .llm_phases import label_pool
 
             pool = label_pool(compiled, options, settings, budget, pool, llm, notes, reporter)
         if answers is not None:
             pool = expert_loop.answered_pool(task, pool, answers)
+            rules_pool = expert_loop.answered_pool(task, rules_pool, answers)
         reporter.phase_done("pool labeling", f"{sum(p.label is not None for p in pool)} of {len(pool)} labeled")
     elif task.pool is None:
         notes.append("the task names no pool, so nothing was labeled by the rules")
 
-    examples = training_examples(task, generated, pool, fitted, expert_loop.answers_outside_pool(task, pool, answers))
+    answered = expert_loop.answers_outside_pool(task, pool, answers)
+    examples = training_examples(task, generated, pool, fitted, answered)
     reporter.phase_start("training", f"{len(examples)} examples")
     # the rules' votes on the training inputs, worked out once for the local model and the student
     training_batch = item_batch(task, functions, [e.values for e in examples], voter)
@@ -135,6 +139,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     reporter.phase_done("training", "local model" + (" and student" if student is not None else ""))
     predictions: dict[str, list[str | None]] = {}
     cited: list[tuple[str, ...]] | None = None
+    effect = None
     if gold:
         reporter.phase_start("gold scoring", f"{len(gold)} items")
         predictions = {name: predictors.labels(gold_batch, name) for name in predictors.available}
@@ -143,6 +148,9 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
 
             scored, cited = llm_predictors(compiled, options, settings, budget, gold, llm, notes, reporter)
             predictions.update(scored)
+            # what the LLM's data did: the local model trained again without it, on the same dev items
+            effect = llm_data_effect(task, functions, voter, fitted, rules_pool, answered, examples, gold, gold_batch,
+                                     predictors)
         reporter.phase_done("gold scoring", f"{len(predictions)} predictors")
     else:
         notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")
@@ -163,7 +171,8 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
                        criterion=evaluate_criterion(task, metrics) if gold else None, skipped_llm_steps=skipped,
                        training=dict(sorted(Counter(e.source for e in examples).items())), examples=tuple(examples),
                        notes=notes, llm=llm, estimate_usd=compiled.estimate.cost_usd,
-                       predictors=predictors, answers=answers, llm_cited=cited if "llm" in predictions else None)
+                       predictors=predictors, answers=answers, llm_cited=cited if "llm" in predictions else None,
+                       llm_data_effect=effect)
     if settings is not None:
         from .llm_labeling import analyse_llm
 

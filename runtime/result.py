@@ -25,6 +25,7 @@ from .evaluate import CriterionResult, PredictorScores
 from .expert_answers import Answers
 from .gold_split import DEV
 from .history import SinceLastRun
+from .llm_data_effect import LLMDataEffect
 from .predictor import Predictors
 
 if TYPE_CHECKING:  # a plain import would run a module that imports this one before RunResult exists
@@ -91,6 +92,7 @@ class RunResult:
     expert: ExpertLoop | None = None  # questions, suggestions and authors (`expert_loop`), set with the findings
     llm_cited: list[tuple[str, ...]] | None = None  # per gold item: the rationales the prompted LLM cited
     llm_function: LLMAsFunction | None = None  # the LLM as a labeling function beside the rules
+    llm_data_effect: LLMDataEffect | None = None  # the local model with and without the LLM's data, on dev
 
     @property
     def primary(self) -> str:

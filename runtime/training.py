@@ -16,10 +16,16 @@ from typing import TYPE_CHECKING
 from taskc.compiler.ir import TaskIR
 from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL
 
-from . import labeling, local_model
-from .features import ItemBatch, item_text, spec_hash
+from . import label_model, labeling, local_model
+from .datafiles import DataRecord
+from .features import ItemBatch, item_batch, item_text, spec_hash
+from .gold_split import DEV
+from .llm_data_effect import LLMDataEffect, compare, from_llm
 from .options import HOW_TO_ENABLE_LLM, Notice
+from .predictor import Predictors
+from .result import GoldItem, PoolItem
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
+from .training_set import training_examples
 
 if TYPE_CHECKING:
     from .provider import Budget, ProviderSettings
@@ -107,3 +113,37 @@ def _embedding_progress(notice: Notice, quiet: bool) -> Callable[[int, int], Non
 
 
 __all__ = ["train_local_model", "train_student"]
+
+
+def llm_data_effect(task: TaskIR, functions: Sequence[labeling.LabelingFunction], voter: labeling.RuleVoter,
+                    fitted: label_model.LabelModelResult | None, rules_pool: Sequence[PoolItem],
+                    answered: Sequence[DataRecord], examples: Sequence[local_model.TrainingExample],
+                    gold: Sequence[GoldItem], gold_batch: ItemBatch, trained: Predictors) -> LLMDataEffect | None:
+    """The local model trained again without the LLM's data, beside the run's, on the dev gold items.
+
+    ``rules_pool`` is the pool as the rules (and the expert's answers) labeled it, before the LLM labeled
+    what they left open; ``examples`` the run's training set. The two are compared on the run's primary
+    predictor when it uses the local model (the cascade or the model alone), else on the local model.
+    None when there is nothing to tell: no LLM data in training, no dev item, or no model can be trained
+    without the LLM's data (it was all the model had)."""
+    llm_examples = sum(from_llm(e.source) for e in examples)
+    dev = [i for i, g in enumerate(gold) if g.half == DEV]
+    if not llm_examples or not dev or "local_model" not in trained.available:
+        return None
+    without = training_examples(task, (), rules_pool, fitted, answered)
+    if len({e.label for e in without}) < 2:
+        return None
+    try:
+        model = local_model.train(task, functions, item_batch(task, functions, [e.values for e in without], voter),
+                                  without)
+    except local_model.LocalModelError:
+        return None
+    primary = task.eval.primary if task.eval else "rules_then_model"
+    predictor = primary if primary in ("local_model", "rules_then_model") else "local_model"
+    again = Predictors(task, tuple(functions), fitted, model, None)
+    if predictor not in trained.available or predictor not in again.available:
+        predictor = "local_model"
+    with_llm, without_llm = trained.labels(gold_batch, predictor), again.labels(gold_batch, predictor)
+    return compare([gold[i].label for i in dev], [with_llm[i] for i in dev], [without_llm[i] for i in dev],
+                   task.class_names, llm_examples, len(without), predictor)
+

@@ -75,9 +75,43 @@ def test_off_target_cells_lead_the_next_steps_when_the_run_fails(spec: Path, tmp
     assert off, steps
     report = (tmp_path / "run" / "report.md").read_text()
     assert "| cell (class/rationale) | accepted | off target |" in report
-    assert status == 3  # failed with the LLM's data in training: the criterion's step sends the expert there first
+    assert status == 3
+    effect = metrics["llm_data_effect"]  # the model trained again without the LLM's data, on the same dev items
+    assert effect["llm_examples"] > 0 and effect["dev_items"] > 0
+    low, high = effect["difference_ci"]
+    assert low <= effect["difference"] <= high
+    criterion_step = report.split("## Next steps")[1].split("\n2.")[0]
+    assert "95% CI" in criterion_step  # its scores carry their interval
+    if effect["verdict"] == "hurt":  # the criterion's step sends the expert to the LLM's data first
+        assert "start with the steps about the LLM's data below" in criterion_step
+    else:  # measured no worse: the LLM's data is cleared, the rules come first, and the step says why
+        assert "Start with the rules below" in criterion_step and "The LLM's data made" in criterion_step
+    assert "## What the LLM's data did" in report
+
+
+def test_when_the_llms_data_made_the_model_worse_the_next_steps_start_there(
+        spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskc.runtime import pipeline
+    from taskc.runtime.llm_data_effect import LLMDataEffect
+
+    measured: list[LLMDataEffect] = []
+
+    def worse(*args: Any) -> LLMDataEffect:  # as measured on a larger gold set: clearly below zero
+        measured.append(LLMDataEffect(40, 60, 200, 0.70, 0.85, -0.15, (-0.22, -0.08)))
+        return measured[-1]
+
+    monkeypatch.setattr(pipeline, "llm_data_effect", worse)
+    with FakeOpenAI(faults=Faults(off_target=1.0), responder=None) as server:
+        status, out, _ = _run(spec, tmp_path / "run", server, capsys, "--json")
+    assert status == 3 and measured
+    steps = json.loads(out)["next_steps"]
+    assert steps[0].startswith("The pass criterion") and steps[1] == "The LLM's data made the model worse", steps
+    assert any(s.startswith("Off-target labels in cell ") for s in steps[2:])
+    report = (tmp_path / "run" / "report.md").read_text()
     assert "start with the steps about the LLM's data below" in report
-    assert "95% CI" in report.split("## Next steps")[1].split("\n2.")[0]  # its scores carry their interval
+    assert "-0.150, 95% paired interval -0.220 to -0.080, 200 dev items" in report
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["llm_data_effect"]["verdict"] == "hurt"
 
 
 def test_format_json_reports_every_phase_from_start_to_end(spec: Path, tmp_path: Path,
@@ -106,7 +140,8 @@ def test_a_verdict_that_flipped_within_noise_says_so() -> None:
                               scores=(ScoreChange("rules_then_model", "macro_f1", before, after, before_ci, after_ci),),
                               rationales=(), now_wrong=(), now_right=())
         return SimpleNamespace(since=change, criterion=SimpleNamespace(passed=True), primary="rules_then_model",
-                               training={"generated": 20, "label_model": 10}, llm={}, llm_function=None)
+                               training={"generated": 20, "label_model": 10}, llm={}, llm_function=None,
+                               llm_data_effect=None)
 
     noisy = llm_next_steps(result(0.78, 0.81, (0.70, 0.86), (0.73, 0.89)), NextStep)
     assert noisy[0].title == "The verdict flipped FAILED → PASSED, but within noise"

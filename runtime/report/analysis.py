@@ -89,7 +89,7 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
         steps.append(NextStep(f"The pass criterion `{criterion.source}` failed on the "
                               f"{predictor_title(criterion.predictor)}",
                               llm.criterion_detail(result, criterion.reason, bool(llm_steps))))
-        if llm.llm_data_in_training(result):  # the LLM's data is the first suspect
+        if llm.llm_data_suspect(result):  # the LLM's data is the first suspect
             steps, llm_steps = steps + llm_steps, []
     false_voters = sorted((r for r in findings.by_rationale if r.fired_wrong), key=lambda r: -r.fired_wrong)
     if false_voters:

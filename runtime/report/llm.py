@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from ..llm_data_effect import HURT, from_llm
 from ..result import RunResult
 
 OFF_TARGET_SHARE = 0.2  # a cell with this share of off-target examples is worth a next step
-LLM_SOURCES = ("generated", "llm")
 Rows = tuple[list[str], list[list[str]]]
 Step = TypeVar("Step")  # findings.NextStep, passed in by analysis (which calls this module)
 
@@ -109,7 +109,14 @@ def leaned_on_rows(result: RunResult, describe: Callable[[Any], str]) -> Rows | 
 # -- next steps ---------------------------------------------------------------------------------------
 
 def llm_data_in_training(result: RunResult) -> int:
-    return sum(n for source, n in result.training.items() if source.split(",")[0] in LLM_SOURCES)
+    return sum(n for source, n in result.training.items() if from_llm(source))
+
+
+def llm_data_suspect(result: RunResult) -> bool:
+    """Whether the LLM's data is the first suspect of a failed run: it is in the training set, and the model
+    trained without it was not measured as no worse (or it was measured worse)."""
+    effect = result.llm_data_effect
+    return bool(llm_data_in_training(result)) and (effect is None or effect.verdict == HURT)
 
 
 def interval_note(result: RunResult, predictor: str, split: str) -> str:
@@ -129,6 +136,10 @@ def interval_note(result: RunResult, predictor: str, split: str) -> str:
 def llm_next_steps(result: RunResult, step: Callable[..., Step]) -> list[Step]:
     """Steps about the LLM's data, first when the run failed with it in the training set."""
     steps: list[Step] = []
+    effect = result.llm_data_effect
+    if effect is not None and effect.verdict == HURT:
+        steps.append(step("The LLM's data made the model worse", f"{effect.sentence()} The steps below say "
+                          "where its data goes wrong; until then the rules' labels teach the model better."))
     flip = _verdict_flip(result)
     if flip:
         steps.append(step(*flip))
@@ -195,11 +206,13 @@ def criterion_detail(result: RunResult, reason: str, llm_steps: bool) -> str:
     assert criterion is not None
     scores = interval_note(result, criterion.predictor, criterion.split)
     with_scores = f"{reason}; on the {criterion.split} half: {scores}" if scores else reason
-    if llm_data_in_training(result) and llm_steps:
+    if llm_data_suspect(result) and llm_steps:
         return (f"{with_scores}. The training set holds {llm_data_in_training(result)} examples from the LLM: start "
                 "with the steps about the LLM's data below before editing the rules; rerun `taskc run` after each "
                 "change.")
-    return f"{with_scores}. Start with the rules below; rerun `taskc run` after each change."
+    effect = result.llm_data_effect
+    cleared = f" {effect.sentence()}" if effect is not None and llm_data_in_training(result) else ""
+    return f"{with_scores}.{cleared} Start with the rules below; rerun `taskc run` after each change."
 
 
 def markdown_sections(result: RunResult, table: Callable[..., list[str]], inline: Callable[[str], str],
@@ -211,6 +224,8 @@ def markdown_sections(result: RunResult, table: Callable[..., list[str]], inline
         rows = generation_rows(result)
         if rows:
             out += [*table(*rows), ""]
+    if result.llm_data_effect is not None:
+        out += ["## What the LLM's data did", "", inline(result.llm_data_effect.sentence()), ""]
     summary = llm_function_summary(result)
     if summary is not None:
         out += ["## The LLM as a labeling function", "", inline(summary), ""]
@@ -229,6 +244,8 @@ def html_sections(result: RunResult, table: Callable[..., str], escape: Callable
         rows = generation_rows(result)
         if rows:
             parts.append(table(*rows))
+    if result.llm_data_effect is not None:
+        parts += ["<h2>What the LLM's data did</h2>", f"<p>{escape(result.llm_data_effect.sentence())}</p>"]
     summary = llm_function_summary(result)
     if summary is not None:
         parts += ["<h2>The LLM as a labeling function</h2>", f"<p>{escape(summary)}</p>"]
@@ -238,4 +255,5 @@ def html_sections(result: RunResult, table: Callable[..., str], escape: Callable
     return parts
 
 
-__all__: Sequence[str] = ["criterion_detail", "html_sections", "llm_next_steps", "markdown_sections"]
+__all__: Sequence[str] = ["criterion_detail", "html_sections", "llm_data_in_training", "llm_data_suspect",
+                          "llm_next_steps", "markdown_sections"]
