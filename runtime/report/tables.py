@@ -35,18 +35,29 @@ def metrics_rows(result: RunResult, split: str = "all") -> tuple[list[str], list
 
 
 def split_rows(result: RunResult) -> tuple[list[str], list[list[str]]]:
-    """Macro-F1 of each predictor on the dev half, the test half (which judges the criterion) and all."""
-    header = ["predictor", "dev macro-F1", "test macro-F1", "all macro-F1", "test accuracy"]
+    """Macro-F1 of each predictor on the dev half, the test half (which judges the criterion) and all, each
+    with its 95% interval: a half is smaller than the whole, so its score is noisier, and the interval says
+    by how much."""
+    header = ["predictor", "dev macro-F1 (95% CI)", "test macro-F1 (95% CI)", "all macro-F1 (95% CI)",
+              "test accuracy"]
     rows = []
     for name, scores in result.metrics.items():
         marker = " (primary)" if name == result.primary else ""
-        cells = [_number_or_na(None if (m := scores.on(split)) is None else m.macro_f1) for split in SPLITS_SHOWN]
+        cells = [_with_interval(scores.on(split)) for split in SPLITS_SHOWN]
         rows.append([predictor_title(name) + marker, *cells,
                      _pct_or_na(None if scores.test is None else scores.test.accuracy)])
     return header, rows
 
 
 SPLITS_SHOWN = ("dev", "test", "all")
+
+
+def _with_interval(m: Any) -> str:
+    """"0.912 (0.850–0.960)": a split's macro-F1 and its interval; "n/a" without scores."""
+    if m is None or m.macro_f1 is None:
+        return _number_or_na(None)
+    interval = f" ({m.macro_f1_ci[0]:.3f}–{m.macro_f1_ci[1]:.3f})" if m.macro_f1_ci else ""
+    return f"{m.macro_f1:.3f}{interval}"
 
 
 def _pct_or_na(value: float | None) -> str:
