@@ -81,10 +81,13 @@ class GenerationSummary:
     # (job id, why not) of the failed calls, not those the budget stopped, by job id as stats.json lists them;
     # not in to_json
     failures: tuple[tuple[str, CallFailure], ...] = ()
+    # the accepted examples as examples.jsonl holds them (input fields, "label", "id", provenance), in plan
+    # order, for the run's next stage to use without reading the file back; not in to_json
+    examples: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        del values["failures"]
+        del values["failures"], values["examples"]
         values["paths"] = {role: str(path) for role, path in self.paths.items()}
         values["cost_usd"] = round(self.cost_usd, 6)
         return values
@@ -170,7 +173,8 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
             paths={**paths, "stats": run_dir / STATS_FILE, "cache": run_dir / CACHE_FILE}, calls_skipped=skipped,
             rejects_by_reason=dict(sorted(dataset.rejects_by_reason.items())),
             by_cell={cell: dict(sorted(counts.items())) for cell, counts in sorted(dataset.by_cell.items())},
-            rule_disagreements=dict(sorted(dataset.rule_disagreements.items())), failures=failed)
+            rule_disagreements=dict(sorted(dataset.rule_disagreements.items())), failures=failed,
+            examples=tuple(dataset.accepted))
         write_json(run_dir / STATS_FILE, _stats_json(summary, stats, dataset,
                                                      (call_seconds, time.monotonic() - started), options))
     reporter.finish(ProgressState(len(calls) - skipped, len(calls), summary.accepted, summary.rejected,

@@ -56,7 +56,7 @@ def budget_note(budget: BudgetOptions) -> str:
 def generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSettings, budget: Budget,
              llm: dict[str, Any], notes: list[str], reporter: ProgressReporter) -> list[dict[str, Any]]:
     """Run the generation plan; return the accepted examples (input fields, "label", "id", provenance)."""
-    from .generation import load_generated_examples, run_generation
+    from .generation import run_generation
 
     # scikit-learn (for training, after the calls) is imported while the calls wait on the network
     threading.Thread(target=local_model.warm_up, name="taskc-warm-up", daemon=True).start()
@@ -69,7 +69,7 @@ def generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSett
         raise ProviderFailure(
             f"the LLM provider failed all {summary.calls_failed} generation calls "
             f"({_first_failure(summary)}).\n{ProviderFailure.ADVICE}")
-    examples = load_generated_examples(run_dir)
+    examples = list(summary.examples)
     if not examples:
         notes.append("generation produced no usable examples")
     return examples

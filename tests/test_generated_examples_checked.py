@@ -107,3 +107,12 @@ def test_rule_disagreements_are_counted_by_rationale(keto: CompiledTask, tmp_pat
                 expected[rationale] = expected.get(rationale, 0) + 1
     assert stats["rule_disagreements"] == dict(sorted(expected.items()))
     assert sum(c.get("rule_disagrees", 0) for c in stats["by_cell"].values()) == len(disagreeing)
+
+
+def test_the_summary_carries_the_accepted_examples_as_examples_jsonl_holds_them(keto: CompiledTask,
+                                                                                 tmp_path: Path) -> None:
+    """The run's next stage takes them from the summary: nothing is read back from the file just written."""
+    with FakeOpenAI() as server:
+        summary = run_generation(keto, tmp_path, settings_for(server), QUIET)
+    assert summary.examples and list(summary.examples) == load_generated_examples(tmp_path)
+    assert "examples" not in summary.to_json() and summary.to_json()["accepted"] == len(summary.examples)
