@@ -19,26 +19,16 @@ from typing import Any
 
 from . import ir
 from .call_plan import CallPlan, build_call_plan, estimate_run
+from .configs import EvalConfig, FinetuneConfig, eval_config, finetune_config
 from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
 from .generation_calls import keyed_by_call
+from .hashing import sha256_hex
 from .loader import SourceDocument, load_task_file, parse_task_text
 from .lowering import lower_task
 from .passes import run_passes
 from .paths import SymlinkRefused, first_link_inside, write_atomic
-from .plan import (
-    CostEstimate,
-    EvalConfig,
-    FinetuneConfig,
-    GenerationJob,
-    build_plan,
-    classification_response_format,
-    estimate_cost,
-    eval_config,
-    finetune_config,
-    generation_cells,
-    generation_response_format,
-    sha256_hex,
-)
+from .plan import GenerationJob, build_plan, generation_cells
+from .pricing import CostEstimate, estimate_cost
 from .prompts import (
     CLASSIFY_PROMPT_PATH,
     PromptTemplates,
@@ -51,6 +41,7 @@ from .prompts import (
     render_bounded,
     template_context,
 )
+from .response_formats import classification_response_format, generation_response_format
 from .structure import check_structure
 from .work_budget import WorkLimits, env_name
 
@@ -284,7 +275,7 @@ def _output_files(compiled: CompiledTask, inputs: dict[str, Any]) -> dict[str, b
 
 
 def _price_table(task: ir.TaskIR) -> dict[str, tuple[float, float]]:
-    from .plan import builtin_prices
+    from .pricing import builtin_prices
 
     return {**builtin_prices(), **dict(task.generate.prices)}
 

@@ -17,7 +17,7 @@ from .diagnostics import DiagnosticBag
 from .expr_parser import ExpressionSyntaxError, parse_expression
 from .loader import JsonPath, SourceDocument
 from .paths import PathOutsideProject, resolve_project_path
-from .plan import parse_price_table
+from .pricing import parse_price_table
 
 MAX_LEXICON_FILE_BYTES = 1024 * 1024
 

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compiler.call_plan import LLMCall
-from ..compiler.plan import call_cache_key
+from ..compiler import LLMCall, call_cache_key
 from .cache import ResponseCache
 from .datasets import CACHE_FILE
 from .progress import ProgressReporter, ProgressState

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compiler.diagnostics import ExitStatus, TaskcError
-from ..compiler.plan import sha256_hex
+from ..compiler import ExitStatus, TaskcError, sha256_hex
 from .provider import Budget, CallStats, ProviderSettings
 
 EMPTY_TEXT = "(empty)"  # endpoints refuse an empty input; an item with no text is embedded as this

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskc.compiler.ir import TaskIR
-from taskc.compiler.paths import PathOutsideProject, resolve_project_path
+from taskc.compiler import PathOutsideProject, TaskIR, resolve_project_path
 
 from .authors import AuthorAnalysis, analyse_authors
 from .datafiles import DataFileError, DataRecord

@@ -26,9 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..compiler.driver import CompiledTask
-from ..compiler.generation_calls import job_messages
-from ..compiler.plan import GenerationJob, call_cache_key
+from ..compiler import CompiledTask, GenerationJob, call_cache_key, job_messages
 from .cache import ResponseCache
 from .datasets import CACHE_FILE, EXAMPLES_FILE, STATS_FILE, read_jsonl, write_dataset, write_json
 from .dedupe import Deduplicator

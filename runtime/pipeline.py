@@ -28,11 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from taskc.compiler.diagnostics import ExitStatus, TaskcError
-from taskc.compiler.driver import CompiledTask
-from taskc.compiler.ir import TaskIR
-from taskc.compiler.paths import PathOutsideProject, resolve_project_path
-from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL
+from taskc.compiler import (
+    DEFAULT_EMBEDDING_MODEL,
+    CompiledTask,
+    ExitStatus,
+    PathOutsideProject,
+    TaskcError,
+    TaskIR,
+    resolve_project_path,
+)
 
 from . import expert_answers, expert_loop, history, label_model, labeling, local_model
 from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool, write_text_atomic
@@ -45,7 +49,7 @@ from .progress import ProgressReporter, make_reporter
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
 
 if TYPE_CHECKING:
-    from taskc.compiler.call_plan import LLMCall
+    from taskc.compiler import LLMCall
 
     from .classify import ClassificationCall
     from .expert_answers import Answers
@@ -615,7 +619,7 @@ def _llm_label_pool(compiled: CompiledTask, options: RunOptions, settings: Provi
                     pool: list[PoolItem], llm: dict[str, Any],
                     notes: list[str], reporter: ProgressReporter) -> list[PoolItem]:
     """Ask the LLM about the pool items the rules leave unlabeled or in conflict, as the plan lists them."""
-    from taskc.compiler.call_plan import LABEL_POOL
+    from taskc.compiler import LABEL_POOL
 
     from .classify import resolve
 
@@ -643,7 +647,7 @@ def _llm_predictors(compiled: CompiledTask, options: RunOptions, settings: Provi
                     ) -> tuple[dict[str, list[str | None]], list[tuple[str, ...]]]:
     """The prompted LLM on the gold set, and the fine-tuned model when --finetune made one; with the
     rationales the prompted LLM cited for each gold item."""
-    from taskc.compiler.call_plan import SCORE_FINETUNED, SCORE_GOLD, PlanItem, gold_calls
+    from taskc.compiler import SCORE_FINETUNED, SCORE_GOLD, PlanItem, gold_calls
 
     from .classify import resolve
 

@@ -60,8 +60,7 @@ except ImportError:  # pragma: no cover - the default httpx transport is used in
     _AiohttpConnectionError = None  # type: ignore[assignment,misc]
     _UNWRAPPED_TRANSPORT_ERRORS = ()
 
-from ..compiler.diagnostics import ExitStatus, TaskcError
-from ..compiler.plan import CHARS_PER_TOKEN, builtin_prices, canonical_json, price_for
+from ..compiler import CHARS_PER_TOKEN, ExitStatus, TaskcError, builtin_prices, canonical_json, price_for
 from .cache import ResponseCache
 from .limiter import MAX_RETRY_AFTER, RateLimiter
 from .schema_check import Check, compile_schema_check

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rapidfuzz import fuzz
-from taskc.compiler.ir import TaskIR
+from taskc.compiler import TaskIR
 
 from .expert_answers import answer_key
 from .features import ItemBatch

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from taskc.compiler.functions import mentions
+from taskc.compiler import mentions
 
 from .expert_answers import answer_key
 from .features import ItemBatch

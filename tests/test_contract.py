@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from taskc.compiler.configs import EvalConfig, FinetuneConfig
 from taskc.compiler.driver import compile_task
-from taskc.compiler.plan import EvalConfig, FinetuneConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = [ROOT / "examples" / "keto.task.yaml", ROOT / "examples" / "support" / "support.task.yaml",

@@ -143,7 +143,7 @@ def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str |
         return None
     import difflib
 
-    from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL, builtin_prices, price_for
+    from taskc.compiler import DEFAULT_EMBEDDING_MODEL, builtin_prices, price_for
 
     task = compiled.ir
     called = {job.model: "generate.model" for job in compiled.plan}
