@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,7 @@ def generation_cells(task: ir.TaskIR) -> list[GenerationCell]:
     return cells
 
 
-def build_plan(task: ir.TaskIR, prompts: dict[str, RenderedPrompt], response_format: dict[str, Any]
+def build_plan(task: ir.TaskIR, prompts: Mapping[str, RenderedPrompt], response_format: dict[str, Any]
                ) -> list[GenerationJob]:
     settings = task.generate
     jobs: list[GenerationJob] = []

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -97,7 +98,7 @@ class CostEstimate:
         return record
 
 
-def estimate_cost(task: ir.TaskIR, jobs: list[GenerationJob], prompts: dict[str, RenderedPrompt],
+def estimate_cost(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Mapping[str, RenderedPrompt],
                   prices: PriceTable | None = None) -> CostEstimate:
     table = {**builtin_prices(), **dict(task.generate.prices), **(prices or {})}
     input_tokens = output_tokens = 0

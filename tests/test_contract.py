@@ -37,3 +37,20 @@ def test_the_runtime_reads_the_configs_fields_not_emitted_dicts() -> None:
     for source in sorted((ROOT / "runtime").glob("*.py")) + sorted((ROOT / "taskc" / "cli").glob("*.py")):
         for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
             assert not indexed.search(line), f"{source.name}:{number} indexes an emitted config: {line.strip()}"
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_the_compiled_task_is_frozen_and_its_collections_read_only(spec: Path) -> None:
+    compiled = compile_task(spec).compiled
+    assert compiled is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        compiled.plan = ()  # type: ignore[misc]
+    assert isinstance(compiled.plan, tuple) and isinstance(compiled.calls.calls, tuple)
+    some_prompt = next(iter(compiled.prompts))
+    for mapping, key in ((compiled.prompts, some_prompt), (compiled.context, "task"),
+                         (compiled.input_hashes, spec.name), (compiled.files, "plan.json")):
+        assert key in mapping
+        with pytest.raises(TypeError):
+            mapping[key] = mapping[key]  # type: ignore[index]
+    assert compiled.files is compiled.files  # rendered once, on first use
+    assert json.loads(compiled.files["manifest.json"])["inputs"] == dict(compiled.input_hashes)
