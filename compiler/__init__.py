@@ -35,7 +35,7 @@ from .hashing import call_cache_key, canonical_json, sha256_hex
 from .ir import DedupePolicy, InputField, TaskIR
 from .lexicon_coverage import KnowledgeGap, knowledge_gaps
 from .passes import OPENAI_FINETUNING_ALTERNATIVES, OPENAI_FINETUNING_SUNSET, value_problem
-from .paths import PathOutsideProject, first_link_inside, open_regular_file, resolve_project_path, write_atomic
+from .paths import first_link_inside, open_regular_file, write_atomic
 from .plan import GenerationJob
 from .pricing import CHARS_PER_TOKEN, PriceTable, builtin_prices, parse_price_table, price_for
 from .rule_key import rule_key
@@ -46,10 +46,10 @@ __all__ = [
     "OPENAI_FINETUNING_ALTERNATIVES", "OPENAI_FINETUNING_SUNSET", "OVERALL_METRICS", "PER_CLASS_METRICS",
     "SCORE_FINETUNED", "SCORE_GOLD", "CallPlan", "CompileResult", "CompiledTask", "DedupePolicy", "Diagnostic",
     "DiagnosticBag", "EvalConfig", "ExitStatus", "Expr", "ExpressionEvaluationError", "FinetuneConfig",
-    "GenerationJob", "InputField", "KnowledgeGap", "LLMCall", "LexiconIndex", "PathOutsideProject", "PlanItem",
+    "GenerationJob", "InputField", "KnowledgeGap", "LLMCall", "LexiconIndex", "PlanItem",
     "PriceTable", "Severity", "Span", "TaskIR", "TaskcError", "builtin_prices", "call_cache_key", "canonical_json",
     "compile_task", "did_you_mean", "dump_ir", "dumps", "entity_changes", "first_link_inside", "gold_calls",
     "job_messages", "knowledge_gaps", "largest_call_cost", "lexicon_index", "mentions", "metric_reads",
-    "open_regular_file", "parse_price_table", "price_for", "resolve_project_path", "rule_key", "sha256_hex",
+    "open_regular_file", "parse_price_table", "price_for", "rule_key", "sha256_hex",
     "value_problem", "write_atomic", "write_outputs",
 ]

@@ -26,14 +26,13 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import ir
 from .configs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_TOKENS_PER_TEXT
 from .expr_eval import ExpressionEvaluationError
 from .hashing import call_cache_key, canonical_json, sha256_hex
-from .paths import PathOutsideProject, open_regular_file, resolve_project_path
+from .paths import open_regular_file
 from .plan import GenerationJob
 from .pricing import (
     CHARS_PER_TOKEN,
@@ -124,16 +123,15 @@ class CallPlan:
 
 # -- reading the data the plan depends on ----------------------------------------------------------
 
-def read_plan_items(task: ir.TaskIR, relative: str, *, labeled: bool, limit: int | None = None,
-                    allow_outside: bool = False) -> tuple[PlanItem, ...] | None:
+def read_plan_items(task: ir.TaskIR, relative: str, *, labeled: bool, limit: int | None = None
+                    ) -> tuple[PlanItem, ...] | None:
     """The items of a pool or gold file, or None when it cannot be read (the run reports why, located).
 
     Lenient where the run is strict: a line that is no JSON object is skipped here and is an error of the
     run, before it makes any call; on a file the run accepts, both see the same items on the same lines."""
     try:
-        path = resolve_project_path(Path(task.project_dir), relative, allow_outside)
-        stream = open_regular_file(path)
-    except (PathOutsideProject, OSError):
+        stream = open_regular_file(task.data_path(relative))
+    except (KeyError, OSError):  # KeyError: lowering did not resolve it (it reported why)
         return None
     items: list[PlanItem] = []
     names = [f.name for f in task.fields]
@@ -274,19 +272,17 @@ def generation_calls(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Ma
 def build_call_plan(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Mapping[str, RenderedPrompt],
                     classification_messages: Callable[[dict[str, Any]], list[dict[str, str]]],
                     training_messages: Callable[[dict[str, Any], str], list[dict[str, str]]],
-                    classification_format: dict[str, Any], *, allow_outside: bool = False,
-                    read_data: bool = True) -> CallPlan:
+                    classification_format: dict[str, Any], *, read_data: bool = True) -> CallPlan:
     problems: list[str] = []
     pool = gold = None
     if not read_data:
         return CallPlan(tuple(generation_calls(task, jobs, prompts)), None, None, complete=False)
     if task.pool is not None:
-        pool = read_plan_items(task, task.pool.path, labeled=False, limit=task.pool.limit,
-                               allow_outside=allow_outside)
+        pool = read_plan_items(task, task.pool.path, labeled=False, limit=task.pool.limit)
         if pool is None:
             problems.append(f"{task.pool.path} could not be read, so pool labeling is not planned")
     if task.eval is not None:
-        gold = read_plan_items(task, task.eval.gold, labeled=True, allow_outside=allow_outside)
+        gold = read_plan_items(task, task.eval.gold, labeled=True)
         if gold is None:
             problems.append(f"{task.eval.gold} could not be read, so gold scoring is not planned")
     calls = generation_calls(task, jobs, prompts, example_output_tokens(task, [*(gold or ()), *(pool or ())]))

@@ -130,15 +130,14 @@ def _compile(path: Path, name: str, allow_outside: bool, prices: dict[str, tuple
     result = CompileResult(bag.sorted(), sources, task=task)
     if bag.has_errors or not emit:
         return result
-    compiled = _emit(task, doc, bag, prices, allow_outside, plan_data)
+    compiled = _emit(task, doc, bag, prices, plan_data)
     result.diagnostics = bag.sorted()
     result.compiled = None if bag.has_errors else compiled
     return result
 
 
 def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
-          prices: dict[str, tuple[float, float]] | None, allow_outside: bool = False,
-          plan_data: bool = True) -> CompiledTask | None:
+          prices: dict[str, tuple[float, float]] | None, plan_data: bool = True) -> CompiledTask | None:
     templates = load_templates(task, bag, doc.span_of)
     if templates is None:
         return None
@@ -169,7 +168,7 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
         context=MappingProxyType(context))
     # the calls that depend on data (pool labeling, gold scoring) are planned from the pool and gold files
     calls = build_call_plan(task, plan, prompts, compiled.classification_messages, compiled.training_messages,
-                            compiled.classification_format, allow_outside=allow_outside, read_data=plan_data)
+                            compiled.classification_format, read_data=plan_data)
     estimate = estimate_run(task, calls, compiled.estimate.examples, compiled.finetune.system_message, prices)
     inputs = _input_hashes(task, doc)  # read now: the input files may be gone when the outputs are rendered
     return dataclasses.replace(compiled, calls=calls, estimate=estimate, input_hashes=MappingProxyType(inputs))
@@ -298,12 +297,11 @@ def named_files(data: Any) -> list[str]:
 
 
 def _input_hashes(task: ir.TaskIR, doc: SourceDocument) -> dict[str, str]:
-    project = Path(task.project_dir)
     hashes = {Path(task.source).name: sha256_hex(doc.text)}
     for relative in named_files(doc.data):
         try:
-            hashes[relative] = sha256_hex((project / relative).read_bytes())
-        except OSError:
+            hashes[relative] = sha256_hex(task.data_path(relative).read_bytes())
+        except (KeyError, OSError):
             hashes[relative] = "missing"
     return hashes
 
@@ -349,7 +347,7 @@ def dump_ir(task: ir.TaskIR) -> str:
             return f"{value.line}:{value.column}"
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)
-                    if f.name != "project_dir"}
+                    if f.name not in ("project_dir", "resolved_files")}
         if isinstance(value, (list, tuple)):
             return [convert(v) for v in value]
         if isinstance(value, dict) or hasattr(value, "items"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskc.compiler import PathOutsideProject, TaskIR, resolve_project_path
+from taskc.compiler import TaskIR
 
 from .authors import AuthorAnalysis, analyse_authors
 from .datafiles import DataFileError, DataRecord
@@ -48,16 +48,12 @@ class ExpertLoop:
                     "conflicts": [c.to_json(list(self.pool_lines)) for c in self.authors.conflicts]}}
 
 
-def read_task_answers(task: TaskIR, override: Path | None, allow_outside: bool, notes: list[str]) -> Answers | None:
+def read_task_answers(task: TaskIR, override: Path | None, notes: list[str]) -> Answers | None:
     """The answers named by --answers or pool.answers (None when neither names one, or it does not exist yet)."""
     if override is not None:
         path, display = override, str(override)
     elif task.pool is not None and task.pool.answers:
-        try:
-            path = resolve_project_path(Path(task.project_dir), task.pool.answers, allow_outside)
-        except PathOutsideProject as exc:
-            raise DataFileError(f"{task.pool.answers}: {exc}") from None
-        display = task.pool.answers
+        path, display = task.data_path(task.pool.answers), task.pool.answers  # resolved by lowering
     else:
         return None
     answers = read_answers(path, task, display)

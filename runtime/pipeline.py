@@ -32,10 +32,8 @@ from taskc.compiler import (
     DEFAULT_EMBEDDING_MODEL,
     CompiledTask,
     ExitStatus,
-    PathOutsideProject,
     TaskcError,
     TaskIR,
-    resolve_project_path,
 )
 
 from . import expert_answers, expert_loop, history, label_model, labeling, local_model
@@ -177,7 +175,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     task = compiled.ir
     notes: list[str] = []
     pool_records, gold_records, gold_display = _read_inputs(task, options, notes)
-    answers = expert_loop.read_task_answers(task, options.answers, options.allow_outside, notes)
+    answers = expert_loop.read_task_answers(task, options.answers, notes)
     real_gold = len(gold_records)
     if answers is not None:  # the answers are extra dev gold: after the split, so the test half stays as it was
         gold_records = gold_records + expert_answers.dev_gold_records(task, answers, gold_records)
@@ -297,7 +295,7 @@ def _read_inputs(task: TaskIR, options: RunOptions,
     project = Path(task.project_dir)
     pool: list[DataRecord] = []
     if task.pool is not None:
-        pool_file = read_pool(_project_file(project, task.pool.path, options.allow_outside), task,
+        pool_file = read_pool(task.data_path(task.pool.path), task,
                               display=_display(project, task.pool.path), limit=task.pool.limit)
         pool = list(pool_file.records)
         _note_warnings(pool_file, notes)
@@ -306,7 +304,7 @@ def _read_inputs(task: TaskIR, options: RunOptions,
         gold_file = read_gold(options.gold, task, display=display)
     elif task.eval is not None:
         display = _display(project, task.eval.gold)
-        gold_file = read_gold(_project_file(project, task.eval.gold, options.allow_outside), task, display=display)
+        gold_file = read_gold(task.data_path(task.eval.gold), task, display=display)
     else:
         return pool, [], None
     _note_warnings(gold_file, notes)
@@ -317,13 +315,6 @@ def _note_warnings(data: DataFile, notes: list[str]) -> None:
     if data.warnings:
         more = f" (and {len(data.warnings) - 3} more)" if len(data.warnings) > 3 else ""
         notes.append("; ".join(data.warnings[:3]) + more)
-
-
-def _project_file(project: Path, relative: str, allow_outside: bool) -> Path:
-    try:
-        return resolve_project_path(project, relative, allow_outside)
-    except PathOutsideProject as exc:
-        raise DataFileError(f"{relative}: {exc}") from None
 
 
 def _display(project: Path, relative: str) -> str:
