@@ -12,6 +12,8 @@ through the names below (`from taskc.compiler import CompiledTask`), never from
 its modules, so the contract between the two is this list.
 """
 
+from typing import TYPE_CHECKING
+
 from .call_plan import (
     BATCH_PRICE_FACTOR,
     LABEL_POOL,
@@ -39,7 +41,9 @@ from .paths import first_link_inside, open_regular_file, write_atomic
 from .plan import GenerationJob
 from .pricing import CHARS_PER_TOKEN, PriceTable, builtin_prices, parse_price_table, price_for
 from .rule_key import rule_key
-from .semantic_diff import entity_changes
+
+if TYPE_CHECKING:
+    from .semantic_diff import entity_changes
 
 __all__ = [
     "BATCH_PRICE_FACTOR", "CHARS_PER_TOKEN", "DEFAULT_EMBEDDING_MODEL", "EMBEDDING_TOKENS_PER_TEXT", "LABEL_POOL",
@@ -53,3 +57,12 @@ __all__ = [
     "open_regular_file", "parse_price_table", "price_for", "rule_key", "sha256_hex",
     "value_problem", "write_atomic", "write_outputs",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`taskc diff`'s module, loaded on first use only: the runtime needs it for a run's history alone."""
+    if name == "entity_changes":
+        from .semantic_diff import entity_changes
+
+        return entity_changes
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

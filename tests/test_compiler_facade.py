@@ -73,6 +73,13 @@ def test_importing_the_facade_loads_neither_the_runtime_nor_heavy_libraries() ->
     code = ("import sys, taskc.compiler; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('numpy', 'sklearn', 'openai', 'httpx', 'torch', 'transformers', 'rich') "
-            "or m.startswith('taskc.runtime') or m.startswith('taskc.cli')))")
+            "or m.startswith(('taskc.runtime', 'taskc.cli', 'taskc.compiler.semantic_diff'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_a_name_the_facade_loads_on_first_use_is_there() -> None:
+    from taskc.compiler import entity_changes
+    from taskc.compiler.semantic_diff import entity_changes as defined
+
+    assert entity_changes is defined
