@@ -3,12 +3,66 @@
 Stages, one module each: `loader` (YAML with positions and limits) → `structure`
 (JSON Schema) → `lowering` (the IR in `ir`, expressions parsed by `expr_parser`)
 → `passes` (names, types via `expr_check`, warnings) → emitters (`prompts`,
-`plan`). `driver.compile_task` runs them all; `semantic_diff`/`diff_render` and
-`formatting` serve `taskc diff` and `taskc fmt`.
+`plan`, `call_plan`, `configs`, `response_formats`, with `pricing` and
+`hashing`). `driver.compile_task` runs them all; `semantic_diff`/`diff_render`
+and `formatting` serve `taskc diff` and `taskc fmt`.
+
+This module is the compiler's façade: the runtime imports the compiler only
+through the names below (`from taskc.compiler import CompiledTask`), never from
+its modules, so the contract between the two is this list.
 """
 
-from .diagnostics import Diagnostic, Severity, Span, TaskcError
-from .driver import CompiledTask, CompileResult, compile_task, dump_ir, write_outputs
+from typing import TYPE_CHECKING
 
-__all__ = ["CompileResult", "CompiledTask", "Diagnostic", "Severity", "Span", "TaskcError", "compile_task",
-           "dump_ir", "write_outputs"]
+from .call_plan import (
+    BATCH_PRICE_FACTOR,
+    LABEL_POOL,
+    SCORE_FINETUNED,
+    SCORE_GOLD,
+    CallPlan,
+    LLMCall,
+    PlanItem,
+    gold_calls,
+    largest_call_cost,
+)
+from .configs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_TOKENS_PER_TEXT, EvalConfig, FinetuneConfig
+from .diagnostics import Diagnostic, DiagnosticBag, ExitStatus, Severity, Span, TaskcError, did_you_mean
+from .driver import CompiledTask, CompileResult, compile_task, dump_ir, dumps, write_outputs
+from .expr_eval import ExpressionEvaluationError
+from .expr_nodes import Expr
+from .expr_types import OVERALL_METRICS, PER_CLASS_METRICS, metric_reads
+from .functions import LexiconIndex, lexicon_index, mentions
+from .generation_calls import job_messages
+from .hashing import call_cache_key, canonical_json, sha256_hex
+from .ir import DedupePolicy, InputField, TaskIR
+from .lexicon_coverage import KnowledgeGap, knowledge_gaps
+from .passes import OPENAI_FINETUNING_ALTERNATIVES, OPENAI_FINETUNING_SUNSET, value_problem
+from .paths import first_link_inside, open_regular_file, write_atomic
+from .plan import GenerationJob
+from .pricing import CHARS_PER_TOKEN, PriceTable, builtin_prices, parse_price_table, price_for
+from .rule_key import rule_key
+
+if TYPE_CHECKING:
+    from .semantic_diff import entity_changes
+
+__all__ = [
+    "BATCH_PRICE_FACTOR", "CHARS_PER_TOKEN", "DEFAULT_EMBEDDING_MODEL", "EMBEDDING_TOKENS_PER_TEXT", "LABEL_POOL",
+    "OPENAI_FINETUNING_ALTERNATIVES", "OPENAI_FINETUNING_SUNSET", "OVERALL_METRICS", "PER_CLASS_METRICS",
+    "SCORE_FINETUNED", "SCORE_GOLD", "CallPlan", "CompileResult", "CompiledTask", "DedupePolicy", "Diagnostic",
+    "DiagnosticBag", "EvalConfig", "ExitStatus", "Expr", "ExpressionEvaluationError", "FinetuneConfig",
+    "GenerationJob", "InputField", "KnowledgeGap", "LLMCall", "LexiconIndex", "PlanItem",
+    "PriceTable", "Severity", "Span", "TaskIR", "TaskcError", "builtin_prices", "call_cache_key", "canonical_json",
+    "compile_task", "did_you_mean", "dump_ir", "dumps", "entity_changes", "first_link_inside", "gold_calls",
+    "job_messages", "knowledge_gaps", "largest_call_cost", "lexicon_index", "mentions", "metric_reads",
+    "open_regular_file", "parse_price_table", "price_for", "rule_key", "sha256_hex",
+    "value_problem", "write_atomic", "write_outputs",
+]
+
+
+def __getattr__(name: str) -> object:
+    """`taskc diff`'s module, loaded on first use only: the runtime needs it for a run's history alone."""
+    if name == "entity_changes":
+        from .semantic_diff import entity_changes
+
+        return entity_changes
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

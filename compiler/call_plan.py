@@ -26,29 +26,25 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from . import ir
+from .configs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_TOKENS_PER_TEXT
 from .expr_eval import ExpressionEvaluationError
-from .paths import PathOutsideProject, open_regular_file, resolve_project_path
-from .plan import (
+from .hashing import call_cache_key, canonical_json, sha256_hex
+from .paths import open_regular_file
+from .plan import GenerationJob
+from .pricing import (
     CHARS_PER_TOKEN,
-    DEFAULT_EMBEDDING_MODEL,
-    EMBEDDING_TOKENS_PER_TEXT,
     TOKENS_PER_EXAMPLE_FIELD,
     CostEstimate,
-    GenerationJob,
     PriceTable,
     builtin_prices,
-    call_cache_key,
-    canonical_json,
-    price_for,
-    sha256_hex,
+    call_cost,
+    training_price,
 )
 from .prompts import RenderedPrompt
+from .response_formats import label_only_format
 
 GENERATE, LABEL_POOL, SCORE_GOLD, SCORE_FINETUNED = "generate", "label_pool", "score_gold", "score_finetuned"
 EMBED = "embed"  # the embeddings student's requests: estimated, not listed (they depend on generated examples)
@@ -127,16 +123,15 @@ class CallPlan:
 
 # -- reading the data the plan depends on ----------------------------------------------------------
 
-def read_plan_items(task: ir.TaskIR, relative: str, *, labeled: bool, limit: int | None = None,
-                    allow_outside: bool = False) -> tuple[PlanItem, ...] | None:
+def read_plan_items(task: ir.TaskIR, relative: str, *, labeled: bool, limit: int | None = None
+                    ) -> tuple[PlanItem, ...] | None:
     """The items of a pool or gold file, or None when it cannot be read (the run reports why, located).
 
     Lenient where the run is strict: a line that is no JSON object is skipped here and is an error of the
     run, before it makes any call; on a file the run accepts, both see the same items on the same lines."""
     try:
-        path = resolve_project_path(Path(task.project_dir), relative, allow_outside)
-        stream = open_regular_file(path)
-    except (PathOutsideProject, OSError):
+        stream = open_regular_file(task.data_path(relative))
+    except (KeyError, OSError):  # KeyError: lowering did not resolve it (it reported why)
         return None
     items: list[PlanItem] = []
     names = [f.name for f in task.fields]
@@ -233,13 +228,6 @@ def classification_call(task: ir.TaskIR, phase: str, item: PlanItem, messages: l
                    line=item.line, messages=tuple(messages), response_format=response_format)
 
 
-def label_only_format(classes: Sequence[str]) -> dict[str, Any]:
-    """The fine-tuned model's answer: it learnt to answer with a label, so it is asked for one only."""
-    schema = {"type": "object", "properties": {"label": {"type": "string", "enum": list(classes)}},
-              "required": ["label"], "additionalProperties": False}
-    return {"type": "json_schema", "json_schema": {"name": "label", "strict": True, "schema": schema}}
-
-
 def finetuned_call(task: ir.TaskIR, item: PlanItem, messages: list[dict[str, str]], base_model: str) -> LLMCall:
     """The fine-tuned model's answer on one gold item; its cache key is made once the model has a name."""
     seed = task.generate.seed
@@ -284,19 +272,17 @@ def generation_calls(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Ma
 def build_call_plan(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Mapping[str, RenderedPrompt],
                     classification_messages: Callable[[dict[str, Any]], list[dict[str, str]]],
                     training_messages: Callable[[dict[str, Any], str], list[dict[str, str]]],
-                    classification_format: dict[str, Any], *, allow_outside: bool = False,
-                    read_data: bool = True) -> CallPlan:
+                    classification_format: dict[str, Any], *, read_data: bool = True) -> CallPlan:
     problems: list[str] = []
     pool = gold = None
     if not read_data:
         return CallPlan(tuple(generation_calls(task, jobs, prompts)), None, None, complete=False)
     if task.pool is not None:
-        pool = read_plan_items(task, task.pool.path, labeled=False, limit=task.pool.limit,
-                               allow_outside=allow_outside)
+        pool = read_plan_items(task, task.pool.path, labeled=False, limit=task.pool.limit)
         if pool is None:
             problems.append(f"{task.pool.path} could not be read, so pool labeling is not planned")
     if task.eval is not None:
-        gold = read_plan_items(task, task.eval.gold, labeled=True, allow_outside=allow_outside)
+        gold = read_plan_items(task, task.eval.gold, labeled=True)
         if gold is None:
             problems.append(f"{task.eval.gold} could not be read, so gold scoring is not planned")
     calls = generation_calls(task, jobs, prompts, example_output_tokens(task, [*(gold or ()), *(pool or ())]))
@@ -325,30 +311,6 @@ def gold_calls(task: ir.TaskIR, gold: Sequence[PlanItem],
         calls += [finetuned_call(task, item, training_messages(item.values, item.label or "")[:2], base_model)
                   for item in gold]
     return calls
-
-
-# -- prices ----------------------------------------------------------------------------------------
-
-def call_cost(prices: PriceTable, model: str, input_tokens: int, output_tokens: int,
-              factor: float = 1.0) -> float | None:
-    price = price_for(prices, model)
-    if price is None:
-        return None
-    return (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000 * factor
-
-
-@lru_cache(maxsize=1)
-def training_prices() -> dict[str, float]:
-    """USD per 1M training tokens of the models prices.json gives a "training" price."""
-    raw = json.loads(resources.files("taskc.compiler").joinpath("prices.json").read_text(encoding="utf-8"))
-    return {name: float(entry["training"]) for name, entry in raw.items()
-            if not name.startswith("_") and isinstance(entry, dict) and "training" in entry}
-
-
-def training_price(model: str) -> float | None:
-    table = training_prices()
-    found = price_for({name: (price, 0.0) for name, price in table.items()}, model)
-    return None if found is None else found[0]
 
 
 @dataclass(frozen=True)
@@ -435,9 +397,9 @@ def embeddings_estimate(task: ir.TaskIR, pool_items: int, generated: int, gold_i
 
 __all__ = ["BATCH_PRICE_FACTOR", "CLASSIFICATION_SAMPLING", "CallPlan", "EMBED", "FINETUNED_MODEL", "GENERATE",
            "LABEL_POOL", "LLMCall", "PHASES", "PHASE_TITLES", "PhaseEstimate", "PlanItem", "SCORE_FINETUNED",
-           "SCORE_GOLD", "build_call_plan", "call_cost", "classification_call", "embeddings_estimate", "estimate_run",
-           "finetune_training_estimate", "gold_calls", "label_only_format", "largest_call_cost", "open_pool_items",
-           "phase_estimate", "read_plan_items", "training_price", "unique_calls"]
+           "SCORE_GOLD", "build_call_plan", "classification_call", "embeddings_estimate", "estimate_run",
+           "finetune_training_estimate", "gold_calls", "largest_call_cost", "open_pool_items",
+           "phase_estimate", "read_plan_items", "unique_calls"]
 
 
 # -- the estimate of a whole run ------------------------------------------------------------------

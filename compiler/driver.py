@@ -10,35 +10,27 @@ written here), so `compile`, `diff` and `run` share exactly the same output.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from . import ir
 from .call_plan import CallPlan, build_call_plan, estimate_run
+from .configs import EvalConfig, FinetuneConfig, eval_config, finetune_config
 from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
 from .generation_calls import keyed_by_call
+from .hashing import sha256_hex
 from .loader import SourceDocument, load_task_file, parse_task_text
 from .lowering import lower_task
 from .passes import run_passes
 from .paths import SymlinkRefused, first_link_inside, write_atomic
-from .plan import (
-    CostEstimate,
-    EvalConfig,
-    FinetuneConfig,
-    GenerationJob,
-    build_plan,
-    classification_response_format,
-    estimate_cost,
-    eval_config,
-    finetune_config,
-    generation_cells,
-    generation_response_format,
-    sha256_hex,
-)
+from .plan import GenerationJob, build_plan, generation_cells
+from .pricing import CostEstimate, estimate_cost
 from .prompts import (
     CLASSIFY_PROMPT_PATH,
     PromptTemplates,
@@ -51,40 +43,38 @@ from .prompts import (
     render_bounded,
     template_context,
 )
+from .response_formats import classification_response_format, generation_response_format
 from .structure import check_structure
 from .work_budget import WorkLimits, env_name
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompiledTask:
-    """Everything the runtime needs: the IR, the rendered prompts, the plan and the output files."""
+    """Everything the runtime needs, frozen: the IR, the rendered prompts, the plan, every LLM call, the typed
+    configs; the output files are rendered from it last (`files`)."""
 
     ir: ir.TaskIR
     templates: PromptTemplates
-    prompts: dict[str, RenderedPrompt]
-    plan: list[GenerationJob]
-    generation_format: dict[str, Any]
+    prompts: Mapping[str, RenderedPrompt]  # read-only: output-relative prompt path -> its rendered messages
+    plan: tuple[GenerationJob, ...]
+    generation_format: dict[str, Any]  # JSON documents, sent and hashed as they are
     classification_format: dict[str, Any]
     finetune: FinetuneConfig
     eval: EvalConfig
     estimate: CostEstimate
-    context: dict[str, Any] = field(default_factory=dict, repr=False)  # the templates' data about the task
+    context: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)  # templates' data
     calls: CallPlan = field(default_factory=lambda: CallPlan((), None, None))  # every LLM call of a run
-    # the output files are rendered on first use: `taskc run` never writes them, and a big plan's plan.json
-    # takes a while to render
-    render_files: Callable[[], dict[str, bytes]] | None = field(default=None, repr=False, compare=False)
-    _files: dict[str, bytes] | None = field(default=None, repr=False, compare=False)
+    input_hashes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)  # manifest
 
-    @property
-    def files(self) -> dict[str, bytes]:
-        """Every compiled output file (output-relative path -> bytes)."""
-        if self._files is None:
-            self._files = self.render_files() if self.render_files is not None else {}
-        return self._files
+    @functools.cached_property
+    def files(self) -> Mapping[str, bytes]:
+        """Every compiled output file (output-relative path -> bytes), rendered on first use: `taskc run` never
+        writes them, and a big plan's plan.json takes a while to render."""
+        return MappingProxyType(_output_files(self))
 
     def classification_messages(self, values: dict[str, Any]) -> list[dict[str, str]]:
         """The chat messages that ask the LLM to classify one input (prompted baseline, pool labeler)."""
-        context = self.context | {"input_json": input_json(self.ir.fields, values)}
+        context = {**self.context, "input_json": input_json(self.ir.fields, values)}
         return chat_messages(self.templates.render("classification", context))
 
     def training_messages(self, values: dict[str, Any], label: str) -> list[dict[str, str]]:
@@ -140,15 +130,14 @@ def _compile(path: Path, name: str, allow_outside: bool, prices: dict[str, tuple
     result = CompileResult(bag.sorted(), sources, task=task)
     if bag.has_errors or not emit:
         return result
-    compiled = _emit(task, doc, bag, prices, allow_outside, plan_data)
+    compiled = _emit(task, doc, bag, prices, plan_data)
     result.diagnostics = bag.sorted()
     result.compiled = None if bag.has_errors else compiled
     return result
 
 
 def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
-          prices: dict[str, tuple[float, float]] | None, allow_outside: bool = False,
-          plan_data: bool = True) -> CompiledTask | None:
+          prices: dict[str, tuple[float, float]] | None, plan_data: bool = True) -> CompiledTask | None:
     templates = load_templates(task, bag, doc.span_of)
     if templates is None:
         return None
@@ -171,20 +160,18 @@ def _emit(task: ir.TaskIR, doc: SourceDocument, bag: DiagnosticBag,
         bag.error(span, "E036", f"rendering a prompt template failed: {_template_error(exc)}")
         return None
     generation_format = generation_response_format(task)
-    plan = keyed_by_call(build_plan(task, prompts, generation_format), prompts)
+    plan = tuple(keyed_by_call(build_plan(task, prompts, generation_format), prompts))
     compiled = CompiledTask(
-        ir=task, templates=templates, prompts=prompts, plan=plan, generation_format=generation_format,
-        classification_format=classification_response_format(task), finetune=finetune_config(task),
-        eval=eval_config(task), estimate=estimate_cost(task, plan, prompts, prices), context=context)
+        ir=task, templates=templates, prompts=MappingProxyType(prompts), plan=plan,
+        generation_format=generation_format, classification_format=classification_response_format(task),
+        finetune=finetune_config(task), eval=eval_config(task), estimate=estimate_cost(task, plan, prompts, prices),
+        context=MappingProxyType(context))
     # the calls that depend on data (pool labeling, gold scoring) are planned from the pool and gold files
-    compiled.calls = build_call_plan(task, plan, prompts, compiled.classification_messages,
-                                     compiled.training_messages, compiled.classification_format,
-                                     allow_outside=allow_outside, read_data=plan_data)
-    compiled.estimate = estimate_run(task, compiled.calls, compiled.estimate.examples,
-                                     compiled.finetune.system_message, prices)
+    calls = build_call_plan(task, plan, prompts, compiled.classification_messages, compiled.training_messages,
+                            compiled.classification_format, read_data=plan_data)
+    estimate = estimate_run(task, calls, compiled.estimate.examples, compiled.finetune.system_message, prices)
     inputs = _input_hashes(task, doc)  # read now: the input files may be gone when the outputs are rendered
-    compiled.render_files = lambda: _output_files(compiled, inputs)
-    return compiled
+    return dataclasses.replace(compiled, calls=calls, estimate=estimate, input_hashes=MappingProxyType(inputs))
 
 
 def _template_error(exc: Exception) -> str:
@@ -256,7 +243,7 @@ def dumps(value: Any) -> bytes:
     return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _output_files(compiled: CompiledTask, inputs: dict[str, Any]) -> dict[str, bytes]:
+def _output_files(compiled: CompiledTask) -> dict[str, bytes]:
     from taskc._version import __version__
 
     task = compiled.ir
@@ -277,14 +264,14 @@ def _output_files(compiled: CompiledTask, inputs: dict[str, Any]) -> dict[str, b
     files["manifest.json"] = dumps({
         "taskc_version": __version__,
         "task": task.name,
-        "inputs": inputs,
+        "inputs": dict(compiled.input_hashes),
         "outputs": {path: sha256_hex(data) for path, data in sorted(files.items())},
     })
     return files
 
 
 def _price_table(task: ir.TaskIR) -> dict[str, tuple[float, float]]:
-    from .plan import builtin_prices
+    from .pricing import builtin_prices
 
     return {**builtin_prices(), **dict(task.generate.prices)}
 
@@ -310,17 +297,16 @@ def named_files(data: Any) -> list[str]:
 
 
 def _input_hashes(task: ir.TaskIR, doc: SourceDocument) -> dict[str, str]:
-    project = Path(task.project_dir)
     hashes = {Path(task.source).name: sha256_hex(doc.text)}
     for relative in named_files(doc.data):
         try:
-            hashes[relative] = sha256_hex((project / relative).read_bytes())
-        except OSError:
+            hashes[relative] = sha256_hex(task.data_path(relative).read_bytes())
+        except (KeyError, OSError):
             hashes[relative] = "missing"
     return hashes
 
 
-def write_outputs(files: dict[str, bytes], out_dir: Path) -> None:
+def write_outputs(files: Mapping[str, bytes], out_dir: Path) -> None:
     """Write compiled files atomically (temp file + rename) and remove stale prompt files; refuse an output
     directory that is or holds a symbolic link (a planted `prompts -> elsewhere` would redirect writes and
     deletions)."""
@@ -361,7 +347,7 @@ def dump_ir(task: ir.TaskIR) -> str:
             return f"{value.line}:{value.column}"
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)
-                    if f.name != "project_dir"}
+                    if f.name not in ("project_dir", "resolved_files")}
         if isinstance(value, (list, tuple)):
             return [convert(v) for v in value]
         if isinstance(value, dict) or hasattr(value, "items"):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from . import expr_nodes as n
 
 
 @dataclass(frozen=True)
@@ -91,3 +94,20 @@ def metric_types(classes: tuple[str, ...]) -> dict[str, Type]:
     """The pass criterion's names: overall metrics are numbers, per-class ones are indexed by class."""
     per_class = Type("metric_map", element=NUMBER, values=classes)
     return {name: (NUMBER if name in OVERALL_METRICS else per_class) for name in METRIC_NAMES}
+
+
+def metric_reads(node: Any) -> list[tuple[str] | tuple[str, object]]:
+    """The metrics a criterion reads, in the order it reads them: ``("accuracy",)`` for `accuracy`,
+    ``("recall", "keto")`` for `recall["keto"]`."""
+    reads: list[tuple[str] | tuple[str, object]] = []
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        if isinstance(current, n.Index) and isinstance(current.target, n.Name) and isinstance(current.key, n.Literal) \
+                and current.target.name in PER_CLASS_METRICS:
+            reads.append((current.target.name, current.key.value))
+            continue
+        if isinstance(current, n.Name) and current.name in OVERALL_METRICS:
+            reads.append((current.name,))
+        stack.extend(reversed(n.children(current)))
+    return reads

@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from .plan import GenerationJob, call_cache_key
+from .hashing import call_cache_key
+from .plan import GenerationJob
 from .prompts import RenderedPrompt
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .diagnostics import Span
@@ -162,6 +163,9 @@ class TaskIR:
     eval: EvalSettings | None
     pool: PoolSettings | None
     span: Span
+    # the files the task names (lexicons, templates, pool, gold, answers) as lowering resolved and confined
+    # them: project-relative name -> absolute path; never written into outputs
+    resolved_files: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -173,6 +177,11 @@ class TaskIR:
 
     def lexicon_words(self) -> dict[str, tuple[str, ...]]:
         return {lexicon.name: lexicon.words for lexicon in self.lexicons}
+
+    def data_path(self, relative: str) -> Path:
+        """The file a project-relative name of the task file names, as lowering resolved it (the path is
+        confined to the project, or allowed outside it, once, there)."""
+        return Path(self.resolved_files[relative])
 
     def rationale(self, rationale_id: str) -> Rationale:
         for rationale in self.rationales:

@@ -2,7 +2,9 @@
 
 Lowering fills defaults, parses every expression with the Lark grammar (syntax
 errors are located inside the expression, in the file), and reads lexicon
-files. It does not judge meaning: names, types and cross references are
+files. Every file the task names is resolved here, once, and confined to the
+project (`TaskIR.data_path` gives it back to the later stages and the runtime).
+It does not judge meaning: names, types and cross references are
 checked by the passes that follow, over the IR.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from . import ir
@@ -17,7 +20,7 @@ from .diagnostics import DiagnosticBag
 from .expr_parser import ExpressionSyntaxError, parse_expression
 from .loader import JsonPath, SourceDocument
 from .paths import PathOutsideProject, resolve_project_path
-from .plan import parse_price_table
+from .pricing import parse_price_table
 
 MAX_LEXICON_FILE_BYTES = 1024 * 1024
 
@@ -43,6 +46,7 @@ def lower_task(doc: SourceDocument, project_dir: Path, bag: DiagnosticBag, allow
         eval=lower.eval(data.get("eval")),
         pool=lower.pool(data.get("pool")),
         span=doc.span_of(()),
+        resolved_files=MappingProxyType(lower.resolved),  # filled by the calls above: keep it last
     )
 
 
@@ -52,6 +56,7 @@ class _Lowering:
         self.project_dir = project_dir
         self.bag = bag
         self.allow_outside = allow_outside
+        self.resolved: dict[str, str] = {}  # project-relative name -> the path it resolved to
 
     def expression(self, path: JsonPath) -> ir.Expression:
         source = self._get(path)
@@ -112,6 +117,7 @@ class _Lowering:
             self.bag.error(self.doc.span_of(path), "E033", f"file '{relative}' does not exist",
                            f"looked in the task file's directory ({self.project_dir.name or '.'}/)")
             return None
+        self.resolved[relative] = str(target)
         return target
 
     def rationale(self, index: int, spec: dict[str, Any]) -> ir.Rationale:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from . import ir
@@ -236,9 +235,8 @@ def warn_lexicon_in_unread_field(task: ir.TaskIR, ctx: PassContext) -> None:
     """W107: on a sample of the pool and gold files, a lexicon's words in a field no rule reads against it."""
     if ctx.bag.has_errors:
         return  # the rules must have parsed; the files must be the project's own (E033/E034 above)
-    project = Path(task.project_dir)
-    pool = sample_records(project / task.pool.path) if task.pool else None
-    gold = sample_records(project / task.eval.gold) if task.eval else None
+    pool = sample_records(task.data_path(task.pool.path)) if task.pool else None
+    gold = sample_records(task.data_path(task.eval.gold)) if task.eval else None
     for gap in knowledge_gaps(task, gold, pool):
         lexicon = next(lexicon for lexicon in task.lexicons if lexicon.name == gap.lexicon)
         ctx.bag.warning(lexicon.span, "W107", gap.message().replace("`", "'") + " (in a sample of the data files)",

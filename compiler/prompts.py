@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -28,7 +27,6 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from . import ir
 from .diagnostics import DiagnosticBag
-from .paths import resolve_project_path
 
 TEMPLATE_KINDS = ("generation", "classification")
 MAX_TEMPLATE_BYTES = 256 * 1024
@@ -107,9 +105,7 @@ def load_templates(task: ir.TaskIR, bag: DiagnosticBag, doc_span_of: Any) -> Pro
             continue
         span = doc_span_of(("generate", "templates", kind))
         try:
-            # lowering already confined the path to the project (or the user allowed otherwise)
-            target = resolve_project_path(Path(task.project_dir), relative, allow_outside=True)
-            raw = target.read_bytes()
+            raw = task.data_path(relative).read_bytes()  # lowering resolved and confined it
             if len(raw) > MAX_TEMPLATE_BYTES:
                 bag.error(span, "E035", f"template '{relative}' is larger than {MAX_TEMPLATE_BYTES} bytes")
                 continue

@@ -25,7 +25,7 @@ from typing import Any
 from . import ir
 from .call_plan import LABEL_POOL, PHASES, SCORE_GOLD, LLMCall, generation_calls, phase_estimate, unique_calls
 from .driver import CompiledTask
-from .plan import builtin_prices
+from .pricing import builtin_prices
 from .prompts import CLASSIFY_PROMPT_PATH
 
 ADDED, REMOVED, CHANGED = "added", "removed", "changed"

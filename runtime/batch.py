@@ -22,8 +22,7 @@ from typing import Any, Protocol
 
 import openai
 
-from ..compiler.diagnostics import ExitStatus, TaskcError
-from ..compiler.plan import sha256_hex
+from ..compiler import ExitStatus, TaskcError, sha256_hex
 from .cache import ResponseCache
 from .progress import ProgressReporter, ProgressState
 from .provider import (

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from taskc.compiler.call_plan import BATCH_PRICE_FACTOR, largest_call_cost
-from taskc.compiler.driver import CompiledTask
-from taskc.compiler.plan import (
+from taskc.compiler import (
+    BATCH_PRICE_FACTOR,
     DEFAULT_EMBEDDING_MODEL,
     EMBEDDING_TOKENS_PER_TEXT,
+    CompiledTask,
     builtin_prices,
+    largest_call_cost,
     price_for,
 )
 

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..compiler.diagnostics import ExitStatus, TaskcError
+from ..compiler import ExitStatus, TaskcError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compiler.call_plan import LLMCall
-from ..compiler.plan import call_cache_key
+from ..compiler import LLMCall, call_cache_key
 from .batch import run_batch_generation
 from .cache import ResponseCache
 from .call_runner import run_online

@@ -26,10 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from taskc.compiler.diagnostics import TaskcError, did_you_mean
-from taskc.compiler.ir import InputField, TaskIR
-from taskc.compiler.passes import value_problem
-from taskc.compiler.paths import open_regular_file, write_atomic
+from taskc.compiler import InputField, TaskcError, TaskIR, did_you_mean, open_regular_file, value_problem, write_atomic
 
 try:  # a JSON parser in C, ~3x the standard library's speed: `taskc predict` reads millions of lines
     from orjson import JSONDecodeError as _FastJSONError

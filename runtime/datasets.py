@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from taskc.compiler.driver import dumps
-from taskc.compiler.paths import write_atomic
+from taskc.compiler import dumps, write_atomic
 
 EXAMPLES_FILE = "examples.jsonl"
 TRAIN_FILE = "train.jsonl"

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from ..compiler.ir import DedupePolicy
+from ..compiler import DedupePolicy
 
 EXHAUSTIVE_LIMIT = 1000  # up to this many kept examples, compare with all of them
 # A band shared by hundreds of examples is common structure (a frequent ingredient), not a near-duplicate;

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compiler.diagnostics import ExitStatus, TaskcError
-from ..compiler.plan import sha256_hex
+from ..compiler import ExitStatus, TaskcError, sha256_hex
 from .cache import ResponseCache
 from .call_runner import run_online
 from .provider import Budget, CallStats, LLMClient, ProviderSettings

@@ -21,10 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from taskc.compiler import expr_nodes as n
-from taskc.compiler.expr_eval import ExpressionEvaluationError
-from taskc.compiler.expr_types import OVERALL_METRICS, PER_CLASS_METRICS
-from taskc.compiler.ir import TaskIR
+from taskc.compiler import OVERALL_METRICS, PER_CLASS_METRICS, ExpressionEvaluationError, TaskIR, metric_reads
 
 PREDICTORS = ("labeling_functions", "local_model", "rules_then_model", "llm", "finetuned", "rules_then_finetuned")
 SPLITS = ("all", "dev", "test")
@@ -232,16 +229,12 @@ def evaluate_criterion(task: TaskIR, scores: Mapping[str, PredictorScores]) -> C
 def _metrics_used(node: Any, env: dict[str, Any]) -> dict[str, float | None]:
     """The metrics a criterion reads, in the order it reads them: `accuracy`, `recall["keto"]`."""
     used: dict[str, float | None] = {}
-    stack = [node] if node is not None else []
-    while stack:
-        current = stack.pop()
-        if isinstance(current, n.Index) and isinstance(current.target, n.Name) and isinstance(current.key, n.Literal) \
-                and current.target.name in PER_CLASS_METRICS and current.key.value in env[current.target.name]:
-            used[f'{current.target.name}["{current.key.value}"]'] = env[current.target.name][current.key.value]
-            continue
-        if isinstance(current, n.Name) and current.name in OVERALL_METRICS:
-            used[current.name] = env[current.name]
-        stack.extend(reversed(n.children(current)))
+    for read in metric_reads(node):
+        name = read[0]
+        if len(read) == 1:
+            used[name] = env[name]
+        elif read[1] in env[name]:
+            used[f'{name}["{read[1]}"]'] = env[name][read[1]]
     return used
 
 

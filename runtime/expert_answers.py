@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taskc.compiler.ir import TaskIR
-from taskc.compiler.paths import open_regular_file
+from taskc.compiler import TaskIR, open_regular_file
 
 from .datafiles import MAX_REPORTED_PROBLEMS, DataFileError, DataRecord, check_labelled_object
 from .features import item_text

@@ -14,8 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from taskc.compiler.ir import TaskIR
-from taskc.compiler.paths import PathOutsideProject, resolve_project_path
+from taskc.compiler import TaskIR
 
 from .analysis_records import ExpertLoop
 from .authors import analyse_authors
@@ -30,16 +29,12 @@ QUESTIONS_FILE = "questions.jsonl"
 SUGGESTIONS_FILE = "suggestions.json"
 
 
-def read_task_answers(task: TaskIR, override: Path | None, allow_outside: bool, notes: list[str]) -> Answers | None:
+def read_task_answers(task: TaskIR, override: Path | None, notes: list[str]) -> Answers | None:
     """The answers named by --answers or pool.answers (None when neither names one, or it does not exist yet)."""
     if override is not None:
         path, display = override, str(override)
     elif task.pool is not None and task.pool.answers:
-        try:
-            path = resolve_project_path(Path(task.project_dir), task.pool.answers, allow_outside)
-        except PathOutsideProject as exc:
-            raise DataFileError(f"{task.pool.answers}: {exc}") from None
-        display = task.pool.answers
+        path, display = task.data_path(task.pool.answers), task.pool.answers  # resolved by lowering
     else:
         return None
     answers = read_answers(path, task, display)

@@ -28,10 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskc.compiler.diagnostics import Diagnostic, ExitStatus, TaskcError
-from taskc.compiler.driver import CompiledTask, compile_task
-from taskc.compiler.ir import TaskIR
-from taskc.compiler.paths import write_atomic
+from taskc.compiler import CompiledTask, Diagnostic, ExitStatus, TaskcError, TaskIR, compile_task, write_atomic
 
 from .datasets import EXAMPLES_FILE, jsonl_bytes
 from .features import FIELD_SEPARATOR, item_text, spec_hash

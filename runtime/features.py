@@ -25,9 +25,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from taskc.compiler.functions import LexiconIndex, lexicon_index
-from taskc.compiler.ir import TaskIR
-from taskc.compiler.plan import sha256_hex
+from taskc.compiler import LexiconIndex, TaskIR, lexicon_index, sha256_hex
 
 from .labeling import ABSTAIN, LabelingFunction, RuleVoter
 

@@ -22,10 +22,15 @@ from typing import Any
 
 import openai
 
-from ..compiler.diagnostics import ExitStatus, TaskcError
-from ..compiler.driver import CompiledTask
-from ..compiler.passes import OPENAI_FINETUNING_ALTERNATIVES, OPENAI_FINETUNING_SUNSET
-from ..compiler.plan import CHARS_PER_TOKEN, sha256_hex
+from ..compiler import (
+    CHARS_PER_TOKEN,
+    OPENAI_FINETUNING_ALTERNATIVES,
+    OPENAI_FINETUNING_SUNSET,
+    CompiledTask,
+    ExitStatus,
+    TaskcError,
+    sha256_hex,
+)
 from .datasets import TRAIN_FILE, VAL_FILE, write_json
 from .progress import ProgressReporter, make_reporter
 from .provider import ProviderSettings, scrub, sync_client

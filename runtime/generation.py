@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..compiler.driver import CompiledTask
-from ..compiler.generation_calls import job_messages
-from ..compiler.plan import GenerationJob, call_cache_key
+from ..compiler import CompiledTask, GenerationJob, call_cache_key, job_messages
 from .batch import run_batch_generation
 from .cache import ResponseCache
 from .call_runner import failures_by_key, run_online

@@ -200,8 +200,7 @@ def since_last_run(previous: Mapping[str, Any], current: Mapping[str, Any],
 def spec_changes(previous_spec: Path, current: Any) -> list[str] | None:
     """The task's changes since the previous run, one line each ("rationale starch: text changed", "lexicon
     sugars: +honey"), from the snapshot of its task file; None when the snapshot cannot be read."""
-    from ..compiler.driver import compile_task
-    from ..compiler.semantic_diff import entity_changes
+    from ..compiler import compile_task, entity_changes
 
     if not previous_spec.is_file():
         return None

@@ -1,7 +1,8 @@
 """Runtime stage: the run's input files, read before anything is written.
 
-The pool and the gold set (eval.gold, or the user's --gold file) are read here, each path resolved
-inside the task's directory unless --allow-outside-paths allows otherwise, and the gold set is split
+The pool and the gold set (eval.gold, or the user's --gold file) are read here, each task path as
+lowering resolved it (`TaskIR.data_path`: inside the task's directory unless --allow-outside-paths
+allowed otherwise, checked at compile time), and the gold set is split
 into its dev and test halves. An unusable file raises DataFileError (exit 1) with its line; a file's
 lesser problems become notes of the run.
 """
@@ -11,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from taskc.compiler.ir import TaskIR
-from taskc.compiler.paths import PathOutsideProject, resolve_project_path
+from taskc.compiler import TaskIR
 
-from .datafiles import DataFile, DataFileError, DataRecord, read_gold, read_pool
+from .datafiles import DataFile, DataRecord, read_gold, read_pool
 from .features import item_text
 from .gold_split import DEV, split_gold
 from .options import PathOptions
@@ -26,7 +26,7 @@ def read_inputs(task: TaskIR, paths: PathOptions,
     project = Path(task.project_dir)
     pool: list[DataRecord] = []
     if task.pool is not None:
-        pool_file = read_pool(_project_file(project, task.pool.path, paths.allow_outside), task,
+        pool_file = read_pool(task.data_path(task.pool.path), task,
                               display=_display(project, task.pool.path), limit=task.pool.limit)
         pool = list(pool_file.records)
         _note_warnings(pool_file, notes)
@@ -35,7 +35,7 @@ def read_inputs(task: TaskIR, paths: PathOptions,
         gold_file = read_gold(paths.gold, task, display=display)
     elif task.eval is not None:
         display = _display(project, task.eval.gold)
-        gold_file = read_gold(_project_file(project, task.eval.gold, paths.allow_outside), task, display=display)
+        gold_file = read_gold(task.data_path(task.eval.gold), task, display=display)
     else:
         return pool, [], None
     _note_warnings(gold_file, notes)
@@ -54,13 +54,6 @@ def _note_warnings(data: DataFile, notes: list[str]) -> None:
     if data.warnings:
         more = f" (and {len(data.warnings) - 3} more)" if len(data.warnings) > 3 else ""
         notes.append("; ".join(data.warnings[:3]) + more)
-
-
-def _project_file(project: Path, relative: str, allow_outside: bool) -> Path:
-    try:
-        return resolve_project_path(project, relative, allow_outside)
-    except PathOutsideProject as exc:
-        raise DataFileError(f"{relative}: {exc}") from None
 
 
 def _display(project: Path, relative: str) -> str:

@@ -17,10 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from taskc.compiler.expr_eval import ExpressionEvaluationError
-from taskc.compiler.expr_nodes import Expr
-from taskc.compiler.ir import TaskIR
-from taskc.compiler.rule_key import rule_key
+from taskc.compiler import Expr, ExpressionEvaluationError, TaskIR, rule_key
 
 ABSTAIN = -1
 

@@ -14,8 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from taskc.compiler.diagnostics import ExitStatus, TaskcError
-from taskc.compiler.driver import CompiledTask
+from taskc.compiler import CompiledTask, ExitStatus, TaskcError
 
 from . import local_model
 from .datafiles import DataFileError
@@ -24,7 +23,7 @@ from .progress import ProgressReporter
 from .result import GoldItem, PoolItem
 
 if TYPE_CHECKING:
-    from taskc.compiler.call_plan import LLMCall
+    from taskc.compiler import LLMCall
 
     from .classify import ClassificationCall
     from .generation import GenerationSummary
@@ -102,7 +101,7 @@ def label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSe
                pool: list[PoolItem], llm: dict[str, Any],
                notes: list[str], reporter: ProgressReporter) -> list[PoolItem]:
     """Ask the LLM about the pool items the rules leave unlabeled or in conflict, as the plan lists them."""
-    from taskc.compiler.call_plan import LABEL_POOL
+    from taskc.compiler import LABEL_POOL
 
     from .classify import resolve
 
@@ -130,7 +129,7 @@ def llm_predictors(compiled: CompiledTask, options: RunOptions, settings: Provid
                    ) -> tuple[dict[str, list[str | None]], list[tuple[str, ...]]]:
     """The prompted LLM on the gold set, and the fine-tuned model when --finetune made one; with the
     rationales the prompted LLM cited for each gold item."""
-    from taskc.compiler.call_plan import SCORE_FINETUNED, SCORE_GOLD, PlanItem, gold_calls
+    from taskc.compiler import SCORE_FINETUNED, SCORE_GOLD, PlanItem, gold_calls
 
     from .classify import resolve
 

@@ -35,10 +35,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from taskc.compiler.diagnostics import ExitStatus, TaskcError
-from taskc.compiler.ir import TaskIR
-from taskc.compiler.paths import write_atomic
-from taskc.compiler.plan import sha256_hex
+from taskc.compiler import ExitStatus, TaskcError, TaskIR, sha256_hex, write_atomic
 
 from .datasets import write_json
 from .features import ItemBatch, KnowledgeFeatures, item_text

@@ -65,7 +65,6 @@ class PathOptions:
     """Where the run writes, and which files it may read instead of (or beside) the task's."""
 
     run_dir: Path
-    allow_outside: bool = False  # --allow-outside-paths: the task's data files may live outside its directory
     gold: Path | None = None  # --gold: overrides eval.gold; any path (it is the user's own file)
     answers: Path | None = None  # --answers: the expert's answers to `taskc ask`; overrides pool.answers
 

@@ -21,9 +21,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from taskc.compiler.diagnostics import TaskcError
-from taskc.compiler.driver import CompiledTask
-from taskc.compiler.ir import TaskIR
+from taskc.compiler import CompiledTask, TaskcError, TaskIR
 
 from . import expert_answers, expert_loop, label_model, labeling
 from .datafiles import DataRecord
@@ -53,7 +51,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     notes: list[str] = []
     paths = options.paths
     pool_records, gold_records, gold_display = read_inputs(task, paths, notes)
-    answers = expert_loop.read_task_answers(task, paths.answers, paths.allow_outside, notes)
+    answers = expert_loop.read_task_answers(task, paths.answers, notes)
     real_gold = len(gold_records)
     if answers is not None:  # the answers are extra dev gold: after the split, so the test half stays as it was
         gold_records = gold_records + expert_answers.dev_gold_records(task, answers, gold_records)

@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from taskc.compiler.diagnostics import TaskcError
-from taskc.compiler.ir import TaskIR
+from taskc.compiler import TaskcError, TaskIR
 
 from . import label_model
 from .datasets import write_json

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz
-from taskc.compiler.ir import TaskIR
+from taskc.compiler import TaskIR
 
 from .analysis_records import Question
 from .expert_answers import answer_key

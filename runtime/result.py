@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskc.compiler.ir import TaskIR
+from taskc.compiler import TaskIR
 
 from . import labeling, local_model
 from .analysis_records import ExpertLoop, LLMAsFunction

@@ -21,8 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from taskc.compiler.diagnostics import ExitStatus, TaskcError
-from taskc.compiler.paths import first_link_inside
+from taskc.compiler import ExitStatus, TaskcError, first_link_inside
 
 try:
     import fcntl

@@ -26,8 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import sparse
 
-from ..compiler.diagnostics import ExitStatus, TaskcError
-from ..compiler.ir import TaskIR
+from ..compiler import ExitStatus, TaskcError, TaskIR
 from .datasets import write_atomic, write_json
 from .features import ItemBatch, KnowledgeFeatures, item_text
 from .labeling import LabelingFunction

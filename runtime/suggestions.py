@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz, process
-from taskc.compiler.functions import mentions
+from taskc.compiler import mentions
 
 from .analysis_records import Suggestion
 from .expert_answers import answer_key

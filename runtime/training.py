@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from taskc.compiler.ir import TaskIR
-from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL
+from taskc.compiler import DEFAULT_EMBEDDING_MODEL, TaskIR
 
 from . import label_model, labeling, local_model
 from .datafiles import DataRecord

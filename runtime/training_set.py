@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from taskc.compiler.ir import TaskIR
+from taskc.compiler import TaskIR
 
 from . import expert_answers, label_model, labeling, local_model
 from .datafiles import DataRecord

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from taskc.compiler.diagnostics import ExitStatus, TaskcError, did_you_mean
+from taskc.compiler import ExitStatus, TaskcError, did_you_mean
 
 from .datasets import write_json
 

@@ -21,9 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..compiler.expr_eval import ExpressionEvaluationError
-from ..compiler.ir import InputField, TaskIR
-from ..compiler.passes import value_problem
+from ..compiler import ExpressionEvaluationError, InputField, TaskIR, value_problem
 from .labeling import labeling_functions, rule_environment
 
 _MAX_VALUE_CHARS = 200

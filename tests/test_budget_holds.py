@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI, Faults, default_content
-from taskc.compiler.plan import builtin_prices, price_for
+from taskc.compiler.pricing import builtin_prices, price_for
 from taskc.runtime.cache import ResponseCache
 from taskc.runtime.limiter import RateLimiter
 from taskc.runtime.provider import (

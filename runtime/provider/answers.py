@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from ...compiler.plan import canonical_json
+from ...compiler import canonical_json
 from ..schema_check import Check, compile_schema_check
 
 # More tokens than any model reads or writes in one response: a usage block claiming more is not believed.

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...compiler.plan import builtin_prices, price_for
+from ...compiler import builtin_prices, price_for
 
 BATCH_PRICE_FACTOR = 0.5  # the Batch API bills half the online price
 

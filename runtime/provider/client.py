@@ -23,7 +23,7 @@ from typing import Any
 
 import openai
 
-from ...compiler.plan import CHARS_PER_TOKEN
+from ...compiler import CHARS_PER_TOKEN
 from ..cache import ResponseCache
 from ..limiter import RateLimiter
 from .answers import AnswerProblem, answer_record, parse_choice, read_completion, read_embeddings, usage_of

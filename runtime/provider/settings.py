@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...compiler.diagnostics import ExitStatus, TaskcError
+from ...compiler import ExitStatus, TaskcError
 from ..limiter import MAX_RETRY_AFTER
 
 # A local server (vLLM, Ollama, llama.cpp) needs no key, but the client insists on one.

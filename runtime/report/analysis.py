@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from taskc.compiler.lexicon_coverage import knowledge_gaps
+from taskc.compiler import knowledge_gaps
 
 from .. import history
 from ..result import RunResult
@@ -293,8 +293,7 @@ def _word_list(values: Mapping[str, Any]) -> list[str]:
 
 def _broken_rows(result: RunResult) -> list[str | None]:
     """For each gold row, what it breaks (the input's length limits, the task's constraints) or None."""
-    from taskc.compiler.expr_eval import ExpressionEvaluationError
-    from taskc.compiler.passes import value_problem
+    from taskc.compiler import ExpressionEvaluationError, value_problem
 
     task = result.task
     lexicons = task.lexicon_words()

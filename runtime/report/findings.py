@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from taskc.compiler.lexicon_coverage import KnowledgeGap
+from taskc.compiler import KnowledgeGap
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,7 @@ def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str |
         return None
     import difflib
 
-    from taskc.compiler.plan import DEFAULT_EMBEDDING_MODEL, builtin_prices, price_for
+    from taskc.compiler import DEFAULT_EMBEDDING_MODEL, builtin_prices, price_for
 
     task = compiled.ir
     called = {job.model: "generate.model" for job in compiled.plan}
@@ -241,7 +241,7 @@ def _run_options(args: argparse.Namespace, run_dir: Path, endpoint: EndpointOpti
     from taskc.runtime.options import BudgetOptions, FinetuneOptions, PathOptions, PresentationOptions, RunOptions
 
     return RunOptions(
-        paths=PathOptions(run_dir=run_dir, allow_outside=args.allow_outside_paths,
+        paths=PathOptions(run_dir=run_dir,
                           gold=Path(args.gold).expanduser() if args.gold else None,
                           answers=Path(args.answers).expanduser() if args.answers else None),
         endpoint=endpoint,

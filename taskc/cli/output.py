@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from taskc.compiler import PriceTable, parse_price_table
 from taskc.compiler.diagnostics import (
     Diagnostic,
     ExitStatus,
@@ -17,7 +18,6 @@ from taskc.compiler.diagnostics import (
     render_text,
     summary_line,
 )
-from taskc.compiler.plan import PriceTable, parse_price_table
 
 # Exit statuses, part of the interface (see `taskc --help`): ExitStatus's, under the names the commands use;
 # `taskc diff` and `fmt --check` answer with 1. A TaskcError carries the status it ends a command with.
