@@ -3,8 +3,11 @@
 The cases live in tests/diff_cases: `<case>.edit.yaml` are small edit scripts
 applied to a copy of tests/fixtures/keto_v1.task.yaml (with tiny data files of our own,
 so the snapshots do not move when the example's data does), and directories
-hold old/new pairs (a tiny project with its own template). Each case is
-snapshotted in text, markdown and JSON (tests/__snapshots__/test_diff.ambr).
+hold old/new pairs (a tiny project with its own template, and a `case.yaml`). Each case file ends
+with its expected text diff (see tests/golden.py), read back by the tests, so the edit and what
+`taskc diff` says about it are read together; the markdown and JSON renderings stay pinned with
+syrupy (tests/__snapshots__/test_diff.ambr). After an intended change of the text, rewrite the
+expected sections with `python tests/test_diff.py` and read the diff.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from golden import expected, with_expected
 from spec_edits import edit
 from taskc.compiler.diff_render import render, render_markdown, render_text
 from taskc.compiler.driver import CompiledTask, compile_task
@@ -29,12 +33,12 @@ CASES = TESTS / "diff_cases"
 KETO = TESTS / "fixtures" / "keto_v1.task.yaml"  # frozen, so edit scripts keep applying
 EDIT_CASES = sorted(p.name.removesuffix(".edit.yaml") for p in CASES.glob("*.edit.yaml"))
 PAIR_CASES = sorted(p.name for p in CASES.iterdir() if (p / "old").is_dir())
-FORMATS = ("text", "markdown", "json")
+SNAPSHOT_FORMATS = ("markdown", "json")  # the text rendering is pinned in the case files
 
 
 def apply_edits(text: str, script: Path) -> str:
     """Apply an edit script: each `replace` must occur exactly `count` times (once unless it says)."""
-    for step in yaml.safe_load(script.read_text(encoding="utf-8"))["edits"]:
+    for step in yaml.safe_load(script.read_text(encoding="utf-8"))["edits"]:  # the expected section is comments
         try:
             text = edit(text, step["replace"], step["with"], count=step.get("count", 1))
         except AssertionError as error:
@@ -82,13 +86,47 @@ def test_every_case_is_listed() -> None:
         "generation_count_changed", "template_changed"}
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("case", EDIT_CASES + PAIR_CASES)
-def test_diff_snapshot(case: str, fmt: str, tmp_path: Path, snapshot) -> None:
-    output = render(case_diff(case, tmp_path), fmt)
+def case_file(case: str) -> Path:
+    """The file that holds a case's expected text: its edit script, or an old/new pair's case.yaml."""
+    return CASES / case / "case.yaml" if case in PAIR_CASES else CASES / f"{case}.edit.yaml"
+
+
+def diff_prints(case: str) -> str:
+    """The expected section's title: the command that prints the text (pairs: old/ as a/, new/ as b/)."""
+    name = "keto.task.yaml" if case in EDIT_CASES else next((CASES / case / "old").glob("*.task.yaml")).name
+    return f"taskc diff a/{name} b/{name} prints:"
+
+
+def _checked(output: str, tmp_path: Path) -> str:
     assert str(tmp_path) not in output and str(TESTS) not in output
     assert not re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", output), "no timestamps in diff output"
-    assert output == snapshot
+    return output
+
+
+@pytest.mark.parametrize("case", EDIT_CASES + PAIR_CASES)
+def test_diff_text_is_what_the_case_file_says(case: str, tmp_path: Path) -> None:
+    title, text = expected(case_file(case).read_text(encoding="utf-8"))
+    assert title == diff_prints(case)
+    assert _checked(render(case_diff(case, tmp_path), "text"), tmp_path) == text
+
+
+@pytest.mark.parametrize("fmt", SNAPSHOT_FORMATS)
+@pytest.mark.parametrize("case", EDIT_CASES + PAIR_CASES)
+def test_diff_snapshot(case: str, fmt: str, tmp_path: Path, snapshot) -> None:
+    assert _checked(render(case_diff(case, tmp_path), fmt), tmp_path) == snapshot
+
+
+def update_case_files() -> None:
+    """Rewrite each case's expected text with what the diff renders now (only after an intended change of
+    the output; read the diff)."""
+    import tempfile
+
+    for case in EDIT_CASES + PAIR_CASES:
+        path = case_file(case)
+        with tempfile.TemporaryDirectory() as scratch:
+            text = render(case_diff(case, Path(scratch)), "text")
+        path.write_text(with_expected(path.read_text(encoding="utf-8") if path.exists() else "", diff_prints(case),
+                                      text), encoding="utf-8")
 
 
 # -- what each case must say, independent of the snapshots ---------------------------------------------
@@ -329,3 +367,7 @@ def test_git_old_revision_with_errors_exits_2(repo: Path, capsys: pytest.Capture
     spec.write_text(good, encoding="utf-8")
     assert main(["diff", "--git", "HEAD", str(spec)]) == 2
     assert "HEAD:examples/keto.task.yaml:" in capsys.readouterr().err
+
+
+if __name__ == "__main__":
+    update_case_files()
