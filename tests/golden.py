@@ -14,8 +14,8 @@ comment after a `...` document end, is why the section does not sit behind one).
 
 `expected(text)` reads the section back (the marker's title and the output); `with_expected(text, title,
 output)` writes it, replacing the one there. After an intended change of the output, rewrite the cases
-with the update function of the test that reads them (`update_case_files()` in test_diagnostics_catalogue
-and test_diff) and read the diff before committing it.
+with the update function of the test that reads them (`update_case_files()` in
+tests/compiler/test_diagnostics_catalogue.py and test_diff.py) and read the diff before committing it.
 """
 
 from __future__ import annotations

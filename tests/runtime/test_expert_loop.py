@@ -247,7 +247,7 @@ def test_the_screenshot_script_shoots_the_report_at_desktop_and_phone_width(tmp_
     spec = _project(tmp_path / "project")
     run_dir = tmp_path / "run"
     assert main(["run", str(spec), "-o", str(run_dir), "-q"]) == 0
-    script = Path(__file__).parents[1] / "bench" / "screenshot_report.py"
+    script = Path(__file__).parents[2] / "bench" / "screenshot_report.py"
     done = subprocess.run([sys.executable, str(script), str(run_dir / "report.html"), "-o", str(tmp_path / "shots")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

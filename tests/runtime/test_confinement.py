@@ -349,7 +349,7 @@ def test_compile_refuses_an_output_directory_holding_a_planted_link(tmp_path: Pa
     out = tmp_path / "out"
     out.mkdir()
     (out / "prompts").symlink_to(elsewhere)
-    spec = Path(__file__).resolve().parent / "broken" / "W106_values_ignored.task.yaml"
+    spec = Path(__file__).resolve().parents[1] / "broken" / "W106_values_ignored.task.yaml"
     assert main(["compile", str(spec), "-o", str(out)]) == 4
     assert "symbolic link" in capsys.readouterr().err
     assert (elsewhere / "keep.md").read_text() == "not taskc's" and sorted(p.name for p in elsewhere.iterdir()) == [

@@ -22,7 +22,7 @@ from taskc.compiler.formatting import format_file, format_text
 
 from taskc.cli.main import main
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 ALL_SPECS = sorted([*ROOT.glob("examples/**/*.task.yaml"), *TESTS.glob("**/*.task.yaml")])
 

@@ -23,7 +23,7 @@ from taskc.compiler.functions import FUNCTIONS, LexiconIndex, compile_pattern, m
 from taskc.compiler.rule_key import rule_key
 from taskc.runtime import labeling
 
-EXAMPLE_POOL = Path(__file__).resolve().parent.parent / "examples" / "data" / "keto_pool.jsonl"
+EXAMPLE_POOL = Path(__file__).resolve().parents[2] / "examples" / "data" / "keto_pool.jsonl"
 
 WORDS = ["rice", "brown rice", "rice-free", "sugar", "sugar-free", "maple syrup", "s'mores", "c. à c",
          "(optional)", "ice cream", "cream", "naïve", "Café", "1/2 cup"]

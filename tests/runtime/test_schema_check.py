@@ -13,7 +13,7 @@ from taskc.compiler.driver import compile_task
 from taskc.runtime.provider import AnswerProblem, parse_answer
 from taskc.runtime.schema_check import compile_schema_check
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TYPES = ["string", "integer", "number", "boolean", "null", "array", "object"]
 NAMES = ["dish", "ingredients", "label", "calories", "spicy"]
 

@@ -12,7 +12,7 @@ from spec_edits import edit
 
 from taskc.cli.main import COMMANDS, main
 
-EXAMPLES = Path(__file__).parents[1] / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def _misspell_class(spec: Path) -> None:

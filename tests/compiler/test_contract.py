@@ -11,7 +11,7 @@ import pytest
 from taskc.compiler.driver import compile_task
 from taskc.compiler.plan import EvalConfig, FinetuneConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [ROOT / "examples" / "keto.task.yaml", ROOT / "examples" / "support" / "support.task.yaml",
             ROOT / "examples" / "custom_templates" / "reviews.task.yaml"]
 

@@ -6,8 +6,8 @@ so the snapshots do not move when the example's data does), and directories
 hold old/new pairs (a tiny project with its own template, and a `case.yaml`). Each case file ends
 with its expected text diff (see tests/golden.py), read back by the tests, so the edit and what
 `taskc diff` says about it are read together; the markdown and JSON renderings stay pinned with
-syrupy (tests/__snapshots__/test_diff.ambr). After an intended change of the text, rewrite the
-expected sections with `python tests/test_diff.py` and read the diff.
+syrupy (tests/compiler/__snapshots__/test_diff.ambr). After an intended change of the text, rewrite the
+expected sections with `PYTHONPATH=tests python tests/compiler/test_diff.py` and read the diff.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from taskc.compiler.semantic_diff import SpecDiff, diff_compiled
 
 from taskc.cli.main import main
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 CASES = TESTS / "diff_cases"
 KETO = TESTS / "fixtures" / "keto_v1.task.yaml"  # frozen, so edit scripts keep applying
 EDIT_CASES = sorted(p.name.removesuffix(".edit.yaml") for p in CASES.glob("*.edit.yaml"))

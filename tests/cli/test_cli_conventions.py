@@ -16,7 +16,7 @@ from taskc.cli.config import KEYS, apply_defaults, find_config, load_defaults
 from taskc.cli.main import build_parser, main
 from taskc.cli.output import UsageError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 

@@ -14,7 +14,7 @@ from spec_edits import edit
 
 from taskc.cli.main import main
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXAMPLE_TASKS = sorted(p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*.task.yaml"))
 
 

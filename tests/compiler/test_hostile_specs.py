@@ -15,7 +15,7 @@ from spec_edits import edit
 from taskc.compiler.driver import compile_task
 from taskc.compiler.loader import MAX_NODES
 
-KETO = (Path(__file__).parents[1] / "examples" / "keto.task.yaml").read_text(encoding="utf-8")
+KETO = (Path(__file__).parents[2] / "examples" / "keto.task.yaml").read_text(encoding="utf-8")
 FIRST_RULE = """rule: >-
       any(ingredients, i -> mentions(i, lexicon.rice_pasta_noodles)
                             and not mentions(i, lexicon.keto_substitutes)

@@ -23,7 +23,7 @@ import pytest
 
 from taskc.cli.extras import RUN_EXTRA_MODULES, install_command
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 _RUNNER = """\

@@ -1,5 +1,5 @@
 """The language server's knowledge (`taskc.compiler.lsp_support`): positions, the outline under the cursor,
-completions, hover text and definitions. Pure functions, so these run without pygls; tests/test_lsp.py
+completions, hover text and definitions. Pure functions, so these run without pygls; tests/cli/test_lsp.py
 drives the real server over stdio when pygls is installed."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from taskc.compiler.lsp_support import (
     split_lines,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = (ROOT / "spec" / "reference.md").read_text(encoding="utf-8")
 
 TASK = """\

@@ -15,7 +15,7 @@ from taskc.compiler.expr_parser import ExpressionSyntaxError, parse_expression
 from taskc.compiler.expr_types import Scope, field_type, metric_types
 from taskc.compiler.functions import FUNCTIONS, WordList
 
-REFERENCE = (Path(__file__).parents[1] / "spec" / "reference.md").read_text(encoding="utf-8")
+REFERENCE = (Path(__file__).parents[2] / "spec" / "reference.md").read_text(encoding="utf-8")
 CLASSES = ("keto", "not_keto")
 LEXICONS = {"high_carb": ("rice", "pasta", "bread", "potato")}
 ENV = {

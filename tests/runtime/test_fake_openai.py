@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 
 import jsonschema  # noqa: E402
 import openai  # noqa: E402
@@ -426,7 +426,7 @@ def test_chunked_request_body(server: FakeOpenAI) -> None:
 
 
 def test_command_line_server() -> None:
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_openai"), "--port", "0"],
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parents[1] / "fake_openai"), "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base_url = proc.stdout.readline().strip()

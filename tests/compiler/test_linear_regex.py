@@ -25,7 +25,7 @@ from taskc.compiler import expr_check
 from taskc.compiler.driver import compile_task
 from taskc.compiler.functions import FUNCTIONS, MAX_MATCH_INPUT, UnsafePattern, compile_pattern
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TIMEOUT = 20  # seconds for a whole subprocess; the matches themselves take milliseconds
 
 # Pattern, then adversarial texts of 10,000 characters and what `re` would answer on each (given, not run:

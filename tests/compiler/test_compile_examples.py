@@ -15,7 +15,7 @@ from taskc.compiler.driver import compile_task, write_outputs
 
 from taskc.cli.main import main
 
-EXAMPLES = Path(__file__).parents[1] / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 SPECS = {
     "keto": EXAMPLES / "keto.task.yaml",
     "support": EXAMPLES / "support" / "support.task.yaml",

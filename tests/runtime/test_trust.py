@@ -27,7 +27,7 @@ from test_runtime_generation import _CHILD, QUIET, _cached_keys, without_request
 
 from taskc.cli.main import main
 
-EXAMPLES = Path(__file__).parents[1] / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def test_repeated_kills_end_with_the_dataset_of_an_uninterrupted_run(tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_repeated_kills_end_with_the_dataset_of_an_uninterrupted_run(tmp_path: P
     chance = random.Random(20261126)
     repeated: set[str] = set()
     with FakeOpenAI(responder=keto_responder, latency=0.05) as server:
-        script = _CHILD.format(tests=str(Path(__file__).parent), work=str(tmp_path / "child"), url=server.base_url,
+        script = _CHILD.format(tests=str(Path(__file__).parents[1]), work=str(tmp_path / "child"), url=server.base_url,
                                key=API_KEY, run=str(run_dir))
         kills = 0
         while kills < 5 and len(_cached_keys(run_dir)) < len(keto.plan) - 2:

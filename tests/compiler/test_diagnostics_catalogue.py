@@ -5,7 +5,8 @@ tests/golden.py): exactly what `taskc check broken/<file>` prints, run from test
 so the input and its diagnostics (code, line, column, message, caret and hint) are read side by side. The
 JSON rendering of each case (with end positions) stays pinned with syrupy. tests/broken/README.md is the
 index (code -> case file -> what it reports), generated from the cases. After an intended change of a
-message, rewrite both with `python tests/test_diagnostics_catalogue.py` and read the diff.
+message, rewrite both with `PYTHONPATH=tests python tests/compiler/test_diagnostics_catalogue.py` and read
+the diff.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from taskc.compiler.driver import compile_task
 
 from taskc.cli.main import main
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 BROKEN = TESTS / "broken"
 INDEX = BROKEN / "README.md"
 CASES = sorted(BROKEN.glob("*.task.yaml"))
@@ -82,7 +83,7 @@ def test_broken_spec_reports_its_code(path: Path, snapshot) -> None:
 
 
 def test_every_documented_code_has_a_broken_spec() -> None:
-    reference = (Path(__file__).parents[1] / "spec" / "reference.md").read_text(encoding="utf-8")
+    reference = (Path(__file__).parents[2] / "spec" / "reference.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^\| `([EW]\d{3})`", reference, flags=re.MULTILINE))
     covered = {_expected_code(path) for path in CASES}
     assert documented, "spec/reference.md lists the diagnostic codes in a table"
@@ -100,7 +101,7 @@ def test_cli_exit_status_follows_severity(path: Path, in_tests: None, capsys: py
 
 
 def test_the_reference_table_of_codes_is_generated_from_the_catalogue() -> None:
-    reference = (Path(__file__).parents[1] / "spec" / "reference.md").read_text(encoding="utf-8")
+    reference = (Path(__file__).parents[2] / "spec" / "reference.md").read_text(encoding="utf-8")
     assert update_reference(reference) == reference, (
         "spec/reference.md's table of codes differs from CODES in compiler/diagnostics.py: regenerate it with "
         "python -c 'import taskc.compiler.diagnostics as d; d.update_reference_file(\"spec/reference.md\")'")
@@ -110,7 +111,7 @@ def test_the_reference_table_of_codes_is_generated_from_the_catalogue() -> None:
 def test_every_code_the_source_names_is_catalogued_and_every_catalogued_code_is_named() -> None:
     """A code is reported as bag.error(span, "E025", ...) or through a stage's helper; the bag refuses one
     outside the catalogue or of the wrong severity when it is reported (the broken specs report each)."""
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     named: set[str] = set()
     for source in sorted((root / "compiler").glob("*.py")) + sorted((root / "runtime").glob("*.py")):
         if source.name == "diagnostics.py":
@@ -141,16 +142,17 @@ def index_text() -> str:
         rows.append(f"| `{code}` | [{path.name}]({path.name}) | {messages[0].replace('|', chr(92) + '|')} |\n")
     return ("# Broken task files, one per diagnostic code\n\n"
             "Each case file starts with `# expect: CODE` and ends with exactly what `taskc check broken/<file>` "
-            "prints, run from tests/; tests/test_diagnostics_catalogue.py compares it with the real output. "
+            "prints, run from tests/; tests/compiler/test_diagnostics_catalogue.py compares it with the real output. "
             "What each code means is in the table of codes in spec/reference.md.\n\n"
-            "Generated from the case files by `python tests/test_diagnostics_catalogue.py` (which also rewrites "
-            "their expected sections), and checked to be up to date.\n\n"
+            "Generated from the case files by `PYTHONPATH=tests python tests/compiler/test_diagnostics_catalogue.py` "
+            "(which also rewrites their expected sections), and checked to be up to date.\n\n"
             "| code | case file | what taskc reports |\n|---|---|---|\n" + "".join(rows))
 
 
 def test_the_index_of_cases_is_up_to_date() -> None:
     assert INDEX.read_text(encoding="utf-8") == index_text(), (
-        "tests/broken/README.md differs from the cases: regenerate it with python tests/test_diagnostics_catalogue.py")
+        "tests/broken/README.md differs from the cases: regenerate it with "
+        "PYTHONPATH=tests python tests/compiler/test_diagnostics_catalogue.py")
 
 
 def update_case_files() -> None:

@@ -2,7 +2,7 @@
 
 The client below is ours (Content-Length framing, a reader thread), so these tests see exactly the bytes an
 editor sees. They need the optional dependency: without `taskc-compiler[lsp]` the module is skipped, and the pure
-helpers are still tested by tests/test_lsp_support.py.
+helpers are still tested by tests/compiler/test_lsp_support.py.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from taskc.compiler.diagnostics import ExitStatus, TaskcError
 
 import taskc
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Outside the tree on purpose (see TaskcError's docstring): the file-system boundary's OSError/ValueError
 # kinds, and signals that a stage catches itself and never lets reach a command.
 OUTSIDE_THE_TREE = {

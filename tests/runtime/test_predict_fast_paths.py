@@ -27,7 +27,7 @@ from taskc.runtime.features import ItemBatch, item_batch
 from taskc.runtime.labeling import ABSTAIN, fired_rules, labeling_functions
 from taskc.runtime.predictor import Predictors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPAN = Span(file="t.task.yaml", line=1, column=1, end_line=1, end_column=2)
 
 

@@ -294,7 +294,7 @@ def _cached_keys(run_dir: Path) -> set[str]:
 def test_killed_run_resumes_without_repeating_or_losing_anything(keto: CompiledTask, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     with FakeOpenAI(responder=keto_responder, latency=0.1) as server:
-        script = _CHILD.format(tests=str(Path(__file__).parent), work=str(tmp_path / "child"), url=server.base_url,
+        script = _CHILD.format(tests=str(Path(__file__).parents[1]), work=str(tmp_path / "child"), url=server.base_url,
                                key=API_KEY, run=str(run_dir))
         child = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + 30
