@@ -28,7 +28,9 @@ MARKER = re.compile(r"^# ---- (?P<title>.+) ----$", flags=re.MULTILINE)
 def expected(text: str) -> tuple[str, str]:
     """The expected section of a case file's ``text``: (the marker's title, the output it holds)."""
     markers = list(MARKER.finditer(text))
-    assert len(markers) == 1, f"a case file ends with one expected section ('# ---- ... ----'), found {len(markers)}"
+    assert len(markers) == 1, (f"a case file ends with one expected section ('# ---- ... ----'), found {len(markers)}: "
+                               "a new case gets its section from the update function of the test that reads it "
+                               "(PYTHONPATH=tests python tests/compiler/test_<name>.py)")
     marker = markers[0]
     lines = text[marker.end() + 1:].split("\n")
     assert lines[-1] == "", "a case file ends with a newline"
