@@ -1,4 +1,4 @@
-"""A longer fuzzing run of the compiler than the test suite's bounded one (tests/test_hostile_specs.py).
+"""A longer fuzzing run of the compiler than the test suite's bounded one (tests/compiler/test_hostile_specs.py).
 
 Runs the same hypothesis properties with many more examples and prints how many
 cases were tried and how long it took. Any uncaught exception or unlocated

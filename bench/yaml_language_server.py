@@ -10,7 +10,7 @@ good one none, and that completion at the top level offers the task file's keys.
     python bench/yaml_language_server.py          # runs `npx --yes yaml-language-server` (fetches it once)
 
 Not a timing; an extra check that needs node. The test suite runs the same check when the environment
-variable TASKC_YAML_LANGUAGE_SERVER names a server (tests/test_editor_setup.py).
+variable TASKC_YAML_LANGUAGE_SERVER names a server (tests/spec/test_editor_setup.py).
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 EXAMPLES = ROOT / "examples"
 
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+# the shared helpers here, and the test modules of every stage's folder, which import each other's helpers
+for folder in (TESTS, *(TESTS / stage for stage in ("spec", "compiler", "runtime", "cli", "review", "architecture"))):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 from test_runtime_fixtures import compiled_keto  # noqa: E402 - needs the test tree on sys.path
 
