@@ -6,9 +6,13 @@ round-tripped through ruamel.yaml, which keeps comments, key order, quoting
 and block-scalar styles, while re-indenting to one layout (mappings by two
 spaces, sequence dashes two spaces under their key); trailing whitespace and
 runs of blank lines are tidied. Lines are never re-wrapped (review diffs
-should show meaning, not reflowed text). Every result is loaded again with the
-compiler's loader and must give exactly the same data as the original, or the
-file is left alone with an error: formatting can never change what compiles.
+should show meaning, not reflowed text): a flow collection the author spread
+over several lines (`[a, b,` newline `c]`) is kept as written, only moved with
+its key, because ruamel.yaml would join it into one line; comments after a
+document end (`...`) are kept too. Every result is loaded again with the
+compiler's loader and must give exactly the same data as the original, and
+keep every comment of the original, or the file is left alone with an error:
+formatting can never change what compiles, nor lose what the author wrote.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .diagnostics import Diagnostic, DiagnosticBag, Span
 from .loader import parse_task_text, read_task_text
@@ -90,7 +96,9 @@ def _meaning(text: str, name: str) -> tuple[tuple[Diagnostic, ...], Any]:
 
 
 def _one_pass(text: str, meaning: Any, name: str) -> str:
-    formatted = _round_trip(text, name)
+    body, tail = _split_document_end(text)
+    held, kept = _hold_flow_blocks(body)
+    formatted = _release_flow_blocks(_round_trip(held, name), kept) + tail
     if _meaning(formatted, name) != ((), meaning):
         raise _FormatFailure(_error(name, 1, 1, "formatting would change what this file means; left unchanged "
                                                 "(a bug in taskc fmt: please report it with the file)"))
@@ -100,7 +108,109 @@ def _one_pass(text: str, meaning: Any, name: str) -> str:
         # content; a step that would change the data is skipped for this file
         if candidate != formatted and _meaning(candidate, name) == ((), meaning):
             formatted = candidate
+    lost = _lost_comments(text, formatted)
+    if lost:
+        line, comment = lost[0]
+        more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+        raise _FormatFailure(_error(name, line, 1, f"formatting would lose the comment {comment!r}{more}; left "
+                                                   "unchanged (a bug in taskc fmt: please report it with the file)"))
     return formatted
+
+
+_DOCUMENT_END = re.compile(r"^\.\.\.[ \t]*(#.*)?$", re.M)
+
+
+def _split_document_end(text: str) -> tuple[str, str]:
+    """The document, and what follows its end marker `...` when that is only comments and blank lines
+    (ruamel.yaml drops it): kept as it is, after the formatted document."""
+    for marker in _DOCUMENT_END.finditer(text):
+        rest = text[marker.end():]
+        if all(not line.strip() or line.lstrip().startswith("#") for line in rest.split("\n")):
+            tail = "\n".join(line.rstrip() for line in text[marker.start():].rstrip().split("\n"))
+            return text[:marker.start()], tail + "\n"
+    return text, ""
+
+
+def _hold_flow_blocks(text: str) -> tuple[str, dict[str, str]]:
+    """Each outermost flow collection, and each plain or quoted scalar outside one, that spans several
+    lines, replaced by a placeholder scalar (and the text it stands for): ruamel.yaml would join its lines
+    into one. Block scalars (| and >) it keeps as they are."""
+    spans: list[tuple[int, int]] = []
+    stack: list[bool] = []  # per open collection: is it a flow one
+    start = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                if event.flow_style and not any(stack):
+                    start = event.start_mark
+                stack.append(bool(event.flow_style))
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)) and stack:
+                if stack.pop() and not any(stack) and event.end_mark.line > start.line:
+                    spans.append((start.index, event.end_mark.index))
+            elif (isinstance(event, yaml.ScalarEvent) and event.style in (None, "'", '"') and not any(stack)
+                  and event.end_mark.line > event.start_mark.line):
+                spans.append((event.start_mark.index, event.end_mark.index))
+    except yaml.YAMLError:
+        return text, {}  # the round trip reports it
+    kept: dict[str, str] = {}
+    for number, (begin, end) in enumerate(reversed(spans)):
+        placeholder = f"taskc-fmt-flow-{number}-held"
+        if placeholder in text:
+            return text, {}
+        line_start = text.rfind("\n", 0, begin) + 1
+        kept[placeholder] = text[line_start:begin] + "\0" + text[begin:end]  # its line's start: to re-indent it
+        text = text[:begin] + placeholder + text[end:]
+    return text, kept
+
+
+def _release_flow_blocks(text: str, kept: dict[str, str]) -> str:
+    """Put each held text back where its placeholder now is, its continuation lines moved by
+    as many columns as its first line moved."""
+    for placeholder, held in kept.items():
+        before, _, block = held.partition("\0")
+        at = text.find(placeholder)
+        if at < 0:
+            continue  # the meaning check reports the difference
+        line_start = text.rfind("\n", 0, at) + 1
+        shift = _indent(text[line_start:at]) - _indent(before)
+        first, *rest = block.split("\n")
+        moved = [first] + [_moved(line, shift) for line in rest]
+        text = text[:at] + "\n".join(moved) + text[at + len(placeholder):]
+    return text
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _moved(line: str, shift: int) -> str:
+    if shift >= 0 or not line.strip():
+        return " " * shift + line if line.strip() else line
+    return line[min(-shift, _indent(line)):]
+
+
+def _comments(text: str) -> dict[str, list[int]]:
+    """Every comment of a YAML text, by its text, with the lines it is on: found between the text's tokens,
+    so never inside a scalar."""
+    found: dict[str, list[int]] = {}
+    try:
+        tokens = list(yaml.scan(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return found
+    ends = [0] + [t.end_mark.index for t in tokens]
+    starts = [t.start_mark.index for t in tokens] + [len(text)]
+    for gap_start, gap_end in zip(ends, starts, strict=True):
+        for match in re.finditer(r"#[^\n]*", text[gap_start:max(gap_start, gap_end)]):
+            line = text.count("\n", 0, gap_start + match.start()) + 1
+            found.setdefault(match.group().rstrip(), []).append(line)
+    return found
+
+
+def _lost_comments(original: str, formatted: str) -> list[tuple[int, str]]:
+    """(line, text) of each comment of ``original`` that ``formatted`` does not have as many times."""
+    after = _comments(formatted)
+    return sorted((lines[len(after.get(comment, [])):][0], comment) for comment, lines in _comments(original).items()
+                  if len(after.get(comment, [])) < len(lines))
 
 
 def _round_trip(text: str, name: str) -> str:

@@ -88,7 +88,8 @@ rationales:
   - id: prize # a rationale
     class: spam
     text: 'Prizes you never entered for are scams.'
-    rule: matches(lower(message), "prize")
+    rule: matches(lower(message),
+          "prize")
 # a comment before the end
 """
 
@@ -280,3 +281,42 @@ def test_unreadable_files_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_stdin_cannot_be_mixed_with_files(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fmt", "-", "x.task.yaml"]) == 2
+
+
+def test_every_example_is_formatted() -> None:
+    """The examples are what users copy: `taskc fmt --check examples/` holds on them."""
+    examples = sorted(ROOT.glob("examples/**/*.task.yaml"))
+    assert examples and [p.name for p in examples if format_file(p).changed] == []
+
+
+def test_a_flow_list_over_several_lines_is_kept_as_written_and_moves_with_its_key() -> None:
+    text = ("lexicons:\n    grains: [rice, pasta,  # the starches\n        noodles,\n        bread]\n"
+            "    fats: [butter]\n")
+    formatted = format_text(text, "f").formatted
+    assert formatted == ("lexicons:\n  grains: [rice, pasta,  # the starches\n      noodles,\n      bread]\n"
+                         "  fats: [butter]\n")
+    assert format_text(formatted, "f").formatted == formatted
+
+
+def test_a_plain_or_quoted_text_over_several_lines_is_not_joined() -> None:
+    text = "rationales:\n- id: a\n  text: one two\n    three four\n  note: 'five\n    six'\n"
+    formatted = format_text(text, "t").formatted
+    assert formatted == "rationales:\n  - id: a\n    text: one two\n      three four\n    note: 'five\n      six'\n"
+
+
+def test_comments_after_the_document_end_are_kept() -> None:
+    text = "taskc: 1\nname:   x\n...\n# notes for the reviewer\n\n# and a second one   \n"
+    expected = "taskc: 1\nname: x\n...\n# notes for the reviewer\n\n# and a second one\n"
+    assert format_text(text, "e").formatted == expected
+
+
+def test_a_comment_the_layout_would_lose_stops_the_formatting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskc.compiler import formatting
+
+    dropping = formatting._round_trip
+    monkeypatch.setattr(formatting, "_round_trip", lambda text, name: dropping(text, name).replace("  # kept", ""))
+    result = format_text("a: 1  # kept\nb: 2\n", "c.task.yaml")
+    assert not result.ok
+    [problem] = result.diagnostics
+    assert (problem.span.line, problem.code) == (1, "E001")
+    assert "would lose the comment '# kept'" in problem.message
