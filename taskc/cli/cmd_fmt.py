@@ -12,6 +12,7 @@ from taskc.compiler.formatting import FormatResult, format_file, format_text
 from taskc.compiler.paths import write_atomic
 
 from .output import print_diagnostics
+from .spec_inputs import expand_specs
 
 NAME = "fmt"
 HELP = "format task files canonically, keeping comments and key order"
@@ -28,6 +29,7 @@ symbolic link is checked but not rewritten (format the file it points to). `-`
 formats standard input to standard output."""
 EPILOG = """\
 examples:
+  taskc fmt .                                 every *.task.yaml / *.task.yml below the directory
   taskc fmt examples/*.task.yaml
   taskc fmt --check examples/*.task.yaml      in CI or a pre-commit hook
   taskc fmt --diff examples/keto.task.yaml    show what would change, write nothing
@@ -38,7 +40,8 @@ exit status: 0 formatted (or already formatted), 1 a file is not formatted
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("specs", nargs="+", metavar="SPEC", help="task files to format, or - for standard input")
+    parser.add_argument("specs", nargs="+", metavar="SPEC",
+                        help="task files, directories (searched for *.task.yaml), globs, or - for standard input")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 when a file is not formatted")
     parser.add_argument("--diff", action="store_true", help="write nothing; print what would change")
@@ -51,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.specs == ["-"]:
         return _format_stdin(args)
+    specs = [spec.path for spec in expand_specs(args.specs)]  # directories and globs: their task files
     failed = unformatted = rewritten = 0
-    for spec in args.specs:
+    for spec in specs:
         result = format_file(Path(spec), spec)
         if not result.ok:
             print_diagnostics(list(result.diagnostics), {spec: result.original}, "text")
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"reformatted {spec}", file=sys.stderr)
     if not args.quiet:
-        print(_summary(len(args.specs), unformatted, rewritten, failed, args.check or args.diff), file=sys.stderr)
+        print(_summary(len(specs), unformatted, rewritten, failed, args.check or args.diff), file=sys.stderr)
     return 1 if failed or (args.check and unformatted) else 0
 
 

@@ -320,3 +320,17 @@ def test_a_comment_the_layout_would_lose_stops_the_formatting(monkeypatch: pytes
     [problem] = result.diagnostics
     assert (problem.span.line, problem.code) == (1, "E001")
     assert "would lose the comment '# kept'" in problem.message
+
+
+def test_fmt_takes_directories_and_globs_as_check_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "tasks" / "deep").mkdir(parents=True)
+    (tmp_path / "tasks" / "a.task.yaml").write_text("taskc: 1\nname:    a\n")
+    (tmp_path / "tasks" / "deep" / "b.task.yml").write_text("taskc: 1\n")
+    (tmp_path / "tasks" / "notes.yaml").write_text("not:    a task file\n")
+    assert main(["fmt", "--check", str(tmp_path / "tasks")]) == 1
+    err = capsys.readouterr().err
+    assert f"would reformat {tmp_path / 'tasks' / 'a.task.yaml'}" in err and "2 task files:" in err
+    assert main(["fmt", str(tmp_path / "tasks" / "**" / "*.task.y*ml")]) == 0
+    assert (tmp_path / "tasks" / "a.task.yaml").read_text() == "taskc: 1\nname: a\n"
+    assert (tmp_path / "tasks" / "notes.yaml").read_text() == "not:    a task file\n"
+    assert main(["fmt", str(tmp_path / "tasks" / "deep" / "nothing-*.task.yaml")]) == 2
