@@ -31,6 +31,7 @@ from typing import Any
 from . import ir
 from .configs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_TOKENS_PER_TEXT
 from .expr_eval import ExpressionEvaluationError
+from .generation_calls import job_messages
 from .hashing import call_cache_key, canonical_json, sha256_hex
 from .paths import open_regular_file
 from .plan import GenerationJob
@@ -259,8 +260,7 @@ def generation_calls(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Ma
                      per_example: int | None = None) -> list[LLMCall]:
     per_example = per_example or TOKENS_PER_EXAMPLE_FIELD * (len(task.fields) + 1)
     calls = []
-    for job in jobs:
-        messages = prompts[job.prompt].as_chat()
+    for job, messages in zip(jobs, job_messages(jobs, prompts), strict=True):  # each call's own messages
         calls.append(LLMCall(
             id=job.id, phase=GENERATE, model=job.model, cache_key=job.cache_key,
             messages_sha256=sha256_hex(canonical_json(messages)), sampling=job.sampling(), seed=job.seed,
