@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .call_plan import (
     BATCH_PRICE_FACTOR,
+    GENERATE,
     LABEL_POOL,
     SCORE_FINETUNED,
     SCORE_GOLD,
@@ -46,8 +47,8 @@ if TYPE_CHECKING:
     from .semantic_diff import entity_changes
 
 __all__ = [
-    "BATCH_PRICE_FACTOR", "CHARS_PER_TOKEN", "DEFAULT_EMBEDDING_MODEL", "EMBEDDING_TOKENS_PER_TEXT", "LABEL_POOL",
-    "OPENAI_FINETUNING_ALTERNATIVES", "OPENAI_FINETUNING_SUNSET", "OVERALL_METRICS", "PER_CLASS_METRICS",
+    "BATCH_PRICE_FACTOR", "CHARS_PER_TOKEN", "DEFAULT_EMBEDDING_MODEL", "EMBEDDING_TOKENS_PER_TEXT", "GENERATE",
+    "LABEL_POOL", "OPENAI_FINETUNING_ALTERNATIVES", "OPENAI_FINETUNING_SUNSET", "OVERALL_METRICS", "PER_CLASS_METRICS",
     "SCORE_FINETUNED", "SCORE_GOLD", "CallPlan", "CompileResult", "CompiledTask", "DedupePolicy", "Diagnostic",
     "DiagnosticBag", "EvalConfig", "ExitStatus", "Expr", "ExpressionEvaluationError", "FinetuneConfig",
     "GenerationJob", "InputField", "KnowledgeGap", "LLMCall", "LexiconIndex", "PlanItem",

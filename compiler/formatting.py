@@ -137,19 +137,20 @@ def _hold_flow_blocks(text: str) -> tuple[str, dict[str, str]]:
     into one. Block scalars (| and >) it keeps as they are."""
     spans: list[tuple[int, int]] = []
     stack: list[bool] = []  # per open collection: is it a flow one
-    start = 0
+    start: Any = None  # the mark where the open outermost flow collection began
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            begins, ends = _marks(event)
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 if event.flow_style and not any(stack):
-                    start = event.start_mark
+                    start = begins
                 stack.append(bool(event.flow_style))
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)) and stack:
-                if stack.pop() and not any(stack) and event.end_mark.line > start.line:
-                    spans.append((start.index, event.end_mark.index))
+                if stack.pop() and not any(stack) and ends.line > start.line:
+                    spans.append((start.index, ends.index))
             elif (isinstance(event, yaml.ScalarEvent) and event.style in (None, "'", '"') and not any(stack)
-                  and event.end_mark.line > event.start_mark.line):
-                spans.append((event.start_mark.index, event.end_mark.index))
+                  and ends.line > begins.line):
+                spans.append((begins.index, ends.index))
     except yaml.YAMLError:
         return text, {}  # the round trip reports it
     kept: dict[str, str] = {}
@@ -161,6 +162,11 @@ def _hold_flow_blocks(text: str) -> tuple[str, dict[str, str]]:
         kept[placeholder] = text[line_start:begin] + "\0" + text[begin:end]  # its line's start: to re-indent it
         text = text[:begin] + placeholder + text[end:]
     return text, kept
+
+
+def _marks(event: Any) -> tuple[Any, Any]:
+    """Where a parser event begins and ends (the parser always sets both)."""
+    return event.start_mark, event.end_mark
 
 
 def _release_flow_blocks(text: str, kept: dict[str, str]) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..compiler import CompiledTask, GenerationJob, call_cache_key, job_messages
+from ..compiler import GENERATE, CompiledTask, GenerationJob, call_cache_key
 from .batch import run_batch_generation
 from .cache import ResponseCache
 from .call_runner import failures_by_key, run_online
@@ -111,8 +111,13 @@ class PlannedCall:
 
 
 def planned_calls(compiled: CompiledTask, model_override: str | None = None) -> list[PlannedCall]:
+    """The generation calls of the compiled call plan (plan.json) as they will be sent: each call's own
+    messages, with its job (for the examples' provenance), under --model's name and cache key when that
+    overrides the task's model."""
     calls = []
-    for job, messages in zip(compiled.plan, job_messages(compiled.plan, compiled.prompts), strict=True):
+    for job, call in zip(compiled.plan, compiled.calls.phase(GENERATE), strict=True):
+        assert call.id == job.id, (call.id, job.id)  # one plan, in one order
+        messages = [dict(message) for message in call.messages]
         model = model_override or job.model
         key = job.cache_key if model == job.model else call_cache_key(
             model, messages, job.sampling(), job.seed, job.response_format)
