@@ -153,6 +153,8 @@ def _hold_flow_blocks(text: str) -> tuple[str, dict[str, str]]:
                 spans.append((begins.index, ends.index))
     except yaml.YAMLError:
         return text, {}  # the round trip reports it
+    # one with an anchor or a tag stays with ruamel.yaml (an alias elsewhere must still find its anchor)
+    spans = [(begin, end) for begin, end in spans if text[begin] not in "&!"]
     kept: dict[str, str] = {}
     for number, (begin, end) in enumerate(reversed(spans)):
         placeholder = f"taskc-fmt-flow-{number}-held"

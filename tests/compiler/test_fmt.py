@@ -334,3 +334,9 @@ def test_fmt_takes_directories_and_globs_as_check_does(tmp_path: Path, capsys: p
     assert (tmp_path / "tasks" / "a.task.yaml").read_text() == "taskc: 1\nname: a\n"
     assert (tmp_path / "tasks" / "notes.yaml").read_text() == "not:    a task file\n"
     assert main(["fmt", str(tmp_path / "tasks" / "deep" / "nothing-*.task.yaml")]) == 2
+
+
+def test_an_anchored_flow_list_over_several_lines_still_formats() -> None:
+    text = "a: &words [one,\n    two]\nb: *words\n"
+    result = format_text(text, "anchored")
+    assert result.ok and result.formatted is not None and "*words" in result.formatted
