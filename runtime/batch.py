@@ -36,6 +36,8 @@ from .provider import (
     answer_record,
     charge,
     count_requests,
+    estimated_usage,
+    has_usage,
     one_line,
     parse_choice,
     read_completion,
@@ -280,7 +282,11 @@ class _BatchRunner:
             return
         try:
             usage, model, choice = read_completion(body, call.model)
-            charge(self.stats, self.budget, call.model, usage, BATCH_PRICE_FACTOR)  # priced as asked, not answered
+            estimated = not has_usage(body)  # then charged by its length rather than as free
+            if estimated:
+                usage = estimated_usage(call.request_body().get("messages"), call.response_format, choice)
+            # priced as asked, not answered
+            charge(self.stats, self.budget, call.model, usage, BATCH_PRICE_FACTOR, estimated=estimated)
             content = scrub_in_place(parse_choice(choice, call.response_format, self.validate),
                                      self.settings.api_key)
         except AnswerProblem as problem:

@@ -154,6 +154,10 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")
     if isinstance(student, EmbeddingStudent):
         llm["embeddings"] = student.embed.to_json()  # type: ignore[attr-defined]  # pool, views and gold
+    if budget is not None and budget.usage_estimated:
+        notes.append(f"{budget.usage_estimated} LLM answer{'s' if budget.usage_estimated != 1 else ''} came without "
+                     "token usage (the server does not report it): their tokens and cost were estimated from their "
+                     "length, 4 characters a token, so the costs shown and --max-cost hold only that closely")
     if budget is not None and budget.exhausted:
         from .llm_phases import budget_note
 

@@ -26,8 +26,10 @@ Nothing a server sends is trusted further than it must be. Every request has a
 total deadline (a server trickling one byte at a time is cut) and so has every
 call, retries and waits included; a body is read at most `MAX_RESPONSE_BYTES`
 long, counted after decompression; token usage must be whole, finite,
-plausible numbers; and calls are priced by the model taskc asked for, never by
-the name a server answers with. The API key lives only in `ProviderSettings`
+plausible numbers, and an answer without any is charged by its length
+(`estimated_usage`, counted as `usage_estimated`) rather than as free; and
+calls are priced by the model taskc asked for, never by the name a server
+answers with. The API key lives only in `ProviderSettings`
 (hidden from its repr) and in the client's request headers; every string taken
 from a response (request ids, model names, content, error texts) has it
 scrubbed out by `scrub_in_place` before anything stores or uses it.
@@ -39,6 +41,8 @@ from .answers import (
     MAX_TOKENS_PER_RESPONSE,
     AnswerProblem,
     answer_record,
+    estimated_usage,
+    has_usage,
     parse_answer,
     parse_choice,
     read_completion,
@@ -64,7 +68,8 @@ __all__ = [
     "BATCH_PRICE_FACTOR", "BUDGET_EXHAUSTED", "DEFAULT_CALL_DEADLINE", "EMBEDDING_RESPONSE_BYTES_PER_INPUT",
     "MAX_RESPONSE_BYTES", "MAX_TOKENS_PER_RESPONSE", "PLACEHOLDER_API_KEY", "REDACTED", "AnswerProblem", "Budget",
     "CallFailure", "CallResult", "CallStats", "ErrorKind", "LLMClient", "ProviderSettings", "ResponseTooLarge",
-    "RunDeadline", "RunDeadlinePassed", "answer_record", "charge", "count_requests", "one_line", "parse_answer",
+    "RunDeadline", "RunDeadlinePassed", "answer_record", "charge", "count_requests", "estimated_usage", "has_usage",
+    "one_line", "parse_answer",
     "parse_choice", "provider_settings_from_env", "read_completion", "read_embeddings", "retry_delay_from_headers",
     "scrub", "scrub_in_place", "status_kind", "sync_client", "usage_of",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from ...compiler import canonical_json
+from ...compiler import CHARS_PER_TOKEN, canonical_json
 from ..schema_check import Check, compile_schema_check
 
 # More tokens than any model reads or writes in one response: a usage block claiming more is not believed.
@@ -131,6 +131,23 @@ def usage_of(raw: Any) -> dict[str, int]:
     get = raw.get if isinstance(raw, dict) else (lambda name, default=0: getattr(raw, name, default))
     return {"input_tokens": _token_count("prompt_tokens", get("prompt_tokens", 0)),
             "output_tokens": _token_count("completion_tokens", get("completion_tokens", 0))}
+
+
+def has_usage(body: Any) -> bool:
+    """Whether a completion says what it used: some OpenAI-compatible servers and proxies send no usage."""
+    return isinstance(body, dict) and isinstance(body.get("usage"), dict)
+
+
+def estimated_usage(messages: Any, response_format: Mapping[str, Any], choice: Mapping[str, Any] | None
+                    ) -> dict[str, int]:
+    """The tokens of a call whose answer came without usage, from its length (CHARS_PER_TOKEN characters a
+    token, the estimate's rule): what it sent (messages and schema) and what it got back. Charged instead of
+    nothing, so that --max-cost still holds against a server that does not count."""
+    message = choice.get("message") if isinstance(choice, Mapping) else None
+    content = message.get("content") if isinstance(message, Mapping) else None
+    sent = len(canonical_json(messages)) + len(canonical_json(dict(response_format)))
+    return {"input_tokens": -(-sent // CHARS_PER_TOKEN),
+            "output_tokens": -(-len(content) // CHARS_PER_TOKEN) if isinstance(content, str) else 0}
 
 
 def _token_count(name: str, value: Any) -> int:

@@ -34,6 +34,7 @@ class CallStats:
     unpriced_models: set[str] = field(default_factory=set)
     in_flight: int = 0
     max_in_flight: int = 0
+    usage_estimated: int = 0  # answers that came without token usage: charged by their length instead
 
     def count_error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -43,7 +44,8 @@ class CallStats:
                 "calls_failed": self.calls_failed, "retries": self.retries, "input_tokens": self.input_tokens,
                 "output_tokens": self.output_tokens, "cost_usd": round(self.cost_usd, 6),
                 "errors": dict(sorted(self.errors.items())), "unpriced_models": sorted(self.unpriced_models),
-                "max_in_flight": self.max_in_flight}
+                "max_in_flight": self.max_in_flight,
+                **({"usage_estimated": self.usage_estimated} if self.usage_estimated else {})}
 
 
 class Budget:
@@ -58,6 +60,7 @@ class Budget:
         self.requests = 0  # network requests sent under this budget, by every client that shares it
         self.cost_usd = 0.0
         self.exhausted = False
+        self.usage_estimated = 0  # answers without token usage, charged by their length (see charge)
 
     def allows(self) -> bool:
         """Whether the run may make another request (the run's totals, over all its phases)."""
@@ -88,12 +91,17 @@ def count_requests(stats: CallStats, budget: Budget | None, requests: int) -> No
 
 
 def charge(stats: CallStats, budget: Budget | None, model: str, usage: Mapping[str, int],
-           price_factor: float | None = None) -> None:
-    """Add one response's tokens and cost to the phase's counters and to the run's budget.
+           price_factor: float | None = None, *, estimated: bool = False) -> None:
+    """Add one response's tokens and cost to the phase's counters and to the run's budget (``estimated``:
+    the usage was worked out from the call's length, the answer having none).
 
     ``model`` is the model the call asked for: the name a server answers with is its own to choose (a
     local server's "my-local-model"), and pricing by it would let any server make every call free."""
     input_tokens, output_tokens = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    if estimated:
+        stats.usage_estimated += 1
+        if budget is not None:
+            budget.usage_estimated += 1
     stats.input_tokens += input_tokens
     stats.output_tokens += output_tokens
     pricing = budget or Budget()

@@ -26,7 +26,16 @@ import openai
 from ...compiler import CHARS_PER_TOKEN
 from ..cache import ResponseCache
 from ..limiter import RateLimiter
-from .answers import AnswerProblem, answer_record, parse_choice, read_completion, read_embeddings, usage_of
+from .answers import (
+    AnswerProblem,
+    answer_record,
+    estimated_usage,
+    has_usage,
+    parse_choice,
+    read_completion,
+    read_embeddings,
+    usage_of,
+)
 from .budget import Budget, CallStats, charge, count_requests
 from .outcome import BUDGET_EXHAUSTED, CallFailure, CallResult, ErrorKind, status_kind
 from .redaction import scrub, scrub_in_place
@@ -212,7 +221,10 @@ class LLMClient:
             stats.count_error(problem.kind)
             return _Attempt(error=f"{problem.kind}: {problem}", retryable=True, request_id=request_id,
                             kind=ErrorKind.BAD_ANSWER)
-        charge(stats, self.budget, model, usage)  # the model asked for: see charge
+        estimated = not has_usage(completion)  # then charged by its length rather than as free
+        if estimated:
+            usage = estimated_usage(messages, response_format, choice)
+        charge(stats, self.budget, model, usage, estimated=estimated)  # the model asked for: see charge
         self.limiter.record_usage(estimate, usage["input_tokens"] + usage["output_tokens"])
         try:
             # scrubbed again once parsed: inside the content string the key may hide behind JSON escapes

@@ -378,3 +378,35 @@ def test_batch_output_lines_are_scrubbed_and_priced_as_asked(tmp_path: Path) -> 
     assert runner.stats.cost_usd == pytest.approx(0.15 * 0.5)  # gpt-4o-mini's price at the Batch discount
     assert runner.failures == {key: CallFailure(ErrorKind.BAD_ANSWER,
                                                 "malformed: usage: prompt_tokens is inf, not a whole number of tokens")}
+
+
+# -- a server that reports no usage: charged by length, never as free ------------------------------
+
+def test_an_answer_without_usage_is_charged_by_its_length(tmp_path: Path, server_with: Any,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _spec(tmp_path / "project")
+    status = _run(spec, tmp_path / "run", server_with(Faults(usage_json="null"), responder=_responder), "-q")
+    assert status in (0, 3), capsys.readouterr().err
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert stats["usage_estimated"] == stats["calls"]["made"] > 0
+    assert stats["cost_usd"] > 0 and stats["tokens"]["input"] > 0 and stats["tokens"]["output"] > 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert any("came without token usage" in note for note in metrics["notes"])
+
+
+def test_max_cost_holds_against_a_server_that_reports_no_usage(tmp_path: Path, server_with: Any) -> None:
+    spec = _spec(tmp_path / "project", per_rationale=6)
+    server = server_with(Faults(usage_json="null"), responder=_responder)
+    _run(spec, tmp_path / "run", server, "--max-cost", "0.0001", "--concurrency", "1", "-q")
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert stats["stopped_by_budget"] and stats["calls"]["skipped_by_budget"] > 0  # free calls would never stop
+    assert stats["cost_usd"] >= 0.0001 and stats["usage_estimated"] == stats["calls"]["made"]
+
+
+def test_the_estimate_of_a_call_without_usage_is_its_length_in_tokens() -> None:
+    from taskc.runtime.provider import estimated_usage
+
+    messages = [{"role": "user", "content": "x" * 400}]
+    usage = estimated_usage(messages, {"type": "json_object"}, {"message": {"content": "y" * 80}})
+    assert 100 < usage["input_tokens"] < 120 and usage["output_tokens"] == 20
+    assert estimated_usage(messages, {}, None)["output_tokens"] == 0
