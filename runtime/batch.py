@@ -248,7 +248,7 @@ class _BatchRunner:
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
                 text = self.client.files.content(file_id).text
-                for line in text.splitlines():
+                for line in text.split("\n"):  # not splitlines: a JSON string may hold U+2028 unescaped
                     if line.strip():
                         self._ingest_line(line, keys)
         for key in keys:  # not answered at all (a failed or expired batch)

@@ -63,7 +63,10 @@ def validate_training_file(path: Path, *, min_examples: int = MIN_EXAMPLES,
     """Problems with a chat fine-tuning file under OpenAI's format rules; an empty list means it is fine."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
+        # JSON Lines ends a line at "\n" only: str.splitlines would also split at U+2028, U+0085 and the like,
+        # which JSON lets a string hold unescaped (an example's text may)
+        lines = text[:-1].split("\n") if text.endswith("\n") else text.split("\n") if text else []
     except OSError as exc:
         return [f"{path.name}: cannot be read ({exc.strerror or exc})"]
     except UnicodeDecodeError:

@@ -200,3 +200,16 @@ def test_batch_lines_that_failed_every_round_are_tried_again_by_a_rerun(keto: Co
     # (the rerun rewrote stats.json; the first run's failures were all unusable answers)
     assert fixed.retries == 0 and fixed.calls_cached == 0
     assert fixed.calls_made == len(keto.plan) and fixed.calls_failed == 0 and fixed.accepted > 0
+
+
+def test_a_training_line_holding_a_unicode_line_separator_is_one_line(tmp_path: Path) -> None:
+    """JSON Lines ends lines at "\\n" only; U+2028 inside a JSON string (written unescaped) is content."""
+    from taskc.runtime.finetune import validate_training_file
+
+    example = {"messages": [{"role": "system", "content": "Label the dish."},
+                            {"role": "user", "content": "cauliflower\u2028rice"},
+                            {"role": "assistant", "content": "keto"}]}
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(example, ensure_ascii=False) + "\n" for _ in range(10)), encoding="utf-8")
+    assert "\u2028" in path.read_text(encoding="utf-8")
+    assert validate_training_file(path) == []
