@@ -34,7 +34,7 @@ class TaskcError(Exception):
 
     Each class says with which status a command that it ends exits (`exit_status`), and the CLI reads it
     from the exception. Subclasses live with the stage that raises them (DataFileError in
-    runtime/datafiles.py, ProviderFailure in runtime/pipeline.py, UsageError in taskc/cli/output.py, ...).
+    runtime/datafiles.py, ProviderFailure in runtime/llm_phases.py, UsageError in taskc/cli/output.py, ...).
     Outside the tree on purpose: the file-system boundary's OSError/ValueError kinds (compiler/paths.py),
     which each stage turns into a diagnostic or a TaskcError, and internal signals that never leave their
     module (an expression's evaluation error, StopServing)."""
