@@ -79,7 +79,7 @@ def next_number(history: Sequence[Mapping[str, Any]]) -> int:
 def build_record(*, number: int, task: str, spec_hash: str, taskc_version: str, commit: str | None,
                  primary: str, passed: bool | None, metrics: Mapping[str, Any], rationales: Mapping[str, Any],
                  cost_estimate_usd: float | None, gold_correct: Mapping[str, bool], snapshot: str | None,
-                 now: datetime | None = None) -> dict[str, Any]:
+                 now: datetime | None = None, expert_answers: int = 0) -> dict[str, Any]:
     """One history line. ``metrics``: predictor -> split -> metrics JSON (metrics.json's "predictors")."""
     scores = {name: {split: None if values is None else {key: values.get(key) for key in SCORE_KEYS}
                      for split, values in by_split.items()}
@@ -88,7 +88,8 @@ def build_record(*, number: int, task: str, spec_hash: str, taskc_version: str, 
     return {"format": FORMAT_VERSION, "number": number, "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "task": task, "spec_hash": spec_hash, "taskc_version": taskc_version, "git_commit": commit,
             "primary": primary, "passed": passed, "scores": scores, "rationales": dict(rationales),
-            "cost_estimate_usd": cost_estimate_usd, "gold_correct": dict(gold_correct), "snapshot": snapshot}
+            "cost_estimate_usd": cost_estimate_usd, "gold_correct": dict(gold_correct), "snapshot": snapshot,
+            "expert_answers": expert_answers}
 
 
 def append_record(run_dir: Path, record: Mapping[str, Any]) -> None:
@@ -171,6 +172,11 @@ class SinceLastRun:
     @property
     def same_spec(self) -> bool:
         return self.previous.get("spec_hash") == self.current.get("spec_hash")
+
+    @property
+    def answers(self) -> tuple[int, int]:
+        """The expert answers the previous run and this one used (a record from before they were kept: 0)."""
+        return int(self.previous.get("expert_answers") or 0), int(self.current.get("expert_answers") or 0)
 
 
 def since_last_run(previous: Mapping[str, Any], current: Mapping[str, Any],

@@ -91,7 +91,7 @@ def _history_record(result: RunResult, taskc_version: str) -> dict[str, Any]:
         cost_estimate_usd=result.estimate_usd,
         gold_correct={history.gold_key(g.values): label == g.label  # no predictions: no gold item is right
                       for g, label in zip(result.gold, primary or [None] * len(result.gold), strict=True)},
-        snapshot=snapshot)
+        snapshot=snapshot, expert_answers=len(result.answers.records) if result.answers is not None else 0)
     result.history = [*earlier, record]
     if earlier:
         split = result.criterion.split if result.criterion is not None else "test"

@@ -343,6 +343,9 @@ def since_summary(result: RunResult) -> tuple[str, list[str], tuple[list[str], l
     flips = (f"{len(change.now_right)} gold item{'s' if len(change.now_right) != 1 else ''} now right, "
              f"{len(change.now_wrong)} now wrong")
     spec = "the same task file" if change.same_spec else "a changed task"
+    before, now = change.answers
+    if before != now:  # the expert's answers are an input of the run too
+        spec += f", {now} expert answer{'s' if now != 1 else ''} (the last run had {before})"
     summary = f"Compared with run {previous.get('number')} ({when} UTC, {spec}): {moved}; {flips}."
     changes = list(result.spec_changes or [])[:MAX_LISTED]
     if not change.same_spec and result.spec_changes is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from spec_edits import edit
 from taskc.runtime.datasets import write_jsonl
+from taskc.runtime.history import read_history
 from taskc.runtime.report.pictures import CSS, contrast_ratio
 
 from taskc.cli.main import main
@@ -143,6 +144,9 @@ def test_questions_are_diverse_and_the_answers_train_the_next_run_and_join_dev_o
     assert metrics["gold_split"]["test"] == split_before["test"]  # never in the test half
     assert metrics["gold_split"]["dev"] == split_before["dev"] + 3
     assert any("3 expert answers" in note for note in metrics["notes"])
+    # the task file is the same, the run's input is not: the report says both
+    assert "the same task file, 3 expert answers (the last run had 0)" in (run_dir / "report.md").read_text()
+    assert [r["expert_answers"] for r in read_history(run_dir)] == [0, 3]
     pool = {row["dish"]: row for row in map(json.loads, (run_dir / "labeled_pool.jsonl").read_text().splitlines())}
     for q in questions[:2]:
         assert pool[q["dish"]]["label"] == "starchy" and pool[q["dish"]]["label_source"] == "expert"
