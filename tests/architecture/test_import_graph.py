@@ -164,3 +164,17 @@ def test_no_import_cycle_anywhere() -> None:
     edges = _graph()
     nodes = {module for edge in edges for module in edge}
     assert [[_show(e, edges) for e in sorted(edges) if e[0] in c and e[1] in c] for c in _cycles(nodes, edges)] == []
+
+
+def test_every_package_of_the_tree_is_in_the_wheel() -> None:
+    """pyproject.toml lists the packages by hand (the top-level folders are mapped onto `taskc.*`): a new
+    subpackage missing from the list would be missing from every installed wheel, though an editable
+    install works."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    packages = {name for name, path in _modules().items() if path.name == "__init__.py"}
+    assert packages == listed
