@@ -22,11 +22,10 @@ from typing import Any, Protocol
 
 import openai
 
-from ..compiler import ExitStatus, TaskcError, sha256_hex
+from ..compiler import BATCH_PRICE_FACTOR, ExitStatus, TaskcError, sha256_hex
 from .cache import ResponseCache
 from .progress import ProgressReporter, ProgressState
 from .provider import (
-    BATCH_PRICE_FACTOR,
     AnswerProblem,
     Budget,
     CallFailure,

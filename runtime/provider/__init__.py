@@ -49,7 +49,7 @@ from .answers import (
     read_embeddings,
     usage_of,
 )
-from .budget import BATCH_PRICE_FACTOR, Budget, CallStats, charge, count_requests
+from .budget import Budget, CallStats, charge, count_requests
 from .client import EMBEDDING_RESPONSE_BYTES_PER_INPUT, LLMClient
 from .outcome import BUDGET_EXHAUSTED, CallFailure, CallResult, ErrorKind, status_kind
 from .redaction import REDACTED, scrub, scrub_in_place
@@ -65,7 +65,7 @@ from .settings import (
 from .transport import ResponseTooLarge, one_line, retry_delay_from_headers, sync_client
 
 __all__ = [
-    "BATCH_PRICE_FACTOR", "BUDGET_EXHAUSTED", "DEFAULT_CALL_DEADLINE", "EMBEDDING_RESPONSE_BYTES_PER_INPUT",
+    "BUDGET_EXHAUSTED", "DEFAULT_CALL_DEADLINE", "EMBEDDING_RESPONSE_BYTES_PER_INPUT",
     "MAX_RESPONSE_BYTES", "MAX_TOKENS_PER_RESPONSE", "PLACEHOLDER_API_KEY", "REDACTED", "AnswerProblem", "Budget",
     "CallFailure", "CallResult", "CallStats", "ErrorKind", "LLMClient", "ProviderSettings", "ResponseTooLarge",
     "RunDeadline", "RunDeadlinePassed", "answer_record", "charge", "count_requests", "estimated_usage", "has_usage",

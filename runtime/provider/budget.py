@@ -15,8 +15,6 @@ from typing import Any
 
 from ...compiler import builtin_prices, price_for
 
-BATCH_PRICE_FACTOR = 0.5  # the Batch API bills half the online price
-
 
 @dataclass
 class CallStats:
