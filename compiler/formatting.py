@@ -97,8 +97,8 @@ def _meaning(text: str, name: str) -> tuple[tuple[Diagnostic, ...], Any]:
 
 def _one_pass(text: str, meaning: Any, name: str) -> str:
     body, tail = _split_document_end(text)
-    held, kept = _hold_flow_blocks(body)
-    formatted = _release_flow_blocks(_round_trip(held, name), kept) + tail
+    held, kept = _hold_multiline_nodes(body)
+    formatted = _release_held_nodes(_round_trip(held, name), kept) + tail
     if _meaning(formatted, name) != ((), meaning):
         raise _FormatFailure(_error(name, 1, 1, "formatting would change what this file means; left unchanged "
                                                 "(a bug in taskc fmt: please report it with the file)"))
@@ -131,7 +131,7 @@ def _split_document_end(text: str) -> tuple[str, str]:
     return text, ""
 
 
-def _hold_flow_blocks(text: str) -> tuple[str, dict[str, str]]:
+def _hold_multiline_nodes(text: str) -> tuple[str, dict[str, str]]:
     """Each outermost flow collection, and each plain or quoted scalar outside one, that spans several
     lines, replaced by a placeholder scalar (and the text it stands for): ruamel.yaml would join its lines
     into one. Block scalars (| and >) it keeps as they are."""
@@ -157,7 +157,7 @@ def _hold_flow_blocks(text: str) -> tuple[str, dict[str, str]]:
     spans = [(begin, end) for begin, end in spans if text[begin] not in "&!"]
     kept: dict[str, str] = {}
     for number, (begin, end) in enumerate(reversed(spans)):
-        placeholder = f"taskc-fmt-flow-{number}-held"
+        placeholder = f"taskc-fmt-held-{number}-end"  # no placeholder is the start of another
         if placeholder in text:
             return text, {}
         line_start = text.rfind("\n", 0, begin) + 1
@@ -171,7 +171,7 @@ def _marks(event: Any) -> tuple[Any, Any]:
     return event.start_mark, event.end_mark
 
 
-def _release_flow_blocks(text: str, kept: dict[str, str]) -> str:
+def _release_held_nodes(text: str, kept: dict[str, str]) -> str:
     """Put each held text back where its placeholder now is, its continuation lines moved by
     as many columns as its first line moved."""
     for placeholder, held in kept.items():

@@ -34,9 +34,8 @@ from .provider import (
     ProviderSettings,
     answer_record,
     charge,
+    charged_usage,
     count_requests,
-    estimated_usage,
-    has_usage,
     one_line,
     parse_choice,
     read_completion,
@@ -281,9 +280,8 @@ class _BatchRunner:
             return
         try:
             usage, model, choice = read_completion(body, call.model)
-            estimated = not has_usage(body)  # then charged by its length rather than as free
-            if estimated:
-                usage = estimated_usage(call.request_body().get("messages"), call.response_format, choice)
+            usage, estimated = charged_usage(body, usage, call.request_body().get("messages"), call.response_format,
+                                             choice)
             # priced as asked, not answered
             charge(self.stats, self.budget, call.model, usage, BATCH_PRICE_FACTOR, estimated=estimated)
             content = scrub_in_place(parse_choice(choice, call.response_format, self.validate),

@@ -93,10 +93,7 @@ def classification_metrics(gold: Sequence[str], predicted: Sequence[str | None],
     """Scores over every gold item, abstentions (None) counted as errors; see the module docstring."""
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions")
-    index = {name: i for i, name in enumerate(classes)}
-    truth = np.fromiter((index[t] for t in gold), dtype=np.int64, count=len(gold))
-    guess = np.fromiter((len(classes) if p is None else index[p] for p in predicted), dtype=np.int64,
-                        count=len(predicted))
+    truth, guess = _encoded(gold, classes), _encoded(predicted, classes)
     confusion = _confusion(truth, guess, len(classes))
     labeled = int((guess < len(classes)).sum())
     precision, recall, f1 = _per_class(confusion)
@@ -110,6 +107,13 @@ def classification_metrics(gold: Sequence[str], predicted: Sequence[str | None],
         f1=_named(classes, f1, scored), support={c: int(confusion[i].sum()) for i, c in enumerate(classes)},
         confusion=tuple(tuple(int(v) for v in row) for row in confusion),
         **(_bootstrap(truth, guess, len(classes)) if intervals and scored else {}))
+
+
+def _encoded(labels: Sequence[str | None], classes: Sequence[str]) -> np.ndarray:
+    """Class indices, an abstention (None) as len(classes): the extra column of a confusion matrix."""
+    index = {name: i for i, name in enumerate(classes)}
+    return np.fromiter((len(classes) if label is None else index[label] for label in labels), dtype=np.int64,
+                       count=len(labels))
 
 
 def _confusion(truth: np.ndarray, guess: np.ndarray, n_classes: int) -> np.ndarray:
@@ -140,15 +144,23 @@ def _overall(confusions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return accuracy, _per_class(confusions)[2].mean(axis=-1)
 
 
+def _resamples(items: int) -> np.ndarray:
+    """(BOOTSTRAP_RESAMPLES, items) item indices drawn with replacement, seeded: the same every time."""
+    return np.random.default_rng(BOOTSTRAP_SEED).integers(0, items, size=(BOOTSTRAP_RESAMPLES, items))
+
+
+def _resampled_confusions(truth: np.ndarray, guess: np.ndarray, n_classes: int, picks: np.ndarray) -> np.ndarray:
+    """One confusion matrix per row of ``picks`` (item indices), counted in one bincount."""
+    width = n_classes + 1
+    samples = (truth * width + guess)[picks]
+    offsets = np.arange(picks.shape[0])[:, None] * (n_classes * width)
+    counts = np.bincount((samples + offsets).ravel(), minlength=picks.shape[0] * n_classes * width)
+    return counts.reshape(picks.shape[0], n_classes, width)
+
+
 def _bootstrap(truth: np.ndarray, guess: np.ndarray, n_classes: int) -> dict[str, Interval]:
     """95% percentile intervals of accuracy and macro-F1 over resamples of the gold items."""
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    width = n_classes + 1
-    codes = truth * width + guess
-    samples = codes[rng.integers(0, len(codes), size=(BOOTSTRAP_RESAMPLES, len(codes)))]
-    offsets = np.arange(BOOTSTRAP_RESAMPLES)[:, None] * (n_classes * width)
-    counts = np.bincount((samples + offsets).ravel(), minlength=BOOTSTRAP_RESAMPLES * n_classes * width)
-    accuracy, macro_f1 = _overall(counts.reshape(BOOTSTRAP_RESAMPLES, n_classes, width))
+    accuracy, macro_f1 = _overall(_resampled_confusions(truth, guess, n_classes, _resamples(len(truth))))
     return {"accuracy_ci": _percentiles(accuracy), "macro_f1_ci": _percentiles(macro_f1)}
 
 
@@ -159,22 +171,14 @@ def paired_macro_f1_difference(gold: Sequence[str], first: Sequence[str | None],
     are in the gold set) cancels and only their difference is left. An interval that holds 0 is noise."""
     if not len(gold) == len(first) == len(second):
         raise ValueError("the two predictions and the gold labels must be the same items")
-    index = {name: i for i, name in enumerate(classes)}
-    width = len(classes) + 1
-    truth = np.fromiter((index[t] for t in gold), dtype=np.int64, count=len(gold))
-
-    def resampled(predicted: Sequence[str | None], picks: np.ndarray) -> np.ndarray:
-        guess = np.fromiter((len(classes) if p is None else index[p] for p in predicted), dtype=np.int64,
-                            count=len(predicted))
-        samples = (truth * width + guess)[picks]
-        offsets = np.arange(picks.shape[0])[:, None] * (len(classes) * width)
-        counts = np.bincount((samples + offsets).ravel(), minlength=picks.shape[0] * len(classes) * width)
-        return _overall(counts.reshape(picks.shape[0], len(classes), width))[1]
-
-    whole = np.arange(len(gold))[None]
-    observed = float(resampled(first, whole)[0] - resampled(second, whole)[0])
-    picks = np.random.default_rng(BOOTSTRAP_SEED).integers(0, len(gold), size=(BOOTSTRAP_RESAMPLES, len(gold)))
-    return observed, _percentiles(resampled(first, picks) - resampled(second, picks))
+    truth, n_classes = _encoded(gold, classes), len(classes)
+    one, other = _encoded(first, classes), _encoded(second, classes)
+    observed = (_overall(_confusion(truth, one, n_classes)[None])[1][0]
+                - _overall(_confusion(truth, other, n_classes)[None])[1][0])
+    picks = _resamples(len(gold))
+    differences = (_overall(_resampled_confusions(truth, one, n_classes, picks))[1]
+                   - _overall(_resampled_confusions(truth, other, n_classes, picks))[1])
+    return float(observed), _percentiles(differences)
 
 
 def _percentiles(values: np.ndarray) -> Interval:

@@ -84,7 +84,7 @@ class GenerationSummary:
     examples: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
+        values = dataclasses.asdict(dataclasses.replace(self, failures=(), examples=()))  # no copy of those
         del values["failures"], values["examples"]
         values["paths"] = {role: str(path) for role, path in self.paths.items()}
         values["cost_usd"] = round(self.cost_usd, 6)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .evaluate import paired_macro_f1_difference
+from .evaluate import classification_metrics, paired_macro_f1_difference
 
 LLM_SOURCES = frozenset({"generated", "llm"})  # TrainingExample.source of the LLM's data (views add ", field")
 HURT, HELPED, NOISE = "hurt", "helped", "within noise"
@@ -74,6 +74,6 @@ def compare(gold: Sequence[str], with_llm: Sequence[str | None], without_llm: Se
     if not gold:
         return None
     difference, interval = paired_macro_f1_difference(gold, with_llm, without_llm, classes)
-    first, _ = paired_macro_f1_difference(gold, with_llm, [None] * len(gold), classes)
-    second, _ = paired_macro_f1_difference(gold, without_llm, [None] * len(gold), classes)
+    first, second = (classification_metrics(gold, predicted, classes, intervals=False).macro_f1 or 0.0
+                     for predicted in (with_llm, without_llm))  # None: labeled nothing, as macro-F1 0 here
     return LLMDataEffect(llm_examples, other_examples, len(gold), first, second, difference, interval, predictor)

@@ -148,7 +148,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
             predictions.update(scored)
             # what the LLM's data did: the local model trained again without it, on the same dev items
             effect = llm_data_effect(task, functions, voter, fitted, rules_pool, answered, examples, gold, gold_batch,
-                                     predictors)
+                                     predictions)
         reporter.phase_done("gold scoring", f"{len(predictions)} predictors")
     else:
         notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")

@@ -9,7 +9,7 @@ finetune.provider trains beside it: `embeddings` on an endpoint's vectors (with 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,17 +117,20 @@ __all__ = ["train_local_model", "train_student"]
 def llm_data_effect(task: TaskIR, functions: Sequence[labeling.LabelingFunction], voter: labeling.RuleVoter,
                     fitted: label_model.LabelModelResult | None, rules_pool: Sequence[PoolItem],
                     answered: Sequence[DataRecord], examples: Sequence[local_model.TrainingExample],
-                    gold: Sequence[GoldItem], gold_batch: ItemBatch, trained: Predictors) -> LLMDataEffect | None:
+                    gold: Sequence[GoldItem], gold_batch: ItemBatch,
+                    predictions: Mapping[str, Sequence[str | None]]) -> LLMDataEffect | None:
     """The local model trained again without the LLM's data, beside the run's, on the dev gold items.
 
     ``rules_pool`` is the pool as the rules (and the expert's answers) labeled it, before the LLM labeled
-    what they left open; ``examples`` the run's training set. The two are compared on the run's primary
+    what they left open; ``examples`` the run's training set; ``predictions`` the run's predictors on the
+    gold items (predictor -> one label per item), the trained model's among them. The two are compared on
+    the run's primary
     predictor when it uses the local model (the cascade or the model alone), else on the local model.
     None when there is nothing to tell: no LLM data in training, no dev item, or no model can be trained
     without the LLM's data (it was all the model had)."""
     llm_examples = sum(from_llm(e.source) for e in examples)
     dev = [i for i, g in enumerate(gold) if g.half == DEV]
-    if not llm_examples or not dev or "local_model" not in trained.available:
+    if not llm_examples or not dev or "local_model" not in predictions:
         return None
     without = training_examples(task, (), rules_pool, fitted, answered)
     if len({e.label for e in without}) < 2:
@@ -140,9 +143,9 @@ def llm_data_effect(task: TaskIR, functions: Sequence[labeling.LabelingFunction]
     primary = task.eval.primary if task.eval else "rules_then_model"
     predictor = primary if primary in ("local_model", "rules_then_model") else "local_model"
     again = Predictors(task, tuple(functions), fitted, model, None)
-    if predictor not in trained.available or predictor not in again.available:
+    if predictor not in predictions or predictor not in again.available:
         predictor = "local_model"
-    with_llm, without_llm = trained.labels(gold_batch, predictor), again.labels(gold_batch, predictor)
+    with_llm, without_llm = predictions[predictor], again.labels(gold_batch, predictor)
     return compare([gold[i].label for i in dev], [with_llm[i] for i in dev], [without_llm[i] for i in dev],
                    task.class_names, llm_examples, len(without), predictor)
 

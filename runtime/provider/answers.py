@@ -133,9 +133,14 @@ def usage_of(raw: Any) -> dict[str, int]:
             "output_tokens": _token_count("completion_tokens", get("completion_tokens", 0))}
 
 
-def has_usage(body: Any) -> bool:
-    """Whether a completion says what it used: some OpenAI-compatible servers and proxies send no usage."""
-    return isinstance(body, dict) and isinstance(body.get("usage"), dict)
+def charged_usage(body: Any, usage: dict[str, int], messages: Any, response_format: Mapping[str, Any],
+                  choice: Mapping[str, Any] | None) -> tuple[dict[str, int], bool]:
+    """What to charge for a completion (``usage``: what `read_completion` read from ``body``): its own usage,
+    or, when it reports none (some OpenAI-compatible servers and proxies do not), an estimate from its length,
+    and whether it is one."""
+    if isinstance(body, dict) and isinstance(body.get("usage"), dict):
+        return usage, False
+    return estimated_usage(messages, response_format, choice), True
 
 
 def estimated_usage(messages: Any, response_format: Mapping[str, Any], choice: Mapping[str, Any] | None

@@ -29,8 +29,7 @@ from ..limiter import RateLimiter
 from .answers import (
     AnswerProblem,
     answer_record,
-    estimated_usage,
-    has_usage,
+    charged_usage,
     parse_choice,
     read_completion,
     read_embeddings,
@@ -221,9 +220,7 @@ class LLMClient:
             stats.count_error(problem.kind)
             return _Attempt(error=f"{problem.kind}: {problem}", retryable=True, request_id=request_id,
                             kind=ErrorKind.BAD_ANSWER)
-        estimated = not has_usage(completion)  # then charged by its length rather than as free
-        if estimated:
-            usage = estimated_usage(messages, response_format, choice)
+        usage, estimated = charged_usage(completion, usage, messages, response_format, choice)
         charge(stats, self.budget, model, usage, estimated=estimated)  # the model asked for: see charge
         self.limiter.record_usage(estimate, usage["input_tokens"] + usage["output_tokens"])
         try:

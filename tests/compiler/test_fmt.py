@@ -340,3 +340,9 @@ def test_an_anchored_flow_list_over_several_lines_still_formats() -> None:
     text = "a: &words [one,\n    two]\nb: *words\n"
     result = format_text(text, "anchored")
     assert result.ok and result.formatted is not None and "*words" in result.formatted
+
+
+def test_a_dozen_multiline_lists_each_come_back_in_its_own_place() -> None:
+    text = "lexicons:\n" + "".join(f"    l{i}: [a{i},\n        b{i}]\n" for i in range(12))
+    formatted = format_text(text, "many").formatted
+    assert formatted == "lexicons:\n" + "".join(f"  l{i}: [a{i},\n      b{i}]\n" for i in range(12))

@@ -27,9 +27,11 @@ def test_the_tables_are_written_once_and_read_back(fresh_parser: Path) -> None:
     reference = expr_parser.parse_expression(EXPRESSION)
     [tables] = fresh_parser.iterdir()
     assert fresh_parser.stat().st_mode & 0o077 == 0  # private to the user
+    written = tables.stat().st_mtime_ns
     expr_parser.expression_parser.cache_clear()
     assert expr_parser.parse_expression(EXPRESSION) == reference
     assert list(fresh_parser.iterdir()) == [tables]
+    assert tables.stat().st_mtime_ns == written  # read back, not built and written again
 
 
 @pytest.mark.parametrize("damage", [b"", b"not the grammar's hash\n", b"\x80\x04garbage"])
@@ -53,12 +55,18 @@ def test_no_cache_when_asked_or_when_the_directory_cannot_be_made(fresh_parser: 
     assert expr_parser.parse_expression(EXPRESSION) is not None
 
 
-def test_the_character_classes_come_back_from_the_cache_as_computed(fresh_parser: Path) -> None:
+def test_the_character_classes_come_back_from_the_cache_as_computed(fresh_parser: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     computed = functions._read_categories(False)
     assert functions._categories(False) == computed
     stored = fresh_parser / "regex-categories.json"
     assert json.loads(stored.read_text())["value"] == {k: [list(r) for r in v] for k, v in computed.items()}
     functions._categories.cache_clear()
+
+    def not_again(ascii_only: bool) -> None:
+        raise AssertionError("the classes were read off Unicode again instead of the cache")
+
+    monkeypatch.setattr(functions, "_read_categories", not_again)
     assert functions._categories(False) == computed
 
 
