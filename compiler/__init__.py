@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .call_plan import (
     BATCH_PRICE_FACTOR,
+    EMBED,
     GENERATE,
     LABEL_POOL,
     SCORE_FINETUNED,
@@ -26,9 +27,19 @@ from .call_plan import (
     gold_calls,
     largest_call_cost,
 )
-from .configs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_TOKENS_PER_TEXT, EvalConfig, FinetuneConfig
+from .configs import (
+    DEFAULT_EMBEDDING_MODEL,
+    EMBEDDING_TOKENS_PER_TEXT,
+    EmbeddingsStudentConfig,
+    EvalConfig,
+    FinetuneConfig,
+    HostedJob,
+    StudentConfig,
+    TransformersStudentConfig,
+)
 from .diagnostics import Diagnostic, DiagnosticBag, ExitStatus, Severity, Span, TaskcError, did_you_mean
 from .driver import CompiledTask, CompileResult, compile_task, dump_ir, dumps, write_outputs
+from .embedding_calls import POOL_PART, gold_embedding_calls
 from .expr_eval import ExpressionEvaluationError
 from .expr_nodes import Expr
 from .expr_types import OVERALL_METRICS, PER_CLASS_METRICS, metric_reads
@@ -36,6 +47,7 @@ from .functions import LexiconIndex, lexicon_index, mentions
 from .generation_calls import job_messages
 from .hashing import call_cache_key, canonical_json, sha256_hex
 from .ir import DedupePolicy, InputField, TaskIR
+from .item_text import EMPTY_TEXT, FIELD_SEPARATOR, TEXT_TYPES, VIEW_TYPES, embedded_text, field_view_values, item_text
 from .lexicon_coverage import KnowledgeGap, knowledge_gaps
 from .passes import OPENAI_FINETUNING_ALTERNATIVES, OPENAI_FINETUNING_SUNSET, value_problem
 from .paths import first_link_inside, open_regular_file, write_atomic
@@ -47,10 +59,13 @@ if TYPE_CHECKING:
     from .semantic_diff import entity_changes
 
 __all__ = [
-    "BATCH_PRICE_FACTOR", "CHARS_PER_TOKEN", "DEFAULT_EMBEDDING_MODEL", "EMBEDDING_TOKENS_PER_TEXT", "GENERATE",
+    "BATCH_PRICE_FACTOR", "CHARS_PER_TOKEN", "DEFAULT_EMBEDDING_MODEL", "EMBEDDING_TOKENS_PER_TEXT", "EMBED",
+    "EMPTY_TEXT", "FIELD_SEPARATOR", "GENERATE", "POOL_PART", "TEXT_TYPES", "VIEW_TYPES", "embedded_text",
+    "field_view_values", "gold_embedding_calls", "item_text",
     "LABEL_POOL", "OPENAI_FINETUNING_ALTERNATIVES", "OPENAI_FINETUNING_SUNSET", "OVERALL_METRICS", "PER_CLASS_METRICS",
     "SCORE_FINETUNED", "SCORE_GOLD", "CallPlan", "CompileResult", "CompiledTask", "DedupePolicy", "Diagnostic",
-    "DiagnosticBag", "EvalConfig", "ExitStatus", "Expr", "ExpressionEvaluationError", "FinetuneConfig",
+    "DiagnosticBag", "EmbeddingsStudentConfig", "EvalConfig", "HostedJob", "StudentConfig",
+    "TransformersStudentConfig", "ExitStatus", "Expr", "ExpressionEvaluationError", "FinetuneConfig",
     "GenerationJob", "InputField", "KnowledgeGap", "LLMCall", "LexiconIndex", "PlanItem",
     "PriceTable", "Severity", "Span", "TaskIR", "TaskcError", "builtin_prices", "call_cache_key", "canonical_json",
     "compile_task", "did_you_mean", "dump_ir", "dumps", "entity_changes", "first_link_inside", "gold_calls",

@@ -9,9 +9,8 @@ openai) by the fine-tuned model too. The pool and gold files are read here
 (leniently: the run's own reader reports a bad line, located, before any call),
 the rules are evaluated with the compiler's evaluator, and each call gets its
 messages and cache key, so the runtime executes exactly these calls and
-`taskc compile` / `taskc diff` count and price them all. The embeddings a
-student needs depend on the generated examples, so they are an estimate (texts
-and requests), not a list of calls.
+`taskc compile` / `taskc diff` count and price them all, with the embeddings
+student's requests (`embedding_calls`).
 
 A call's cache key hashes its model, messages, sampling, seed and response
 schema, and nothing else: an edit reaches exactly the calls whose prompt it
@@ -25,14 +24,26 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import ir
-from .configs import DEFAULT_EMBEDDING_MODEL, EMBEDDING_TOKENS_PER_TEXT
+from .embedding_calls import embedding_calls, embedding_model
 from .expr_eval import ExpressionEvaluationError
 from .generation_calls import job_messages
 from .hashing import call_cache_key, canonical_json, sha256_hex
+from .llm_call import (
+    EMBED,
+    GENERATE,
+    LABEL_POOL,
+    PHASE_TITLES,
+    PHASES,
+    SCORE_FINETUNED,
+    SCORE_GOLD,
+    CallPlan,
+    LLMCall,
+    PlanItem,
+)
 from .paths import open_regular_file
 from .plan import GenerationJob
 from .pricing import (
@@ -47,79 +58,11 @@ from .pricing import (
 from .prompts import RenderedPrompt
 from .response_formats import label_only_format
 
-GENERATE, LABEL_POOL, SCORE_GOLD, SCORE_FINETUNED = "generate", "label_pool", "score_gold", "score_finetuned"
-EMBED = "embed"  # the embeddings student's requests: estimated, not listed (they depend on generated examples)
-PHASES = (GENERATE, LABEL_POOL, SCORE_GOLD, SCORE_FINETUNED, EMBED)
-PHASE_TITLES = {GENERATE: "generation", LABEL_POOL: "pool labeling", SCORE_GOLD: "gold scoring",
-                SCORE_FINETUNED: "fine-tuned scoring", EMBED: "embeddings (estimated)"}
 CLASSIFICATION_SAMPLING: dict[str, Any] = {"temperature": 0.0, "max_tokens": 200}  # 0 keeps reruns comparable
 FINETUNED_MODEL = "<the fine-tuned model>"  # its name is known once the job has succeeded
 DEFAULT_EPOCHS = 3  # what "auto" epochs come to on a small dataset; estimates only
 BATCH_PRICE_FACTOR = 0.5  # the Batch API bills half the online price
 _MAX_PLAN_LINE_BYTES = 1 << 20  # as the run's reader: a longer line is an error there, skipped here
-
-
-@dataclass(frozen=True)
-class PlanItem:
-    """A pool or gold item as the plan sees it: its line in the file and its field values."""
-
-    line: int
-    values: dict[str, Any]
-    label: str | None = None
-
-
-@dataclass(frozen=True)
-class LLMCall:
-    """One call of a run: what it is for, what it sends (through its cache key) and what it should cost."""
-
-    id: str
-    phase: str
-    model: str
-    cache_key: str | None  # None for the fine-tuned model's calls: its name is not known before the job ends
-    messages_sha256: str
-    sampling: dict[str, Any]
-    seed: int
-    input_tokens: int
-    output_tokens: int
-    line: int | None = None  # the pool or gold line it classifies
-    when: str | None = None  # a condition on the run ("--finetune"); None: every run with a provider
-    priced_as: str | None = None  # the model its price is read for, when ``model`` names none yet
-    messages: tuple[dict[str, str], ...] = field(default=(), repr=False, compare=False)  # not emitted
-    response_format: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # not emitted
-
-    def to_json(self, prices: PriceTable) -> dict[str, Any]:
-        cost = self.cost(prices)
-        record: dict[str, Any] = {
-            "id": self.id, "phase": self.phase, "model": self.model, "cache_key": self.cache_key,
-            "messages_sha256": self.messages_sha256, "sampling": self.sampling, "seed": self.seed,
-            "tokens": {"input": self.input_tokens, "output": self.output_tokens},
-            "cost_usd": None if cost is None else round(cost, 8)}
-        if self.line is not None:
-            record["line"] = self.line
-        if self.when is not None:
-            record["when"] = self.when
-        if self.priced_as is not None:
-            record["priced_as"] = self.priced_as
-        return record
-
-    def cost(self, prices: PriceTable, factor: float = 1.0) -> float | None:
-        return call_cost(prices, self.priced_as or self.model, self.input_tokens, self.output_tokens, factor)
-
-
-@dataclass(frozen=True)
-class CallPlan:
-    """Every call of a run, in phase order, and the parts of the run that are priced but not listed."""
-
-    calls: tuple[LLMCall, ...]
-    pool_items: int | None  # None: no pool, or it could not be read at compile time
-    gold_items: int | None
-    finetune_base_model: str | None = None  # set when finetune.provider is openai
-    embedding_tokens_per_text: int = EMBEDDING_TOKENS_PER_TEXT  # measured on the task's items
-    problems: tuple[str, ...] = ()  # why a phase could not be planned (a data file not readable)
-    complete: bool = True  # False: compiled with plan_data=False, so only the generation calls are planned
-
-    def phase(self, name: str) -> tuple[LLMCall, ...]:
-        return tuple(call for call in self.calls if call.phase == name)
 
 
 # -- reading the data the plan depends on ----------------------------------------------------------
@@ -295,8 +238,9 @@ def build_call_plan(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Map
     if gold is not None:
         calls += gold_calls(task, gold, classification_messages, training_messages, classification_format,
                             base_model)
+    calls += embedding_calls(task, pool, gold, jobs)
     return CallPlan(tuple(calls), None if pool is None else len(pool), None if gold is None else len(gold),
-                    base_model, embedding_tokens_per_text(task, [*(gold or ()), *(pool or ())]), tuple(problems))
+                    base_model, tuple(problems))
 
 
 def gold_calls(task: ir.TaskIR, gold: Sequence[PlanItem],
@@ -361,43 +305,21 @@ def finetune_training_estimate(task: ir.TaskIR, examples: int, system_message: s
             "cost_usd": None if price is None else round(tokens * price / 1_000_000, 6)}
 
 
-def embedding_tokens_per_text(task: ir.TaskIR, items: Sequence[PlanItem]) -> int:
-    """The tokens of one embedded text (an item's text fields, joined), from the task's own items."""
-    sample = items[:SAMPLE_ITEMS]
-    if not sample:
-        return EMBEDDING_TOKENS_PER_TEXT
-    chars = 0
-    for item in sample:
-        for f in task.fields:
-            value = item.values.get(f.name)
-            chars += sum(len(str(v)) + 3 for v in value) if isinstance(value, list) else len(str(value or "")) + 3
-    return max(1, -(-chars // (len(sample) * CHARS_PER_TOKEN)))
-
-
-def embeddings_estimate(task: ir.TaskIR, pool_items: int, generated: int, gold_items: int,
-                        prices: PriceTable, tokens_per_text: int = EMBEDDING_TOKENS_PER_TEXT) -> dict[str, Any] | None:
-    """The embeddings student's texts and requests: data-dependent (the generated examples), so estimated.
-    The training set is embedded in one go and the gold set in another, each in requests of
-    inputs_per_request texts."""
+def embeddings_summary(task: ir.TaskIR, calls: Sequence[LLMCall], prices: PriceTable) -> dict[str, Any] | None:
+    """The embeddings student's requests together: texts at most, requests, tokens and their price."""
     if task.finetune.provider != "embeddings":
         return None
-    model = task.finetune.base_model or DEFAULT_EMBEDDING_MODEL
-    text_fields = [f for f in task.fields if f.type in ("string", "list[string]")]
-    views = len(text_fields) if len(text_fields) >= 2 else 0
-    training = (pool_items + generated) * (1 + views)
-    per = task.finetune.inputs_per_request
-    requests = -(-training // per) + -(-gold_items // per)
-    texts = training + gold_items
-    cost = call_cost(prices, model, texts * tokens_per_text, 0)
-    return {"model": model, "texts": texts, "requests": requests, "tokens": texts * tokens_per_text,
-            "cost_usd": None if cost is None else round(cost, 6),
-            "note": "an upper estimate: every text once (pool items, generated examples, their field views, "
-                    "the gold set), cached by content"}
+    planned = phase_estimate(calls, prices)
+    cost = None if planned.cost_usd is None else round(planned.cost_usd, 6)
+    return {"model": embedding_model(task), "texts": sum(call.texts for call in calls), "requests": planned.calls,
+            "tokens": planned.input_tokens, "cost_usd": cost,
+            "note": "at most: every text once (pool items and their field views, the gold set, the generated "
+                    "examples and their field views), cached by content"}
 
 
 __all__ = ["BATCH_PRICE_FACTOR", "CLASSIFICATION_SAMPLING", "CallPlan", "EMBED", "FINETUNED_MODEL", "GENERATE",
            "LABEL_POOL", "LLMCall", "PHASES", "PHASE_TITLES", "PhaseEstimate", "PlanItem", "SCORE_FINETUNED",
-           "SCORE_GOLD", "build_call_plan", "classification_call", "embeddings_estimate", "estimate_run",
+           "SCORE_GOLD", "build_call_plan", "classification_call", "embeddings_summary", "estimate_run",
            "finetune_training_estimate", "gold_calls", "largest_call_cost", "open_pool_items",
            "phase_estimate", "read_plan_items", "unique_calls"]
 
@@ -418,16 +340,13 @@ def estimate_run(task: ir.TaskIR, plan: CallPlan, examples: int, system_message:
         scored = phase_estimate(list(plan.phase(SCORE_FINETUNED)), table)
         finetune = {"when": "--finetune", "scoring": scored.to_json(),
                     "training": finetune_training_estimate(task, examples, system_message)}
-    embeddings = embeddings_estimate(task, plan.pool_items or 0, examples, plan.gold_items or 0, table,
-                                     plan.embedding_tokens_per_text)
-    batch_cost = None if total.cost_usd is None else total.cost_usd * BATCH_PRICE_FACTOR
-    if embeddings is not None:  # every run trains the student: its requests count, online (never batched)
-        embedding = PhaseEstimate(embeddings["requests"], embeddings["tokens"], 0, embeddings["cost_usd"])
-        phases[EMBED] = embedding
-        cost = None if total.cost_usd is None or embedding.cost_usd is None else total.cost_usd + embedding.cost_usd
-        batch_cost = None if batch_cost is None or embedding.cost_usd is None else batch_cost + embedding.cost_usd
-        total = PhaseEstimate(total.calls + embedding.calls, total.input_tokens + embedding.input_tokens,
-                              total.output_tokens, cost)
+    embedded = [call for call in always if call.phase == EMBED]
+    embeddings = embeddings_summary(task, embedded, table)
+    # the Batch API takes chat completions: the embeddings requests go online, at the full price
+    chat = phase_estimate([call for call in always if call.phase != EMBED], table)
+    online = phase_estimate(embedded, table)
+    batch_cost = None if chat.cost_usd is None or online.cost_usd is None else \
+        chat.cost_usd * BATCH_PRICE_FACTOR + online.cost_usd
     return CostEstimate(
         calls=total.calls, examples=examples, input_tokens=total.input_tokens, output_tokens=total.output_tokens,
         cost_usd=total.cost_usd, model=task.generate.model, phases=phases, batch_cost_usd=batch_cost,
@@ -436,12 +355,13 @@ def estimate_run(task: ir.TaskIR, plan: CallPlan, examples: int, system_message:
 
 def largest_call_cost(calls: Sequence[LLMCall], prices: PriceTable, model: str | None = None) -> float | None:
     """The price of the dearest call, its output counted at max_tokens where it has one (an upper bound);
-    None when a call's model has no price. ``model`` replaces every call's (taskc run --model)."""
+    None when a call's model has no price. ``model`` replaces every chat call's (taskc run --model); an
+    embeddings request keeps its embedding model."""
     largest = 0.0
     for call in calls:
         output = int(call.sampling.get("max_tokens") or call.output_tokens)
-        cost = call_cost(prices, model or call.priced_as or call.model, call.input_tokens,
-                         max(output, call.output_tokens))
+        chosen = call.priced_as or call.model if call.phase == EMBED else model or call.priced_as or call.model
+        cost = call_cost(prices, chosen, call.input_tokens, max(output, call.output_tokens))
         if cost is None:
             return None
         largest = max(largest, cost)

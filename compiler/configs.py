@@ -8,7 +8,6 @@ file is never read back).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,26 +24,76 @@ DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
 EMBEDDING_TOKENS_PER_TEXT = 40  # a dish with its ingredient lines; estimates only
 
 
-def student_config(task: ir.TaskIR) -> dict[str, Any]:
-    """finetune.json of a student that trains anywhere: what it is, and (embeddings) what it costs."""
-    settings = task.finetune
-    if settings.provider == "embeddings":
-        model = settings.base_model or DEFAULT_EMBEDDING_MODEL
-        table = {**builtin_prices(), **dict(task.generate.prices)}
-        price = price_for(table, model)
-        per_thousand = None if price is None else round(1000 * EMBEDDING_TOKENS_PER_TEXT * price[0] / 1_000_000, 6)
-        return {"provider": "embeddings", "model": model, "inputs_per_request": settings.inputs_per_request,
+@dataclass(frozen=True)
+class HostedJob:
+    """The hosted fine-tuning job's request (finetune.provider openai, local): `request()` is its body."""
+
+    model: str
+    hyperparameters: tuple[tuple[str, Any], ...]  # (name, value) of those the task gives, in the API's order
+    seed: int | None
+    suffix: str
+
+    def request(self) -> dict[str, Any]:
+        """The body of POST /v1/fine_tuning/jobs (without the files), and finetune.json's `job`."""
+        return {"model": self.model,
+                "method": {"type": "supervised", "supervised": {"hyperparameters": dict(self.hyperparameters)}},
+                "seed": self.seed, "suffix": self.suffix}
+
+
+@dataclass(frozen=True)
+class EmbeddingsStudentConfig:
+    """finetune.provider embeddings: the embedding model, its requests and its price."""
+
+    model: str
+    inputs_per_request: int
+    usd_per_1m_input_tokens: float | None  # None: the model is not in the price table
+
+    @property
+    def usd_per_1000_texts(self) -> float | None:
+        price = self.usd_per_1m_input_tokens
+        return None if price is None else round(1000 * EMBEDDING_TOKENS_PER_TEXT * price / 1_000_000, 6)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": "embeddings", "model": self.model, "inputs_per_request": self.inputs_per_request,
                 "features": ["text embedding", "lexicon mentions", "rule votes"],
                 "head": "class-balanced logistic regression",
                 "texts": "every training example once (pool items, their field views, generated examples), "
                          "the gold items, and in taskc predict every new input; cached by content in the run",
-                "estimate": {"estimate": True, "usd_per_1m_input_tokens": None if price is None else price[0],
-                             "tokens_per_text": EMBEDDING_TOKENS_PER_TEXT, "usd_per_1000_texts": per_thousand},
-                "classes": list(task.class_names)}
-    return {"provider": "transformers", "model": settings.base_model, "epochs": settings.epochs or 3,
-            "batch_size": settings.batch_size or 16, "learning_rate": settings.learning_rate or 5e-5,
-            "max_length": settings.max_length or 128, "validation_split": settings.validation_split,
-            "input": "the fields' text joined by ' | '", "classes": list(task.class_names)}
+                "estimate": {"estimate": True, "usd_per_1m_input_tokens": self.usd_per_1m_input_tokens,
+                             "tokens_per_text": EMBEDDING_TOKENS_PER_TEXT,
+                             "usd_per_1000_texts": self.usd_per_1000_texts}}
+
+
+@dataclass(frozen=True)
+class TransformersStudentConfig:
+    """finetune.provider transformers: the Hugging Face model and its training settings, defaults filled in."""
+
+    model: str | None
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    max_length: int
+    validation_split: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": "transformers", "model": self.model, "epochs": self.epochs,
+                "batch_size": self.batch_size, "learning_rate": self.learning_rate, "max_length": self.max_length,
+                "validation_split": self.validation_split, "input": "the fields' text joined by ' | '"}
+
+
+StudentConfig = EmbeddingsStudentConfig | TransformersStudentConfig
+
+
+def student_config(task: ir.TaskIR) -> StudentConfig:
+    """The student that trains anywhere: what it is, and (embeddings) what it costs."""
+    settings = task.finetune
+    if settings.provider == "embeddings":
+        model = settings.base_model or DEFAULT_EMBEDDING_MODEL
+        price = price_for({**builtin_prices(), **dict(task.generate.prices)}, model)
+        return EmbeddingsStudentConfig(model, settings.inputs_per_request, None if price is None else price[0])
+    return TransformersStudentConfig(settings.base_model, settings.epochs or 3, settings.batch_size or 16,
+                                     settings.learning_rate or 5e-5, settings.max_length or 128,
+                                     settings.validation_split)
 
 
 @dataclass(frozen=True)
@@ -57,8 +106,8 @@ class FinetuneConfig:
     validation_split: float
     input_fields: tuple[str, ...]  # the user message: the input as JSON, these fields in this order
     classes: tuple[str, ...]
-    job: Mapping[str, Any] | None = None  # the hosted fine-tuning job (openai, local); None for the others
-    student: Mapping[str, Any] | None = None  # a student that trains anywhere: its settings and price
+    job: HostedJob | None = None  # the hosted fine-tuning job (openai, local); None for the others
+    student: StudentConfig | None = None  # a student that trains anywhere (embeddings, transformers)
 
     def to_json(self) -> dict[str, Any]:
         """finetune.json."""
@@ -75,8 +124,10 @@ class FinetuneConfig:
             "classes": list(self.classes),
         }
         if self.job is not None:
-            document["job"] = _plain(self.job)
-        return document | _plain(self.student or {})
+            document["job"] = self.job.request()
+        if self.student is not None:
+            document |= self.student.to_json() | {"classes": list(self.classes)}
+        return document
 
 
 @dataclass(frozen=True)
@@ -103,15 +154,6 @@ class EvalConfig:
                 "classes": list(self.classes)}
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-ready copy (mappings as dicts, tuples as lists), so the config's own values are never shared."""
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
 def finetune_config(task: ir.TaskIR) -> FinetuneConfig:
     """The student (finetune.json), and the chat layout of the training files (train.jsonl, `taskc export`)."""
     settings = task.finetune
@@ -123,14 +165,13 @@ def finetune_config(task: ir.TaskIR) -> FinetuneConfig:
         student=student_config(task) if anywhere else None)
 
 
-def _hosted_job(task: ir.TaskIR) -> dict[str, Any]:
+def _hosted_job(task: ir.TaskIR) -> HostedJob:
     settings = task.finetune
-    hyperparameters = {key: value for key, value in (
+    hyperparameters = tuple((key, value) for key, value in (
         ("n_epochs", settings.epochs), ("batch_size", settings.batch_size),
-        ("learning_rate_multiplier", settings.learning_rate_multiplier)) if value is not None}
-    return {"model": settings.base_model or task.generate.model,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
-            "seed": task.generate.seed, "suffix": settings.suffix or task.name[:18]}
+        ("learning_rate_multiplier", settings.learning_rate_multiplier)) if value is not None)
+    return HostedJob(settings.base_model or task.generate.model, hyperparameters, task.generate.seed,
+                     settings.suffix or task.name[:18])
 
 
 def eval_config(task: ir.TaskIR) -> EvalConfig:

@@ -16,12 +16,9 @@ from dataclasses import dataclass
 
 from taskc.compiler import (
     BATCH_PRICE_FACTOR,
-    DEFAULT_EMBEDDING_MODEL,
-    EMBEDDING_TOKENS_PER_TEXT,
     CompiledTask,
     builtin_prices,
     largest_call_cost,
-    price_for,
 )
 
 
@@ -54,11 +51,6 @@ def overshoot_bound(compiled: CompiledTask, max_cost: float, concurrency: int, *
     largest = largest_call_cost(calls, prices, model)
     if largest is None:
         return None
-    if task.finetune.provider == "embeddings":  # one request embeds inputs_per_request texts
-        price = price_for(prices, task.finetune.base_model or DEFAULT_EMBEDDING_MODEL)
-        if price is not None:
-            tokens = task.finetune.inputs_per_request * EMBEDDING_TOKENS_PER_TEXT
-            largest = max(largest, tokens * price[0] / 1_000_000)
     if batch:
         phase_sizes = [sum(1 for call in calls if call.phase == phase) for phase in {c.phase for c in calls}]
         return OvershootBound(max_cost, max(phase_sizes, default=0), largest * BATCH_PRICE_FACTOR, True)

@@ -8,22 +8,41 @@ limits, retries and budget hold for them too. With a cache (in `taskc run`: the
 run's cache file), each vector is stored under a hash of model and text as soon
 as its request returns: a killed run resumes where it stopped and a rerun sends
 nothing.
+
+In `taskc run` the requests are the plan's (`taskc.compiler.embedding_calls`):
+`planned_texts` gives the texts of each planned request, the generated examples'
+read from what generation accepted, and `Embedder.prefetch` sends each request
+with the texts of it that have no vector yet, so a run sends at most the planned
+requests. A text outside the plan (an expert's answer that is no pool item) is
+embedded when it is asked for, in requests of its own, counted as unplanned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..compiler import ExitStatus, TaskcError, sha256_hex
+from ..compiler import (
+    EMBED,
+    EMPTY_TEXT,
+    POOL_PART,
+    CompiledTask,
+    ExitStatus,
+    LLMCall,
+    PlanItem,
+    TaskcError,
+    TaskIR,
+    embedded_text,
+    field_view_values,
+    gold_embedding_calls,
+    sha256_hex,
+)
 from .cache import ResponseCache
 from .call_runner import run_online
 from .provider import Budget, CallStats, LLMClient, ProviderSettings
-
-EMPTY_TEXT = "(empty)"  # endpoints refuse an empty input; an item with no text is embedded as this
 
 
 class EmbeddingError(TaskcError):
@@ -47,12 +66,21 @@ class Embedder:
         self.stats = CallStats()
         self.dimensions: int | None = None
         self.vectors_cached = 0  # vectors read from the cache instead of asked for
+        self.unplanned_requests = 0  # requests for texts no planned request held
         self._memory: dict[str, bytes] = {}  # without a cache file: this process's vectors only (bounded)
 
+    def prefetch(self, planned: Sequence[Sequence[str]]) -> None:
+        """Send the planned requests, in order, each with its texts that have no vector yet (from the cache or
+        an earlier request); a request left with none is not sent."""
+        groups = [[embedding_key(self.model, _prepared(text)) for text in texts] for texts in planned]
+        texts = {key: _prepared(text) for group, given in zip(groups, planned, strict=True)
+                 for key, text in zip(group, given, strict=True)}
+        self._vectors(sorted(texts), texts, groups)
+
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        prepared = [text if text.strip() else EMPTY_TEXT for text in texts]
+        prepared = [_prepared(text) for text in texts]
         keys = [embedding_key(self.model, text) for text in prepared]
-        found = self._vectors(sorted(set(keys)), dict(zip(keys, prepared, strict=True)))
+        found = self._vectors(sorted(set(keys)), dict(zip(keys, prepared, strict=True)), None)
         vectors = np.stack([np.frombuffer(found[key], dtype=np.float32) for key in keys]) if keys \
             else np.zeros((0, self.dimensions or 0), dtype=np.float32)
         if keys:
@@ -61,14 +89,18 @@ class Embedder:
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "dimensions": self.dimensions, "inputs_per_request": self.per_request,
-                "vectors_cached": self.vectors_cached, **self.stats.to_json()}
+                "vectors_cached": self.vectors_cached, "unplanned_requests": self.unplanned_requests,
+                **self.stats.to_json()}
 
-    def _vectors(self, keys: list[str], texts: dict[str, str]) -> dict[str, bytes]:
+    def _vectors(self, keys: list[str], texts: dict[str, str], planned: list[list[str]] | None
+                 ) -> dict[str, bytes]:
+        """The vectors of ``keys``: known ones looked up, the others asked for in the ``planned`` requests
+        (without a plan: in requests of per_request texts)."""
         if self.cache_path is None:
             found = {key: self._memory[key] for key in keys if key in self._memory}
-            missing = [key for key in keys if key not in found]
-            if missing:
-                found |= self._fetch(missing, texts, None)
+            batches = self._batches(keys, found, planned)
+            if batches:
+                found |= self._fetch(batches, texts, None)
                 if len(self._memory) > 200_000:
                     self._memory.clear()
                 self._memory.update(found)
@@ -76,14 +108,31 @@ class Embedder:
         with ResponseCache(self.cache_path) as cache:
             found = cache.vectors(keys)
             self.vectors_cached += len(found)
-            missing = [key for key in keys if key not in found]
-            if missing:
-                found |= self._fetch(missing, texts, cache)
+            batches = self._batches(keys, found, planned)
+            if batches:
+                found |= self._fetch(batches, texts, cache)
             return found
 
-    def _fetch(self, keys: list[str], texts: dict[str, str], cache: ResponseCache | None) -> dict[str, bytes]:
-        batches = [keys[start:start + self.per_request] for start in range(0, len(keys), self.per_request)]
+    def _batches(self, keys: list[str], found: Mapping[str, bytes], planned: list[list[str]] | None
+                 ) -> list[list[str]]:
+        if planned is None:
+            missing = [key for key in keys if key not in found]
+            batches = [missing[start:start + self.per_request] for start in range(0, len(missing), self.per_request)]
+            self.unplanned_requests += len(batches)
+            return batches
+        taken = set(found)
+        batches = []
+        for group in planned:
+            batch = [key for key in dict.fromkeys(group) if key not in taken]
+            taken.update(batch)
+            if batch:
+                batches.append(batch)
+        return batches
+
+    def _fetch(self, batches: list[list[str]], texts: dict[str, str], cache: ResponseCache | None
+               ) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
+        total = sum(len(batch) for batch in batches)
         done = 0
 
         async def one(client: LLMClient, batch: list[str]) -> None:
@@ -108,10 +157,52 @@ class Embedder:
                 cache.put_vectors(pairs)  # kept at once: a killed run does not ask for them again
             found.update(pairs)
             done += len(batch)
-            self.progress(done, len(keys))
+            self.progress(done, total)
 
         run_online(batches, one, settings=self.settings, cache=cache, budget=self.budget, stats=self.stats)
         return found
+
+
+def run_embedding_calls(compiled: CompiledTask, gold: Sequence[tuple[int, Mapping[str, Any]]] | None
+                        ) -> tuple[LLMCall, ...]:
+    """The plan's embeddings requests for this run; with ``gold`` (``--gold FILE``: its lines and values), the
+    gold set's requests planned again for that file, by the compiler's own planner."""
+    calls = compiled.calls.phase(EMBED)
+    if gold is None:
+        return calls
+    pool = [call for call in calls if call.id.startswith(f"{EMBED}/{POOL_PART}/")]
+    examples = [call for call in calls if call.examples_of]
+    items = [PlanItem(line, dict(values)) for line, values in gold]
+    replanned = gold_embedding_calls(compiled.ir, items, [text for call in pool for text in call.inputs])
+    return (*pool, *replanned, *examples)
+
+
+def planned_texts(task: TaskIR, calls: Sequence[LLMCall], generated: Sequence[Mapping[str, Any]]
+                  ) -> list[list[str]]:
+    """The texts of each planned embeddings request: its inputs, or the texts of the examples generation
+    accepted from the calls it embeds (each example, then its field views), its slice of them."""
+    of_call: dict[str, list[str]] = {}
+    for example in generated:
+        provenance = example.get("provenance")
+        job = provenance.get("job") if isinstance(provenance, Mapping) else None
+        if isinstance(job, str):
+            values = {name: example[name] for name in task.field_names if name in example}
+            texts = of_call.setdefault(job, [])
+            texts.append(embedded_text(task, values))
+            texts += [embedded_text(task, view) for view in field_view_values(task, values)]
+    per = task.finetune.inputs_per_request
+    planned = []
+    for call in calls:
+        if call.examples_of:
+            texts = [text for job in call.examples_of for text in of_call.get(job, ())]
+            planned.append(texts[call.part * per:(call.part + 1) * per])
+        else:
+            planned.append(list(call.inputs))
+    return planned
+
+
+def _prepared(text: str) -> str:
+    return text if text.strip() else EMPTY_TEXT
 
 
 def _normalised(vector: list[float]) -> bytes:
@@ -120,4 +211,4 @@ def _normalised(vector: list[float]) -> bytes:
     return (array / norm if norm > 0 else array).astype(np.float32).tobytes()
 
 
-__all__ = ["EMPTY_TEXT", "Embedder", "EmbeddingError", "embedding_key"]
+__all__ = ["Embedder", "EmbeddingError", "embedding_key", "planned_texts", "run_embedding_calls"]

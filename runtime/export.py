@@ -28,10 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taskc.compiler import CompiledTask, Diagnostic, ExitStatus, TaskcError, TaskIR, compile_task, write_atomic
+from taskc.compiler import (
+    FIELD_SEPARATOR,
+    CompiledTask,
+    Diagnostic,
+    ExitStatus,
+    TaskcError,
+    TaskIR,
+    compile_task,
+    write_atomic,
+)
 
 from .datasets import EXAMPLES_FILE, jsonl_bytes
-from .features import FIELD_SEPARATOR, item_text, spec_hash
+from .features import item_text, spec_hash
 from .predictor import PredictorError, read_manifest, spec_path_of, version_mismatch
 from .training_set import FIELD_VIEW_WEIGHT, TRAINING_SET_FILE, UNCOVERED_WEIGHT
 

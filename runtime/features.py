@@ -25,12 +25,9 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from taskc.compiler import LexiconIndex, TaskIR, lexicon_index, sha256_hex
+from taskc.compiler import LexiconIndex, TaskIR, item_text, lexicon_index, sha256_hex
 
 from .labeling import ABSTAIN, LabelingFunction, RuleVoter
-
-TEXT_TYPES = ("string", "list[string]", "enum")
-FIELD_SEPARATOR = " | "
 
 
 @dataclass(frozen=True)
@@ -50,20 +47,6 @@ def item_batch(task: TaskIR, functions: Sequence[LabelingFunction], values: Sequ
     names = task.field_names  # rule_environment, with the names looked up once per batch
     environments = tuple({name: v.get(name) for name in names} for v in values)
     return ItemBatch(environments, (voter or RuleVoter(task, functions)).votes(environments).votes)
-
-
-def item_text(task: TaskIR, values: Mapping[str, Any]) -> str:
-    """The words of an input: its text fields' values in declaration order (lists item by item)."""
-    parts: list[str] = []
-    for field in task.fields:
-        value = values.get(field.name)
-        if isinstance(value, str):
-            parts.append(value)
-        elif isinstance(value, list):
-            parts.extend(str(v) for v in value)
-        elif value is not None and field.type not in TEXT_TYPES:
-            parts.append(f"{field.name} {value}")
-    return FIELD_SEPARATOR.join(parts)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ instead of creating a second one.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import time
@@ -156,7 +155,7 @@ def run_finetune(compiled: CompiledTask, run_dir: Path, settings: ProviderSettin
         return {"status": "not_started", "error": message + more, "problems": problems}
     if compiled.finetune.job is None:
         return {"status": "not_started", "error": f"finetune.provider {compiled.finetune.provider} has no hosted job"}
-    job_spec = copy.deepcopy(dict(compiled.finetune.job))
+    job_spec = compiled.finetune.job.request()
     fingerprint = sha256_hex(json.dumps({"job": job_spec, "train": sha256_hex(train_path.read_bytes()),
                                          "val": sha256_hex(val_path.read_bytes()) if has_val else None},
                                         sort_keys=True))

@@ -132,7 +132,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     training_batch = item_batch(task, functions, [e.values for e in examples], voter)
     local = train_local_model(task, functions, training_batch, examples, paths.run_dir / "model", notes)
     student = train_student(task, functions, training_batch, examples, paths.run_dir, options.presentation.quiet,
-                            settings, budget, notes, notice)
+                            settings, budget, notes, notice, _planned_embeddings(compiled, options, gold, generated))
     predictors = Predictors(task, functions, fitted, local, student)
     reporter.phase_done("training", "local model" + (" and student" if student is not None else ""))
     predictions: dict[str, list[str | None]] = {}
@@ -202,6 +202,17 @@ def _pool_items(task: TaskIR, functions: Sequence[labeling.LabelingFunction], re
                               majority=majority[i], label_model=label, confidence=confidence, label=label,
                               source="label_model" if label is not None else None))
     return items
+
+
+def _planned_embeddings(compiled: CompiledTask, options: RunOptions, gold: Sequence[GoldItem],
+                        generated: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """The texts of the plan's embeddings requests (none unless finetune.provider is embeddings)."""
+    if compiled.ir.finetune.provider != "embeddings":
+        return []
+    from .embeddings import planned_texts, run_embedding_calls
+
+    override = [(g.line, g.values) for g in gold] if options.paths.gold is not None else None
+    return planned_texts(compiled.ir, run_embedding_calls(compiled, override), generated)
 
 
 def _score(task: TaskIR, gold: Sequence[GoldItem],

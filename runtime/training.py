@@ -48,11 +48,12 @@ def train_local_model(task: TaskIR, functions: Sequence[labeling.LabelingFunctio
 def train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction], batch: ItemBatch,
                   examples: Sequence[local_model.TrainingExample], run_dir: Path, quiet: bool,
                   settings: ProviderSettings | None, budget: Budget | None,
-                  notes: list[str], notice: Notice) -> Student | None:
+                  notes: list[str], notice: Notice, planned: Sequence[Sequence[str]] = ()) -> Student | None:
     """The finetune.provider student (embeddings or transformers), trained on the local model's examples.
 
     An endpoint that fails while embedding raises EmbeddingError (exit 4; the vectors fetched so far are
-    cached, so the same command resumes); a missing optional dependency or endpoint is a note."""
+    cached, so the same command resumes); a missing optional dependency or endpoint is a note. ``planned``:
+    the texts of the plan's embeddings requests (`embeddings.planned_texts`), sent first, request by request."""
     provider = task.finetune.provider
     if provider not in ("embeddings", "transformers"):
         return None
@@ -72,6 +73,7 @@ def train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction], 
         embedder = Embedder(settings, model, per_request=task.finetune.inputs_per_request,
                             cache_path=run_dir / CACHE_FILE, budget=budget,
                             progress=_embedding_progress(notice, quiet))
+        embedder.prefetch(planned)
         return EmbeddingStudent(task, functions, embedder, model).fit(batch, labels, weights)
     from .transformer_student import (
         TransformerSettings,

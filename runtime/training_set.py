@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from taskc.compiler import TaskIR
+from taskc.compiler import VIEW_TYPES, TaskIR, field_view_values
 
 from . import expert_answers, label_model, labeling, local_model
 from .datafiles import DataRecord
@@ -71,17 +71,11 @@ def _silence_label(task: TaskIR, fitted: label_model.LabelModelResult) -> tuple[
 
 
 def field_views(task: TaskIR, example: local_model.TrainingExample) -> list[local_model.TrainingExample]:
-    text_fields = [f for f in task.fields if f.type in ("string", "list[string]")]
-    filled = [f for f in text_fields if example.values.get(f.name)]
-    if len(filled) < 2:
-        return []
+    """The example's field views (`taskc.compiler.field_view_values`), same label, half its weight."""
     views = []
-    for kept in filled:
-        values = dict(example.values)
-        for other in text_fields:
-            if other.name != kept.name and other.name in values:
-                values[other.name] = "" if other.type == "string" else []
-        views.append(local_model.TrainingExample(values, example.label, f"{example.source}, {kept.name} only",
+    for values in field_view_values(task, example.values):
+        kept = next(f.name for f in task.fields if f.type in VIEW_TYPES and values.get(f.name))
+        views.append(local_model.TrainingExample(values, example.label, f"{example.source}, {kept} only",
                                                  example.weight * FIELD_VIEW_WEIGHT))
     return views
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from taskc.compiler import EMBEDDING_TOKENS_PER_TEXT, EmbeddingsStudentConfig
 from taskc.compiler.driver import compile_task, dump_ir, write_outputs
 from taskc.compiler.money import format_usd
 
@@ -86,11 +87,11 @@ def run(args: argparse.Namespace) -> int:
               + ("" if estimate.batch_cost_usd is None else f"; with --batch ~${estimate.batch_cost_usd:.4f}"))
         for line in estimate_extras(compiled):
             print(f"  {line}")
-        student = compiled.finetune.student or {}
-        if compiled.finetune.provider == "embeddings":
-            price = student["estimate"]["usd_per_1000_texts"]
+        student = compiled.finetune.student
+        if isinstance(student, EmbeddingsStudentConfig):
+            price = student.usd_per_1000_texts
             priced = ("unknown (model not in the price table)" if price is None
                       else f"~{format_usd(price)} per 1,000 texts")
-            print(f"  student: embeddings from {student['model']}, {student['inputs_per_request']} texts a request, "
-                  f"{priced} of ~{student['estimate']['tokens_per_text']} tokens (each text once per run: cached)")
+            print(f"  student: embeddings from {student.model}, {student.inputs_per_request} texts a request, "
+                  f"{priced} of ~{EMBEDDING_TOKENS_PER_TEXT} tokens (each text once per run: cached)")
     return 0

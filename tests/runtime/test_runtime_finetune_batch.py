@@ -44,7 +44,8 @@ def test_finetune_lifecycle_uploads_creates_polls_and_records(keto: CompiledTask
                     ["filename"]}
         assert uploaded == {"train.jsonl", "val.jsonl"}
         assert server.file_data[record["training_file"]] == (tmp_path / "train.jsonl").read_bytes()
-    spec = keto.finetune.job
+    assert keto.finetune.job is not None
+    spec = keto.finetune.job.request()
     assert job["model"] == spec["model"] and job["method"] == spec["method"] and job["seed"] == spec["seed"]
     assert job["user_provided_suffix"] == spec["suffix"]
     assert record["status"] == "succeeded" and record["fine_tuned_model"] == job["fine_tuned_model"]
