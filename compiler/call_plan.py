@@ -342,7 +342,7 @@ def estimate_run(task: ir.TaskIR, plan: CallPlan, examples: int, system_message:
                     "training": finetune_training_estimate(task, examples, system_message)}
     embedded = [call for call in always if call.phase == EMBED]
     embeddings = embeddings_summary(task, embedded, table)
-    # the Batch API takes chat completions: the embeddings requests go online, at the full price
+    # --batch batches the chat calls; the embeddings requests go online at the full price (see the reference)
     chat = phase_estimate([call for call in always if call.phase != EMBED], table)
     online = phase_estimate(embedded, table)
     batch_cost = None if chat.cost_usd is None or online.cost_usd is None else \

@@ -65,13 +65,16 @@ class Embedder:
         self.cache_path, self.budget, self.progress = cache_path, budget, progress
         self.stats = CallStats()
         self.dimensions: int | None = None
-        self.vectors_cached = 0  # vectors read from the cache instead of asked for
+        self.vectors_cached = 0  # texts whose vector came from the cache, not from this embedder's requests
+        self._accounted: set[str] = set()  # keys fetched here or counted as cached: each text counted once
+        self.calls_planned = 0  # the plan's requests (sent, or not needed: every text's vector known)
         self.unplanned_requests = 0  # requests for texts no planned request held
         self._memory: dict[str, bytes] = {}  # without a cache file: this process's vectors only (bounded)
 
     def prefetch(self, planned: Sequence[Sequence[str]]) -> None:
         """Send the planned requests, in order, each with its texts that have no vector yet (from the cache or
         an earlier request); a request left with none is not sent."""
+        self.calls_planned += len(planned)
         groups = [[embedding_key(self.model, _prepared(text)) for text in texts] for texts in planned]
         texts = {key: _prepared(text) for group, given in zip(groups, planned, strict=True)
                  for key, text in zip(group, given, strict=True)}
@@ -89,7 +92,8 @@ class Embedder:
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "dimensions": self.dimensions, "inputs_per_request": self.per_request,
-                "vectors_cached": self.vectors_cached, "unplanned_requests": self.unplanned_requests,
+                "vectors_cached": self.vectors_cached, "calls_planned": self.calls_planned,
+                "unplanned_requests": self.unplanned_requests,
                 **self.stats.to_json()}
 
     def _vectors(self, keys: list[str], texts: dict[str, str], planned: list[list[str]] | None
@@ -107,10 +111,13 @@ class Embedder:
             return found
         with ResponseCache(self.cache_path) as cache:
             found = cache.vectors(keys)
-            self.vectors_cached += len(found)
+            self.vectors_cached += sum(key not in self._accounted for key in found)
+            self._accounted.update(found)
             batches = self._batches(keys, found, planned)
             if batches:
-                found |= self._fetch(batches, texts, cache)
+                fetched = self._fetch(batches, texts, cache)
+                self._accounted.update(fetched)
+                found |= fetched
             return found
 
     def _batches(self, keys: list[str], found: Mapping[str, bytes], planned: list[list[str]] | None

@@ -24,6 +24,7 @@ from .expert_answers import SOURCE, Answers, answer_key, read_answers
 from .questions import ask
 from .result import PoolItem, RunResult
 from .suggestions import suggest
+from .wording import counted
 
 QUESTIONS_FILE = "questions.jsonl"
 SUGGESTIONS_FILE = "suggestions.json"
@@ -44,8 +45,9 @@ def read_task_answers(task: TaskIR, override: Path | None, notes: list[str]) -> 
         notes.append(f"pool.answers names {display}, which does not exist yet: copy questions.jsonl there and "
                      "fill in the labels you know")
         return None
-    notes.append(f"{len(answers.records)} expert answers from {display} ({answers.unanswered} questions there "
-                 "still unanswered): expert labels in training, extra dev gold items")
+    notes.append(f"{counted(len(answers.records), 'expert answer')} from {display} "
+                 f"({counted(answers.unanswered, 'question')} there still unanswered): expert labels in training, "
+                 "extra dev gold items")
     return answers
 
 

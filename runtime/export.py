@@ -43,6 +43,7 @@ from .datasets import EXAMPLES_FILE, jsonl_bytes
 from .features import item_text, spec_hash
 from .predictor import PredictorError, read_manifest, spec_path_of, version_mismatch
 from .training_set import FIELD_VIEW_WEIGHT, TRAINING_SET_FILE, UNCOVERED_WEIGHT
+from .wording import counted
 
 METRICS_FILE = "metrics.json"
 MODEL_DIR = "model"
@@ -449,9 +450,9 @@ def _models(task: TaskIR, rows: Sequence[TrainingRow], facts: RunFacts) -> list[
     lines += [f"The task's `generate.model` is `{task.generate.model}`.", ""]
     generation, pool = facts.llm.get("generation"), facts.llm.get("pool_labeling")
     if isinstance(generation, dict):
-        models = ", ".join(f"`{model}` ({count:,} examples)" for model, count in facts.generation_models) or \
+        models = ", ".join(f"`{model}` ({counted(count, 'example')})" for model, count in facts.generation_models) or \
             f"`{task.generate.model}`"
-        lines.append(f"- generation: {generation.get('accepted', 0):,} examples accepted from "
+        lines.append(f"- generation: {counted(generation.get('accepted', 0), 'example')} accepted from "
                      f"{generation.get('calls_total', 0):,} planned calls, written by {models}; "
                      f"{by_source['generated']:,} training examples have source `generated` (field views included)")
     if isinstance(pool, dict):

@@ -37,6 +37,7 @@ from .result import GoldItem, PoolItem, RunResult
 from .students import EmbeddingStudent
 from .training import llm_data_effect, train_local_model, train_student
 from .training_set import gold_in_training, training_examples
+from .wording import counted
 
 if TYPE_CHECKING:
     from .provider import Budget
@@ -88,9 +89,9 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         # One budget for the whole run: --max-calls / --max-cost bound generation, pool labeling and
         # evaluation together, at the task's own prices where it gives them.
         budget = Budget(max_cost, options.budget.max_calls, prices=dict(task.generate.prices))
-        reporter.phase_start("generation", f"{len(compiled.plan)} planned calls")
+        reporter.phase_start("generation", counted(len(compiled.plan), "planned call"))
         generated = generate(compiled, options, settings, budget, llm, notes, reporter)
-        reporter.phase_done("generation", f"{len(generated)} examples accepted")
+        reporter.phase_done("generation", f"{counted(len(generated), 'example')} accepted")
 
     functions = labeling.labeling_functions(task)
     voter = labeling.RuleVoter(task, functions)
@@ -104,7 +105,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     analysis = None
     fitted: label_model.LabelModelResult | None = None
     if pool_records:
-        reporter.phase_start("pool labeling", f"{len(pool_records)} items")
+        reporter.phase_start("pool labeling", counted(len(pool_records), "item"))
         matrix = voter.votes(labeling.rule_environments(task, pool_records))
         # rule accuracies are what the expert edits rules by: counted on the dev half only
         dev = [i for i, g in enumerate(gold) if g.half == DEV]
@@ -127,7 +128,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
 
     answered = expert_loop.answers_outside_pool(task, pool, answers)
     examples = training_examples(task, generated, pool, fitted, answered)
-    reporter.phase_start("training", f"{len(examples)} examples")
+    reporter.phase_start("training", counted(len(examples), "example"))
     # the rules' votes on the training inputs, worked out once for the local model and the student
     training_batch = item_batch(task, functions, [e.values for e in examples], voter)
     local = train_local_model(task, functions, training_batch, examples, paths.run_dir / "model", notes)
@@ -139,7 +140,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     cited: list[tuple[str, ...]] | None = None
     effect = None
     if gold:
-        reporter.phase_start("gold scoring", f"{len(gold)} items")
+        reporter.phase_start("gold scoring", counted(len(gold), "item"))
         predictions = {name: predictors.labels(gold_batch, name) for name in predictors.available}
         if settings is not None and budget is not None:
             from .llm_phases import llm_predictors
@@ -149,7 +150,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
             # what the LLM's data did: the local model trained again without it, on the same dev items
             effect = llm_data_effect(task, functions, voter, fitted, rules_pool, answered, examples, gold, gold_batch,
                                      predictions)
-        reporter.phase_done("gold scoring", f"{len(predictions)} predictors")
+        reporter.phase_done("gold scoring", counted(len(predictions), "predictor"))
     else:
         notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")
     if isinstance(student, EmbeddingStudent):

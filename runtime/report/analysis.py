@@ -25,6 +25,7 @@ from taskc.compiler import knowledge_gaps
 
 from .. import history
 from ..result import RunResult
+from ..wording import counted
 from . import llm
 from .findings import DataShift, Findings, Misclassified, NextStep, RationaleFindings
 
@@ -97,7 +98,8 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
         rate = worst.fired_wrong / worst.fired
         steps.append(NextStep(
             f"Narrow `{worst.rationale_id}`: it has the most false votes",
-            f"It voted {worst.class_name} on {worst.fired_wrong} of the {_items(worst.fired, 'gold item')} it fired on "
+            f"It voted {worst.class_name} on {worst.fired_wrong} of the {counted(worst.fired, 'gold item')} it "
+            "fired on "
             f"({rate:.0%} wrong). Add the exception these items share to its rule, or fix their gold labels.",
             worst.wrong_votes[:5]))
         for other in false_voters[1:3]:
@@ -120,7 +122,7 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
         words = _telling_words(result, [i for i in findings.uncovered_gold if gold[i].label == worst_class])
         hint = f" Words they share: {words}." if words else ""
         steps.append(NextStep(
-            f"Cover the {_items(len(findings.uncovered_gold), 'dev gold item')} no rule fires on ({share:.0%})",
+            f"Cover the {counted(len(findings.uncovered_gold), 'dev gold item')} no rule fires on ({share:.0%})",
             f"By class: {_counts(by_class)}.{_covered_vs_uncovered(result, findings)} The largest group is "
             f"{worst_class} ({count}): a new {worst_class} rationale, or a wider lexicon for an existing one, "
             f"would reach them.{hint}", examples))
@@ -137,7 +139,7 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
             steps.append(NextStep(f"`{function.rationale_id}` never fired on the pool",
                                   "Check its rule and lexicon words against how the data is written."))
         if function.failures:
-            steps.append(NextStep(f"`{function.rationale_id}` failed on {_items(function.failures, 'pool item')}",
+            steps.append(NextStep(f"`{function.rationale_id}` failed on {counted(function.failures, 'pool item')}",
                                   f"Its rule raised an error there (first: {function.first_failure}) and was "
                                   "counted as abstaining."))
     without_rule = [r for r in findings.by_rationale if not r.has_rule]
@@ -221,10 +223,6 @@ def _short(result: RunResult, values: Mapping[str, Any]) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _items(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' if count != 1 else ''}"
-
-
 def _pct(value: float) -> str:
     return f"{value:.1%}"
 
@@ -243,7 +241,7 @@ def _missed_title(cls: str) -> str:
 
 def _missed_intro(cls: str, missed: Sequence[int], findings: Findings) -> str:
     silent = sum(1 for i in missed if i in findings.unexplained)
-    return (f"{_items(len(missed), f'misclassified {cls} item')} on which no rationale of {cls} fired "
+    return (f"{counted(len(missed), f'misclassified {cls} item')} on which no rationale of {cls} fired "
             f"({silent} with no rule "
             f"firing at all): the knowledge that decides them is missing or too narrow.")
 

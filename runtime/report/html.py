@@ -15,11 +15,11 @@ from typing import Any
 
 from .. import history
 from ..result import RunResult
+from ..wording import counted
 from . import expert, llm, pictures
 from .analysis import (
     LOW_RULE_ACCURACY,
     MAX_LISTED,
-    _items,
     _missed_intro,
     _missed_title,
     _pct,
@@ -53,7 +53,7 @@ def render_html(result: RunResult, findings: Findings) -> str:
              f"<style>{_CSS}{pictures.CSS}</style></head><body>", f"<h1>taskc run: {e(task.name)}</h1>",
              f"<p class={state}><strong>{_inline_code(verdict(result))}</strong></p>"]
     if result.gold_display:
-        parts.append(f"<p>Gold set: <code>{e(result.gold_display)}</code> ({_items(len(result.gold), 'item')}). "
+        parts.append(f"<p>Gold set: <code>{e(result.gold_display)}</code> ({counted(len(result.gold), 'item')}). "
                      f"Primary predictor: {e(predictor_title(findings.primary))}.</p>")
     since = since_summary(result)
     if since is not None:
@@ -82,7 +82,7 @@ def render_html(result: RunResult, findings: Findings) -> str:
     if result.analysis:
         a = result.analysis
         parts += ["<h2>Labeling functions</h2>",
-                  f"<p>On the pool ({a.items} items): {_pct(a.coverage)} covered by at least one rule, "
+                  f"<p>On the pool ({counted(a.items, 'item')}): {_pct(a.coverage)} covered by at least one rule, "
                   f"{_pct(a.overlap)} by two or more, {_pct(a.conflict)} in conflict. Gold votes and accuracy "
                   "are on the dev half.</p>",
                   _html_table(*lf_rows(result))]
@@ -144,17 +144,18 @@ def _html_rationale(result: RunResult, group: RationaleFindings, listing: ItemLi
     if not group.has_rule:
         return "".join(parts) + "<p>No rule: it cannot fire.</p>"
     pool = f"; fires on {_pct(group.pool_coverage)} of the pool" if group.pool_coverage is not None else ""
-    parts.append(f"<p>Fired on {group.fired} gold items: <span class='tag right'>{group.fired_correct} correct</span>"
-                 f" <span class='tag wrong'>{group.fired_wrong} wrong</span>{pool}.</p>")
+    parts.append(f"<p>Fired on {counted(group.fired, 'gold item')}: "
+                 f"<span class='tag right'>{group.fired_correct} correct</span> "
+                 f"<span class='tag wrong'>{group.fired_wrong} wrong</span>{pool}.</p>")
     if group.errors_voted_wrong:
-        parts += [f"<p>Voted wrong on {_items(len(group.errors_voted_wrong), 'misclassified item')}:</p>",
+        parts += [f"<p>Voted wrong on {counted(len(group.errors_voted_wrong), 'misclassified item')}:</p>",
                   _html_items(result, group.errors_voted_wrong, listing, where)]
     others = tuple(i for i in group.wrong_votes if i not in group.errors_voted_wrong)
     if others:
         parts += [f"<p>Other false votes (the {e(predictor_title(result.primary))} got these right anyway):</p>",
                   _html_items(result, others, listing, where)]
     if group.errors_missed:
-        silent = _items(len(group.errors_missed), f"misclassified {group.class_name} item")
+        silent = counted(len(group.errors_missed), f"misclassified {group.class_name} item")
         parts.append(f"<p>Silent on {e(silent)} (see <em>{e(_missed_title(group.class_name))}</em>).</p>")
     return "".join(parts)
 

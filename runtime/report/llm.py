@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from ..llm_data_effect import HURT, from_llm
 from ..result import RunResult
+from ..wording import counted
 
 OFF_TARGET_SHARE = 0.2  # a cell with this share of off-target examples is worth a next step
 Rows = tuple[list[str], list[list[str]]]
@@ -44,8 +45,8 @@ def generation_summary(result: RunResult) -> str | None:
     reasons = g.get("rejects_by_reason") or {}
     shown = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items(), key=lambda r: -r[1]))
     disagreements = sum((g.get("rule_disagreements") or {}).values())
-    return (f"{g.get('accepted', 0)} generated examples accepted, {g.get('rejected', 0)} rejected"
-            + (f" ({shown})" if shown else "") + f", {g.get('duplicates', 0)} duplicates dropped; "
+    return (f"{counted(g.get('accepted', 0), 'generated example')} accepted, {g.get('rejected', 0)} rejected"
+            + (f" ({shown})" if shown else "") + f", {counted(g.get('duplicates', 0), 'duplicate')} dropped; "
             f"{disagreements} rule vote{'s' if disagreements != 1 else ''} on accepted examples disagree with "
             "their label. Off target: labeled other than the class the cell asked for; empty: a blank string.")
 
@@ -75,10 +76,10 @@ def llm_function_summary(result: RunResult) -> str | None:
         return None
     gold = ("" if f.gold_accuracy is None else
             f" On the dev gold items it is right on {f.gold_correct} of {f.gold_votes} ({_pct(f.gold_accuracy)}).")
-    return (f"The LLM labeled {f.pool_labeled} of the {f.pool_items} pool items ({_pct(f.coverage)}: the ones the "
-            f"rules left open), {f.pool_overlap} of them where a rule also voted and {f.pool_conflict} against a "
-            f"rule's vote.{gold} Per rule: where both labeled an item, how often they disagree, and on the dev "
-            "disagreements whom the gold label agrees with.")
+    return (f"The LLM labeled {f.pool_labeled} of the {counted(f.pool_items, 'pool item')} ({_pct(f.coverage)}: "
+            f"the ones the rules left open), {f.pool_overlap} of them where a rule also voted and {f.pool_conflict} "
+            f"against a rule's vote.{gold} Per rule: where both labeled an item, how often they disagree, and on the "
+            "dev disagreements whom the gold label agrees with.")
 
 
 def llm_function_rows(result: RunResult) -> Rows | None:
@@ -158,7 +159,7 @@ def llm_next_steps(result: RunResult, step: Callable[..., Step]) -> list[Step]:
         for rule in f.rules[:2]:
             if rule.disagreements == 0:
                 continue
-            gold = (f" On {rule.gold_disagree} dev gold items the gold label agrees with the rule on "
+            gold = (f" On {counted(rule.gold_disagree, 'dev gold item')} the gold label agrees with the rule on "
                     f"{rule.rule_right} and with the LLM on {rule.llm_right}." if rule.gold_disagree else "")
             if rule.gold_disagree and rule.llm_right > rule.rule_right:
                 advice = f"The gold set sides with the LLM: `{rule.rationale_id}`'s rule is the likelier culprit."
@@ -166,8 +167,9 @@ def llm_next_steps(result: RunResult, step: Callable[..., Step]) -> list[Step]:
                 advice = ("The LLM's labels there are likely noise: its pool labels train the local model, so "
                           "make the rationale's text say what the rule says, or rely on the rule.")
             steps.append(step(
-                f"The LLM disagrees with rule `{rule.rationale_id}` on {rule.disagreements} items",
-                f"{rule.pool_disagree} pool items it labeled, {rule.gold_disagree} dev gold items.{gold} {advice}",
+                f"The LLM disagrees with rule `{rule.rationale_id}` on {counted(rule.disagreements, 'item')}",
+                f"{counted(rule.pool_disagree, 'pool item')} it labeled, "
+                f"{counted(rule.gold_disagree, 'dev gold item')}.{gold} {advice}",
                 rule.gold_items[:3]))
         leaned = [(r, items) for r, items in f.leaned_on() if not r.startswith("(")]
         if leaned and len(leaned[0][1]) >= 2:
@@ -207,9 +209,9 @@ def criterion_detail(result: RunResult, reason: str, llm_steps: bool) -> str:
     scores = interval_note(result, criterion.predictor, criterion.split)
     with_scores = f"{reason}; on the {criterion.split} half: {scores}" if scores else reason
     if llm_data_suspect(result) and llm_steps:
-        return (f"{with_scores}. The training set holds {llm_data_in_training(result)} examples from the LLM: start "
-                "with the steps about the LLM's data below before editing the rules; rerun `taskc run` after each "
-                "change.")
+        return (f"{with_scores}. The training set holds {counted(llm_data_in_training(result), 'example')} from "
+                "the LLM: start with the steps about the LLM's data below before editing the rules; rerun "
+                "`taskc run` after each change.")
     effect = result.llm_data_effect
     cleared = f" {effect.sentence()}" if effect is not None and llm_data_in_training(result) else ""
     return f"{with_scores}.{cleared} Start with the rules below; rerun `taskc run` after each change."

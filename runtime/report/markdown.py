@@ -12,10 +12,10 @@ import re
 from collections.abc import Sequence
 
 from ..result import RunResult
+from ..wording import counted
 from . import expert, llm
 from .analysis import (
     MAX_LISTED,
-    _items,
     _missed_intro,
     _missed_title,
     _pct,
@@ -33,7 +33,7 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
     task = result.task
     out: list[str] = [f"# taskc run: {task.name}", "", f"**{_md_inline(verdict(result))}**", ""]
     if result.gold_display:
-        out += [_md_inline(f"Gold set: `{result.gold_display}` ({_items(len(result.gold), 'item')}). "
+        out += [_md_inline(f"Gold set: `{result.gold_display}` ({counted(len(result.gold), 'item')}). "
                            f"Primary predictor: {predictor_title(findings.primary)}."), ""]
     since = since_summary(result)
     if since is not None:
@@ -58,9 +58,10 @@ def render_markdown(result: RunResult, findings: Findings) -> str:
                 *_md_table(["gold \\ predicted", *columns], rows), ""]
     if result.analysis:
         out += ["## Labeling functions", "",
-                f"On the pool ({result.analysis.items} items): {_pct(result.analysis.coverage)} covered by at least "
-                f"one rule, {_pct(result.analysis.overlap)} by two or more, {_pct(result.analysis.conflict)} in "
-                f"conflict. Gold votes and accuracy are on the dev half.", "", *_md_table(*lf_rows(result)), ""]
+                f"On the pool ({counted(result.analysis.items, 'item')}): {_pct(result.analysis.coverage)} covered "
+                f"by at least one rule, {_pct(result.analysis.overlap)} by two or more, "
+                f"{_pct(result.analysis.conflict)} in conflict. Gold votes and accuracy are on the dev half.", "",
+                *_md_table(*lf_rows(result)), ""]
     out += llm.markdown_sections(result, _md_table, _md_inline, lambda values: describe(result, values))
     student = student_rows(result)
     if student:
@@ -115,22 +116,22 @@ def _md_rationale(result: RunResult, group: RationaleFindings, listing: ItemList
         lines = [header, "", f"> {_md_inline(group.text)}", "", "No rule: it cannot fire."]
         if group.errors_missed:
             missed = len(group.errors_missed)
-            lines[-1] += f" {_items(missed, 'error')} {'is' if missed == 1 else 'are'} of its class."
+            lines[-1] += f" {counted(missed, 'error')} {'is' if missed == 1 else 'are'} of its class."
         return lines + [""]
     lines = [header, "", f"> {_md_inline(group.text)}", "",
-             f"Fired on {_items(group.fired, 'gold item')}: "
+             f"Fired on {counted(group.fired, 'gold item')}: "
              f"**{group.fired_correct} correct, {group.fired_wrong} wrong**"
              + (f"; fires on {_pct(group.pool_coverage)} of the pool." if group.pool_coverage is not None else "."),
              ""]
     if group.errors_voted_wrong:
-        lines += [f"Voted wrong on {_items(len(group.errors_voted_wrong), 'misclassified item')}:", ""]
+        lines += [f"Voted wrong on {counted(len(group.errors_voted_wrong), 'misclassified item')}:", ""]
         lines += _md_items(result, group.errors_voted_wrong, listing, where) + [""]
     others = [i for i in group.wrong_votes if i not in group.errors_voted_wrong]
     if others:
         lines += [f"Other false votes (the {predictor_title(result.primary)} got these right anyway):", ""]
         lines += _md_items(result, others, listing, where) + [""]
     if group.errors_missed:
-        lines += [f"Silent on {_items(len(group.errors_missed), f'misclassified {group.class_name} item')} "
+        lines += [f"Silent on {counted(len(group.errors_missed), f'misclassified {group.class_name} item')} "
                   f"(see *{_missed_title(group.class_name)}*).", ""]
     return lines
 

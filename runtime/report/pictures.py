@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 
 from ..result import RunResult
+from ..wording import counted
 
 TEXT = "#1d1d1f"
 MUTED = "#595959"
@@ -87,7 +88,7 @@ def conflict_heatmap_svg(result: RunResult, cell: int = 26) -> str:
             x, y = label_width + cell * j, top + cell * i
             share = count / most if most else 0.0
             fill = f"hsl(4,70%,{96 - 50 * share:.0f}%)" if count else ("#f4f4f6" if i != j else "#e0e0e4")
-            title = f"{first} × {second}: {count} pool items" if count else f"{first} × {second}: none"
+            title = f"{first} × {second}: {counted(count, 'pool item')}" if count else f"{first} × {second}: none"
             parts.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{fill}" stroke="#fff">'
                          f'<title>{e(title)}</title></rect>')
             if count:

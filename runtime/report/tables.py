@@ -13,7 +13,8 @@ from typing import Any
 
 from ..authors import grouped_by_author
 from ..result import RunResult
-from .analysis import _counts, _items, _pct, model_facts, predictor_title, student_facts
+from ..wording import counted
+from .analysis import _counts, _pct, model_facts, predictor_title, student_facts
 
 
 def metrics_rows(result: RunResult, split: str = "all") -> tuple[list[str], list[list[str]]]:
@@ -74,8 +75,8 @@ def _interval(interval: tuple[float, float] | None, show: Any) -> str:
 
 def scoring_note(result: RunResult) -> str:
     dev, total = len(result.dev_indices), len(result.gold)
-    split = (f" The gold set is split into a dev half ({_items(dev, 'item')}: every gold item this report shows "
-             f"comes from it) and a test half ({_items(total - dev, 'item')}: numbers only); the pass criterion is "
+    split = (f" The gold set is split into a dev half ({counted(dev, 'item')}: every gold item this report shows "
+             f"comes from it) and a test half ({counted(total - dev, 'item')}: numbers only); the pass criterion is "
              "judged on test."
              if dev < total else "")
     return ("Every predictor is scored over all gold items, an abstention counting as an error; coverage is the "
@@ -121,10 +122,11 @@ def _run_lines(result: RunResult) -> list[str]:
     lines = []
     labeled = Counter(p.source for p in result.pool if p.source)
     if result.pool:
-        lines.append(f"Pool: {_items(len(result.pool), 'item')}, {sum(labeled.values())} labeled ({_counts(labeled)}), "
+        lines.append(f"Pool: {counted(len(result.pool), 'item')}, {sum(labeled.values())} labeled "
+                     f"({_counts(labeled)}), "
                      f"{len(result.pool) - sum(labeled.values())} left unlabeled.")
     if result.training:
-        lines.append(f"Local model trained on {_items(sum(result.training.values()), 'example')}: "
+        lines.append(f"Local model trained on {counted(sum(result.training.values()), 'example')}: "
                      + ", ".join(f"{n} {s}" for s, n in result.training.items()) + ".")
     if result.skipped_llm_steps:
         lines.append("Skipped: " + ", ".join(result.skipped_llm_steps) + ".")

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..result import RunResult
+from ..wording import counted
 from .analysis import describe, predictor_title, verdict
 from .findings import Findings
 from .tables import lf_rows, metrics_rows, split_rows
@@ -38,14 +39,14 @@ def print_summary(outcome: RunResult, findings: Findings, color: bool) -> None:
                       highlight=False, soft_wrap=False)
     if outcome.analysis:
         header, rows = lf_rows(outcome)
-        table = Table(*header, title=f"labeling functions on the pool ({_count(outcome.analysis.items, 'item')}, "
+        table = Table(*header, title=f"labeling functions on the pool ({counted(outcome.analysis.items, 'item')}, "
                                      f"{outcome.analysis.coverage:.0%} covered)", title_justify="left")
         for row in rows:
             table.add_row(*row)
         console.print(table)
     if outcome.metrics:
         header, rows = metrics_rows(outcome)
-        table = Table(*header, title=f"gold set {outcome.gold_display} ({_count(len(outcome.gold), 'item')}; every "
+        table = Table(*header, title=f"gold set {outcome.gold_display} ({counted(len(outcome.gold), 'item')}; every "
                                      "predictor over all items, abstentions counted as errors)", title_justify="left")
         for row in rows:
             table.add_row(*row)
@@ -53,8 +54,8 @@ def print_summary(outcome: RunResult, findings: Findings, color: bool) -> None:
         if len(outcome.dev_indices) < len(outcome.gold):
             header, rows = split_rows(outcome)
             test = len(outcome.gold) - len(outcome.dev_indices)
-            table = Table(*header, title=f"dev half ({_count(len(outcome.dev_indices), 'item')}, shown in the report) "
-                                         f"and test half ({_count(test, 'item')}, judges "
+            table = Table(*header, title=f"dev half ({counted(len(outcome.dev_indices), 'item')}, shown in the report) "
+                                         f"and test half ({counted(test, 'item')}, judges "
                                          "the criterion)", title_justify="left")
             for row in rows:
                 table.add_row(*row)
@@ -90,8 +91,8 @@ def print_summary(outcome: RunResult, findings: Findings, color: bool) -> None:
     if loop is not None and (loop.questions or loop.suggestions):
         run_dir = _shown_path(outcome.run_dir)
         count = len(loop.suggestions)
-        console.print(f"for the expert: {len(loop.questions)} questions (taskc ask {run_dir}), {count} lexicon "
-                      f"suggestion{'s' if count != 1 else ''} (taskc suggest {run_dir})", markup=False, soft_wrap=True)
+        console.print(f"for the expert: {counted(len(loop.questions), 'question')} (taskc ask {run_dir}), "
+                      f"{counted(count, 'lexicon suggestion')} (taskc suggest {run_dir})", markup=False, soft_wrap=True)
     for note in outcome.notes:
         console.print(f"note: {note}", markup=False, style="yellow", soft_wrap=True)
     passed = outcome.criterion is None or outcome.criterion.passed
@@ -101,11 +102,7 @@ def print_summary(outcome: RunResult, findings: Findings, color: bool) -> None:
 
 
 def _errors(count: int) -> str:
-    return _count(count, "error")
-
-
-def _count(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' if count != 1 else ''}"
+    return counted(count, "error")
 
 
 def _clip(text: str, width: int = 76) -> str:

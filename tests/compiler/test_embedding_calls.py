@@ -164,7 +164,11 @@ def test_a_run_sends_the_planned_requests_and_a_rerun_none(tmp_path: Path) -> No
     assert len(sent) >= len(known) + len(compiled.calls.phase("generate"))  # a part 0 for every call's examples
     assert len({t for r in sent for t in r}) == sum(map(len, sent))  # each text once
     assert llm["embeddings"]["requests"] == len(sent) and llm["embeddings"]["unplanned_requests"] == 0
+    assert llm["embeddings"]["calls_planned"] == len(planned)
     assert again["embeddings"]["requests"] == 0
+    # a fresh run fetched every vector itself; the rerun found each text's vector in the cache, counted once
+    assert llm["embeddings"]["vectors_cached"] == 0
+    assert again["embeddings"]["vectors_cached"] == len({t for r in sent for t in r})
     # what the examples' requests sent are the accepted examples' texts, each with its field views
     accepted = [json.loads(line) for line in (tmp_path / "run" / "examples.jsonl").read_text().splitlines()]
     task = compiled.ir

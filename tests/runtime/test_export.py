@@ -237,7 +237,8 @@ def test_with_an_llm_the_card_names_the_model_and_the_llm_sources(tmp_path: Path
     assert sources["generated"] > 0 and sources["llm"] == 2
     card = (tmp_path / "export" / "README.md").read_text(encoding="utf-8")
     assert "No LLM ran" not in card
-    assert f"- generation: {sources['generated']:,} examples accepted" in card
+    generated = sources["generated"]
+    assert f"- generation: {generated:,} example{'s' if generated != 1 else ''} accepted" in card
     assert "written by `gpt-4o-mini`" in card
     assert "- pool labeling: the LLM labelled 2 of 2 pool inputs" in card
     assert "- also ran, without making training data: prompted_baseline" in card

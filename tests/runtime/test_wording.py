@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,18 @@ def test_a_gold_item_is_listed_once_with_every_rationale_that_voted(triple_vote:
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert page.count("sarcastic: great, just great") == 1
     assert "Also listed above: lines 9 and 10 of the gold file (under <code>praise</code>)." in page
+
+
+def test_a_count_of_one_reads_singular_in_every_message_and_report(tmp_path: Path, no_provider: None,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "r.task.yaml").write_text(SPEC, encoding="utf-8")
+    (tmp_path / "pool.jsonl").write_text(json.dumps({"text": "good food"}) + "\n", encoding="utf-8")
+    (tmp_path / "gold.jsonl").write_text(json.dumps({"text": "great soup", "label": "pos"}) + "\n", encoding="utf-8")
+    main(["run", str(tmp_path / "r.task.yaml"), "-o", str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    run = tmp_path / "run"
+    texts = {"stdout": captured.out, "stderr": captured.err, "report.md": (run / "report.md").read_text("utf-8"),
+             "report.html": (run / "report.html").read_text("utf-8")}
+    assert "pool labeling: started (1 item)" in captured.err and "On the pool (1 item)" in texts["report.md"]
+    plural_of_one = re.compile(r"\b1 (?:[a-z-]+ )?(?:items|examples|questions|predictors|duplicates|answers|calls)\b")
+    assert {name: plural_of_one.findall(text) for name, text in texts.items()} == dict.fromkeys(texts, [])
