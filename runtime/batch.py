@@ -299,7 +299,7 @@ class _BatchRunner:
         self.done += 1
 
     def _report(self) -> None:
-        self.reporter.update(ProgressState(self.done, len(self.calls), 0, 0, len(self.failures),
+        self.reporter.update(ProgressState(self.done, len(self.calls), None, None, len(self.failures),
                                            self.stats.input_tokens, self.stats.output_tokens, self.stats.cost_usd,
                                            "batch"))
 

@@ -24,18 +24,22 @@ from typing import Any, TextIO
 class ProgressState:
     done: int
     total: int
-    accepted: int
-    rejected: int
+    accepted: int | None  # None: the phase does not check the answers as they come (a batch's are checked after)
+    rejected: int | None
     failed: int
     input_tokens: int
     output_tokens: int
     cost_usd: float
     phase: str = "generate"
 
+    def counts(self) -> list[str]:
+        """What the calls so far came to: accepted and rejected (where counted), failed, tokens and cost."""
+        checked = [] if self.accepted is None else [f"{self.accepted} accepted", f"{self.rejected or 0} rejected"]
+        return [*checked, f"{self.failed} failed", f"{self.input_tokens + self.output_tokens:,} tokens",
+                f"${self.cost_usd:.4f}"]
+
     def line(self) -> str:
-        return (f"{self.phase}: {self.done}/{self.total} calls, {self.accepted} accepted, "
-                f"{self.rejected} rejected, {self.failed} failed, "
-                f"{self.input_tokens + self.output_tokens} tokens, ${self.cost_usd:.4f}")
+        return f"{self.phase}: {self.done}/{self.total} calls, " + ", ".join(self.counts())
 
 
 class ProgressReporter:
@@ -156,8 +160,7 @@ class RichProgress(ProgressReporter):
     def update(self, state: ProgressState) -> None:
         if self._task is None:
             self.start(state.total, state.phase)
-        detail = (f"{state.accepted} accepted · {state.rejected} rejected · {state.failed} failed · "
-                  f"{state.input_tokens + state.output_tokens:,} tok · ${state.cost_usd:.4f}")
+        detail = " · ".join(state.counts())
         self.progress.update(self._task, completed=state.done, total=state.total, detail=detail)
 
     def message(self, text: str) -> None:

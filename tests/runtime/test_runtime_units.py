@@ -294,4 +294,7 @@ def test_progress_reporters() -> None:
     bar.finish(dataclasses.replace(state, done=10, accepted=30))
     assert "30 accepted" in terminal.getvalue()
     assert type(make_reporter(quiet=True, json_progress=True)) is ProgressReporter
+    # a batch's answers are checked after it completes: its progress counts no accepted or rejected answers
+    batch = ProgressState(64, 64, None, None, 0, 57_000, 396, 0.0051, "batch")
+    assert batch.line() == "batch: 64/64 calls, 0 failed, 57,396 tokens, $0.0051"
     assert isinstance(make_reporter(quiet=False, json_progress=False, stream=io.StringIO()), PlainProgress)
