@@ -19,7 +19,7 @@ embedded when it is asked for, in requests of its own, counted as unplanned.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from ..compiler import (
 )
 from .cache import ResponseCache
 from .call_runner import run_online
+from .progress import ProgressReporter, ProgressState
 from .provider import Budget, CallStats, LLMClient, ProviderSettings
 
 
@@ -60,9 +61,9 @@ class Embedder:
 
     def __init__(self, settings: ProviderSettings, model: str, *, per_request: int = 64,
                  cache_path: Path | None = None, budget: Budget | None = None,
-                 progress: Callable[[int, int], None] = lambda done, total: None) -> None:
+                 reporter: ProgressReporter | None = None) -> None:
         self.settings, self.model, self.per_request = settings, model, per_request
-        self.cache_path, self.budget, self.progress = cache_path, budget, progress
+        self.cache_path, self.budget, self.reporter = cache_path, budget, reporter or ProgressReporter()
         self.stats = CallStats()
         self.dimensions: int | None = None
         self.vectors_cached = 0  # texts whose vector came from the cache, not from this embedder's requests
@@ -139,8 +140,12 @@ class Embedder:
     def _fetch(self, batches: list[list[str]], texts: dict[str, str], cache: ResponseCache | None
                ) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
-        total = sum(len(batch) for batch in batches)
         done = 0
+        self.reporter.start(len(batches), EMBED)
+
+        def state() -> ProgressState:
+            return ProgressState(done, len(batches), None, None, self.stats.calls_failed, self.stats.input_tokens,
+                                 0, self.stats.cost_usd, EMBED)
 
         async def one(client: LLMClient, batch: list[str]) -> None:
             nonlocal done
@@ -163,10 +168,13 @@ class Embedder:
             if cache is not None:
                 cache.put_vectors(pairs)  # kept at once: a killed run does not ask for them again
             found.update(pairs)
-            done += len(batch)
-            self.progress(done, total)
+            done += 1
+            self.reporter.update(state())
 
-        run_online(batches, one, settings=self.settings, cache=cache, budget=self.budget, stats=self.stats)
+        try:
+            run_online(batches, one, settings=self.settings, cache=cache, budget=self.budget, stats=self.stats)
+        finally:
+            self.reporter.finish(state())
         return found
 
 

@@ -133,7 +133,8 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     training_batch = item_batch(task, functions, [e.values for e in examples], voter)
     local = train_local_model(task, functions, training_batch, examples, paths.run_dir / "model", notes)
     student = train_student(task, functions, training_batch, examples, paths.run_dir, options.presentation.quiet,
-                            settings, budget, notes, notice, _planned_embeddings(compiled, options, gold, generated))
+                            settings, budget, notes, notice, reporter,
+                            _planned_embeddings(compiled, options, gold, generated))
     predictors = Predictors(task, functions, fitted, local, student)
     reporter.phase_done("training", "local model" + (" and student" if student is not None else ""))
     predictions: dict[str, list[str | None]] = {}

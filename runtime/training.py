@@ -8,8 +8,7 @@ finetune.provider trains beside it: `embeddings` on an endpoint's vectors (with 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ from .gold_split import DEV
 from .llm_data_effect import LLMDataEffect, compare, from_llm
 from .options import HOW_TO_ENABLE_LLM, Notice
 from .predictor import Predictors
+from .progress import ProgressReporter
 from .result import GoldItem, PoolItem
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
 from .training_set import training_examples
@@ -48,7 +48,8 @@ def train_local_model(task: TaskIR, functions: Sequence[labeling.LabelingFunctio
 def train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction], batch: ItemBatch,
                   examples: Sequence[local_model.TrainingExample], run_dir: Path, quiet: bool,
                   settings: ProviderSettings | None, budget: Budget | None,
-                  notes: list[str], notice: Notice, planned: Sequence[Sequence[str]] = ()) -> Student | None:
+                  notes: list[str], notice: Notice, reporter: ProgressReporter,
+                  planned: Sequence[Sequence[str]] = ()) -> Student | None:
     """The finetune.provider student (embeddings or transformers), trained on the local model's examples.
 
     An endpoint that fails while embedding raises EmbeddingError (exit 4; the vectors fetched so far are
@@ -72,7 +73,7 @@ def train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction], 
         model = task.finetune.base_model or DEFAULT_EMBEDDING_MODEL
         embedder = Embedder(settings, model, per_request=task.finetune.inputs_per_request,
                             cache_path=run_dir / CACHE_FILE, budget=budget,
-                            progress=_embedding_progress(notice, quiet))
+                            reporter=reporter)
         embedder.prefetch(planned)
         return EmbeddingStudent(task, functions, embedder, model).fit(batch, labels, weights)
     from .transformer_student import (
@@ -100,17 +101,6 @@ def train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction], 
     except TransformerStudentError as exc:
         raise StudentError(f"the transformers student could not be trained: {exc}") from None
     return TransformerAdapter(task, trainer)
-
-
-def _embedding_progress(notice: Notice, quiet: bool) -> Callable[[int, int], None]:
-    last = [0.0]
-
-    def report(done: int, total: int) -> None:
-        now = time.monotonic()
-        if not quiet and (done == total or now - last[0] > 2.0):
-            last[0] = now
-            notice(f"embedding: {done}/{total} texts")
-    return report
 
 
 __all__ = ["train_local_model", "train_student"]

@@ -213,3 +213,15 @@ def test_a_gold_override_plans_its_own_requests(tmp_path: Path) -> None:
         sent = _embedding_requests(server)
     assert ("Porridge | oats | milk",) in sent and llm["embeddings"]["unplanned_requests"] == 0
     assert not any("Frittata | eggs | spinach" in r for r in sent)  # the task's own gold set is not embedded
+
+
+def test_the_embeddings_requests_show_their_progress_as_a_phase_of_calls(tmp_path: Path, capsys: Any) -> None:
+    spec = _project(tmp_path / "project", per_request=8)
+    with FakeOpenAI(responder=_responder) as server:
+        assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", server.base_url,
+                     "--format", "json"]) in (0, 3)
+        sent = len(_embedding_requests(server))
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    done = [e for e in events if e["event"] == "done" and e["phase"] == "embed"]
+    assert len(done) == 1 and done[0]["done"] == done[0]["total"] == sent
+    assert done[0]["accepted"] is None and done[0]["input_tokens"] > 0  # vectors are not examples to accept
