@@ -184,6 +184,9 @@ class LocalModel:
         """Write model.joblib and metadata.json, each atomically, so a crash never leaves half a model."""
         import joblib
 
+        # the vectorizer memoises id(stop_words), an address that differs from process to process: without it
+        # the same training data gives the same bytes (it only checks its stop words again when next used)
+        vars(self.vectorizer_).pop("_stop_words_id", None)
         buffer = io.BytesIO()
         joblib.dump({"vectorizer": self.vectorizer_, "classifier": self.classifier_}, buffer)
         write_atomic(directory / MODEL_FILE, buffer.getvalue())

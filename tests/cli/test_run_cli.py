@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -283,3 +286,22 @@ def test_without_a_criterion_the_html_verdict_is_neutral(tmp_path: Path) -> None
     assert main(["run", str(spec), "-o", str(tmp_path / "run"), "-q"]) == 0
     html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "<p class=muted><strong>" in html and "<p class=fail>" not in html
+
+
+def _run_in_a_fresh_process(spec: Path, run_dir: Path, hash_seed: str) -> dict[str, bytes]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
+    done = subprocess.run([sys.executable, "-m", "taskc", "run", str(spec), "-o", str(run_dir), "-q"],
+                          env=env | {"PYTHONHASHSEED": hash_seed}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def test_two_offline_runs_write_the_same_bytes_whatever_the_hash_seed(tmp_path: Path) -> None:
+    """The model, the labelled pool, the metrics and the reports are the same bytes run after run; only the run's
+    history (when it ran) and its lock differ."""
+    spec = _project(tmp_path / "project")
+    first = _run_in_a_fresh_process(spec, tmp_path / "a", "1")
+    second = _run_in_a_fresh_process(spec, tmp_path / "b", "2024")
+    assert sorted(first) == sorted(second) and "model/model.joblib" in first
+    differing = sorted(name for name, data in first.items() if second[name] != data)
+    assert differing == [".lock", "history.jsonl"]
