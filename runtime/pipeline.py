@@ -42,6 +42,7 @@ from .wording import counted
 if TYPE_CHECKING:
     from .provider import Budget
 
+TRAINED_PREDICTORS = ("local_model", "rules_then_model", "finetuned", "rules_then_finetuned")  # learn from answers
 LLM_STEPS = ("generation", "LLM labeling of uncovered/conflicting pool items", "prompted-LLM baseline",
              "fine-tuning")
 
@@ -169,6 +170,12 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     if leaked:
         notes.append(f"{leaked} gold item{'s' if leaked != 1 else ''} also appear{'s' if leaked == 1 else ''} in "
                      f"the training data (same input); the local model's scores on them are optimistic")
+    answered_dev = len(gold) - real_gold
+    if answered_dev and any(name in predictions for name in TRAINED_PREDICTORS):
+        notes.append(f"{counted(answered_dev, 'dev gold item')} {'is an' if answered_dev == 1 else 'are'} expert "
+                     f"answer{'s' if answered_dev != 1 else ''} the models also trained on (weight "
+                     f"{expert_answers.EXPERT_WEIGHT:g}): the trained predictors' dev scores are optimistic there, the "
+                     "rules' are not; the test half, which judges the criterion, holds none of them")
 
     result = RunResult(task=task, run_dir=paths.run_dir, functions=functions, analysis=analysis, pool=pool,
                        gold_display=gold_display, gold=gold, predictions=predictions, metrics=metrics,

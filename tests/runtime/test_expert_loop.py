@@ -144,6 +144,9 @@ def test_questions_are_diverse_and_the_answers_train_the_next_run_and_join_dev_o
     assert metrics["gold_split"]["test"] == split_before["test"]  # never in the test half
     assert metrics["gold_split"]["dev"] == split_before["dev"] + 3
     assert any("3 expert answers" in note for note in metrics["notes"])
+    # the models trained on the answers that joined dev: their dev scores there are optimistic, and a note says so
+    assert any(note.startswith("3 dev gold items are expert answers the models also trained on") and
+               "the test half, which judges the criterion, holds none of them" in note for note in metrics["notes"])
     # the task file is the same, the run's input is not: the report says both
     assert "the same task file, 3 expert answers (the last run had 0)" in (run_dir / "report.md").read_text()
     assert [r["expert_answers"] for r in read_history(run_dir)] == [0, 3]
