@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from .call_plan import PHASE_TITLES, PHASES
+from .call_plan import LABEL_POOL, PHASE_TITLES, PHASES, SCORE_GOLD
 from .money import format_usd
 from .semantic_diff import (
     ADDED,
@@ -110,8 +110,9 @@ def _work_line(diff: SpecDiff) -> str:
             f"{': ' + phases if phases else ''}{cost}); {plan.dropped_calls:,} cached responses of the old plan "
             "will not be used")
     if plan.every_classification:
-        line += ("; the classification prompt holds every rationale, so every pool labeling and gold scoring "
-                 "call is new")
+        classifying = " and ".join(PHASE_TITLES[phase] for phase in (LABEL_POOL, SCORE_GOLD)
+                                   if plan.after.calls_by_phase.get(phase))
+        line += f"; the classification prompt holds every rationale, so every {classifying} call is new"
     return line
 
 
