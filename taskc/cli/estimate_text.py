@@ -11,14 +11,15 @@ def _usd(cost: float | None) -> str:
     return "unknown (model not in the price table)" if cost is None else format_usd(cost)
 
 
-def _calls(count: int) -> str:
-    return f"{count} call{'s' if count != 1 else ''}"
+def _counted(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'s' if count != 1 else ''}"
 
 
 def estimate_lines(compiled: CompiledTask) -> list[str]:
     """One line per phase: its calls, tokens and cost."""
-    return [f"{PHASE_TITLES[name]}: {_calls(phase.calls)}, ~{phase.input_tokens:,} + ~{phase.output_tokens:,} tokens, "
-            f"~{_usd(phase.cost_usd)}" for name, phase in compiled.estimate.phases.items()]
+    return [f"{PHASE_TITLES[name]}: {_counted(phase.calls, 'call')}, ~{phase.input_tokens:,} + "
+            f"~{phase.output_tokens:,} tokens, ~{_usd(phase.cost_usd)}"
+            for name, phase in compiled.estimate.phases.items()]
 
 
 def estimate_extras(compiled: CompiledTask) -> list[str]:
@@ -27,10 +28,12 @@ def estimate_extras(compiled: CompiledTask) -> list[str]:
     finetune = compiled.estimate.finetune
     if finetune is not None:
         scoring, training = finetune["scoring"], finetune["training"] or {}
-        epochs = f"{training.get('epochs')} epochs" + ("" if training.get("epochs_given") else " (auto, priced as 3)")
-        lines.append(f"with --finetune: +{_calls(scoring['calls'])} of the fine-tuned model on the gold set, "
+        epochs = _counted(training.get("epochs") or 0, "epoch") + (
+            "" if training.get("epochs_given") else " (auto, priced as 3)")
+        lines.append(f"with --finetune: +{_counted(scoring['calls'], 'call')} of the fine-tuned model on the gold set, "
                      f"~{_usd(scoring['cost_usd'])}; training ~{training.get('training_tokens', 0):,} tokens "
-                     f"({training.get('examples', 0)} examples × {epochs}), ~{_usd(training.get('cost_usd'))}")
+                     f"({_counted(training.get('examples', 0), 'example')} × {epochs}), "
+                     f"~{_usd(training.get('cost_usd'))}")
     for problem in compiled.calls.problems:
         lines.append(f"not planned: {problem}")
     return lines
