@@ -342,11 +342,7 @@ def estimate_run(task: ir.TaskIR, plan: CallPlan, examples: int, system_message:
                     "training": finetune_training_estimate(task, examples, system_message)}
     embedded = [call for call in always if call.phase == EMBED]
     embeddings = embeddings_summary(task, embedded, table)
-    # --batch batches the chat calls; the embeddings requests go online at the full price (see the reference)
-    chat = phase_estimate([call for call in always if call.phase != EMBED], table)
-    online = phase_estimate(embedded, table)
-    batch_cost = None if chat.cost_usd is None or online.cost_usd is None else \
-        chat.cost_usd * BATCH_PRICE_FACTOR + online.cost_usd
+    batch_cost = None if total.cost_usd is None else total.cost_usd * BATCH_PRICE_FACTOR  # every phase batched
     return CostEstimate(
         calls=total.calls, examples=examples, input_tokens=total.input_tokens, output_tokens=total.output_tokens,
         cost_usd=total.cost_usd, model=task.generate.model, phases=phases, batch_cost_usd=batch_cost,

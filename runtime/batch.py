@@ -39,10 +39,12 @@ from .provider import (
     one_line,
     parse_choice,
     read_completion,
+    read_embeddings,
     scrub,
     scrub_in_place,
     status_kind,
     sync_client,
+    usage_of,
 )
 
 
@@ -58,6 +60,7 @@ class BatchableCall(Protocol):
     def request_body(self) -> dict[str, Any]: ...
 
 
+CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT = "/v1/chat/completions", "/v1/embeddings"  # a batch holds one endpoint's
 MAX_REQUESTS_PER_BATCH = 50_000
 MAX_BYTES_PER_BATCH = 200 * 1024 * 1024
 MAX_ROUNDS = 3  # the first submission plus two resubmissions of failed lines
@@ -81,12 +84,11 @@ class BatchChunk:
         return sha256_hex("\n".join(self.keys))[:32]
 
 
-def batch_input_lines(calls: Sequence[BatchableCall]) -> list[tuple[str, bytes]]:
+def batch_input_lines(calls: Sequence[BatchableCall], url: str = CHAT_ENDPOINT) -> list[tuple[str, bytes]]:
     """One Batch API input line per call, as (cache key, JSON line bytes)."""
     lines = []
     for call in calls:
-        line = {"custom_id": call.cache_key, "method": "POST", "url": "/v1/chat/completions",
-                "body": call.request_body()}
+        line = {"custom_id": call.cache_key, "method": "POST", "url": url, "body": call.request_body()}
         lines.append((call.cache_key, (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")))
     return lines
 
@@ -134,6 +136,45 @@ def run_batch_generation(calls: Sequence[BatchableCall], cache: ResponseCache, s
         client.close()
 
 
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """One `/v1/embeddings` request of a batch: its texts, and the keys their vectors are cached under."""
+
+    keys: tuple[str, ...]
+    texts: tuple[str, ...]
+    model: str
+
+    @property
+    def cache_key(self) -> str:
+        return sha256_hex("embedding-request\0" + "\0".join(self.keys))
+
+    @property
+    def response_format(self) -> dict[str, Any]:
+        return {}
+
+    def request_body(self) -> dict[str, Any]:
+        return {"model": self.model, "input": list(self.texts)}
+
+
+def run_batch_embeddings(requests: Sequence[EmbeddingRequest], cache: ResponseCache, settings: ProviderSettings,
+                         budget: Budget, stats: CallStats, reporter: ProgressReporter,
+                         encode: Callable[[list[float]], bytes]) -> dict[str, CallFailure]:
+    """Ask for every request's vectors through the Batch API; each vector enters the cache (``encode``d) under
+    its text's key. Returns {request key: why not} for the requests that failed."""
+    client = sync_client(settings)
+    runner = _EmbeddingsBatchRunner(client, cache, settings, budget, stats, reporter,
+                                    {r.cache_key: r for r in requests}, encode)
+    try:
+        return runner.run(MAX_REQUESTS_PER_BATCH, MAX_BYTES_PER_BATCH)
+    except openai.APIError as exc:
+        raise BatchProviderError(
+            f"the Batch API failed: {scrub(one_line(exc), settings.api_key)}.\nCheck --base-url / "
+            "OPENAI_BASE_URL, the key and finetune.base_model; submitted batches are remembered, so the same command "
+            "resumes them.") from None
+    finally:
+        client.close()
+
+
 class _BatchRunner:
     def __init__(self, client: openai.OpenAI, cache: ResponseCache, settings: ProviderSettings, budget: Budget,
                  stats: CallStats, reporter: ProgressReporter, calls: dict[str, BatchableCall],
@@ -146,7 +187,7 @@ class _BatchRunner:
         self.done = 0
 
     def run(self, max_requests: int, max_bytes: int) -> dict[str, CallFailure]:
-        self.answered = self.cache.keys() & self.calls.keys()  # one query, not one per call and round
+        self.answered = self._answered_already()
         self.stats.calls_cached += len(self.answered)
         self.done = len(self.answered)
         self.reporter.start(len(self.calls), "batch")
@@ -161,7 +202,7 @@ class _BatchRunner:
                 break
             if round_number:
                 self.stats.retries += len(pending)
-            chunks = split_batches(batch_input_lines(pending), max_requests, max_bytes)
+            chunks = split_batches(batch_input_lines(pending, self.endpoint), max_requests, max_bytes)
             names = [self._submit(chunk) for chunk in chunks]
             self._wait_and_ingest(names)
         for key in self.calls:
@@ -194,7 +235,7 @@ class _BatchRunner:
         batch_id = self._find_submitted(tag)
         if batch_id is None:
             uploaded = self.client.files.create(file=(f"taskc-batch-{tag}.jsonl", chunk.data), purpose="batch")
-            batch = self.client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+            batch = self.client.batches.create(input_file_id=uploaded.id, endpoint=self.endpoint,  # type: ignore[arg-type]
                                                completion_window="24h", metadata={"taskc_chunk": tag})
             batch_id = batch.id
         self.cache.journal_put(name, {"batch_id": batch_id, "keys": list(chunk.keys), "state": "submitted"})
@@ -279,29 +320,68 @@ class _BatchRunner:
                                              scrub(f"{status} {message}", self.settings.api_key))
             return
         try:
-            usage, model, choice = read_completion(body, call.model)
-            usage, estimated = charged_usage(body, usage, call.request_body().get("messages"), call.response_format,
-                                             choice)
-            # priced as asked, not answered
-            charge(self.stats, self.budget, call.model, usage, BATCH_PRICE_FACTOR, estimated=estimated)
-            content = scrub_in_place(parse_choice(choice, call.response_format, self.validate),
-                                     self.settings.api_key)
+            self._accept(key, call, body, response)
         except AnswerProblem as problem:
             self.stats.count_error(problem.kind)
             self.failures[key] = CallFailure(ErrorKind.BAD_ANSWER, scrub(f"{problem.kind}: {problem}",
                                                                          self.settings.api_key))
             return
-        self.cache.put(key, answer_record(content, response.get("request_id") or body.get("id"), usage, model,
-                                          batch=True))
         self.answered.add(key)
         self.failures.pop(key, None)
         self.stats.calls_made += 1
         self.done += 1
 
+    # -- what the endpoint's answers are (chat completions here; embeddings in _EmbeddingsBatchRunner)
+
+    endpoint = CHAT_ENDPOINT
+
+    def _answered_already(self) -> set[str]:
+        return self.cache.keys() & self.calls.keys()  # one query, not one per call and round
+
+    def _accept(self, key: str, call: BatchableCall, body: dict[str, Any], response: dict[str, Any]) -> None:
+        """Check, charge and cache one answer (AnswerProblem: it is no usable answer)."""
+        usage, model, choice = read_completion(body, call.model)
+        usage, estimated = charged_usage(body, usage, call.request_body().get("messages"), call.response_format,
+                                         choice)
+        # priced as asked, not answered
+        charge(self.stats, self.budget, call.model, usage, BATCH_PRICE_FACTOR, estimated=estimated)
+        content = scrub_in_place(parse_choice(choice, call.response_format, self.validate), self.settings.api_key)
+        self.cache.put(key, answer_record(content, response.get("request_id") or body.get("id"), usage, model,
+                                          batch=True))
+
     def _report(self) -> None:
         self.reporter.update(ProgressState(self.done, len(self.calls), None, None, len(self.failures),
                                            self.stats.input_tokens, self.stats.output_tokens, self.stats.cost_usd,
                                            "batch"))
+
+
+class _EmbeddingsBatchRunner(_BatchRunner):
+    """The same submission, journal and polling for `/v1/embeddings` requests: an answer is vectors."""
+
+    endpoint = EMBEDDINGS_ENDPOINT
+
+    def __init__(self, client: openai.OpenAI, cache: ResponseCache, settings: ProviderSettings, budget: Budget,
+                 stats: CallStats, reporter: ProgressReporter, requests: dict[str, EmbeddingRequest],
+                 encode: Callable[[list[float]], bytes]) -> None:
+        super().__init__(client, cache, settings, budget, stats, reporter, dict(requests))
+        self.requests, self.encode = requests, encode
+
+    def _answered_already(self) -> set[str]:
+        return {key for key, request in self.requests.items()
+                if len(self.cache.vectors(list(request.keys))) == len(request.keys)}
+
+    def _accept(self, key: str, call: BatchableCall, body: dict[str, Any], response: dict[str, Any]) -> None:
+        request = self.requests[key]
+        try:
+            vectors = read_embeddings(body, len(request.texts))
+        except ValueError as exc:
+            raise AnswerProblem("malformed", f"malformed embeddings: {exc}") from None
+        tokens = usage_of(body.get("usage"))["input_tokens"]
+        estimated = not tokens
+        tokens = tokens or sum(len(text) for text in request.texts) // 4 + len(request.texts)
+        charge(self.stats, self.budget, request.model, {"input_tokens": tokens}, BATCH_PRICE_FACTOR,
+               estimated=estimated)
+        self.cache.put_vectors(list(zip(request.keys, map(self.encode, vectors), strict=True)))
 
 
 def _mapping(value: Any) -> dict[str, Any]:

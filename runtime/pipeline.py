@@ -135,7 +135,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     local = train_local_model(task, functions, training_batch, examples, paths.run_dir / "model", notes)
     student = train_student(task, functions, training_batch, examples, paths.run_dir, options.presentation.quiet,
                             settings, budget, notes, notice, reporter,
-                            _planned_embeddings(compiled, options, gold, generated))
+                            _planned_embeddings(compiled, options, gold, generated), options.endpoint.batch)
     predictors = Predictors(task, functions, fitted, local, student)
     reporter.phase_done("training", "local model" + (" and student" if student is not None else ""))
     predictions: dict[str, list[str | None]] = {}

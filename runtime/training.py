@@ -49,12 +49,13 @@ def train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction], 
                   examples: Sequence[local_model.TrainingExample], run_dir: Path, quiet: bool,
                   settings: ProviderSettings | None, budget: Budget | None,
                   notes: list[str], notice: Notice, reporter: ProgressReporter,
-                  planned: Sequence[Sequence[str]] = ()) -> Student | None:
+                  planned: Sequence[Sequence[str]] = (), batch_api: bool = False) -> Student | None:
     """The finetune.provider student (embeddings or transformers), trained on the local model's examples.
 
     An endpoint that fails while embedding raises EmbeddingError (exit 4; the vectors fetched so far are
     cached, so the same command resumes); a missing optional dependency or endpoint is a note. ``planned``:
-    the texts of the plan's embeddings requests (`embeddings.planned_texts`), sent first, request by request."""
+    the texts of the plan's embeddings requests (`embeddings.planned_texts`), sent first, request by request
+    (``batch_api``: through the Batch API)."""
     provider = task.finetune.provider
     if provider not in ("embeddings", "transformers"):
         return None
@@ -73,7 +74,7 @@ def train_student(task: TaskIR, functions: Sequence[labeling.LabelingFunction], 
         model = task.finetune.base_model or DEFAULT_EMBEDDING_MODEL
         embedder = Embedder(settings, model, per_request=task.finetune.inputs_per_request,
                             cache_path=run_dir / CACHE_FILE, budget=budget,
-                            reporter=reporter)
+                            reporter=reporter, batch=batch_api)
         embedder.prefetch(planned)
         return EmbeddingStudent(task, functions, embedder, model).fit(batch, labels, weights)
     from .transformer_student import (

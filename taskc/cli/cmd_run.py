@@ -101,8 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--finetune-max-wait", type=_positive_float, metavar="SECONDS",
                      help="wait at most this long for the fine-tuning job (default 7200); it keeps running, and "
                           "the same command picks it up again instead of starting another")
-    llm.add_argument("--batch", action="store_true", help="make every batchable call (generation, pool labeling, "
-                                                          "gold scoring) through the Batch API (half price, slower)")
+    llm.add_argument("--batch", action="store_true", help="make every call (generation, pool labeling, "
+                                                          "gold scoring, the embeddings student's requests) through "
+                                                          "the Batch API (half price, slower)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the verdict and the report path")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="json: a JSON summary on stdout instead of tables, and progress as JSON lines on stderr "

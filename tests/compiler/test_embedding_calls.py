@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fake_openai import FakeOpenAI, default_content
 from fake_openai.server import SchemaInstance, follow_asked_class
 from taskc.compiler import EMBED, builtin_prices, embedded_text, field_view_values, largest_call_cost
@@ -225,3 +226,26 @@ def test_the_embeddings_requests_show_their_progress_as_a_phase_of_calls(tmp_pat
     done = [e for e in events if e["event"] == "done" and e["phase"] == "embed"]
     assert len(done) == 1 and done[0]["done"] == done[0]["total"] == sent
     assert done[0]["accepted"] is None and done[0]["input_tokens"] > 0  # vectors are not examples to accept
+
+
+def test_with_batch_the_embeddings_requests_go_through_the_batch_api_at_half_price(tmp_path: Path) -> None:
+    spec = _project(tmp_path / "project", per_request=8)
+    with FakeOpenAI(responder=_responder) as server:
+        llm = _run(spec, tmp_path / "run", server, "--batch")
+        online = server.stats.snapshot()["by_endpoint"].get(EMBEDDINGS, 0)
+        batches = [b for b in server.batches.values() if b["endpoint"] == "/v1/embeddings"]
+        lines = [json.loads(line) for b in batches for line in server.file_data[b["input_file_id"]].splitlines()]
+        again = _run(spec, tmp_path / "run", server, "--batch")
+        after = [b for b in server.batches.values() if b["endpoint"] == "/v1/embeddings"]
+    assert online == 0 and len(batches) == 1  # no online request: one batch of the planned requests
+    planned = _compiled(spec).calls.phase(EMBED)
+    known = {tuple(c.inputs) for c in planned if c.inputs}
+    assert known <= {tuple(line["body"]["input"]) for line in lines} and len(lines) <= len(planned)
+    assert all(line["url"] == "/v1/embeddings" for line in lines)
+    embeddings = llm["embeddings"]
+    assert embeddings["requests"] == len(lines) and embeddings["unplanned_requests"] == 0
+    per_token = builtin_prices()["text-embedding-3-small"][0] / 1_000_000
+    assert embeddings["cost_usd"] == pytest.approx(embeddings["input_tokens"] * per_token * 0.5, abs=5e-7)  # rounded
+    assert embeddings["cost_usd"] > 0 and "finetuned" in json.loads(
+        (tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))["predictors"]
+    assert after == batches and again["embeddings"]["requests"] == 0  # the rerun found every vector cached

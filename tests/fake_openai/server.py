@@ -506,6 +506,7 @@ _AUTH = re.compile(r"Bearer\s+\S+", re.IGNORECASE)
 _TERMINAL = {"succeeded", "failed", "cancelled", "completed", "expired"}
 _DEFAULT_HP = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8}
 _ID = "([^/]+)"
+_BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
 _BATCH_LINE_FAULTS = ("rate_limit", "server_error") + CONTENT_FAULTS  # a hang or reset means nothing per line
 
 
@@ -827,9 +828,12 @@ class FakeOpenAI:
     def _embeddings(self, req: Request) -> dict:
         """Deterministic vectors: a hashed bag of the input's words (similar texts get similar vectors, so a
         head trained on them can learn), L2-normalised, `dimensions` long (default 64)."""
+        return self._embedded(req.json())
+
+    def _embedded(self, body: Any) -> dict:
+        """The answer to one embeddings request body (online, or a line of a batch)."""
         if self.faults.embeddings_down:
             raise ApiError(500, "The embeddings server had an error (fake).", None, "server_error")
-        body = req.json()
         if not isinstance(body, dict) or not body.get("model") or "input" not in body:
             raise ApiError(400, "'model' and 'input' are required.", "missing_parameter")
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
@@ -949,8 +953,9 @@ class FakeOpenAI:
         body = req.json() or {}
         if body.get("input_file_id") not in self.files:
             raise ApiError(400, f"No such input_file_id: {body.get('input_file_id')!r}.", "invalid_batch")
-        if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
-            raise ApiError(400, "Only endpoint /v1/chat/completions, window 24h are faked.", "invalid_batch")
+        if body.get("endpoint") not in _BATCH_ENDPOINTS or body.get("completion_window") != "24h":
+            raise ApiError(400, "Only endpoints /v1/chat/completions and /v1/embeddings, window 24h are faked.",
+                           "invalid_batch")
         lines = [line for line in self.file_data[body["input_file_id"]].splitlines() if line.strip()]
         unset = ("errors", "output_file_id", "error_file_id", "in_progress_at", "finalizing_at",
                  "completed_at", "failed_at", "expired_at", "cancelling_at", "cancelled_at")
@@ -987,8 +992,11 @@ class FakeOpenAI:
                 fault = self._pick_fault(self.faults, _BATCH_LINE_FAULTS, "batch:")
                 if fault in ("rate_limit", "server_error"):
                     raise ApiError(429 if fault == "rate_limit" else 500, f"Injected {fault} (fake).")
-                entry["response"] = {"status_code": 200, "request_id": request_id,
-                                     "body": self._completion(item["body"], fault)}
+                if item.get("url") != batch["endpoint"]:
+                    raise ApiError(400, f"The line's url {item.get('url')!r} is not the batch's endpoint.")
+                answer = (self._embedded(item["body"]) if batch["endpoint"] == "/v1/embeddings" else
+                          self._completion(item["body"], fault))
+                entry["response"] = {"status_code": 200, "request_id": request_id, "body": answer}
                 ok.append(entry)
             except ApiError as exc:
                 resp = exc.response
