@@ -124,13 +124,19 @@ def run_batch_generation(calls: Sequence[BatchableCall], cache: ResponseCache, s
     client = sync_client(settings)
     runner = _BatchRunner(client, cache, settings, budget, stats, reporter, {c.cache_key: c for c in calls},
                           validate)
+    return _driven(runner, client, max_requests, max_bytes, "the model")
+
+
+def _driven(runner: _BatchRunner, client: openai.OpenAI, max_requests: int, max_bytes: int, model: str
+            ) -> dict[str, CallFailure]:
+    """Run ``runner`` to the end; a failure of the Batch API itself is a BatchProviderError naming ``model``."""
     try:
         return runner.run(max_requests, max_bytes)
     except openai.APIError as exc:
         # Submitted batches are journaled in the cache, so the same command resumes polling them.
         raise BatchProviderError(
-            f"the Batch API failed: {scrub(one_line(exc), settings.api_key)}.\nCheck --base-url / "
-            "OPENAI_BASE_URL, the key and the model; submitted batches are remembered, so the same command "
+            f"the Batch API failed: {scrub(one_line(exc), runner.settings.api_key)}.\nCheck --base-url / "
+            f"OPENAI_BASE_URL, the key and {model}; submitted batches are remembered, so the same command "
             "resumes them.") from None
     finally:
         client.close()
@@ -164,15 +170,7 @@ def run_batch_embeddings(requests: Sequence[EmbeddingRequest], cache: ResponseCa
     client = sync_client(settings)
     runner = _EmbeddingsBatchRunner(client, cache, settings, budget, stats, reporter,
                                     {r.cache_key: r for r in requests}, encode)
-    try:
-        return runner.run(MAX_REQUESTS_PER_BATCH, MAX_BYTES_PER_BATCH)
-    except openai.APIError as exc:
-        raise BatchProviderError(
-            f"the Batch API failed: {scrub(one_line(exc), settings.api_key)}.\nCheck --base-url / "
-            "OPENAI_BASE_URL, the key and finetune.base_model; submitted batches are remembered, so the same command "
-            "resumes them.") from None
-    finally:
-        client.close()
+    return _driven(runner, client, MAX_REQUESTS_PER_BATCH, MAX_BYTES_PER_BATCH, "finetune.base_model")
 
 
 class _BatchRunner:
