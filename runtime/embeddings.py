@@ -45,6 +45,9 @@ from .call_runner import run_online
 from .progress import ProgressReporter, ProgressState
 from .provider import Budget, CallStats, LLMClient, ProviderSettings
 
+BUDGET_RAN_OUT = ("the run's budget (--max-calls / --max-cost) ran out while embedding; run again with a larger "
+                  "budget: the vectors fetched so far are kept")
+
 
 class EmbeddingError(TaskcError):
     """The endpoint did not give the vectors (after retries), or gave unusable ones."""
@@ -154,12 +157,8 @@ class Embedder:
             vectors, failure = await client.embed([texts[key] for key in batch], self.model)
             if vectors is None:
                 if failure is not None and failure.stopped_by_budget:
-                    raise EmbeddingError("the run's budget (--max-calls / --max-cost) ran out while embedding; "
-                                         "run again with a larger budget: the vectors fetched so far are kept")
-                why = failure.message if failure is not None else "no vectors"
-                raise EmbeddingError(f"the embeddings endpoint failed ({why}); check the endpoint and "
-                                     f"finetune.base_model '{self.model}', then run again: the vectors fetched so "
-                                     "far are kept")
+                    raise EmbeddingError(BUDGET_RAN_OUT)
+                raise self._failed("the embeddings endpoint failed", failure.message if failure else "no vectors")
             rows = [_normalised(vector) for vector in vectors]
             if self.dimensions is None:
                 self.dimensions = len(vectors[0])
@@ -179,6 +178,11 @@ class Embedder:
             self.reporter.finish(state())
         return found
 
+    def _failed(self, what: str, why: str) -> EmbeddingError:
+        return EmbeddingError(f"{what} ({why}); check the endpoint, finetune.base_model '{self.model}' and "
+                              f"finetune.inputs_per_request ({self.per_request} texts a request; some servers take "
+                              "fewer), then run again: the vectors fetched so far are kept")
+
     def _fetch_in_a_batch(self, batches: list[list[str]], texts: dict[str, str], cache: ResponseCache
                           ) -> dict[str, bytes]:
         """The same requests through the Batch API (--batch): half the price, each vector cached as it is read."""
@@ -190,12 +194,9 @@ class Embedder:
                                         self.reporter, _normalised)
         if failures:
             if all(failure.stopped_by_budget for failure in failures.values()):
-                raise EmbeddingError("the run's budget (--max-calls / --max-cost) ran out while embedding; run "
-                                     "again with a larger budget: the vectors fetched so far are kept")
-            why = next(failure.message for failure in failures.values() if not failure.stopped_by_budget)
-            raise EmbeddingError(f"the Batch API did not give the vectors ({why}); check the endpoint and "
-                                 f"finetune.base_model '{self.model}', then run again: the vectors fetched so far are "
-                                 "kept")
+                raise EmbeddingError(BUDGET_RAN_OUT)
+            raise self._failed("the Batch API did not give the vectors",
+                               next(failure.message for failure in failures.values() if not failure.stopped_by_budget))
         found = cache.vectors([key for batch in batches for key in batch])
         sizes = {len(vector) // 4 for vector in found.values()}  # float32: four bytes a number
         if self.dimensions is not None:

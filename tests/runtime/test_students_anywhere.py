@@ -115,7 +115,8 @@ def test_an_embeddings_endpoint_that_keeps_failing_is_exit_4_with_the_way_out(
     with FakeOpenAI(faults=Faults(embeddings_down=True, retry_after=0.0)) as server:
         status = main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", server.base_url, "-q"])
     assert status == 4
-    assert "embeddings endpoint failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "embeddings endpoint failed" in err and "finetune.inputs_per_request (4 texts a request" in err
 
 
 def test_without_an_endpoint_the_embeddings_student_is_a_note_not_a_failure(
