@@ -47,7 +47,7 @@ from .functions import LexiconIndex, lexicon_index, mentions
 from .generation_calls import job_messages
 from .hashing import call_cache_key, canonical_json, sha256_hex
 from .ir import DedupePolicy, InputField, TaskIR
-from .item_text import EMPTY_TEXT, FIELD_SEPARATOR, TEXT_TYPES, VIEW_TYPES, embedded_text, field_view_values, item_text
+from .item_text import EMPTY_TEXT, FIELD_SEPARATOR, VIEW_TYPES, embedded_text, field_view_values, item_text
 from .lexicon_coverage import KnowledgeGap, knowledge_gaps
 from .passes import OPENAI_FINETUNING_ALTERNATIVES, OPENAI_FINETUNING_SUNSET, value_problem
 from .paths import first_link_inside, open_regular_file, write_atomic
@@ -59,19 +59,18 @@ if TYPE_CHECKING:
     from .semantic_diff import entity_changes
 
 __all__ = [
-    "BATCH_PRICE_FACTOR", "CHARS_PER_TOKEN", "DEFAULT_EMBEDDING_MODEL", "EMBEDDING_TOKENS_PER_TEXT", "EMBED",
-    "EMPTY_TEXT", "FIELD_SEPARATOR", "GENERATE", "POOL_PART", "TEXT_TYPES", "VIEW_TYPES", "embedded_text",
-    "field_view_values", "gold_embedding_calls", "item_text",
-    "LABEL_POOL", "OPENAI_FINETUNING_ALTERNATIVES", "OPENAI_FINETUNING_SUNSET", "OVERALL_METRICS", "PER_CLASS_METRICS",
-    "SCORE_FINETUNED", "SCORE_GOLD", "CallPlan", "CompileResult", "CompiledTask", "DedupePolicy", "Diagnostic",
-    "DiagnosticBag", "EmbeddingsStudentConfig", "EvalConfig", "HostedJob", "StudentConfig",
-    "TransformersStudentConfig", "ExitStatus", "Expr", "ExpressionEvaluationError", "FinetuneConfig",
-    "GenerationJob", "InputField", "KnowledgeGap", "LLMCall", "LexiconIndex", "PlanItem",
-    "PriceTable", "Severity", "Span", "TaskIR", "TaskcError", "builtin_prices", "call_cache_key", "canonical_json",
-    "compile_task", "did_you_mean", "dump_ir", "dumps", "entity_changes", "first_link_inside", "gold_calls",
+    "BATCH_PRICE_FACTOR", "CHARS_PER_TOKEN", "CallPlan", "CompileResult", "CompiledTask", "DEFAULT_EMBEDDING_MODEL",
+    "DedupePolicy", "Diagnostic", "DiagnosticBag", "EMBED", "EMBEDDING_TOKENS_PER_TEXT", "EMPTY_TEXT",
+    "EmbeddingsStudentConfig", "EvalConfig", "ExitStatus", "Expr", "ExpressionEvaluationError", "FIELD_SEPARATOR",
+    "FinetuneConfig", "GENERATE", "GenerationJob", "HostedJob", "InputField", "KnowledgeGap", "LABEL_POOL", "LLMCall",
+    "LexiconIndex", "OPENAI_FINETUNING_ALTERNATIVES", "OPENAI_FINETUNING_SUNSET", "OVERALL_METRICS",
+    "PER_CLASS_METRICS", "POOL_PART", "PlanItem", "PriceTable", "SCORE_FINETUNED", "SCORE_GOLD", "Severity", "Span",
+    "StudentConfig", "TaskIR", "TaskcError", "TransformersStudentConfig", "VIEW_TYPES", "builtin_prices",
+    "call_cache_key", "canonical_json", "compile_task", "did_you_mean", "dump_ir", "dumps", "embedded_text",
+    "entity_changes", "field_view_values", "first_link_inside", "gold_calls", "gold_embedding_calls", "item_text",
     "job_messages", "knowledge_gaps", "largest_call_cost", "lexicon_index", "mentions", "metric_reads",
-    "open_regular_file", "parse_price_table", "price_for", "rule_key", "sha256_hex",
-    "value_problem", "write_atomic", "write_outputs",
+    "open_regular_file", "parse_price_table", "price_for", "rule_key", "sha256_hex", "value_problem", "write_atomic",
+    "write_outputs",
 ]
 
 
