@@ -54,6 +54,7 @@ from .paths import first_link_inside, open_regular_file, write_atomic
 from .plan import GenerationJob
 from .pricing import CHARS_PER_TOKEN, PriceTable, builtin_prices, parse_price_table, price_for
 from .rule_key import rule_key
+from .wording import counted
 
 if TYPE_CHECKING:
     from .semantic_diff import entity_changes
@@ -66,7 +67,7 @@ __all__ = [
     "LexiconIndex", "OPENAI_FINETUNING_ALTERNATIVES", "OPENAI_FINETUNING_SUNSET", "OVERALL_METRICS",
     "PER_CLASS_METRICS", "POOL_PART", "PlanItem", "PriceTable", "SCORE_FINETUNED", "SCORE_GOLD", "Severity", "Span",
     "StudentConfig", "TaskIR", "TaskcError", "TransformersStudentConfig", "VIEW_TYPES", "builtin_prices",
-    "call_cache_key", "canonical_json", "compile_task", "did_you_mean", "dump_ir", "dumps", "embedded_text",
+    "call_cache_key", "canonical_json", "compile_task", "counted", "did_you_mean", "dump_ir", "dumps", "embedded_text",
     "entity_changes", "field_view_values", "first_link_inside", "gold_calls", "gold_embedding_calls", "item_text",
     "job_messages", "knowledge_gaps", "largest_call_cost", "lexicon_index", "mentions", "metric_reads",
     "open_regular_file", "parse_price_table", "price_for", "rule_key", "sha256_hex", "value_problem", "write_atomic",

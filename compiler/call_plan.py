@@ -356,7 +356,8 @@ def largest_call_cost(calls: Sequence[LLMCall], prices: PriceTable, model: str |
     largest = 0.0
     for call in calls:
         output = int(call.sampling.get("max_tokens") or call.output_tokens)
-        chosen = call.priced_as or call.model if call.phase == EMBED else model or call.priced_as or call.model
+        own = call.priced_as or call.model
+        chosen = own if call.phase == EMBED or model is None else model
         cost = call_cost(prices, chosen, call.input_tokens, max(output, call.output_tokens))
         if cost is None:
             return None

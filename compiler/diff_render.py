@@ -29,6 +29,7 @@ from .semantic_diff import (
     PromptChange,
     SpecDiff,
 )
+from .wording import counted
 
 FORMATS = ("text", "markdown", "json")
 MARKDOWN_LIMIT = 60_000  # a GitHub comment holds 65,536 characters; leave room for a header the CI adds
@@ -48,10 +49,6 @@ def render(diff: SpecDiff, fmt: str, color: bool = False) -> str:
 
 
 # -- shared helpers ------------------------------------------------------------------------------
-
-def _counted(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'s' if count != 1 else ''}"
-
 
 def _plural(kind: str) -> str:
     return _PLURAL.get(kind, kind + "s")
@@ -111,9 +108,9 @@ def _work_line(diff: SpecDiff) -> str:
     phases = ", ".join(f"{count:,} {PHASE_TITLES[phase]}" for phase, count in plan.new_by_phase.items())
     cost = f", ~{_cost(plan.new_cost_usd)}" if plan.new_calls else ""
     needs = "needs" if plan.new_calls == 1 else "need"
-    line = (f"{plan.new_calls:,} of {_counted(plan.after.calls, 'planned call')} {needs} new LLM work (their cache "
+    line = (f"{plan.new_calls:,} of {counted(plan.after.calls, 'planned call')} {needs} new LLM work (their cache "
             f"key is new{': ' + phases if phases else ''}{cost}); "
-            f"{_counted(plan.dropped_calls, 'cached response')} of the old plan will not be used")
+            f"{counted(plan.dropped_calls, 'cached response')} of the old plan will not be used")
     if plan.every_classification:
         classifying = " and ".join(PHASE_TITLES[phase] for phase in (LABEL_POOL, SCORE_GOLD)
                                    if plan.after.calls_by_phase.get(phase))

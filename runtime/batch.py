@@ -365,8 +365,9 @@ class _EmbeddingsBatchRunner(_BatchRunner):
         self.requests, self.encode = requests, encode
 
     def _answered_already(self) -> set[str]:
-        return {key for key, request in self.requests.items()
-                if len(self.cache.vectors(list(request.keys))) == len(request.keys)}
+        """The requests whose every text has its vector in the cache (one query for them all)."""
+        cached = self.cache.vectors(sorted({key for request in self.requests.values() for key in request.keys}))
+        return {key for key, request in self.requests.items() if all(k in cached for k in request.keys)}
 
     def _accept(self, key: str, call: BatchableCall, body: dict[str, Any], response: dict[str, Any]) -> None:
         request = self.requests[key]

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from taskc.compiler import TaskIR
+from taskc.compiler import TaskIR, counted
 
 from .analysis_records import ExpertLoop
 from .authors import analyse_authors
@@ -24,7 +24,6 @@ from .expert_answers import SOURCE, Answers, answer_key, read_answers
 from .questions import ask
 from .result import PoolItem, RunResult
 from .suggestions import suggest
-from .wording import counted
 
 QUESTIONS_FILE = "questions.jsonl"
 SUGGESTIONS_FILE = "suggestions.json"

@@ -36,6 +36,7 @@ from taskc.compiler import (
     TaskcError,
     TaskIR,
     compile_task,
+    counted,
     write_atomic,
 )
 
@@ -43,7 +44,6 @@ from .datasets import EXAMPLES_FILE, jsonl_bytes
 from .features import item_text, spec_hash
 from .predictor import PredictorError, read_manifest, spec_path_of, version_mismatch
 from .training_set import FIELD_VIEW_WEIGHT, TRAINING_SET_FILE, UNCOVERED_WEIGHT
-from .wording import counted
 
 METRICS_FILE = "metrics.json"
 MODEL_DIR = "model"

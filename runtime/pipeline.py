@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from taskc.compiler import CompiledTask, TaskcError, TaskIR
+from taskc.compiler import CompiledTask, TaskcError, TaskIR, counted
 
 from . import expert_answers, expert_loop, label_model, labeling
 from .datafiles import DataRecord
@@ -37,12 +37,12 @@ from .result import GoldItem, PoolItem, RunResult
 from .students import EmbeddingStudent
 from .training import llm_data_effect, train_local_model, train_student
 from .training_set import gold_in_training, training_examples
-from .wording import counted
 
 if TYPE_CHECKING:
     from .provider import Budget
 
-TRAINED_PREDICTORS = ("local_model", "rules_then_model", "finetuned", "rules_then_finetuned")  # learn from answers
+# the predictors that learn from the expert's answers: all but the rules and the prompted LLM
+TRAINED_PREDICTORS = tuple(name for name in PREDICTORS if name not in ("labeling_functions", "llm"))
 LLM_STEPS = ("generation", "LLM labeling of uncovered/conflicting pool items", "prompted-LLM baseline",
              "fine-tuning")
 

@@ -21,11 +21,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from taskc.compiler import knowledge_gaps
+from taskc.compiler import counted, knowledge_gaps
 
 from .. import history
 from ..result import RunResult
-from ..wording import counted
 from . import llm
 from .findings import DataShift, Findings, Misclassified, NextStep, RationaleFindings
 

@@ -13,9 +13,10 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from taskc.compiler import counted
+
 from .. import history
 from ..result import RunResult
-from ..wording import counted
 from . import expert, llm, pictures
 from .analysis import (
     LOW_RULE_ACCURACY,

@@ -19,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from taskc.compiler import counted
+
 from ..llm_data_effect import HURT, from_llm
 from ..result import RunResult
-from ..wording import counted
 
 OFF_TARGET_SHARE = 0.2  # a cell with this share of off-target examples is worth a next step
 Rows = tuple[list[str], list[list[str]]]

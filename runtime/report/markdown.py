@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from taskc.compiler import counted
+
 from ..result import RunResult
-from ..wording import counted
 from . import expert, llm
 from .analysis import (
     MAX_LISTED,

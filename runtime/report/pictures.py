@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import html
 
+from taskc.compiler import counted
+
 from ..result import RunResult
-from ..wording import counted
 
 TEXT = "#1d1d1f"
 MUTED = "#595959"

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from taskc.compiler import counted
+
 from ..authors import grouped_by_author
 from ..result import RunResult
-from ..wording import counted
 from .analysis import _counts, _pct, model_facts, predictor_title, student_facts
 
 

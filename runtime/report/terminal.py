@@ -14,8 +14,9 @@ import os
 import sys
 from pathlib import Path
 
+from taskc.compiler import counted
+
 from ..result import RunResult
-from ..wording import counted
 from .analysis import describe, predictor_title, verdict
 from .findings import Findings
 from .tables import lf_rows, metrics_rows, split_rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from taskc.compiler import counted
 from taskc.compiler.call_plan import PHASE_TITLES
 from taskc.compiler.driver import CompiledTask
 from taskc.compiler.money import format_usd
@@ -11,13 +12,9 @@ def _usd(cost: float | None) -> str:
     return "unknown (model not in the price table)" if cost is None else format_usd(cost)
 
 
-def _counted(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'s' if count != 1 else ''}"
-
-
 def estimate_lines(compiled: CompiledTask) -> list[str]:
     """One line per phase: its calls, tokens and cost."""
-    return [f"{PHASE_TITLES[name]}: {_counted(phase.calls, 'call')}, ~{phase.input_tokens:,} + "
+    return [f"{PHASE_TITLES[name]}: {counted(phase.calls, 'call')}, ~{phase.input_tokens:,} + "
             f"~{phase.output_tokens:,} tokens, ~{_usd(phase.cost_usd)}"
             for name, phase in compiled.estimate.phases.items()]
 
@@ -28,11 +25,11 @@ def estimate_extras(compiled: CompiledTask) -> list[str]:
     finetune = compiled.estimate.finetune
     if finetune is not None:
         scoring, training = finetune["scoring"], finetune["training"] or {}
-        epochs = _counted(training.get("epochs") or 0, "epoch") + (
+        epochs = counted(training.get("epochs") or 0, "epoch") + (
             "" if training.get("epochs_given") else " (auto, priced as 3)")
-        lines.append(f"with --finetune: +{_counted(scoring['calls'], 'call')} of the fine-tuned model on the gold set, "
+        lines.append(f"with --finetune: +{counted(scoring['calls'], 'call')} of the fine-tuned model on the gold set, "
                      f"~{_usd(scoring['cost_usd'])}; training ~{training.get('training_tokens', 0):,} tokens "
-                     f"({_counted(training.get('examples', 0), 'example')} × {epochs}), "
+                     f"({counted(training.get('examples', 0), 'example')} × {epochs}), "
                      f"~{_usd(training.get('cost_usd'))}")
     for problem in compiled.calls.problems:
         lines.append(f"not planned: {problem}")
