@@ -6,13 +6,16 @@ request, at 50 requests in flight. The ideal is 500 / 50 × 0.1 s = 1.0 s; every
 own work around the calls: start-up and imports, compiling, assembling the dataset, training, the report.
 Each run is a fresh process and a fresh run directory (nothing cached); the number is the median of
 --repeat runs, with their range, and the median seconds of each phase from `--format json` events.
-Aim: at most 2.5 s. The server runs in its own process, so its work does not compete for our interpreter.
+Aim: at most 2.5 s. The server runs in its own process, so its work does not compete for our interpreter
+(it does compete for the machine's cores, as taskc's model process does: see runtime/model_process.py).
+With --in-process, each repeat also runs taskc with TASKC_MODEL_PROCESS=0 (scikit-learn imported and the
+model fitted in the run's own process), turn about, to measure what the model process saves.
 With --distilabel PYTHON (an interpreter that has distilabel installed, e.g. a venv of its own: it is no
 dependency of taskc), each repeat also runs the same number of calls as a distilabel pipeline (one
 TextGeneration call per row, 50 rows per batch, its OpenAILLM against the same server), turn about with
 taskc, so the two are measured side by side on the same machine state.
 Run from the repository root:  python bench/run_overhead.py [--repeat N] [--calls N] [--latency S]
-                                                            [--distilabel PYTHON]
+                                                            [--distilabel PYTHON] [--in-process]
 """
 
 from __future__ import annotations
@@ -58,10 +61,11 @@ def project_of(calls: int, work: Path) -> Path:
     return path
 
 
-def one_run(spec: Path, run_dir: Path, base_url: str) -> tuple[float, dict[str, float], int]:
+def one_run(spec: Path, run_dir: Path, base_url: str, in_process: bool = False) -> tuple[float, dict[str, float], int]:
     """Wall seconds of one `taskc run` process, its phases' seconds (and "cpu": the CPU seconds the process
-    used, user + system, which a busy machine inflates less than the wall time), and the calls it made."""
-    env = os.environ | {"OPENAI_API_KEY": "sk-bench"}
+    and its model process used, user + system, which a busy machine inflates less than the wall time), and
+    the calls it made. ``in_process``: with TASKC_MODEL_PROCESS=0 (no model process)."""
+    env = os.environ | {"OPENAI_API_KEY": "sk-bench", "TASKC_MODEL_PROCESS": "0" if in_process else ""}
     command = [sys.executable, "-m", "taskc", "run", str(spec), "-o", str(run_dir), "--base-url", base_url,
                "--concurrency", str(IN_FLIGHT), "--json"]  # the alias: older versions have it too
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -122,6 +126,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds the fake server takes per request")
     parser.add_argument("--distilabel", metavar="PYTHON", help="an interpreter with distilabel installed: run "
                         "the same number of calls with it too, turn about with taskc")
+    parser.add_argument("--in-process", action="store_true", help="also run taskc without its model process "
+                        "(TASKC_MODEL_PROCESS=0), turn about")
     args = parser.parse_args()
     ideal = args.calls / IN_FLIGHT * args.latency
     with tempfile.TemporaryDirectory(prefix="taskc-overhead-") as tmp:
@@ -130,13 +136,15 @@ def main() -> None:
         server = FakeServerProcess(args.latency)
         try:
             one_run(spec, work / "warm-up", server.base_url)  # the page cache, not taskc's cache: a new dir each run
-            results, theirs = [], []
+            results, theirs, alone = [], [], []
             script = work / "distilabel_pipeline.py"
             script.write_text(DISTILABEL_PIPELINE, encoding="utf-8")
             if args.distilabel:
                 distilabel_run(args.distilabel, script, server.base_url, args.calls, work / "home")  # warm-up
             for i in range(args.repeat):
                 results.append(one_run(spec, work / f"run{i}", server.base_url))
+                if args.in_process:
+                    alone.append(one_run(spec, work / f"alone{i}", server.base_url, in_process=True))
                 if args.distilabel:
                     theirs.append(distilabel_run(args.distilabel, script, server.base_url, args.calls, work / "home"))
         finally:
@@ -148,12 +156,17 @@ def main() -> None:
     print(f"  whole process: median {statistics.median(walls):.2f} s (range {min(walls):.2f}–{max(walls):.2f}); "
           f"ideal {ideal:.2f} s; ratio {statistics.median(walls) / ideal:.2f}")
     cpu = [phases["cpu"] for _, phases, _ in results]
-    print(f"  CPU of the taskc process: median {statistics.median(cpu):.2f} s; load average now "
+    print(f"  CPU of the taskc processes: median {statistics.median(cpu):.2f} s; load average now "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a busy machine stretches the wall time)")
     names = sorted({name for _, phases, _ in results for name in phases} - {"cpu"})
     for name in names:
         values = [phases.get(name, 0.0) for _, phases, _ in results]
         print(f"  {name:>12}: median {statistics.median(values):.2f} s")
+    if alone:
+        alone_walls = [wall for wall, _, _ in alone]
+        print(f"  without the model process (TASKC_MODEL_PROCESS=0), turn about: median "
+              f"{statistics.median(alone_walls):.2f} s (range {min(alone_walls):.2f}–{max(alone_walls):.2f}); "
+              f"with / without {statistics.median(walls) / statistics.median(alone_walls):.2f}")
     if theirs:
         their_walls = [wall for wall, _ in theirs]
         print(f"  distilabel, the same calls turn about: median {statistics.median(their_walls):.2f} s (range "

@@ -21,13 +21,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
 from taskc.compiler import LexiconIndex, TaskIR, item_text, lexicon_index, sha256_hex
 
 from .labeling import ABSTAIN, LabelingFunction, RuleVoter
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class KnowledgeFeatures:
         return self.mention_names + self.vote_names
 
     def transform(self, batch: ItemBatch) -> sparse.csr_matrix:
+        from scipy import sparse  # only the models read this matrix: the rules' process may never need SciPy
+
         mentioned = self._mention_matrix(batch)
         fired = (batch.votes != ABSTAIN).astype(np.float64).reshape(len(batch), len(self.vote_names))
         return sparse.csr_matrix(np.hstack([mentioned, fired]))

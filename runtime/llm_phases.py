@@ -10,13 +10,11 @@ is imported on an offline run.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskc.compiler import CompiledTask, ExitStatus, TaskcError
 
-from . import local_model
 from .datafiles import DataFileError
 from .options import BudgetOptions, RunOptions, generation_options
 from .progress import ProgressReporter
@@ -57,8 +55,6 @@ def generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSett
     """Run the generation plan; return the accepted examples (input fields, "label", "id", provenance)."""
     from .generation import run_generation
 
-    # scikit-learn (for training, after the calls) is imported while the calls wait on the network
-    threading.Thread(target=local_model.warm_up, name="taskc-warm-up", daemon=True).start()
     run_dir = options.paths.run_dir
     summary = run_generation(compiled, run_dir, settings, generation_options(options), budget=budget,
                              reporter=reporter)

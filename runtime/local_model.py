@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 from taskc.compiler import ExitStatus, TaskcError, TaskIR, sha256_hex, write_atomic
 
 from .datasets import write_json
@@ -94,7 +93,8 @@ class LocalModel:
             raise LocalModelError(f"cannot train the local model: the training data has only '{present[0]}'; no "
                                   f"example of {', '.join(repr(c) for c in missing)} (add a rationale with a rule "
                                   f"for it, or configure an LLM provider to generate examples)")
-        # scikit-learn is imported where it is used: a run spends its first seconds on LLM calls, not on it
+        # scikit-learn (and SciPy) are imported where they are used: a run's process may never need them
+        from scipy import sparse
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -119,6 +119,8 @@ class LocalModel:
         out = np.zeros((len(batch), len(self.task.class_names)))
         if not len(batch):
             return out
+        from scipy import sparse
+
         words = self.vectorizer_.transform([item_text(self.task, v) for v in batch.values])
         scores = self.classifier_.predict_proba(sparse.hstack([words, self.knowledge.transform(batch)],
                                                               format="csr"))
@@ -200,7 +202,8 @@ def _sklearn_version() -> str:
 
 
 def warm_up() -> None:
-    """Import scikit-learn now (in a background thread while the first LLM calls are in flight)."""
+    """Import what fitting needs now (the model process does, while the run makes its LLM calls)."""
+    from scipy import sparse  # noqa: F401
     from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: F401
     from sklearn.linear_model import LogisticRegression  # noqa: F401
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskc.compiler import CompiledTask, TaskcError, TaskIR, counted
 
-from . import expert_answers, expert_loop, label_model, labeling
+from . import expert_answers, expert_loop, label_model, labeling, model_process
 from .datafiles import DataRecord
 from .evaluate import PREDICTORS, PredictorScores, evaluate_criterion, score_predictor
 from .features import item_batch
@@ -57,6 +57,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     real_gold = len(gold_records)
     if answers is not None:  # the answers are extra dev gold: after the split, so the test half stays as it was
         gold_records = gold_records + expert_answers.dev_gold_records(task, answers, gold_records)
+    trainer = model_process.trainer()  # the local model's, fitted in a process of its own where that pays
     settings = provider_settings(options.endpoint)
     skipped: tuple[str, ...] = () if settings is not None else LLM_STEPS
     if settings is not None and not compiled.calls.complete:
@@ -132,7 +133,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     reporter.phase_start("training", counted(len(examples), "example"))
     # the rules' votes on the training inputs, worked out once for the local model and the student
     training_batch = item_batch(task, functions, [e.values for e in examples], voter)
-    local = train_local_model(task, functions, training_batch, examples, paths.run_dir / "model", notes)
+    local = train_local_model(task, functions, training_batch, examples, paths.run_dir / "model", notes, trainer)
     student = train_student(task, functions, training_batch, examples, paths.run_dir, options.presentation.quiet,
                             settings, budget, notes, notice, reporter,
                             _planned_embeddings(compiled, options, gold, generated), options.endpoint.batch)
@@ -151,7 +152,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
             predictions.update(scored)
             # what the LLM's data did: the local model trained again without it, on the same dev items
             effect = llm_data_effect(task, functions, voter, fitted, rules_pool, answered, examples, gold, gold_batch,
-                                     predictions)
+                                     predictions, trainer)
         reporter.phase_done("gold scoring", counted(len(predictions), "predictor"))
     else:
         notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")

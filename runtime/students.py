@@ -21,15 +21,17 @@ import io
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from scipy import sparse
 
 from ..compiler import ExitStatus, TaskcError, TaskIR
 from .datasets import write_atomic, write_json
 from .features import ItemBatch, KnowledgeFeatures, item_text
 from .labeling import LabelingFunction
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 STUDENT_DIR = "student"
 STUDENT_FILE = "student.json"
@@ -66,6 +68,8 @@ class EmbeddingStudent:
         self.knowledge = KnowledgeFeatures(task, self.functions)
 
     def _features(self, batch: ItemBatch) -> sparse.csr_matrix:
+        from scipy import sparse
+
         vectors = self.embed([item_text(self.task, values) for values in batch.values])
         return sparse.hstack([sparse.csr_matrix(vectors.astype(np.float64)), self.knowledge.transform(batch)],
                              format="csr")

@@ -19,6 +19,7 @@ from .datafiles import DataRecord
 from .features import ItemBatch, item_batch, item_text, spec_hash
 from .gold_split import DEV
 from .llm_data_effect import LLMDataEffect, compare, from_llm
+from .model_process import Trainer
 from .options import HOW_TO_ENABLE_LLM, Notice
 from .predictor import Predictors
 from .progress import ProgressReporter
@@ -31,10 +32,11 @@ if TYPE_CHECKING:
 
 def train_local_model(task: TaskIR, functions: Sequence[labeling.LabelingFunction], batch: ItemBatch,
                       examples: Sequence[local_model.TrainingExample], model_dir: Path,
-                      notes: list[str]) -> local_model.LocalModel | None:
-    """The local model, saved in ``model_dir``; None (and a note) when the training data cannot make one."""
+                      notes: list[str], trainer: Trainer = local_model.train) -> local_model.LocalModel | None:
+    """The local model, saved in ``model_dir``; None (and a note) when the training data cannot make one.
+    ``trainer`` fits it: `local_model.train`, or the model process's (`model_process.trainer`)."""
     try:
-        model = local_model.train(task, functions, batch, examples)
+        model = trainer(task, functions, batch, examples)
     except local_model.LocalModelError as exc:
         notes.append(str(exc))
         # a model left by an earlier run must not pass for this run's
@@ -111,7 +113,8 @@ def llm_data_effect(task: TaskIR, functions: Sequence[labeling.LabelingFunction]
                     fitted: label_model.LabelModelResult | None, rules_pool: Sequence[PoolItem],
                     answered: Sequence[DataRecord], examples: Sequence[local_model.TrainingExample],
                     gold: Sequence[GoldItem], gold_batch: ItemBatch,
-                    predictions: Mapping[str, Sequence[str | None]]) -> LLMDataEffect | None:
+                    predictions: Mapping[str, Sequence[str | None]],
+                    trainer: Trainer = local_model.train) -> LLMDataEffect | None:
     """The local model trained again without the LLM's data, beside the run's, on the dev gold items.
 
     ``rules_pool`` is the pool as the rules (and the expert's answers) labeled it, before the LLM labeled
@@ -129,8 +132,7 @@ def llm_data_effect(task: TaskIR, functions: Sequence[labeling.LabelingFunction]
     if len({e.label for e in without}) < 2:
         return None
     try:
-        model = local_model.train(task, functions, item_batch(task, functions, [e.values for e in without], voter),
-                                  without)
+        model = trainer(task, functions, item_batch(task, functions, [e.values for e in without], voter), without)
     except local_model.LocalModelError:
         return None
     primary = task.eval.primary if task.eval else "rules_then_model"

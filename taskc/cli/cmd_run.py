@@ -167,8 +167,9 @@ def run(args: argparse.Namespace) -> int:
     if (missing := missing_run_extra(NAME)) is not None:
         print(f"taskc: error: {missing}", file=sys.stderr)
         return EXIT_USAGE
-    from taskc.runtime import pipeline, report
+    from taskc.runtime import model_process, pipeline, report
 
+    model_process.start_early()  # scikit-learn loads on another core while this process compiles and calls
     if args.output and _is_file(Path(args.output)):  # checked before any work: a usage mistake
         print(f"taskc: error: RUN_DIR is a file, not a directory: {args.output}", file=sys.stderr)
         return EXIT_USAGE

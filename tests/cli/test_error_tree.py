@@ -28,6 +28,7 @@ OUTSIDE_THE_TREE = {
     "taskc.runtime.schema_check._Unsupported", "taskc.runtime.provider.answers.AnswerProblem",
     "taskc.runtime.provider.transport.ResponseTooLarge",  # an openai.OpenAIError: the client's retry loop must see it
     "taskc.runtime.serving.StopServing",
+    "taskc.runtime.model_process._ProcessLost",  # never leaves its module: the model is fitted here instead
 }
 OPTIONAL = ("taskc.runtime.transformer_student", "taskc.cli.cmd_lsp")
 

@@ -288,10 +288,11 @@ def test_without_a_criterion_the_html_verdict_is_neutral(tmp_path: Path) -> None
     assert "<p class=muted><strong>" in html and "<p class=fail>" not in html
 
 
-def _run_in_a_fresh_process(spec: Path, run_dir: Path, hash_seed: str) -> dict[str, bytes]:
+def _run_in_a_fresh_process(spec: Path, run_dir: Path, hash_seed: str, **environment: str) -> dict[str, bytes]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("OPENAI_")}
     done = subprocess.run([sys.executable, "-m", "taskc", "run", str(spec), "-o", str(run_dir), "-q"],
-                          env=env | {"PYTHONHASHSEED": hash_seed}, capture_output=True, text=True, timeout=300)
+                          env=env | {"PYTHONHASHSEED": hash_seed} | environment, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
 
@@ -305,3 +306,29 @@ def test_two_offline_runs_write_the_same_bytes_whatever_the_hash_seed(tmp_path: 
     assert sorted(first) == sorted(second) and "model/model.joblib" in first
     differing = sorted(name for name, data in first.items() if second[name] != data)
     assert differing == [".lock", "history.jsonl"]
+
+
+LOADED_LIBRARIES = """
+import sys
+from taskc.cli.main import main
+status = main(sys.argv[1:])
+print(sorted({name.split(".")[0] for name in sys.modules} & {"sklearn", "scipy"}))
+sys.exit(status)
+"""
+
+
+def test_a_run_fits_its_model_in_a_process_of_its_own_and_writes_the_same_bytes(tmp_path: Path) -> None:
+    """A fresh `taskc run` leaves scikit-learn to the model process (see runtime/model_process.py): the run's own
+    process never imports it, and the files are the bytes of a run that fits the model itself."""
+    spec = _project(tmp_path / "project")
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("OPENAI_") and key != "TASKC_MODEL_PROCESS"}
+    done = subprocess.run([sys.executable, "-c", LOADED_LIBRARIES, "run", str(spec), "-o", str(tmp_path / "a"), "-q"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+    apart = {str(p.relative_to(tmp_path / "a")): p.read_bytes() for p in sorted((tmp_path / "a").rglob("*"))
+             if p.is_file()}
+    here = _run_in_a_fresh_process(spec, tmp_path / "b", "0", TASKC_MODEL_PROCESS="0")
+    assert sorted(apart) == sorted(here) and "model/model.joblib" in here
+    assert sorted(name for name, data in apart.items() if here[name] != data) == [".lock", "history.jsonl"]

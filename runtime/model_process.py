@@ -1,0 +1,318 @@
+"""The local model in a process of its own: scikit-learn is imported on the second core while the run works.
+
+Importing scikit-learn (and the SciPy it pulls in) costs about two seconds of CPU, more than
+the rest of a small run's own work. In the run's process that import either waits until
+training or, in a thread, competes for the interpreter lock with the LLM calls and slows
+every one of them. So `taskc run` starts a child interpreter at once (`start_early`, before it
+compiles); the child imports scikit-learn while the parent compiles, imports the `openai`
+client and makes the calls, and then fits and keeps the run's local models, answering over
+a pipe. The parent never imports scikit-learn: it holds `RemoteModel`s, which are
+`LocalModel`s whose fitting, predictions, description and saving happen in the child.
+
+- **The same model.** The child runs the same `LocalModel` code on the same data (the
+  task, pickled, and the inputs with the rules' votes the parent worked out), so a model
+  fitted there predicts and saves exactly as one fitted here (tests compare the bytes of
+  model.joblib).
+- **Nothing lost when the child is.** A child that cannot start, dies or fails is never
+  the run's failure: the model is fitted in the run's process instead, from the same data,
+  and the run goes on; an error the fitting itself raises (LocalModelError) is raised as
+  it is.
+- **When.** Only where it pays: when scikit-learn is not imported yet (a fresh `taskc run`,
+  not a test or a program that imported it already). TASKC_MODEL_PROCESS=0 never starts the
+  child, =1 always does (tests use it).
+- **Lifetime.** The child is stopped when the run's last model is gone or at exit, and ends
+  by itself when its pipe closes (the parent was killed). Every request is answered before
+  the next is sent and every save is written before its answer, so stopping it loses nothing.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import itertools
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import traceback
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import IO, Any
+
+from taskc.compiler import TaskIR
+
+from .features import ItemBatch
+from .labeling import LabelingFunction
+from .local_model import Feature, LocalModel, LocalModelError, TrainingExample
+
+ENVIRONMENT_SWITCH = "TASKC_MODEL_PROCESS"  # "0": never start the child; "1": always
+CHILD_COMMAND = "from taskc.runtime.model_process import serve; serve()"
+_HEADER = struct.Struct("<Q")  # each message: its length, then its pickle
+Trainer = Callable[[TaskIR, Sequence[LabelingFunction], ItemBatch, Sequence[TrainingExample]], LocalModel]
+
+
+class _ProcessLost(Exception):
+    """The child cannot answer (it did not start, died, or failed): the model is fitted here instead."""
+
+
+# -- the messages ----------------------------------------------------------------------------------
+
+def _mapping_proxy(contents: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(contents)
+
+
+class _Pickler(pickle.Pickler):
+    # the task's read-only mappings (MappingProxyType) do not pickle by themselves
+    dispatch_table = copyreg.dispatch_table.copy()
+    dispatch_table[MappingProxyType] = lambda proxy: (_mapping_proxy, (dict(proxy),))
+
+
+def _encode(message: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
+    data = buffer.getvalue()
+    return _HEADER.pack(len(data)) + data
+
+
+def _write(stream: IO[bytes], message: Any) -> None:
+    stream.write(_encode(message))  # the whole message is pickled before a byte is written
+    stream.flush()
+
+
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError("the pipe closed")
+    (size,) = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the pipe closed in the middle of a message")
+    return pickle.loads(data)
+
+
+# -- the parent's side -----------------------------------------------------------------------------
+
+class ModelProcess:
+    """The child interpreter and the pipe to it; one request at a time."""
+
+    def __init__(self, child: subprocess.Popen[bytes]) -> None:
+        self._child = child
+        self._lock = threading.Lock()
+        self._keys = itertools.count(1)
+        self._broken = False
+        weakref.finalize(self, _stop_child, child)
+
+    @classmethod
+    def start(cls) -> ModelProcess | None:
+        """The child, importing scikit-learn from now on; None when no interpreter can be started."""
+        if not sys.executable:
+            return None
+        try:
+            child = subprocess.Popen([sys.executable, "-c", CHILD_COMMAND], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, close_fds=True)
+        except OSError:
+            return None
+        return cls(child)
+
+    @property
+    def alive(self) -> bool:
+        return not self._broken and self._child.poll() is None
+
+    def train(self, task: TaskIR, functions: Sequence[LabelingFunction], batch: ItemBatch,
+              examples: Sequence[TrainingExample]) -> LocalModel:
+        """`local_model.train`, fitted in the child (or here, when the child is lost)."""
+        return RemoteModel(self, task, functions).fit(batch, [e.label for e in examples], [e.weight for e in examples])
+
+    def new_key(self) -> int:
+        return next(self._keys)
+
+    def request(self, operation: str, key: int, *arguments: Any) -> Any:
+        """The child's answer to one operation on model ``key``; _ProcessLost when it has none."""
+        with self._lock:
+            if not self.alive:
+                raise _ProcessLost("the model process is gone")
+            try:
+                message = _encode((operation, key, arguments))
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                raise _ProcessLost(f"cannot send the data to the model process: {exc}") from None
+            try:
+                assert self._child.stdin is not None and self._child.stdout is not None
+                self._child.stdin.write(message)
+                self._child.stdin.flush()
+                status, value = _read(self._child.stdout)
+            except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+                self._broken = True
+                self._child.kill()
+                raise _ProcessLost(f"the model process stopped answering: {exc}") from None
+        if status == "refused":  # the fitting's own error: the same here as in the child
+            raise LocalModelError(value)
+        if status != "ok":
+            raise _ProcessLost(f"the model process failed:\n{value}")
+        return value
+
+    def forget(self, key: int) -> None:
+        """Let the child drop model ``key`` (its RemoteModel is gone)."""
+        if not self.alive or not self._lock.acquire(blocking=False):  # never wait in a finaliser
+            return
+        try:
+            assert self._child.stdin is not None
+            self._child.stdin.write(_encode(("forget", key, ())))
+            self._child.stdin.flush()
+        except (OSError, ValueError):
+            self._broken = True
+        finally:
+            self._lock.release()
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    """End the child: it holds nothing that is not saved or answered already (each request is
+    answered before the next is sent), so it is killed rather than waited for while it tears
+    down scikit-learn, which takes a few tenths of a second."""
+    if child.poll() is None:
+        child.kill()
+    for stream in (child.stdin, child.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+    child.wait()
+
+
+class RemoteModel(LocalModel):
+    """A `LocalModel` fitted and kept in the model process; fitted here instead when the process is lost."""
+
+    def __init__(self, process: ModelProcess, task: TaskIR, functions: Sequence[LabelingFunction]) -> None:
+        super().__init__(task, functions)
+        self._process: ModelProcess | None = process
+        self._key = process.new_key()
+        self._fit_arguments: tuple[ItemBatch, list[str], list[float]] | None = None
+
+    def fit(self, batch: ItemBatch, labels: Sequence[str], sample_weight: Sequence[float]) -> LocalModel:
+        self._fit_arguments = (batch, list(labels), [float(w) for w in sample_weight])
+        rationales = [f.rationale_id for f in self.functions]
+        if self._ask("fit", self.task, rationales, *self._fit_arguments) is _HERE:
+            return self
+        assert self._process is not None
+        weakref.finalize(self, self._process.forget, self._key)
+        return self
+
+    def predict_proba(self, batch: ItemBatch) -> Any:
+        answer = self._ask("predict_proba", batch)
+        return super().predict_proba(batch) if answer is _HERE else answer
+
+    def strongest_features(self, top: int = 12) -> dict[str, list[Feature]]:
+        answer = self._ask("strongest_features", top)
+        return super().strongest_features(top) if answer is _HERE else answer
+
+    def feature_groups(self) -> list[str]:
+        answer = self._ask("feature_groups")
+        return super().feature_groups() if answer is _HERE else answer
+
+    def describe(self, examples: Sequence[TrainingExample], spec_hash: str) -> dict[str, Any]:
+        answer = self._ask("describe", list(examples), spec_hash)
+        return super().describe(examples, spec_hash) if answer is _HERE else answer
+
+    def save(self, directory: Path, metadata: Any) -> None:
+        if self._ask("save", Path(directory).resolve(), dict(metadata)) is _HERE:
+            super().save(directory, metadata)
+
+    @property
+    def fitted_here(self) -> bool:
+        """Whether the model lives in this process (the child was lost), not in the child."""
+        return self._process is None
+
+    def _ask(self, operation: str, *arguments: Any) -> Any:
+        """The child's answer, or _HERE once the model lives in this process (fitted here on the way)."""
+        if self._process is not None:
+            try:
+                return self._process.request(operation, self._key, *arguments)
+            except _ProcessLost:
+                self._process = None
+                assert self._fit_arguments is not None
+                super().fit(*self._fit_arguments)  # raises what fitting raises, as it would have in the child
+        return _HERE
+
+
+_HERE = object()  # `RemoteModel._ask`: do it in this process
+
+
+# -- choosing ----------------------------------------------------------------------------------------
+
+_early: ModelProcess | None = None
+
+
+def worth_starting() -> bool:
+    """Whether a child pays: scikit-learn is not imported yet (or TASKC_MODEL_PROCESS says so)."""
+    switch = os.environ.get(ENVIRONMENT_SWITCH, "").strip()
+    if switch in ("0", "1"):
+        return switch == "1"
+    return "sklearn" not in sys.modules
+
+
+def start_early() -> None:
+    """Start the child now, for the run this process is about to make (`taskc run`, before compiling)."""
+    global _early
+    if _early is None and worth_starting():
+        _early = ModelProcess.start()
+
+
+def trainer() -> Trainer:
+    """How this run fits its local models: in the child started early (or now, when it pays), else here."""
+    global _early
+    process, _early = _early, None
+    if process is None and worth_starting():
+        process = ModelProcess.start()
+    if process is None:
+        from .local_model import train
+
+        return train
+    return process.train
+
+
+# -- the child's side ------------------------------------------------------------------------------
+
+def serve() -> None:
+    """The child's loop: import scikit-learn, then answer requests until the pipe closes."""
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot garble the answers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pipe
+    requests = sys.stdin.buffer
+    from .labeling import labeling_functions
+    from .local_model import warm_up
+
+    warm_up()
+    models: dict[int, LocalModel] = {}
+    while True:
+        try:
+            operation, key, arguments = _read(requests)
+        except EOFError:
+            return
+        if operation == "forget":
+            models.pop(key, None)
+            continue
+        try:
+            if operation == "fit":
+                task, rationales, batch, labels, weights = arguments
+                functions = labeling_functions(task)
+                if [f.rationale_id for f in functions] != rationales:
+                    raise ValueError(f"the task's rules are {[f.rationale_id for f in functions]}, not {rationales}")
+                models[key] = LocalModel(task, functions).fit(batch, labels, weights)
+                reply: Any = None
+            elif operation in ("predict_proba", "strongest_features", "feature_groups", "describe", "save"):
+                reply = getattr(models[key], operation)(*arguments)
+            else:
+                raise ValueError(f"unknown operation {operation!r}")
+            _write(answers, ("ok", reply))
+        except LocalModelError as exc:
+            _write(answers, ("refused", str(exc)))
+        except Exception:  # noqa: BLE001 - any failure goes back to the parent, which fits the model itself
+            _write(answers, ("failed", traceback.format_exc()))
+
+
+__all__ = ["ModelProcess", "RemoteModel", "Trainer", "start_early", "trainer", "worth_starting"]

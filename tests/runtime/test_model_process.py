@@ -1,0 +1,113 @@
+"""The local model in a process of its own (`model_process`): the same model as fitting here, and nothing lost
+when the process is."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from taskc.compiler.driver import CompiledTask
+from taskc.runtime import labeling, local_model, model_process
+from taskc.runtime.features import ItemBatch, item_batch
+from taskc.runtime.local_model import LocalModelError, TrainingExample
+from taskc.runtime.model_process import ModelProcess, RemoteModel
+
+GOLD = Path(__file__).resolve().parents[2] / "examples" / "data" / "keto_gold.jsonl"
+
+
+@pytest.fixture(scope="module")
+def process() -> Iterator[ModelProcess]:
+    started = ModelProcess.start()
+    assert started is not None
+    yield started
+
+
+def _data(keto: CompiledTask, rows: int = 60) -> tuple[list[labeling.LabelingFunction], ItemBatch,
+                                                        list[TrainingExample]]:
+    records = [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines()[:rows]]
+    task = keto.ir
+    functions = labeling.labeling_functions(task)
+    examples = [TrainingExample({k: v for k, v in r.items() if k != "label"}, r["label"], "generated",
+                                1.0 + (i % 3) / 2) for i, r in enumerate(records)]
+    return functions, item_batch(task, functions, [e.values for e in examples]), examples
+
+
+def _saved(model: local_model.LocalModel, directory: Path, examples: list[TrainingExample],
+           spec_hash: str) -> dict[str, bytes]:
+    model.save(directory, model.describe(examples, spec_hash))
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_a_model_fitted_in_the_process_is_the_model_fitted_here(keto: CompiledTask, process: ModelProcess,
+                                                                  tmp_path: Path) -> None:
+    functions, batch, examples = _data(keto)
+    here = local_model.train(keto.ir, functions, batch, examples)
+    there = process.train(keto.ir, functions, batch, examples)
+    assert isinstance(there, RemoteModel) and not there.fitted_here
+    assert np.array_equal(there.predict_proba(batch), here.predict_proba(batch))
+    assert there.predict(batch) == here.predict(batch)
+    assert there.strongest_features() == here.strongest_features()
+    assert there.feature_groups() == here.feature_groups()
+    assert _saved(there, tmp_path / "there", examples, "h") == _saved(here, tmp_path / "here", examples, "h")
+    assert not hasattr(there, "classifier_")  # the fitted state lives in the child only
+
+
+def test_an_empty_batch_gets_an_empty_answer(keto: CompiledTask, process: ModelProcess) -> None:
+    functions, batch, examples = _data(keto)
+    model = process.train(keto.ir, functions, batch, examples)
+    empty = ItemBatch((), np.zeros((0, len(functions)), dtype=np.int64))
+    assert model.predict_proba(empty).shape == (0, len(keto.ir.class_names)) and model.predict(empty) == []
+
+
+def test_what_fitting_refuses_is_refused_the_same_way(keto: CompiledTask, process: ModelProcess) -> None:
+    functions, batch, examples = _data(keto)
+    keto_only = [e for e in examples if e.label == "keto"]
+    only = item_batch(keto.ir, functions, [e.values for e in keto_only])
+    with pytest.raises(LocalModelError) as here:
+        local_model.train(keto.ir, functions, only, keto_only)
+    with pytest.raises(LocalModelError) as there:
+        process.train(keto.ir, functions, only, keto_only)
+    assert str(there.value) == str(here.value) and "only 'keto'" in str(here.value)
+    assert process.alive  # a refusal is an answer, not a failure
+
+
+def test_a_process_that_dies_leaves_the_model_to_this_process(keto: CompiledTask, tmp_path: Path) -> None:
+    functions, batch, examples = _data(keto)
+    doomed = ModelProcess.start()
+    assert doomed is not None
+    model = doomed.train(keto.ir, functions, batch, examples)
+    doomed._child.kill()  # e.g. the machine ran out of memory
+    doomed._child.wait()
+    here = local_model.train(keto.ir, functions, batch, examples)
+    assert np.array_equal(model.predict_proba(batch), here.predict_proba(batch))
+    assert isinstance(model, RemoteModel) and model.fitted_here and not doomed.alive
+    assert _saved(model, tmp_path / "a", examples, "h") == _saved(here, tmp_path / "b", examples, "h")
+
+
+def test_a_process_that_cannot_start_leaves_training_here(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    monkeypatch.setenv(model_process.ENVIRONMENT_SWITCH, "1")
+    assert ModelProcess.start() is None
+    assert model_process.trainer() is local_model.train
+
+
+def test_data_that_cannot_be_sent_is_fitted_here(keto: CompiledTask, process: ModelProcess) -> None:
+    functions, batch, examples = _data(keto, rows=20)
+    odd = ItemBatch(tuple({**v, "note": lambda: None} for v in batch.values), batch.votes)  # no pickle for that
+    model = process.train(keto.ir, functions, odd, examples)
+    assert isinstance(model, RemoteModel) and model.fitted_here
+    assert model.predict(batch) == local_model.train(keto.ir, functions, batch, examples).predict(batch)
+    assert process.alive  # nothing was sent: the process is still fine for the next model
+
+
+@pytest.mark.parametrize(("switch", "expected"), [("0", False), ("1", True), ("", False)])
+def test_the_process_is_started_where_it_pays(switch: str, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Here scikit-learn is imported already, so without the switch a child would only cost a start."""
+    monkeypatch.setenv(model_process.ENVIRONMENT_SWITCH, switch)
+    assert "sklearn" in sys.modules
+    assert model_process.worth_starting() is expected
