@@ -16,7 +16,7 @@ import os
 import pickle
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -77,9 +77,17 @@ def chat_messages(messages: tuple[Message, ...]) -> list[dict[str, str]]:
 
 @dataclass(frozen=True)
 class PromptTemplates:
-    """The two templates of a task (built-in or overridden), compiled in a sandbox, each with both blocks."""
+    """The two templates of a task (built-in or overridden), compiled in a sandbox, each with both blocks.
+
+    Pickled as their sources (a compiled Jinja template holds code, which does not pickle) and compiled
+    again when unpickled: a task compiled in another process (`taskc run`'s model process) renders the
+    same prompts."""
 
     templates: dict[str, jinja2.Template]
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # kind -> template text
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, str]]]:
+        return compiled_templates, (dict(self.sources),)
 
     def render(self, kind: str, context: dict[str, Any]) -> tuple[Message, ...]:
         template = self.templates[kind]
@@ -114,8 +122,7 @@ def load_templates(task: ir.TaskIR, bag: DiagnosticBag, doc_span_of: Any) -> Pro
             bag.error(span, "E033", f"cannot read template '{relative}': {exc}")
     if len(sources) != len(TEMPLATE_KINDS):
         return None
-    # autoescape off: prompts are plain text, and values are data either way (never template code)
-    environment = BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
+    environment = _sandbox()
     templates: dict[str, jinja2.Template] = {}
     for kind, (text, name) in sources.items():
         span = doc_span_of(("generate", "templates", kind))
@@ -130,7 +137,20 @@ def load_templates(task: ir.TaskIR, bag: DiagnosticBag, doc_span_of: Any) -> Pro
                                     f"(missing: {', '.join(missing)})")
             continue
         templates[kind] = template
-    return PromptTemplates(templates) if len(templates) == len(TEMPLATE_KINDS) else None
+    if len(templates) != len(TEMPLATE_KINDS):
+        return None
+    return PromptTemplates(templates, {kind: text for kind, (text, _) in sources.items()})
+
+
+def _sandbox() -> BoundedSandbox:
+    # autoescape off: prompts are plain text, and values are data either way (never template code)
+    return BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+def compiled_templates(sources: dict[str, str]) -> PromptTemplates:
+    """Templates from sources `load_templates` checked already (how PromptTemplates unpickle)."""
+    environment = _sandbox()
+    return PromptTemplates({kind: environment.from_string(text) for kind, text in sources.items()}, sources)
 
 
 MAX_RANGE = 10_000  # items of one range() in a template

@@ -3,20 +3,26 @@
 Importing scikit-learn (and the SciPy it pulls in) costs about two seconds of CPU, more than
 the rest of a small run's own work. In the run's process that import either waits until
 training or, in a thread, competes for the interpreter lock with the LLM calls and slows
-every one of them. So `taskc run` starts a child interpreter at once (`start_early`, before it
-compiles); the child imports scikit-learn while the parent compiles, imports the `openai`
-client and makes the calls, and then fits and keeps the run's local models, answering over
-a pipe. The parent never imports scikit-learn: it holds `RemoteModel`s, which are
-`LocalModel`s whose fitting, predictions, description and saving happen in the child.
+every one of them. So `taskc run` starts a child interpreter at once (`start_early`); the
+child imports scikit-learn while the parent imports the `openai` client and makes the calls,
+and then fits and keeps the run's local models, answering over a pipe. The parent never
+imports scikit-learn: it holds `RemoteModel`s, which are `LocalModel`s whose fitting,
+predictions, description and saving happen in the child.
 
-- **The same model.** The child runs the same `LocalModel` code on the same data (the
-  task, pickled, and the inputs with the rules' votes the parent worked out), so a model
-  fitted there predicts and saves exactly as one fitted here (tests compare the bytes of
-  model.joblib).
+With an endpoint the child compiles the task first (`compiled` reads its result), while the
+parent loads the client: compiling and loading the client are the two longest steps before
+the first call, and neither needs the other. Offline the parent compiles itself: it would
+only wait, and the child must import the compiler first. A compiled task pickles whole (its
+Jinja templates as their sources, compiled again on arrival).
+
+- **The same model, the same task.** The child runs the same `LocalModel` code on the same
+  data (the task, pickled, and the inputs with the rules' votes the parent worked out), so a
+  model fitted there predicts and saves exactly as one fitted here, and its compile is
+  `compile_task`'s (tests compare a whole run directory, and the compiled tasks).
 - **Nothing lost when the child is.** A child that cannot start, dies or fails is never
-  the run's failure: the model is fitted in the run's process instead, from the same data,
-  and the run goes on; an error the fitting itself raises (LocalModelError) is raised as
-  it is.
+  the run's failure: the task is compiled, or the model fitted, in the run's process instead,
+  from the same data, and the run goes on; an error the fitting itself raises
+  (LocalModelError) is raised as it is.
 - **When.** Only where it pays: when scikit-learn is not imported yet (a fresh `taskc run`,
   not a test or a program that imported it already). TASKC_MODEL_PROCESS=0 never starts the
   child, =1 always does (tests use it).
@@ -42,9 +48,12 @@ import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from taskc.compiler import TaskIR
+
+if TYPE_CHECKING:
+    from taskc.compiler import CompileResult
 
 from .features import ItemBatch
 from .labeling import LabelingFunction
@@ -53,6 +62,7 @@ from .local_model import Feature, LocalModel, LocalModelError, TrainingExample
 ENVIRONMENT_SWITCH = "TASKC_MODEL_PROCESS"  # "0": never start the child; "1": always
 CHILD_COMMAND = "from taskc.runtime.model_process import serve; serve()"
 _HEADER = struct.Struct("<Q")  # each message: its length, then its pickle
+CompileArguments = tuple[str, dict[str, Any]]  # the task file and compile_task's keyword options
 Trainer = Callable[[TaskIR, Sequence[LabelingFunction], ItemBatch, Sequence[TrainingExample]], LocalModel]
 
 
@@ -100,24 +110,39 @@ def _read(stream: IO[bytes]) -> Any:
 class ModelProcess:
     """The child interpreter and the pipe to it; one request at a time."""
 
-    def __init__(self, child: subprocess.Popen[bytes]) -> None:
+    def __init__(self, child: subprocess.Popen[bytes], compiling: CompileArguments | None = None) -> None:
         self._child = child
         self._lock = threading.Lock()
         self._keys = itertools.count(1)
         self._broken = False
+        self.compiling = compiling  # what the child compiles first; its answer is read by `compiled`
         weakref.finalize(self, _stop_child, child)
 
     @classmethod
-    def start(cls) -> ModelProcess | None:
-        """The child, importing scikit-learn from now on; None when no interpreter can be started."""
+    def start(cls, compiling: CompileArguments | None = None) -> ModelProcess | None:
+        """The child, importing scikit-learn from now on (after compiling ``compiling``'s task, when given);
+        None when no interpreter can be started."""
         if not sys.executable:
             return None
         try:
             child = subprocess.Popen([sys.executable, "-c", CHILD_COMMAND], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, close_fds=True)
+            assert child.stdin is not None
+            _write(child.stdin, ("compile", 0, compiling) if compiling is not None else ("start", 0, ()))
         except OSError:
             return None
-        return cls(child)
+        return cls(child, compiling)
+
+    def compiled(self) -> CompileResult | None:
+        """The child's compile of ``compiling``'s task; None when it has none (the caller compiles)."""
+        with self._lock:
+            if self.compiling is None:
+                return None
+            self.compiling = None
+            try:
+                return self._answer()
+            except _ProcessLost:
+                return None
 
     @property
     def alive(self) -> bool:
@@ -134,6 +159,12 @@ class ModelProcess:
     def request(self, operation: str, key: int, *arguments: Any) -> Any:
         """The child's answer to one operation on model ``key``; _ProcessLost when it has none."""
         with self._lock:
+            if self.compiling is not None:  # a compile nobody asked for: its answer comes first
+                self.compiling = None
+                try:
+                    self._answer()
+                except _ProcessLost:
+                    pass
             if not self.alive:
                 raise _ProcessLost("the model process is gone")
             try:
@@ -141,19 +172,31 @@ class ModelProcess:
             except (pickle.PicklingError, TypeError, AttributeError) as exc:
                 raise _ProcessLost(f"cannot send the data to the model process: {exc}") from None
             try:
-                assert self._child.stdin is not None and self._child.stdout is not None
+                assert self._child.stdin is not None
                 self._child.stdin.write(message)
                 self._child.stdin.flush()
-                status, value = _read(self._child.stdout)
-            except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-                self._broken = True
-                self._child.kill()
+            except (OSError, ValueError) as exc:
+                self._lose()
                 raise _ProcessLost(f"the model process stopped answering: {exc}") from None
+            return self._answer()
+
+    def _answer(self) -> Any:
+        """Read the child's answer to the last message (the lock held)."""
+        try:
+            assert self._child.stdout is not None
+            status, value = _read(self._child.stdout)
+        except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            self._lose()
+            raise _ProcessLost(f"the model process stopped answering: {exc}") from None
         if status == "refused":  # the fitting's own error: the same here as in the child
             raise LocalModelError(value)
         if status != "ok":
             raise _ProcessLost(f"the model process failed:\n{value}")
         return value
+
+    def _lose(self) -> None:
+        self._broken = True
+        self._child.kill()
 
     def forget(self, key: int) -> None:
         """Let the child drop model ``key`` (its RemoteModel is gone)."""
@@ -164,7 +207,7 @@ class ModelProcess:
             self._child.stdin.write(_encode(("forget", key, ())))
             self._child.stdin.flush()
         except (OSError, ValueError):
-            self._broken = True
+            self._lose()
         finally:
             self._lock.release()
 
@@ -255,11 +298,25 @@ def worth_starting() -> bool:
     return "sklearn" not in sys.modules
 
 
-def start_early() -> None:
-    """Start the child now, for the run this process is about to make (`taskc run`, before compiling)."""
+def start_early(spec: str | Path | None = None, **compile_options: Any) -> None:
+    """Start the child for the run this process is about to make (`taskc run`). With ``spec``, the child
+    compiles it first (`compile_task`'s options; read the result with `compiled`): worth it when this
+    process has other work meanwhile (loading the LLM client), not when it would only wait, since the
+    child must import the compiler first."""
     global _early
     if _early is None and worth_starting():
-        _early = ModelProcess.start()
+        _early = ModelProcess.start(None if spec is None else (str(spec), compile_options))
+
+
+def compiled(spec: str | Path, **compile_options: Any) -> CompileResult:
+    """`compile_task(spec, **compile_options)`: the child's, when `start_early` asked it the same, else here."""
+    from taskc.compiler import compile_task
+
+    if _early is not None and _early.compiling == (str(spec), compile_options):
+        result = _early.compiled()
+        if result is not None:
+            return result
+    return compile_task(spec, **compile_options)
 
 
 def trainer() -> Trainer:
@@ -286,7 +343,16 @@ def serve() -> None:
     from .labeling import labeling_functions
     from .local_model import warm_up
 
+    try:
+        operation, _, arguments = _read(requests)
+    except EOFError:
+        return
+    sending = None
+    if operation == "compile":  # the task first: the parent waits for it; scikit-learn only later
+        sending = _send_compiled(answers, arguments)
     warm_up()
+    if sending is not None:
+        sending.join()
     models: dict[int, LocalModel] = {}
     while True:
         try:
@@ -315,4 +381,26 @@ def serve() -> None:
             _write(answers, ("failed", traceback.format_exc()))
 
 
-__all__ = ["ModelProcess", "RemoteModel", "Trainer", "start_early", "trainer", "worth_starting"]
+def _send_compiled(answers: IO[bytes], arguments: CompileArguments) -> threading.Thread:
+    """Compile the task and send the result from a thread: the parent reads it only once it is ready
+    for it, and meanwhile the child imports scikit-learn."""
+    from taskc.compiler import compile_task
+
+    spec, options = arguments
+    try:
+        message = _encode(("ok", compile_task(spec, **options)))
+    except Exception:  # noqa: BLE001 - the parent then compiles the task itself
+        message = _encode(("failed", traceback.format_exc()))
+
+    def send() -> None:
+        try:
+            answers.write(message)
+            answers.flush()
+        except OSError:
+            pass  # the parent is gone or did not wait: the next read of the pipe tells
+    thread = threading.Thread(target=send, name="taskc-send-compiled", daemon=True)
+    thread.start()
+    return thread
+
+
+__all__ = ["ModelProcess", "RemoteModel", "Trainer", "compiled", "start_early", "trainer", "worth_starting"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from taskc.compiler.diagnostics import TaskcError
-from taskc.compiler.driver import CompiledTask, compile_task
+from taskc.compiler.driver import CompiledTask
 
 from .extras import missing_run_extra
 from .output import (
@@ -169,14 +169,21 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from taskc.runtime import model_process, pipeline, report
 
-    model_process.start_early()  # scikit-learn loads on another core while this process compiles and calls
     if args.output and _is_file(Path(args.output)):  # checked before any work: a usage mistake
         print(f"taskc: error: RUN_DIR is a file, not a directory: {args.output}", file=sys.stderr)
         return EXIT_USAGE
     as_json = args.format == "json"
     endpoint = _endpoint_options(args)
     # an offline run makes no LLM call: the calls that depend on the data need not be planned
-    result = compile_task(args.spec, allow_outside=args.allow_outside_paths, plan_data=endpoint.configured)
+    compile_options = {"allow_outside": args.allow_outside_paths, "plan_data": endpoint.configured}
+    # On another core, the model process loads scikit-learn for the local model (runtime/model_process.py).
+    # With an endpoint it compiles the task first, while this process loads the LLM client the calls need.
+    if endpoint.configured:
+        model_process.start_early(args.spec, **compile_options)
+        from taskc.runtime import provider  # noqa: F401
+    else:
+        model_process.start_early()
+    result = model_process.compiled(args.spec, **compile_options)
     diagnostics = errors_only(result.diagnostics, args.quiet or as_json)
     print_diagnostics(diagnostics, result.sources, "text")
     if result.compiled is None:

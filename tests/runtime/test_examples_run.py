@@ -56,3 +56,29 @@ def test_each_example_runs_against_an_llm_server(task_file: Path, examples: Path
     run_dir = examples.parent / "run"
     status = main(["run", str(examples / task_file), "-o", str(run_dir), "-q", "--base-url", server.base_url])
     _ran_to_a_verdict(status, run_dir)
+
+
+def test_a_run_through_the_model_process_writes_what_a_run_without_it_writes(
+        examples: Path, no_provider: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an endpoint, `taskc run` compiles the task and fits its local models in the model process
+    (runtime/model_process.py; here forced with TASKC_MODEL_PROCESS=1, since this process imported
+    scikit-learn already): every file comes out the same as without it. Each run has a server of its own
+    answering one call at a time, so both get the same answers."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    written = {}
+    for switch in ("1", "0"):
+        monkeypatch.setenv("TASKC_MODEL_PROCESS", switch)
+        run_dir = examples.parent / "run"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        server = FakeOpenAI(seed=7).start()
+        try:
+            status = main(["run", str(examples / "keto.task.yaml"), "-o", str(run_dir), "-q", "--base-url",
+                           server.base_url, "--concurrency", "1"])
+        finally:
+            server.stop()
+        _ran_to_a_verdict(status, run_dir)
+        written[switch] = {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
+                           if p.is_file()}
+    assert sorted(written["1"]) == sorted(written["0"]) and "model/model.joblib" in written["0"]
+    differing = sorted(name for name, data in written["1"].items() if written["0"][name] != data)
+    assert differing == [".lock", "cache.sqlite", "history.jsonl", "stats.json"]  # when, and how long it took

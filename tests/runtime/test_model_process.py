@@ -4,13 +4,15 @@ when the process is."""
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from taskc.compiler.driver import CompiledTask
+from taskc.compiler.driver import CompiledTask, compile_task
 from taskc.runtime import labeling, local_model, model_process
 from taskc.runtime.features import ItemBatch, item_batch
 from taskc.runtime.local_model import LocalModelError, TrainingExample
@@ -111,3 +113,74 @@ def test_the_process_is_started_where_it_pays(switch: str, expected: bool, monke
     monkeypatch.setenv(model_process.ENVIRONMENT_SWITCH, switch)
     assert "sklearn" in sys.modules
     assert model_process.worth_starting() is expected
+
+
+# -- compiling in the model process (`taskc run` with an endpoint) ------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _same_compile(here: Any, there: Any) -> None:
+    assert there.diagnostics == here.diagnostics and there.sources == here.sources
+    if here.compiled is None:
+        assert there.compiled is None
+        return
+    a, b = here.compiled, there.compiled
+    assert (b.ir, b.prompts, b.plan, b.calls, b.estimate, b.files) == (a.ir, a.prompts, a.plan, a.calls, a.estimate,
+                                                                       a.files)
+    values = {"dish": "Cauliflower rice", "ingredients": ["cauliflower", "butter"]}
+    fields = [f.name for f in a.ir.fields]
+    item = {name: values.get(name, "x") for name in fields}
+    assert b.classification_messages(item) == a.classification_messages(item)  # its templates compiled again
+
+
+@pytest.mark.parametrize("spec", ["keto.task.yaml", "custom_templates/reviews.task.yaml"])
+def test_a_task_compiled_in_the_process_is_the_task_compiled_here(spec: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = EXAMPLES / spec
+    monkeypatch.setenv(model_process.ENVIRONMENT_SWITCH, "1")
+    monkeypatch.setattr(model_process, "_early", None)
+    model_process.start_early(path, plan_data=True)
+    early = model_process._early
+    assert early is not None and early.compiling is not None
+    there = model_process.compiled(path, plan_data=True)
+    assert early.compiling is None  # the child's answer was read, not compiled again here
+    _same_compile(compile_task(path, plan_data=True), there)
+    assert model_process.trainer().__self__ is early  # type: ignore[attr-defined]  # then it fits the models
+
+
+def test_a_task_with_errors_gets_the_same_diagnostics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tmp_path / "bad.task.yaml"
+    spec.write_text("taskc: 1\ntask:\n  name: bad\nclasses: [one]\n", encoding="utf-8")
+    monkeypatch.setenv(model_process.ENVIRONMENT_SWITCH, "1")
+    monkeypatch.setattr(model_process, "_early", None)
+    model_process.start_early(spec)
+    there = model_process.compiled(spec)
+    assert there.diagnostics and there.compiled is None
+    _same_compile(compile_task(spec), there)
+
+
+def test_other_arguments_or_no_process_compile_here(keto: CompiledTask, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    path = EXAMPLES / "keto.task.yaml"
+    monkeypatch.setenv(model_process.ENVIRONMENT_SWITCH, "1")
+    monkeypatch.setattr(model_process, "_early", None)
+    model_process.start_early(path, plan_data=True)
+    early = model_process._early
+    assert early is not None
+    _same_compile(compile_task(path, plan_data=False), model_process.compiled(path, plan_data=False))
+    assert early.compiling is not None  # not what the child was asked: compiled here, the answer left unread
+    functions, batch, examples = _data(keto)
+    model = model_process.trainer()(keto.ir, functions, batch, examples)  # the unread answer is skipped
+    assert isinstance(model, RemoteModel) and not model.fitted_here and early.compiling is None
+    assert model.predict(batch) == local_model.train(keto.ir, functions, batch, examples).predict(batch)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    model_process.start_early(path)
+    assert model_process._early is None
+    _same_compile(compile_task(path), model_process.compiled(path))
+
+
+def test_templates_survive_a_pickle(keto: CompiledTask) -> None:
+    again = pickle.loads(pickle.dumps(keto.templates))
+    context = {**keto.context, "input_json": "{}"}
+    assert again.render("classification", dict(context)) == keto.templates.render("classification", dict(context))
+    assert again.sources == keto.templates.sources and set(again.sources) == {"generation", "classification"}
