@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 from .features import ItemBatch
 from .labeling import LabelingFunction
-from .local_model import Feature, LocalModel, LocalModelError, TrainingExample
+from .local_model import STRONGEST, Feature, LocalModel, LocalModelError, TrainingExample
 
 ENVIRONMENT_SWITCH = "TASKC_MODEL_PROCESS"  # "0": never start the child; "1": always
 CHILD_COMMAND = "from taskc.runtime.model_process import serve; serve()"
@@ -127,9 +127,13 @@ class ModelProcess:
         try:
             child = subprocess.Popen([sys.executable, "-c", CHILD_COMMAND], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, close_fds=True)
+        except OSError:
+            return None
+        try:
             assert child.stdin is not None
             _write(child.stdin, ("compile", 0, compiling) if compiling is not None else ("start", 0, ()))
-        except OSError:
+        except OSError:  # it died at once
+            _stop_child(child)
             return None
         return cls(child, compiling)
 
@@ -185,7 +189,7 @@ class ModelProcess:
         try:
             assert self._child.stdout is not None
             status, value = _read(self._child.stdout)
-        except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a closed pipe, or an answer that does not unpickle
             self._lose()
             raise _ProcessLost(f"the model process stopped answering: {exc}") from None
         if status == "refused":  # the fitting's own error: the same here as in the child
@@ -249,7 +253,7 @@ class RemoteModel(LocalModel):
         answer = self._ask("predict_proba", batch)
         return super().predict_proba(batch) if answer is _HERE else answer
 
-    def strongest_features(self, top: int = 12) -> dict[str, list[Feature]]:
+    def strongest_features(self, top: int = STRONGEST) -> dict[str, list[Feature]]:
         answer = self._ask("strongest_features", top)
         return super().strongest_features(top) if answer is _HERE else answer
 
