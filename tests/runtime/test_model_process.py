@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES
 from taskc.compiler.driver import CompiledTask, compile_task
 from taskc.runtime import labeling, local_model, model_process
 from taskc.runtime.features import ItemBatch, item_batch
 from taskc.runtime.local_model import LocalModelError, TrainingExample
 from taskc.runtime.model_process import ModelProcess, RemoteModel
 
-GOLD = Path(__file__).resolve().parents[2] / "examples" / "data" / "keto_gold.jsonl"
+GOLD = EXAMPLES / "data" / "keto_gold.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +117,6 @@ def test_the_process_is_started_where_it_pays(switch: str, expected: bool, monke
 
 
 # -- compiling in the model process (`taskc run` with an endpoint) ------------------------------------------
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
 
 def _same_compile(here: Any, there: Any) -> None:
     assert there.diagnostics == here.diagnostics and there.sources == here.sources
