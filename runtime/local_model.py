@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -102,11 +103,15 @@ class LocalModel:
                                            lowercase=True, strip_accents="unicode",
                                            token_pattern=r"(?u)\b[^\W\d_]{2,}\b", dtype=np.float64)
         texts = [item_text(self.task, v) for v in batch.values]
-        words = self.vectorizer_.fit_transform(texts)
         # balanced class weights: pools are rarely balanced, and the expert cares about every class's recall
         self.classifier_ = LogisticRegression(C=self.C, max_iter=5000, class_weight="balanced", solver="lbfgs")
-        self.classifier_.fit(sparse.hstack([words, self.knowledge.transform(batch)], format="csr"), list(labels),
-                             sample_weight=np.asarray(sample_weight, dtype=np.float64))
+        with warnings.catch_warnings(record=True) as caught:  # a note of the run, not a stray line on stderr
+            warnings.simplefilter("always")
+            words = self.vectorizer_.fit_transform(texts)
+            self.classifier_.fit(sparse.hstack([words, self.knowledge.transform(batch)], format="csr"), list(labels),
+                                 sample_weight=np.asarray(sample_weight, dtype=np.float64))
+        self.fit_warnings_ = tuple(dict.fromkeys(f"{w.category.__name__}: {' '.join(str(w.message).split())}"
+                                                 for w in caught))
         self.feature_names_ = (*(str(w) for w in self.vectorizer_.get_feature_names_out()), *self.knowledge.names)
         self.training_data_sha256_ = sha256_hex("\n".join(f"{t}\t{label}" for t, label in
                                                           zip(texts, labels, strict=True)))

@@ -243,8 +243,10 @@ class RemoteModel(LocalModel):
     def fit(self, batch: ItemBatch, labels: Sequence[str], sample_weight: Sequence[float]) -> LocalModel:
         self._fit_arguments = (batch, list(labels), [float(w) for w in sample_weight])
         rationales = [f.rationale_id for f in self.functions]
-        if self._ask("fit", self.task, rationales, *self._fit_arguments) is _HERE:
+        answer = self._ask("fit", self.task, rationales, *self._fit_arguments)
+        if answer is _HERE:
             return self
+        self.fit_warnings_ = answer
         assert self._process is not None
         weakref.finalize(self, self._process.forget, self._key)
         return self
@@ -373,7 +375,7 @@ def serve() -> None:
                 if [f.rationale_id for f in functions] != rationales:
                     raise ValueError(f"the task's rules are {[f.rationale_id for f in functions]}, not {rationales}")
                 models[key] = LocalModel(task, functions).fit(batch, labels, weights)
-                reply: Any = None
+                reply: Any = models[key].fit_warnings_
             elif operation in ("predict_proba", "strongest_features", "feature_groups", "describe", "save"):
                 reply = getattr(models[key], operation)(*arguments)
             else:

@@ -43,6 +43,7 @@ def train_local_model(task: TaskIR, functions: Sequence[labeling.LabelingFunctio
         for name in (local_model.MODEL_FILE, local_model.METADATA_FILE):
             (model_dir / name).unlink(missing_ok=True)
         return None
+    notes.extend(f"fitting the local model warned: {warning}" for warning in model.fit_warnings_)
     model.save(model_dir, model.describe(examples, spec_hash(task)))
     return model
 

@@ -359,3 +359,34 @@ def test_local_model_refuses_one_class_and_foreign_models(tiny: TaskIR, tmp_path
         local_model.load(tmp_path / "model", tiny, functions, spec_hash(tiny))
     with pytest.raises(local_model.LocalModelError, match="no saved local model"):
         local_model.load(tmp_path / "elsewhere", tiny, functions, spec_hash(tiny))
+
+
+def test_what_fitting_warns_is_a_note_of_the_run_not_a_line_on_stderr(tiny: TaskIR, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capfd: pytest.CaptureFixture[str]) -> None:
+    """A warning from scikit-learn (a solver that did not converge) would otherwise land on stderr, among the
+    JSON events of `--format json`; as a note it reaches the report, each warning once."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from taskc.runtime.training import train_local_model
+
+    fit = LogisticRegression.fit
+
+    def warning_fit(self: LogisticRegression, *args: object, **kwargs: object) -> LogisticRegression:
+        for _ in range(2):
+            warnings.warn("lbfgs failed to converge\n  (status=1)", ConvergenceWarning, stacklevel=2)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", warning_fit)
+    examples = _examples()
+    functions = labeling.labeling_functions(tiny)
+    notes: list[str] = []
+    model = train_local_model(tiny, functions, item_batch(tiny, functions, [e.values for e in examples]), examples,
+                              tmp_path / "model", notes)
+    assert model is not None and model.fit_warnings_ == ("ConvergenceWarning: lbfgs failed to converge (status=1)",)
+    assert notes == ["fitting the local model warned: ConvergenceWarning: lbfgs failed to converge (status=1)"]
+    assert capfd.readouterr().err == ""
+    monkeypatch.setattr(LogisticRegression, "fit", fit)
+    assert _train(tiny, examples).fit_warnings_ == ()

@@ -51,6 +51,7 @@ def test_a_model_fitted_in_the_process_is_the_model_fitted_here(keto: CompiledTa
     here = local_model.train(keto.ir, functions, batch, examples)
     there = process.train(keto.ir, functions, batch, examples)
     assert isinstance(there, RemoteModel) and not there.fitted_here
+    assert there.fit_warnings_ == here.fit_warnings_ == ()
     assert np.array_equal(there.predict_proba(batch), here.predict_proba(batch))
     assert there.predict(batch) == here.predict(batch)
     assert there.strongest_features() == here.strongest_features()
