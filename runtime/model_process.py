@@ -60,7 +60,19 @@ from .labeling import LabelingFunction
 from .local_model import STRONGEST, Feature, LocalModel, LocalModelError, TrainingExample
 
 ENVIRONMENT_SWITCH = "TASKC_MODEL_PROCESS"  # "0": never start the child; "1": always
-CHILD_COMMAND = "from taskc.runtime.model_process import serve; serve()"
+# The child runs this module's `serve`, and only the very file this process imported: an interpreter that
+# finds no taskc, or another copy of it (another version installed beside a source checkout), exits at once
+# and without a word, and the run does the work itself.
+CHILD_COMMAND = """import sys
+try:
+    from taskc.runtime import model_process
+except ImportError:
+    raise SystemExit(3)
+if model_process.same_file(sys.argv[1]):
+    model_process.serve()
+else:
+    raise SystemExit(3)
+"""
 _HEADER = struct.Struct("<Q")  # each message: its length, then its pickle
 CompileArguments = tuple[str, dict[str, Any]]  # the task file and compile_task's keyword options
 Trainer = Callable[[TaskIR, Sequence[LabelingFunction], ItemBatch, Sequence[TrainingExample]], LocalModel]
@@ -125,7 +137,7 @@ class ModelProcess:
         if not sys.executable:
             return None
         try:
-            child = subprocess.Popen([sys.executable, "-c", CHILD_COMMAND], stdin=subprocess.PIPE,
+            child = subprocess.Popen([sys.executable, "-c", CHILD_COMMAND, __file__], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, close_fds=True)
         except OSError:
             return None
@@ -340,6 +352,14 @@ def trainer() -> Trainer:
 
 # -- the child's side ------------------------------------------------------------------------------
 
+def same_file(parents: str) -> bool:
+    """Whether this module is the file the parent imported (see CHILD_COMMAND)."""
+    try:
+        return Path(__file__).resolve() == Path(parents).resolve()
+    except OSError:
+        return False
+
+
 def serve() -> None:
     """The child's loop: import scikit-learn, then answer requests until the pipe closes."""
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
@@ -409,4 +429,5 @@ def _send_compiled(answers: IO[bytes], arguments: CompileArguments) -> threading
     return thread
 
 
-__all__ = ["ModelProcess", "RemoteModel", "Trainer", "compiled", "start_early", "trainer", "worth_starting"]
+__all__ = ["ModelProcess", "RemoteModel", "Trainer", "compiled", "same_file", "start_early", "trainer",
+           "worth_starting"]

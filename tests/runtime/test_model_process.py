@@ -100,6 +100,26 @@ def test_a_process_that_cannot_start_leaves_training_here(monkeypatch: pytest.Mo
     assert model_process.trainer() is local_model.train
 
 
+@pytest.mark.parametrize("finds", ["no taskc", "another copy of taskc"])
+def test_an_interpreter_without_this_taskc_leaves_training_here_without_a_word(
+        finds: str, keto: CompiledTask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    if finds == "no taskc":  # the interpreter without its site-packages, as a zipapp's or an embedder's may be
+        python = tmp_path / "python"
+        python.write_text(f"#!/bin/sh\nexec '{sys.executable}' -S \"$@\"\n", encoding="utf-8")
+        python.chmod(0o755)
+        monkeypatch.setattr(sys, "executable", str(python))
+    else:  # e.g. an older taskc installed beside the source checkout that is running
+        monkeypatch.setattr(model_process, "__file__", str(tmp_path / "elsewhere" / "model_process.py"))
+    started = ModelProcess.start()
+    assert started is not None
+    functions, batch, examples = _data(keto)
+    model = started.train(keto.ir, functions, batch, examples)
+    assert isinstance(model, RemoteModel) and model.fitted_here and not started.alive
+    assert model.predict(batch) == local_model.train(keto.ir, functions, batch, examples).predict(batch)
+    assert started._child.wait() == 3 and capfd.readouterr().err == ""
+
+
 def test_data_that_cannot_be_sent_is_fitted_here(keto: CompiledTask, process: ModelProcess) -> None:
     functions, batch, examples = _data(keto, rows=20)
     odd = ItemBatch(tuple({**v, "note": lambda: None} for v in batch.values), batch.votes)  # no pickle for that
