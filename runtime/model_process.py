@@ -361,7 +361,8 @@ def same_file(parents: str) -> bool:
 
 
 def serve() -> None:
-    """The child's loop: import scikit-learn, then answer requests until the pipe closes."""
+    """The child's loop: compile the task when that is the first request, import scikit-learn, then answer
+    requests until the pipe closes."""
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot garble the answers
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pipe
