@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
+from .wording import counted
+
 
 class ExitStatus(IntEnum):
     """The exit statuses of the `taskc` command, part of its interface (README "Exit statuses")."""
@@ -283,5 +285,5 @@ def render_json(diagnostics: Iterable[Diagnostic]) -> str:
 def summary_line(diagnostics: list[Diagnostic]) -> str:
     errors = sum(d.severity is Severity.ERROR for d in diagnostics)
     warnings = len(diagnostics) - errors
-    return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
+    return f"{counted(errors, 'error')}, {counted(warnings, 'warning')}"
 

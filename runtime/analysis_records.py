@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from taskc.compiler import counted
+
 NO_CITATION = "(none cited)"  # an LLM error whose answer cited no rationale
 
 
@@ -99,8 +101,7 @@ class Suggestion:
     def text(self) -> str:
         effect = "; ".join(f"{rule} {effect}" for rule, effect in self.rules)
         return (f"add \"{self.term}\" to lexicon.{self.lexicon} ({self.kind}: {effect}): fixes "
-                f"{len(self.fixes)} dev error{'s' if len(self.fixes) != 1 else ''}, breaks {len(self.breaks)} "
-                "correct item" + ("s" if len(self.breaks) != 1 else "") +
+                f"{counted(len(self.fixes), 'dev error')}, breaks {counted(len(self.breaks), 'correct item')}"
                 f"; changes the rules' votes on {self.pool_changes} pool items")
 
     def to_json(self, gold_lines: Sequence[int]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import openai
 
-from ..compiler import BATCH_PRICE_FACTOR, ExitStatus, TaskcError, sha256_hex
+from ..compiler import BATCH_PRICE_FACTOR, ExitStatus, TaskcError, counted, sha256_hex
 from .cache import ResponseCache
 from .progress import ProgressReporter, ProgressState
 from .provider import (
@@ -34,6 +34,7 @@ from .provider import (
     ProviderSettings,
     answer_record,
     charge,
+    charged_embedding_usage,
     charged_usage,
     count_requests,
     one_line,
@@ -44,7 +45,6 @@ from .provider import (
     scrub_in_place,
     status_kind,
     sync_client,
-    usage_of,
 )
 
 
@@ -239,7 +239,7 @@ class _BatchRunner:
         self.cache.journal_put(name, {"batch_id": batch_id, "keys": list(chunk.keys), "state": "submitted"})
         count_requests(self.stats, self.budget, len(chunk.keys))
         requests = len(chunk.keys)
-        self.reporter.message(f"submitted batch {batch_id} ({requests} request{'s' if requests != 1 else ''})")
+        self.reporter.message(f"submitted batch {batch_id} ({counted(requests, 'request')})")
         return name
 
     def _find_submitted(self, tag: str) -> str | None:
@@ -375,11 +375,8 @@ class _EmbeddingsBatchRunner(_BatchRunner):
             vectors = read_embeddings(body, len(request.texts))
         except ValueError as exc:
             raise AnswerProblem("malformed", f"malformed embeddings: {exc}") from None
-        tokens = usage_of(body.get("usage"))["input_tokens"]
-        estimated = not tokens
-        tokens = tokens or sum(len(text) for text in request.texts) // 4 + len(request.texts)
-        charge(self.stats, self.budget, request.model, {"input_tokens": tokens}, BATCH_PRICE_FACTOR,
-               estimated=estimated)
+        usage, estimated = charged_embedding_usage(body, request.texts)
+        charge(self.stats, self.budget, request.model, usage, BATCH_PRICE_FACTOR, estimated=estimated)
         self.cache.put_vectors(list(zip(request.keys, map(self.encode, vectors), strict=True)))
 
 

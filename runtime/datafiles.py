@@ -26,7 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from taskc.compiler import InputField, TaskcError, TaskIR, did_you_mean, open_regular_file, value_problem, write_atomic
+from taskc.compiler import (
+    InputField,
+    TaskcError,
+    TaskIR,
+    counted,
+    did_you_mean,
+    open_regular_file,
+    value_problem,
+    write_atomic,
+)
 
 try:  # a JSON parser in C, ~3x the standard library's speed: `taskc predict` reads millions of lines
     from orjson import JSONDecodeError as _FastJSONError
@@ -103,7 +112,7 @@ def _read_records(path: Path, fields: Sequence[InputField], classes: Sequence[st
         shown = problems[:MAX_REPORTED_PROBLEMS]
         more = len(problems) - len(shown)
         if more:
-            shown.append(f"{display}: ... and {more} more problem{'s' if more != 1 else ''}")
+            shown.append(f"{display}: ... and {counted(more, 'more problem')}")
         raise DataFileError("\n".join(shown))
     if not records:
         raise DataFileError(f"{display}: no examples (expected one JSON object per line)")

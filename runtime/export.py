@@ -176,7 +176,7 @@ def parse_training_set(lines: Iterable[bytes], task: TaskIR, display: str) -> li
         shown = problems[:MAX_PROBLEMS]
         if len(problems) > MAX_PROBLEMS:
             shown.append(f"... and {len(problems) - MAX_PROBLEMS} more bad lines")
-        raise ExportError(f"{display}: {len(problems)} bad line{'s' if len(problems) != 1 else ''}", shown)
+        raise ExportError(f"{display}: {counted(len(problems), 'bad line')}", shown)
     return rows
 
 

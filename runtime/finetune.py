@@ -28,6 +28,7 @@ from ..compiler import (
     CompiledTask,
     ExitStatus,
     TaskcError,
+    counted,
     sha256_hex,
 )
 from .datasets import TRAIN_FILE, VAL_FILE, write_json
@@ -80,7 +81,7 @@ def validate_training_file(path: Path, *, min_examples: int = MIN_EXAMPLES,
         for problem in _example_problems(line, max_tokens_per_example):
             problems.append(f"{path.name} line {number}: {problem}")
     if count < min_examples:
-        problems.append(f"{path.name}: has {count} example{'s' if count != 1 else ''}; fine-tuning needs at least "
+        problems.append(f"{path.name}: has {counted(count, 'example')}; fine-tuning needs at least "
                         f"{min_examples}")
     if len(problems) > _MAX_PROBLEMS:
         problems = problems[:_MAX_PROBLEMS] + [f"... and {len(problems) - _MAX_PROBLEMS} more problems"]

@@ -159,7 +159,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     if isinstance(student, EmbeddingStudent):
         llm["embeddings"] = student.embed.to_json()  # type: ignore[attr-defined]  # pool, views and gold
     if budget is not None and budget.usage_estimated:
-        notes.append(f"{budget.usage_estimated} LLM answer{'s' if budget.usage_estimated != 1 else ''} came without "
+        notes.append(f"{counted(budget.usage_estimated, 'LLM answer')} came without "
                      "token usage (the server does not report it): their tokens and cost were estimated from their "
                      "length, 4 characters a token, so the costs shown and --max-cost hold only that closely")
     if budget is not None and budget.exhausted:
@@ -169,7 +169,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     metrics = _score(task, gold, predictions)
     leaked = gold_in_training(task, gold[:real_gold], examples)
     if leaked:
-        notes.append(f"{leaked} gold item{'s' if leaked != 1 else ''} also appear{'s' if leaked == 1 else ''} in "
+        notes.append(f"{counted(leaked, 'gold item')} also appear{'s' if leaked == 1 else ''} in "
                      f"the training data (same input); the local model's scores on them are optimistic")
     answered_dev = len(gold) - real_gold
     if answered_dev and any(name in predictions for name in TRAINED_PREDICTORS):

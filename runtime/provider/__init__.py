@@ -41,7 +41,9 @@ from .answers import (
     MAX_TOKENS_PER_RESPONSE,
     AnswerProblem,
     answer_record,
+    charged_embedding_usage,
     charged_usage,
+    embedding_tokens,
     estimated_usage,
     parse_answer,
     parse_choice,
@@ -65,11 +67,11 @@ from .settings import (
 from .transport import ResponseTooLarge, one_line, retry_delay_from_headers, sync_client
 
 __all__ = [
-    "BUDGET_EXHAUSTED", "DEFAULT_CALL_DEADLINE", "EMBEDDING_RESPONSE_BYTES_PER_INPUT",
-    "MAX_RESPONSE_BYTES", "MAX_TOKENS_PER_RESPONSE", "PLACEHOLDER_API_KEY", "REDACTED", "AnswerProblem", "Budget",
-    "CallFailure", "CallResult", "CallStats", "ErrorKind", "LLMClient", "ProviderSettings", "ResponseTooLarge",
-    "RunDeadline", "RunDeadlinePassed", "answer_record", "charge", "count_requests", "charged_usage", "estimated_usage",
-    "one_line", "parse_answer",
-    "parse_choice", "provider_settings_from_env", "read_completion", "read_embeddings", "retry_delay_from_headers",
-    "scrub", "scrub_in_place", "status_kind", "sync_client", "usage_of",
+    "BUDGET_EXHAUSTED", "DEFAULT_CALL_DEADLINE", "EMBEDDING_RESPONSE_BYTES_PER_INPUT", "MAX_RESPONSE_BYTES",
+    "MAX_TOKENS_PER_RESPONSE", "PLACEHOLDER_API_KEY", "REDACTED", "AnswerProblem", "Budget", "CallFailure",
+    "CallResult", "CallStats", "ErrorKind", "LLMClient", "ProviderSettings", "ResponseTooLarge", "RunDeadline",
+    "RunDeadlinePassed", "answer_record", "charge", "count_requests", "charged_embedding_usage", "charged_usage",
+    "embedding_tokens", "estimated_usage", "one_line", "parse_answer", "parse_choice", "provider_settings_from_env",
+    "read_completion", "read_embeddings", "retry_delay_from_headers", "scrub", "scrub_in_place", "status_kind",
+    "sync_client", "usage_of",
 ]

@@ -14,7 +14,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jsonschema
@@ -166,6 +166,19 @@ def _token_count(name: str, value: Any) -> int:
         raise AnswerProblem("malformed", f"usage: {name} is {value!r}, not a plausible number of tokens")
     return int(value)
 
+
+
+def embedding_tokens(texts: Sequence[str]) -> int:
+    """The input tokens an embeddings request is estimated at before its answer: CHARS_PER_TOKEN characters
+    a token, and one more per text."""
+    return sum(len(text) for text in texts) // CHARS_PER_TOKEN + len(texts)
+
+
+def charged_embedding_usage(body: Any, texts: Sequence[str]) -> tuple[dict[str, int], bool]:
+    """What to charge for an embeddings answer: the input tokens it reports, or, when it reports none, the
+    estimate from its texts, and whether it is one (AnswerProblem: a usage no server could mean)."""
+    tokens = usage_of(body.get("usage") if isinstance(body, dict) else None)["input_tokens"]
+    return ({"input_tokens": tokens}, False) if tokens else ({"input_tokens": embedding_tokens(texts)}, True)
 
 
 def read_embeddings(body: Any, expected: int) -> list[list[float]]:

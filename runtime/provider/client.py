@@ -29,11 +29,12 @@ from ..limiter import RateLimiter
 from .answers import (
     AnswerProblem,
     answer_record,
+    charged_embedding_usage,
     charged_usage,
+    embedding_tokens,
     parse_choice,
     read_completion,
     read_embeddings,
-    usage_of,
 )
 from .budget import Budget, CallStats, charge, count_requests
 from .outcome import BUDGET_EXHAUSTED, CallFailure, CallResult, ErrorKind, status_kind
@@ -290,7 +291,7 @@ class LLMClient:
         retry policy, rate limits, deadlines and budget of completions: (vectors, None), or (None, why not).
         Nothing but numbers is kept from an answer, so there is no string in it to scrub."""
         stats = self.stats
-        estimate = sum(len(text) for text in texts) // CHARS_PER_TOKEN + len(texts)
+        estimate = embedding_tokens(texts)
         error, attempts = "no attempt made", 0
         kind = ErrorKind.NO_ANSWER
         call_ends = time.monotonic() + self.settings.call_deadline
@@ -318,14 +319,13 @@ class LLMClient:
                 try:
                     body = response.json()
                     vectors = read_embeddings(body, len(texts))
-                    usage = usage_of(body.get("usage"))
+                    usage, estimated = charged_embedding_usage(body, texts)
                 except (ValueError, RecursionError, AnswerProblem) as exc:
                     stats.count_error("malformed")
                     failure = _Attempt(error=f"malformed embeddings: {exc}", retryable=True, kind=ErrorKind.BAD_ANSWER)
                 else:
-                    tokens = usage["input_tokens"] or estimate
-                    charge(stats, self.budget, model, {"input_tokens": tokens})  # the model asked for
-                    self.limiter.record_usage(estimate, tokens)
+                    charge(stats, self.budget, model, usage, estimated=estimated)  # the model asked for
+                    self.limiter.record_usage(estimate, usage["input_tokens"])
                     stats.calls_made += 1
                     return vectors, None
             error, kind = failure.error or "unknown error", failure.kind

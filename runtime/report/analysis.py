@@ -131,7 +131,7 @@ def _next_steps(result: RunResult, findings: Findings) -> list[NextStep]:
         shown = ", ".join(_short(result, pool[i].values) for i in pair.items[:3])
         steps.append(NextStep(
             f"Settle the conflict between `{pair.first}` and `{pair.second}`",
-            f"They vote different classes on {len(pair.items)} pool item{'s' if len(pair.items) != 1 else ''} "
+            f"They vote different classes on {counted(len(pair.items), 'pool item')} "
             f"(e.g. {shown}). Say which one wins by adding `and not ...` to the other's rule."))
     for function in result.analysis.functions if result.analysis else ():
         if function.votes == 0:
@@ -337,12 +337,12 @@ def since_summary(result: RunResult) -> tuple[str, list[str], tuple[list[str], l
                  "noise, not evidence that the edit helped or hurt")
     else:
         moved = f"the primary's macro-F1 moved {primary.delta:+.3f}, outside the intervals"
-    flips = (f"{len(change.now_right)} gold item{'s' if len(change.now_right) != 1 else ''} now right, "
+    flips = (f"{counted(len(change.now_right), 'gold item')} now right, "
              f"{len(change.now_wrong)} now wrong")
     spec = "the same task file" if change.same_spec else "a changed task"
     before, now = change.answers
     if before != now:  # the expert's answers are an input of the run too
-        spec += f", {now} expert answer{'s' if now != 1 else ''} (the last run had {before})"
+        spec += f", {counted(now, 'expert answer')} (the last run had {before})"
     summary = f"Compared with run {previous.get('number')} ({when} UTC, {spec}): {moved}; {flips}."
     changes = list(result.spec_changes or [])[:MAX_LISTED]
     if not change.same_spec and result.spec_changes is None:

@@ -13,6 +13,8 @@ import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from taskc.compiler import counted
+
 from ..analysis_records import AuthorAnalysis, AuthorConflict, Suggestion
 from ..expert_loop import QUESTIONS_FILE
 from ..result import RunResult
@@ -88,7 +90,7 @@ def conflict_line(c: AuthorConflict) -> str:
     (a, ra), (b, rb) = c.first, c.second
     first_class, second_class = c.classes
     return (f"{a}'s `{ra}` ({first_class}) against {b}'s `{rb}` ({second_class}) on "
-            f"{c.items} pool item{'s' if c.items != 1 else ''}")
+            f"{counted(c.items, 'pool item')}")
 
 
 def html_sections(result: RunResult, html_table: Callable[..., str], inline_code: Callable[[str], str],

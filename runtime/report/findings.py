@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from taskc.compiler import KnowledgeGap
+from taskc.compiler import KnowledgeGap, counted
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class DataShift:
                          "lexicons carry the knowledge there")
         if self.broken_count:
             shown = "; ".join(f"line {line}: {what}" for line, what in self.broken_rows[:3]) or "all in the test half"
-            lines.append(f"{self.broken_count} gold row{'s' if self.broken_count != 1 else ''} break the "
+            lines.append(f"{counted(self.broken_count, 'gold row')} break the "
                          f"input's constraints ({shown})")
         lines += [f"{gap.message()}: {gap.hint()}" for gap in self.gaps]
         return lines

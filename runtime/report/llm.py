@@ -48,7 +48,7 @@ def generation_summary(result: RunResult) -> str | None:
     disagreements = sum((g.get("rule_disagreements") or {}).values())
     return (f"{counted(g.get('accepted', 0), 'generated example')} accepted, {g.get('rejected', 0)} rejected"
             + (f" ({shown})" if shown else "") + f", {counted(g.get('duplicates', 0), 'duplicate')} dropped; "
-            f"{disagreements} rule vote{'s' if disagreements != 1 else ''} on accepted examples disagree with "
+            f"{counted(disagreements, 'rule vote')} on accepted examples disagree with "
             "their label. Off target: labeled other than the class the cell asked for; empty: a blank string.")
 
 

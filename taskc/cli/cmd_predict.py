@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from taskc.compiler import counted
 from taskc.compiler.diagnostics import TaskcError
 from taskc.compiler.driver import compile_task
 
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     progress.done()
     if len(problems) > MAX_SHOWN_PROBLEMS:
         more = len(problems) - MAX_SHOWN_PROBLEMS
-        print(f"taskc: ... and {more} more problem{'s' if more != 1 else ''}", file=sys.stderr)
+        print(f"taskc: ... and {counted(more, 'more problem')}", file=sys.stderr)
     if not args.quiet:
         labels = ", ".join(f"{label} {count:,}" for label, count in sorted(stats.by_label.items()))
         rate = stats.predicted / stats.seconds if stats.seconds else 0.0
