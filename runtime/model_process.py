@@ -3,7 +3,8 @@
 Importing scikit-learn (and the SciPy it pulls in) costs about two seconds of CPU, more than
 the rest of a small run's own work. In the run's process that import either waits until
 training or, in a thread, competes for the interpreter lock with the LLM calls and slows
-every one of them. So `taskc run` starts a child interpreter at once (`start_early`); the
+every one of them. So `taskc run` starts a child interpreter at once (`start_early`, which
+adopts the one the command line spawned first thing: runtime/model_process_spawn.py); the
 child imports scikit-learn while the parent imports the `openai` client and makes the calls,
 and then fits and keeps the run's local models, answering over a pipe. The parent never
 imports scikit-learn: it holds `RemoteModel`s, which are `LocalModel`s whose fitting,
@@ -58,21 +59,8 @@ if TYPE_CHECKING:
 from .features import ItemBatch
 from .labeling import LabelingFunction
 from .local_model import STRONGEST, Feature, LocalModel, LocalModelError, TrainingExample
+from .model_process_spawn import ENVIRONMENT_SWITCH, adopt, stop, worth_starting
 
-ENVIRONMENT_SWITCH = "TASKC_MODEL_PROCESS"  # "0": never start the child; "1": always
-# The child runs this module's `serve`, and only the very file this process imported: an interpreter that
-# finds no taskc, or another copy of it (another version installed beside a source checkout), exits at once
-# and without a word, and the run does the work itself.
-CHILD_COMMAND = """import sys
-try:
-    from taskc.runtime import model_process
-except ImportError:
-    raise SystemExit(3)
-if model_process.same_file(sys.argv[1]):
-    model_process.serve()
-else:
-    raise SystemExit(3)
-"""
 _HEADER = struct.Struct("<Q")  # each message: its length, then its pickle
 CompileArguments = tuple[str, dict[str, Any]]  # the task file and compile_task's keyword options
 Trainer = Callable[[TaskIR, Sequence[LabelingFunction], ItemBatch, Sequence[TrainingExample]], LocalModel]
@@ -128,24 +116,20 @@ class ModelProcess:
         self._keys = itertools.count(1)
         self._broken = False
         self.compiling = compiling  # what the child compiles first; its answer is read by `compiled`
-        weakref.finalize(self, _stop_child, child)
+        weakref.finalize(self, stop, child)
 
     @classmethod
     def start(cls, compiling: CompileArguments | None = None) -> ModelProcess | None:
         """The child, importing scikit-learn from now on (after compiling ``compiling``'s task, when given);
         None when no interpreter can be started."""
-        if not sys.executable:
-            return None
-        try:
-            child = subprocess.Popen([sys.executable, "-c", CHILD_COMMAND, __file__], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, close_fds=True)
-        except OSError:
+        child = adopt()
+        if child is None:
             return None
         try:
             assert child.stdin is not None
             _write(child.stdin, ("compile", 0, compiling) if compiling is not None else ("start", 0, ()))
         except OSError:  # it died at once
-            _stop_child(child)
+            stop(child)
             return None
         return cls(child, compiling)
 
@@ -228,21 +212,6 @@ class ModelProcess:
             self._lock.release()
 
 
-def _stop_child(child: subprocess.Popen[bytes]) -> None:
-    """End the child: it holds nothing that is not saved or answered already (each request is
-    answered before the next is sent), so it is killed rather than waited for while it tears
-    down scikit-learn, which takes a few tenths of a second."""
-    if child.poll() is None:
-        child.kill()
-    for stream in (child.stdin, child.stdout):
-        try:
-            if stream is not None:
-                stream.close()
-        except OSError:
-            pass
-    child.wait()
-
-
 class RemoteModel(LocalModel):
     """A `LocalModel` fitted and kept in the model process; fitted here instead when the process is lost."""
 
@@ -308,14 +277,6 @@ _HERE = object()  # `RemoteModel._ask`: do it in this process
 _early: ModelProcess | None = None
 
 
-def worth_starting() -> bool:
-    """Whether a child pays: scikit-learn is not imported yet (or TASKC_MODEL_PROCESS says so)."""
-    switch = os.environ.get(ENVIRONMENT_SWITCH, "").strip()
-    if switch in ("0", "1"):
-        return switch == "1"
-    return "sklearn" not in sys.modules
-
-
 def start_early(spec: str | Path | None = None, **compile_options: Any) -> None:
     """Start the child for the run this process is about to make (`taskc run`). With ``spec``, the child
     compiles it first (`compile_task`'s options; read the result with `compiled`): worth it when this
@@ -353,7 +314,7 @@ def trainer() -> Trainer:
 # -- the child's side ------------------------------------------------------------------------------
 
 def same_file(parents: str) -> bool:
-    """Whether this module is the file the parent imported (see CHILD_COMMAND)."""
+    """Whether this module is the file the parent imported (see model_process_spawn.CHILD_COMMAND)."""
     try:
         return Path(__file__).resolve() == Path(parents).resolve()
     except OSError:
@@ -430,5 +391,5 @@ def _send_compiled(answers: IO[bytes], arguments: CompileArguments) -> threading
     return thread
 
 
-__all__ = ["ModelProcess", "RemoteModel", "Trainer", "compiled", "same_file", "start_early", "trainer",
-           "worth_starting"]
+__all__ = ["ENVIRONMENT_SWITCH", "ModelProcess", "RemoteModel", "Trainer", "compiled", "same_file", "start_early",
+           "trainer", "worth_starting"]

@@ -1,4 +1,4 @@
-"""The `taskc` command line: one module per subcommand, listed in `COMMANDS`.
+"""The `taskc` command line: one module per subcommand (cmd_<name>), listed in `COMMANDS`.
 
 Exit statuses are part of the interface: 0 success (warnings allowed), 1 errors
 in a task file, 2 usage errors; `taskc run` adds 3 for a failed pass criterion
@@ -11,6 +11,8 @@ Option defaults come from taskc.toml or pyproject.toml's [tool.taskc] (`config`)
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -19,26 +21,17 @@ from types import ModuleType
 
 from taskc._version import __version__
 
-from . import (
-    cmd_ask,
-    cmd_check,
-    cmd_compile,
-    cmd_completion,
-    cmd_diff,
-    cmd_export,
-    cmd_fmt,
-    cmd_lsp,
-    cmd_predict,
-    cmd_run,
-    cmd_runs,
-    cmd_schema,
-    cmd_suggest,
-    config,
-)
-from .output import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+# Each command is the module cmd_<name> (its NAME, HELP, DESCRIPTION, EPILOG, add_arguments and run), imported
+# only when the parser needs it: `taskc run` does not load the language server's or `diff`'s code.
+COMMANDS: tuple[str, ...] = ("check", "compile", "schema", "run", "runs", "ask", "suggest", "predict", "export",
+                             "diff", "fmt", "lsp", "completion")
+_WHOLE_TREE = ("completion",)  # commands that read every other command's options
 
-COMMANDS: tuple[ModuleType, ...] = (cmd_check, cmd_compile, cmd_schema, cmd_run, cmd_runs, cmd_ask, cmd_suggest,
-                                   cmd_predict, cmd_export, cmd_diff, cmd_fmt, cmd_lsp, cmd_completion)
+
+def command_module(name: str) -> ModuleType:
+    """The module of command ``name`` (one of COMMANDS)."""
+    return importlib.import_module(f"{__package__}.cmd_{name}")
+
 
 _EPILOG = """\
 the loop:
@@ -72,7 +65,9 @@ working directory upwards; the command line wins. `taskc -v COMMAND` shows them.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only``, the top level and that one command (what parsing its
+    arguments needs, without importing the other commands' modules)."""
     parser = argparse.ArgumentParser(
         prog="taskc", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EPILOG,
         description="Compile a domain expert's rationales (a *.task.yaml file) into LLM prompts, a generation "
@@ -81,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", dest="main_verbose",
                         help="more detail: the defaults in use, and a traceback on an internal error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
+        command = command_module(name)
         sub = subparsers.add_parser(command.NAME, help=command.HELP, description=command.DESCRIPTION,
                                     formatter_class=argparse.RawDescriptionHelpFormatter,
                                     epilog=command.EPILOG)
@@ -93,9 +89,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command the arguments name, when the parser needs no other (the top level's options take no
+    value, so it is the first argument that is not an option); None for `--help`, a typo, `completion`."""
+    for argument in argv:
+        if argument == "--" or not argument.startswith("-"):
+            return argument if argument in COMMANDS and argument not in _WHOLE_TREE else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    only = chosen_command(arguments)
+    if only == "run" and not {"-h", "--help"} & set(arguments):
+        # the local model's process, started before anything the run needs is imported (it imports
+        # the compiler and scikit-learn meanwhile): runtime/model_process_spawn.py
+        from taskc.runtime.model_process_spawn import spawn_early
+
+        spawn_early()
+    from . import config  # imported here, not above: they import the compiler, which the child need not wait for
+    from .output import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+
+    parser = build_parser(only)
+    args = parser.parse_args(arguments)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -125,4 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    """The console script (and `python -m taskc`): `main`, then exit with its status.
+
+    What is left is frozen out of the garbage collector first (`gc.freeze`): the interpreter's last
+    collection would walk every object the command made or imported (the `openai` client's pydantic
+    models, a run's data), about 0.4 s after a run's work is done, only to free memory the system
+    takes back at exit anyway. Exit handlers still run, and files are closed where they are used."""
+    status = main()
+    gc.freeze()
+    sys.exit(status)

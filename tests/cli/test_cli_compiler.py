@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from spec_edits import edit
 
-from taskc.cli.main import COMMANDS, main
+from taskc.cli.main import COMMANDS, chosen_command, main
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -115,7 +115,27 @@ def test_console_script_runs_as_a_module() -> None:
     assert "check" in completed.stdout and "compile" in completed.stdout
 
 
-@pytest.mark.parametrize("command", [c.NAME for c in COMMANDS])
+@pytest.mark.parametrize("argv, chosen", [
+    (["run", "x.task.yaml"], "run"),
+    (["-v", "check", "x.task.yaml"], "check"),   # the top level's options take no value
+    (["check", "--help"], "check"),
+    (["--help"], None), ([], None), (["--version"], None),
+    (["chek", "x.task.yaml"], None),              # a typo: the whole parser says "did you mean"
+    (["completion", "bash"], None),               # it reads every command's options
+])
+def test_the_parser_loads_only_the_command_it_parses(argv: list[str], chosen: str | None) -> None:
+    assert chosen_command(argv) == chosen
+
+
+def test_a_command_imports_no_other_command() -> None:
+    program = ("import sys; from taskc.cli.main import main; main(sys.argv[1:]); "
+               "print(sorted(m for m in sys.modules if m.startswith('taskc.cli.cmd_')))")
+    done = subprocess.run([sys.executable, "-c", program, "check", str(EXAMPLES / "keto.task.yaml")],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert done.stdout.splitlines()[-1] == "['taskc.cli.cmd_check']", done.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_help_teaches_with_examples_and_exit_statuses(command: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES
 from taskc.compiler.driver import CompiledTask, compile_task
-from taskc.runtime import labeling, local_model, model_process
+from taskc.runtime import labeling, local_model, model_process, model_process_spawn
 from taskc.runtime.features import ItemBatch, item_batch
 from taskc.runtime.local_model import LocalModelError, TrainingExample
 from taskc.runtime.model_process import ModelProcess, RemoteModel
@@ -110,7 +110,7 @@ def test_an_interpreter_without_this_taskc_leaves_training_here_without_a_word(
         python.chmod(0o755)
         monkeypatch.setattr(sys, "executable", str(python))
     else:  # e.g. an older taskc installed beside the source checkout that is running
-        monkeypatch.setattr(model_process, "__file__", str(tmp_path / "elsewhere" / "model_process.py"))
+        monkeypatch.setattr(model_process_spawn, "MODEL_PROCESS_FILE", str(tmp_path / "elsewhere" / "model_process.py"))
     started = ModelProcess.start()
     assert started is not None
     functions, batch, examples = _data(keto)
@@ -203,3 +203,54 @@ def test_templates_survive_a_pickle(keto: CompiledTask) -> None:
     context = {**keto.context, "input_json": "{}"}
     assert again.render("classification", dict(context)) == keto.templates.render("classification", dict(context))
     assert again.sources == keto.templates.sources and set(again.sources) == {"generation", "classification"}
+
+
+# -- the interpreter spawned first thing (model_process_spawn) --------------------------------------------------
+
+EARLY_SPAWN = """
+import os, sys
+from taskc.runtime import model_process_spawn
+from taskc.runtime.model_process import ModelProcess
+model_process_spawn.spawn_early()
+early = model_process_spawn._spawned.pid
+if sys.argv[1] == "adopt":
+    started = ModelProcess.start()
+    print(early, started._child.pid)
+else:  # nobody adopts it: it is stopped at exit
+    print(early)
+"""
+
+
+def _pid_is_running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("then", ["adopt", "exit"])
+def test_the_interpreter_spawned_early_is_the_one_the_run_uses_or_is_stopped_at_exit(then: str) -> None:
+    import subprocess
+
+    env = {**__import__("os").environ, model_process_spawn.ENVIRONMENT_SWITCH: "1"}
+    done = subprocess.run([sys.executable, "-c", EARLY_SPAWN, then], capture_output=True, text=True, env=env,
+                          timeout=120, check=True)
+    pids = [int(pid) for pid in done.stdout.split()]
+    if then == "adopt":
+        assert pids[0] == pids[1]
+    assert not _pid_is_running(pids[0]) and done.stderr == ""
+
+
+def test_an_early_interpreter_that_died_is_replaced(monkeypatch: pytest.MonkeyPatch, keto: CompiledTask) -> None:
+    monkeypatch.setenv(model_process.ENVIRONMENT_SWITCH, "1")
+    model_process_spawn.spawn_early()
+    dead = model_process_spawn._spawned
+    assert dead is not None
+    dead.kill()
+    dead.wait()
+    started = ModelProcess.start()
+    assert started is not None and started._child is not dead and started.alive
+    functions, batch, examples = _data(keto, rows=20)
+    assert not started.train(keto.ir, functions, batch, examples).fitted_here
