@@ -8,6 +8,9 @@ Each run is a fresh process and a fresh run directory (nothing cached); the numb
 --repeat runs, with their range, and the median seconds of each phase from `--format json` events.
 Aim: at most 2.5 s. The server runs in its own process, so its work does not compete for our interpreter
 (it does compete for the machine's cores, as taskc's model process does: see runtime/model_process.py).
+Where /proc tells the server's CPU, the CPU seconds of every process (taskc's two and the server) divided
+by the cores is printed too: no schedule of that work can end sooner, so it says how much of the gap to the
+ideal is waiting (which better overlap can win back) and how much is work (which only less CPU can).
 With --in-process, each repeat also runs taskc with TASKC_MODEL_PROCESS=0 (scikit-learn imported and the
 model fitted in the run's own process), turn about, to measure what the model process saves.
 With --distilabel PYTHON (an interpreter that has distilabel installed, e.g. a venv of its own: it is no
@@ -61,27 +64,41 @@ def project_of(calls: int, work: Path) -> Path:
     return path
 
 
-def one_run(spec: Path, run_dir: Path, base_url: str, in_process: bool = False) -> tuple[float, dict[str, float], int]:
+def one_run(spec: Path, run_dir: Path, server: FakeServerProcess, in_process: bool = False
+            ) -> tuple[float, dict[str, float], int]:
     """Wall seconds of one `taskc run` process, its phases' seconds (and "cpu": the CPU seconds the process
-    and its model process used, user + system, which a busy machine inflates less than the wall time), and
-    the calls it made. ``in_process``: with TASKC_MODEL_PROCESS=0 (no model process)."""
+    and its model process used, user + system, which a busy machine inflates less than the wall time;
+    "server_cpu": the server's, where /proc tells), and the calls it made. ``in_process``: with
+    TASKC_MODEL_PROCESS=0 (no model process)."""
+    base_url = server.base_url
     env = os.environ | {"OPENAI_API_KEY": "sk-bench", "TASKC_MODEL_PROCESS": "0" if in_process else ""}
     command = [sys.executable, "-m", "taskc", "run", str(spec), "-o", str(run_dir), "--base-url", base_url,
                "--concurrency", str(IN_FLIGHT), "--json"]  # the alias: older versions have it too
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = _server_cpu(server)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_after = _server_cpu(server)
     if done.returncode not in (0, 3):
         raise SystemExit(f"taskc run failed ({done.returncode}):\n{done.stderr[-2000:]}")
     phases: dict[str, float] = {"cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime}
+    if server_before is not None and server_after is not None:
+        phases["server_cpu"] = server_after - server_before
     for line in done.stderr.splitlines():
         event = json.loads(line) if line.startswith("{") else {}
         if event.get("event") == "phase" and event.get("status") == "done":
             phases[event["phase"]] = float(event["seconds"])
     made = json.loads(done.stdout)["llm"]["generation"]["calls_made"]
     return seconds, phases, made
+
+
+def _server_cpu(server: FakeServerProcess) -> float | None:
+    try:
+        return server.cpu_seconds()
+    except OSError:  # no /proc: the bound below is not printed
+        return None
 
 
 DISTILABEL_PIPELINE = """
@@ -135,16 +152,16 @@ def main() -> None:
         spec = project_of(args.calls, work)
         server = FakeServerProcess(args.latency)
         try:
-            one_run(spec, work / "warm-up", server.base_url)  # the page cache, not taskc's cache: a new dir each run
+            one_run(spec, work / "warm-up", server)  # the page cache, not taskc's cache: a new dir each run
             results, theirs, alone = [], [], []
             script = work / "distilabel_pipeline.py"
             script.write_text(DISTILABEL_PIPELINE, encoding="utf-8")
             if args.distilabel:
                 distilabel_run(args.distilabel, script, server.base_url, args.calls, work / "home")  # warm-up
             for i in range(args.repeat):
-                results.append(one_run(spec, work / f"run{i}", server.base_url))
+                results.append(one_run(spec, work / f"run{i}", server))
                 if args.in_process:
-                    alone.append(one_run(spec, work / f"alone{i}", server.base_url, in_process=True))
+                    alone.append(one_run(spec, work / f"alone{i}", server, in_process=True))
                 if args.distilabel:
                     theirs.append(distilabel_run(args.distilabel, script, server.base_url, args.calls, work / "home"))
         finally:
@@ -158,7 +175,12 @@ def main() -> None:
     cpu = [phases["cpu"] for _, phases, _ in results]
     print(f"  CPU of the taskc processes: median {statistics.median(cpu):.2f} s; load average now "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a busy machine stretches the wall time)")
-    names = sorted({name for _, phases, _ in results for name in phases} - {"cpu"})
+    if all("server_cpu" in phases for _, phases, _ in results):
+        every = statistics.median([phases["cpu"] + phases["server_cpu"] for _, phases, _ in results])
+        cores = os.cpu_count() or 1
+        print(f"  CPU of every process (taskc's, its model process's, the server's): median {every:.2f} s; on "
+              f"{cores} cores no schedule of that work ends in less than {every / cores:.2f} s")
+    names = sorted({name for _, phases, _ in results for name in phases} - {"cpu", "server_cpu"})
     for name in names:
         values = [phases.get(name, 0.0) for _, phases, _ in results]
         print(f"  {name:>12}: median {statistics.median(values):.2f} s")
@@ -172,7 +194,8 @@ def main() -> None:
         print(f"  distilabel, the same calls turn about: median {statistics.median(their_walls):.2f} s (range "
               f"{min(their_walls):.2f}–{max(their_walls):.2f}), CPU {statistics.median([c for _, c in theirs]):.2f} s;"
               f" taskc / distilabel {statistics.median(walls) / statistics.median(their_walls):.2f}")
-    accounted = statistics.median([sum(v for k, v in p.items() if k != "cpu") for _, p, _ in results])
+    accounted = statistics.median([sum(v for k, v in p.items() if k not in ("cpu", "server_cpu"))
+                                   for _, p, _ in results])
     print(f"  outside the phases (start-up, imports, compile, exit): median "
           f"{statistics.median(walls) - accounted:.2f} s")
 
