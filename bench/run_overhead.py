@@ -17,8 +17,12 @@ With --distilabel PYTHON (an interpreter that has distilabel installed, e.g. a v
 dependency of taskc), each repeat also runs the same number of calls as a distilabel pipeline (one
 TextGeneration call per row, 50 rows per batch, its OpenAILLM against the same server), turn about with
 taskc, so the two are measured side by side on the same machine state.
+With --floor, each repeat also runs the least any program can do for this job with taskc's libraries (one
+process imports the openai client and makes the calls, another imports scikit-learn and fits a TF-IDF
+logistic regression on as many texts as the run trains on; nothing else), turn about: the whole-process time
+taskc could reach without leaving them.
 Run from the repository root:  python bench/run_overhead.py [--repeat N] [--calls N] [--latency S]
-                                                            [--distilabel PYTHON] [--in-process]
+                                                            [--distilabel PYTHON] [--in-process] [--floor]
 """
 
 from __future__ import annotations
@@ -121,6 +125,67 @@ if __name__ == "__main__":
 """
 
 
+# The least any program can do for this job with taskc's libraries: one process imports the openai client and
+# makes the calls (the SDK's generic post on its aiohttp transport, as taskc does), while another imports
+# scikit-learn and then fits a TF-IDF logistic regression on as many short texts as the run trains on.
+# No compiling, validating, caching, rules, report or files.
+LIBRARY_FLOOR = r"""
+import asyncio, gc, subprocess, sys
+FIT = '''
+import sys
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+sys.stdin.readline()
+texts = [f"dish {i} with {'bacon eggs' if i % 2 else 'rice bread'} number {i % 97}" for i in range(2346)]
+LogisticRegression(max_iter=1000).fit(TfidfVectorizer().fit_transform(texts), [i % 2 for i in range(2346)])
+print("fitted", flush=True)
+'''
+child = subprocess.Popen([sys.executable, "-c", FIT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+import httpx2
+import openai
+
+base_url, calls, in_flight = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Write one keto dish as JSON. " * 100}],
+        "response_format": {"type": "json_object"}}
+
+
+async def main():
+    clients = [openai.AsyncOpenAI(api_key="sk-bench", base_url=base_url, max_retries=0,
+                                  http_client=openai.DefaultAioHttpClient()) for _ in range(2)]
+    slots = asyncio.Semaphore(in_flight)
+
+    async def one(i):
+        async with slots:
+            answer = await clients[i % 2].post("/chat/completions", cast_to=httpx2.Response, body=body)
+            return answer.json()
+    answers = await asyncio.gather(*(one(i) for i in range(calls)))
+    for client in clients:
+        await client.close()
+    return len(answers)
+
+made = asyncio.run(main())
+child.stdin.write("go\n")
+child.stdin.flush()
+assert child.stdout.readline().strip() == "fitted"
+child.wait()
+print(made)
+gc.freeze()  # no last collection of the whole heap at exit (as taskc's entry does)
+"""
+
+
+def floor_run(script: Path, base_url: str, calls: int) -> tuple[float, float]:
+    """Wall and CPU seconds (both processes) of one LIBRARY_FLOOR run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(script), base_url, str(calls), str(IN_FLIGHT)], capture_output=True,
+                          text=True, check=False)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0 or done.stdout.strip().splitlines()[-1:] != [str(calls)]:
+        raise SystemExit(f"the library floor failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return seconds, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
 def distilabel_run(python: str, script: Path, base_url: str, calls: int, home: Path) -> tuple[float, float]:
     """Wall and CPU seconds (user + system, the pipeline's worker processes included) of one distilabel run."""
     env = os.environ | {"HOME": str(home), "DISTILABEL_LOG_LEVEL": "WARNING", "HF_HUB_OFFLINE": "1"}
@@ -143,6 +208,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds the fake server takes per request")
     parser.add_argument("--distilabel", metavar="PYTHON", help="an interpreter with distilabel installed: run "
                         "the same number of calls with it too, turn about with taskc")
+    parser.add_argument("--floor", action="store_true", help="also run the least any program can do for this "
+                        "job with taskc's libraries (import the openai client and make the calls; import "
+                        "scikit-learn and fit, in a second process), turn about")
     parser.add_argument("--in-process", action="store_true", help="also run taskc without its model process "
                         "(TASKC_MODEL_PROCESS=0), turn about")
     args = parser.parse_args()
@@ -153,7 +221,9 @@ def main() -> None:
         server = FakeServerProcess(args.latency)
         try:
             one_run(spec, work / "warm-up", server)  # the page cache, not taskc's cache: a new dir each run
-            results, theirs, alone = [], [], []
+            results, theirs, alone, floors = [], [], [], []
+            floor_script = work / "library_floor.py"
+            floor_script.write_text(LIBRARY_FLOOR, encoding="utf-8")
             script = work / "distilabel_pipeline.py"
             script.write_text(DISTILABEL_PIPELINE, encoding="utf-8")
             if args.distilabel:
@@ -162,6 +232,8 @@ def main() -> None:
                 results.append(one_run(spec, work / f"run{i}", server))
                 if args.in_process:
                     alone.append(one_run(spec, work / f"alone{i}", server, in_process=True))
+                if args.floor:
+                    floors.append(floor_run(floor_script, server.base_url, args.calls))
                 if args.distilabel:
                     theirs.append(distilabel_run(args.distilabel, script, server.base_url, args.calls, work / "home"))
         finally:
@@ -189,6 +261,12 @@ def main() -> None:
         print(f"  without the model process (TASKC_MODEL_PROCESS=0), turn about: median "
               f"{statistics.median(alone_walls):.2f} s (range {min(alone_walls):.2f}–{max(alone_walls):.2f}); "
               f"with / without {statistics.median(walls) / statistics.median(alone_walls):.2f}")
+    if floors:
+        floor_walls = [wall for wall, _ in floors]
+        print(f"  the library floor (openai's calls, scikit-learn's import and fit, nothing else), turn about: "
+              f"median {statistics.median(floor_walls):.2f} s (range {min(floor_walls):.2f}–{max(floor_walls):.2f}),"
+              f" CPU {statistics.median([c for _, c in floors]):.2f} s; taskc / floor "
+              f"{statistics.median(walls) / statistics.median(floor_walls):.2f}")
     if theirs:
         their_walls = [wall for wall, _ in theirs]
         print(f"  distilabel, the same calls turn about: median {statistics.median(their_walls):.2f} s (range "
