@@ -35,6 +35,7 @@ Jinja templates as their sources, compiled again on arrival).
 from __future__ import annotations
 
 import copyreg
+import gc
 import io
 import itertools
 import os
@@ -324,6 +325,9 @@ def same_file(parents: str) -> bool:
 def serve() -> None:
     """The child's loop: compile the task when that is the first request, import scikit-learn, then answer
     requests until the pipe closes."""
+    # Until scikit-learn is in, this process makes long-lived objects only (the modules, the compiled task):
+    # the garbage collector is paused, then what it would walk for nothing is frozen out of its collections.
+    gc.disable()
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot garble the answers
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pipe
@@ -341,6 +345,8 @@ def serve() -> None:
     warm_up()
     if sending is not None:
         sending.join()
+    gc.freeze()
+    gc.enable()
     models: dict[int, LocalModel] = {}
     while True:
         try:

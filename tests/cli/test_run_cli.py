@@ -264,6 +264,32 @@ def test_run_dir_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys: pytest.
     assert taken.read_text(encoding="utf-8") == "mine\n"
 
 
+@pytest.mark.parametrize("ends", ["with a report", "in a usage error"])
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(ends: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run pauses the collector for its start-up and freezes what that made (cmd_run); both end with it."""
+    import gc
+
+    spec = _project(tmp_path / "project")
+    seen: list[tuple[bool, int]] = []
+    from taskc.runtime import pipeline
+
+    real_run = pipeline.run
+
+    def watched_run(*args: object, **kwargs: object) -> object:
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "run", watched_run)
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine\n", encoding="utf-8")
+    assert main(["run", str(spec), "-o", str(taken if ends == "in a usage error" else tmp_path / "run"), "-q"]) \
+        == (2 if ends == "in a usage error" else 0)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    if ends == "with a report":  # collecting during the run's own work, not walking the start-up's objects
+        assert seen and seen[0][0] and seen[0][1] > 0
+
+
 def test_the_error_analysis_runs_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     from taskc.runtime import report
