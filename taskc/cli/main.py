@@ -107,11 +107,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from taskc.runtime.model_process_spawn import spawn_early
 
         spawn_early()
-    from . import config  # imported here, not above: they import the compiler, which the child need not wait for
-    from .output import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+    collecting = gc.isenabled()
+    gc.disable()  # importing and parsing make long-lived objects only: nothing for the collector to find
+    try:
+        from . import config  # imported here, not above: they import the compiler, which the child need not wait for
+        from .output import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
 
-    parser = build_parser(only)
-    args = parser.parse_args(arguments)
+        parser = build_parser(only)
+        args = parser.parse_args(arguments)
+    finally:
+        if collecting:
+            gc.enable()
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
