@@ -40,7 +40,6 @@ import io
 import itertools
 import os
 import pickle
-import signal
 import struct
 import subprocess
 import sys
@@ -324,13 +323,12 @@ def same_file(parents: str) -> bool:
 
 def serve() -> None:
     """The child's loop: compile the task when that is the first request, import scikit-learn, then answer
-    requests until the pipe closes."""
+    requests until the pipe closes (Ctrl-C is ignored from the start: CHILD_COMMAND)."""
     # Until scikit-learn is in, this process makes long-lived objects only (the modules, the compiled task):
     # the garbage collector is paused, then what it would walk for nothing is frozen out of its collections.
     gc.disable()
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot garble the answers
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pipe
     requests = sys.stdin.buffer
     from .labeling import labeling_functions
     from .local_model import warm_up

@@ -23,7 +23,8 @@ ENVIRONMENT_SWITCH = "TASKC_MODEL_PROCESS"  # "0": never start the child; "1": a
 # The child runs model_process's `serve`, and only the very file this process would import: an interpreter
 # that finds no taskc, or another copy of it (another version installed beside a source checkout), exits at
 # once and without a word, and the run does the work itself.
-CHILD_COMMAND = """import sys
+CHILD_COMMAND = """import signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops this process
 try:
     from taskc.runtime import model_process
 except ImportError:

@@ -98,8 +98,19 @@ def chosen_command(argv: Sequence[str]) -> str | None:
     return None
 
 
+# ExitStatus.INTERRUPTED, written out: an interrupt can come while the compiler (where ExitStatus lives) is imported
+_EXIT_INTERRUPTED = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:  # wherever it comes: while importing, parsing or running the command
+        print("taskc: interrupted", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+
+
+def _main(arguments: list[str]) -> int:
     only = chosen_command(arguments)
     if only == "run" and not {"-h", "--help"} & set(arguments):
         # the local model's process, started before anything the run needs is imported (it imports
@@ -111,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.disable()  # importing and parsing make long-lived objects only: nothing for the collector to find
     try:
         from . import config  # imported here, not above: they import the compiler, which the child need not wait for
-        from .output import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+        from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
         parser = build_parser(only)
         args = parser.parse_args(arguments)
@@ -133,9 +144,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"taskc: error: {exc}", file=sys.stderr)
         return exc.exit_status
-    except KeyboardInterrupt:
-        print("taskc: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # a bug in taskc, never the user's fault: one line, no traceback

@@ -108,6 +108,17 @@ def test_dump_ir_shows_compiled_expressions(capsys) -> None:
     assert dumped["rationales"][0]["rule"]["compiled"].startswith("(any ingredients (lambda i")
 
 
+def test_an_interrupt_while_loading_a_command_exits_130_without_a_traceback(monkeypatch, capsys) -> None:
+    import taskc.cli.main as cli_main
+
+    def interrupted(name: str) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "command_module", interrupted)
+    assert main(["check", str(EXAMPLES / "keto.task.yaml")]) == 130
+    assert capsys.readouterr().err == "taskc: interrupted\n"
+
+
 def test_console_script_runs_as_a_module() -> None:
     completed = subprocess.run([sys.executable, "-m", "taskc", "--help"], capture_output=True, text=True,
                                check=False)
