@@ -91,8 +91,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def chosen_command(argv: Sequence[str]) -> str | None:
     """The command the arguments name, when the parser needs no other (the top level's options take no
-    value, so it is the first argument that is not an option); None for `--help`, a typo, `completion`."""
+    value, so it is the first argument that is not an option); None for the top level's `--help`, a typo,
+    `completion`."""
     for argument in argv:
+        if argument in ("-h", "--help"):  # the top level's help lists every command
+            return None
         if argument == "--" or not argument.startswith("-"):
             return argument if argument in COMMANDS and argument not in _WHOLE_TREE else None
     return None

@@ -130,7 +130,7 @@ def test_console_script_runs_as_a_module() -> None:
     (["run", "x.task.yaml"], "run"),
     (["-v", "check", "x.task.yaml"], "check"),   # the top level's options take no value
     (["check", "--help"], "check"),
-    (["--help"], None), ([], None), (["--version"], None),
+    (["--help"], None), (["-h", "run"], None), ([], None), (["--version"], None),
     (["chek", "x.task.yaml"], None),              # a typo: the whole parser says "did you mean"
     (["completion", "bash"], None),               # it reads every command's options
 ])
