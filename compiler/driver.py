@@ -26,7 +26,6 @@ from .diagnostics import Diagnostic, DiagnosticBag, Severity, Span, TaskcError
 from .generation_calls import keyed_by_call
 from .hashing import sha256_hex
 from .loader import SourceDocument, load_task_file, parse_task_text
-from .lowering import lower_task
 from .passes import run_passes
 from .paths import SymlinkRefused, first_link_inside, write_atomic
 from .plan import GenerationJob, build_plan, generation_cells
@@ -44,7 +43,6 @@ from .prompts import (
     template_context,
 )
 from .response_formats import classification_response_format, generation_response_format
-from .structure import check_structure
 from .work_budget import WorkLimits, env_name
 
 
@@ -120,6 +118,12 @@ def compile_task(path: str | Path, *, display_name: str | None = None, allow_out
 
 def _compile(path: Path, name: str, allow_outside: bool, prices: dict[str, tuple[float, float]] | None,
              emit: bool, text: str | None = None, plan_data: bool = True) -> CompileResult:
+    # Imported here: the structure check (jsonschema) and lowering (the Lark expression parser) are only
+    # compiling's, and a process that only receives a compiled task (`taskc run`'s, from its model process:
+    # runtime/model_process.py) does not load them, ~0.2 s before its first LLM call.
+    from .lowering import lower_task
+    from .structure import check_structure
+
     bag = DiagnosticBag()
     doc = load_task_file(path, name, bag) if text is None else parse_task_text(text, name, bag)
     sources = {name: doc.text} if doc else {}

@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import jsonschema
-
 from ...compiler import CHARS_PER_TOKEN, canonical_json
 from ..schema_check import Check, compile_schema_check
 
@@ -35,13 +33,32 @@ class AnswerProblem(Exception):
         self.kind = kind
 
 
-_SchemaCheckers = tuple[Check | None, jsonschema.protocols.Validator]
+class _SchemaCheckers:
+    """A response schema's fast check (None when the schema is outside its subset) and its jsonschema
+    validator, which has the last word and words the message. The validator is built for the first answer
+    the fast check does not pass: jsonschema is then imported (~0.1 s), and a run whose answers all pass
+    never imports it."""
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        self.fast_check: Check | None = compile_schema_check(schema)
+        self._validator: Any = None
+
+    def first_error(self, value: Any) -> Any:
+        """jsonschema's best error for ``value`` (None when it is valid)."""
+        import jsonschema
+
+        if self._validator is None:
+            self._validator = jsonschema.Draft202012Validator(self.schema)
+        return jsonschema.exceptions.best_match(self._validator.iter_errors(value))
+
+
 _checkers_by_text: dict[str, _SchemaCheckers] = {}
 _checkers_by_identity: dict[int, tuple[Any, _SchemaCheckers]] = {}
 
 
 def _schema_checkers(schema: Any) -> _SchemaCheckers:
-    """The fast check and the jsonschema validator of a response schema, built once per schema.
+    """The checkers of a response schema, built once per schema.
 
     Every call of a job passes the same schema object, so the lookup by identity (which keeps the
     object alive, so its id cannot be reused) spares serialising the schema on every answer.
@@ -54,7 +71,7 @@ def _schema_checkers(schema: Any) -> _SchemaCheckers:
     if checkers is None:
         if len(_checkers_by_text) > 256:
             _checkers_by_text.clear()
-        checkers = _checkers_by_text[text] = (compile_schema_check(schema), jsonschema.Draft202012Validator(schema))
+        checkers = _checkers_by_text[text] = _SchemaCheckers(schema)
     if len(_checkers_by_identity) > 1024:
         _checkers_by_identity.clear()
     _checkers_by_identity[id(schema)] = (schema, checkers)
@@ -79,10 +96,9 @@ def parse_answer(content: str | None, finish_reason: str | None, response_format
         raise AnswerProblem("malformed", "answer is not a JSON object")
     schema = (response_format.get("json_schema") or {}).get("schema")
     if schema:
-        fast_check, validator = _schema_checkers(schema)
-        if fast_check is None or not fast_check(value):
-            # jsonschema has the last word, and words the message.
-            error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        checkers = _schema_checkers(schema)
+        if checkers.fast_check is None or not checkers.fast_check(value):
+            error = checkers.first_error(value)
             if error is not None:
                 where = "/".join(str(p) for p in error.absolute_path) or "answer"
                 raise AnswerProblem("schema_violation", f"{where}: {error.message[:200]}")

@@ -86,3 +86,30 @@ def test_a_run_through_the_model_process_writes_what_a_run_without_it_writes(
     def untimed(stats: bytes) -> dict:  # stats.json says how long the calls took; all else must be the same
         return {key: value for key, value in json.loads(stats).items() if key != "seconds"}
     assert untimed(written["1"]["stats.json"]) == untimed(written["0"]["stats.json"])
+
+
+LOADED_LIBRARIES = """
+import sys
+from taskc.cli.main import main
+status = main(sys.argv[1:])
+print(sorted({name.split(".")[0] for name in sys.modules} & {"sklearn", "scipy", "lark", "jsonschema"}))
+sys.exit(status)
+"""
+
+
+def test_an_online_run_loads_neither_the_compilers_parser_nor_scikit_learn(
+        examples: Path, server: FakeOpenAI, no_provider: None) -> None:
+    """With an endpoint, a fresh `taskc run` receives its compiled task and fits its model in the model process
+    (runtime/model_process.py): its own process never imports the expression parser (Lark), the task file's
+    schema check, scikit-learn or SciPy; nor jsonschema, while every answer passes the fast schema check."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "TASKC_MODEL"))}
+    run_dir = examples.parent / "run"
+    done = subprocess.run([sys.executable, "-c", LOADED_LIBRARIES, "run", str(examples / "keto.task.yaml"), "-o",
+                           str(run_dir), "-q", "--base-url", server.base_url],
+                          env=env | {"OPENAI_API_KEY": "sk-test"}, capture_output=True, text=True, timeout=300)
+    _ran_to_a_verdict(done.returncode, run_dir)
+    assert done.stdout.splitlines()[-1] == "[]", done.stderr
