@@ -61,7 +61,7 @@ def spawn() -> subprocess.Popen[bytes] | None:
 def spawn_early() -> None:
     """Start the child now, for a `ModelProcess.start` to come (`taskc run`, before its imports).
 
-    A child nobody adopts ends when this process does: its pipe closes and it exits."""
+    A child nobody adopts (the command failed before it needed one) is stopped at exit."""
     global _spawned
     if _spawned is None and worth_starting():
         _spawned = spawn()
