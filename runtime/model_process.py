@@ -136,13 +136,17 @@ class ModelProcess:
     def compiled(self) -> CompileResult | None:
         """The child's compile of ``compiling``'s task; None when it has none (the caller compiles)."""
         with self._lock:
-            if self.compiling is None:
-                return None
-            self.compiling = None
-            try:
-                return self._answer()
-            except _ProcessLost:
-                return None
+            return self._take_compiled()
+
+    def _take_compiled(self) -> CompileResult | None:
+        """Read the answer to the compile the child was first asked for, if nobody has (the lock held)."""
+        if self.compiling is None:
+            return None
+        self.compiling = None
+        try:
+            return self._answer()
+        except _ProcessLost:
+            return None
 
     @property
     def alive(self) -> bool:
@@ -159,12 +163,7 @@ class ModelProcess:
     def request(self, operation: str, key: int, *arguments: Any) -> Any:
         """The child's answer to one operation on model ``key``; _ProcessLost when it has none."""
         with self._lock:
-            if self.compiling is not None:  # a compile nobody asked for: its answer comes first
-                self.compiling = None
-                try:
-                    self._answer()
-                except _ProcessLost:
-                    pass
+            self._take_compiled()  # a compile nobody read: its answer comes first on the pipe
             if not self.alive:
                 raise _ProcessLost("the model process is gone")
             try:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +24,7 @@ from .output import (
     print_diagnostics,
     use_color,
 )
+from .start_up import uncollected_start_up
 
 if TYPE_CHECKING:
     from taskc.runtime.options import EndpointOptions, RunOptions
@@ -165,37 +164,8 @@ def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str |
             + (f"; did you mean {', '.join(guesses)}?" if guesses else "."))
 
 
-@contextmanager
-def _start_up_uncollected() -> Iterator[Callable[[], None]]:
-    """Pause the garbage collector for the run's start-up; the function it gives ends the start-up.
-
-    Start-up makes long-lived objects only (the modules, the openai client's pydantic models, the compiled
-    task), and the collector would walk them again and again to find nothing: about 0.2 s of CPU before the
-    first LLM call. When start-up ends, what it made is frozen out of later collections (`gc.freeze`), so
-    they walk only what the run itself makes. It is unfrozen when the command returns: a garbage cycle the
-    start-up made is collected then, and a process that runs many commands (a test's) keeps none of them."""
-    enabled = gc.isenabled()
-    gc.disable()
-    frozen = False
-
-    def started() -> None:
-        nonlocal frozen
-        if not frozen:
-            gc.freeze()
-            frozen = True
-        if enabled:
-            gc.enable()
-    try:
-        yield started
-    finally:
-        if frozen:
-            gc.unfreeze()
-        if enabled:
-            gc.enable()
-
-
 def run(args: argparse.Namespace) -> int:
-    with _start_up_uncollected() as started:
+    with uncollected_start_up() as started:  # started() once the compiled task is in
         return _run(args, started)
 
 

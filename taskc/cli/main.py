@@ -21,6 +21,8 @@ from types import ModuleType
 
 from taskc._version import __version__
 
+from .start_up import uncollected_start_up
+
 # Each command is the module cmd_<name> (its NAME, HELP, DESCRIPTION, EPILOG, add_arguments and run), imported
 # only when the parser needs it: `taskc run` does not load the language server's or `diff`'s code.
 COMMANDS: tuple[str, ...] = ("check", "compile", "schema", "run", "runs", "ask", "suggest", "predict", "export",
@@ -121,17 +123,12 @@ def _main(arguments: list[str]) -> int:
         from taskc.runtime.model_process_spawn import spawn_early
 
         spawn_early()
-    collecting = gc.isenabled()
-    gc.disable()  # importing and parsing make long-lived objects only: nothing for the collector to find
-    try:
+    with uncollected_start_up():  # importing and parsing: nothing for the collector to find
         from . import config  # imported here, not above: they import the compiler, which the child need not wait for
         from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
 
         parser = build_parser(only)
         args = parser.parse_args(arguments)
-    finally:
-        if collecting:
-            gc.enable()
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -134,7 +134,7 @@ def test_console_script_runs_as_a_module() -> None:
     (["chek", "x.task.yaml"], None),              # a typo: the whole parser says "did you mean"
     (["completion", "bash"], None),               # it reads every command's options
 ])
-def test_the_parser_loads_only_the_command_it_parses(argv: list[str], chosen: str | None) -> None:
+def test_the_command_to_load_is_the_first_argument_that_is_not_an_option(argv: list[str], chosen: str | None) -> None:
     assert chosen_command(argv) == chosen
 
 
