@@ -20,7 +20,8 @@ taskc, so the two are measured side by side on the same machine state.
 With --floor, each repeat also runs the least any program can do for this job with taskc's libraries (one
 process imports the openai client and makes the calls, another imports scikit-learn and fits a TF-IDF
 logistic regression on as many texts as the run trains on; nothing else), turn about: the whole-process time
-taskc could reach without leaving them.
+taskc could reach without leaving them. Its CPU with the server's, over the cores, is printed too: the least
+time in which any program using these libraries could do this job on this machine.
 Run from the repository root:  python bench/run_overhead.py [--repeat N] [--calls N] [--latency S]
                                                             [--distilabel PYTHON] [--in-process] [--floor]
 """
@@ -173,17 +174,21 @@ gc.freeze()  # no last collection of the whole heap at exit (as taskc's entry do
 """
 
 
-def floor_run(script: Path, base_url: str, calls: int) -> tuple[float, float]:
-    """Wall and CPU seconds (both processes) of one LIBRARY_FLOOR run."""
+def floor_run(script: Path, server: FakeServerProcess, calls: int) -> tuple[float, float, float | None]:
+    """Wall and CPU seconds (both processes) of one LIBRARY_FLOOR run, and the server's CPU seconds meanwhile
+    (None without /proc)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = _server_cpu(server)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, str(script), base_url, str(calls), str(IN_FLIGHT)], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run([sys.executable, str(script), server.base_url, str(calls), str(IN_FLIGHT)],
+                          capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_after = _server_cpu(server)
     if done.returncode != 0 or done.stdout.strip().splitlines()[-1:] != [str(calls)]:
         raise SystemExit(f"the library floor failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return seconds, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    served = None if server_before is None or server_after is None else server_after - server_before
+    return seconds, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, served
 
 
 def distilabel_run(python: str, script: Path, base_url: str, calls: int, home: Path) -> tuple[float, float]:
@@ -233,7 +238,7 @@ def main() -> None:
                 if args.in_process:
                     alone.append(one_run(spec, work / f"alone{i}", server, in_process=True))
                 if args.floor:
-                    floors.append(floor_run(floor_script, server.base_url, args.calls))
+                    floors.append(floor_run(floor_script, server, args.calls))
                 if args.distilabel:
                     theirs.append(distilabel_run(args.distilabel, script, server.base_url, args.calls, work / "home"))
         finally:
@@ -262,11 +267,18 @@ def main() -> None:
               f"{statistics.median(alone_walls):.2f} s (range {min(alone_walls):.2f}–{max(alone_walls):.2f}); "
               f"with / without {statistics.median(walls) / statistics.median(alone_walls):.2f}")
     if floors:
-        floor_walls = [wall for wall, _ in floors]
+        floor_walls = [wall for wall, _, _ in floors]
         print(f"  the library floor (openai's calls, scikit-learn's import and fit, nothing else), turn about: "
               f"median {statistics.median(floor_walls):.2f} s (range {min(floor_walls):.2f}–{max(floor_walls):.2f}),"
-              f" CPU {statistics.median([c for _, c in floors]):.2f} s; taskc / floor "
+              f" CPU {statistics.median([c for _, c, _ in floors]):.2f} s; taskc / floor "
               f"{statistics.median(walls) / statistics.median(floor_walls):.2f}")
+        if all(served is not None for _, _, served in floors):
+            # The floor's CPU with the server's, over the cores: what no program using these libraries for this
+            # job can beat on this machine, however well it overlaps its work.
+            least = statistics.median([cpu + (served or 0.0) for _, cpu, served in floors])
+            cores = os.cpu_count() or 1
+            print(f"    its CPU with the server's: median {least:.2f} s; on {cores} cores no program using these "
+                  f"libraries for this job ends in less than {least / cores:.2f} s")
     if theirs:
         their_walls = [wall for wall, _ in theirs]
         print(f"  distilabel, the same calls turn about: median {statistics.median(their_walls):.2f} s (range "
