@@ -32,6 +32,7 @@ from .provider import (
     CallStats,
     ErrorKind,
     ProviderSettings,
+    RunDeadlinePassed,
     answer_record,
     charge,
     charged_embedding_usage,
@@ -65,6 +66,13 @@ MAX_REQUESTS_PER_BATCH = 50_000
 MAX_BYTES_PER_BATCH = 200 * 1024 * 1024
 MAX_ROUNDS = 3  # the first submission plus two resubmissions of failed lines
 _TERMINAL = {"completed", "failed", "expired", "cancelled"}
+# A batch that ended so is not submitted again: the same input file fails validation again, and a cancelled
+# batch was stopped by someone on purpose. An expired one (its window passed first) is tried again.
+_NOT_RESUBMITTED = {"failed", "cancelled"}
+COMPLETION_WINDOW = 24 * 3600  # seconds; the only window the Batch API offers ("24h")
+# Past its window (expires_at, else created_at + the window) plus this, a batch that is still not in a final
+# state is given up on: polling has a bound even without --deadline.
+OVERDUE_GRACE = 3600
 _JOURNAL_PREFIX = "batch/"
 
 
@@ -182,6 +190,7 @@ class _BatchRunner:
         self.validate = validate  # the caller's check of an answer's shape, as in LLMClient.complete_json
         self.failures: dict[str, CallFailure] = {}
         self.answered: set[str] = set()  # keys of the calls with an answer in the cache, kept as they arrive
+        self.not_retried: set[str] = set()  # keys of a failed or cancelled batch: not submitted again
         self.done = 0
 
     def run(self, max_requests: int, max_bytes: int) -> dict[str, CallFailure]:
@@ -192,7 +201,8 @@ class _BatchRunner:
         # First finish what an earlier, interrupted run submitted (it is paid for already).
         self._wait_and_ingest(self._unfinished_journal())
         for round_number in range(MAX_ROUNDS):
-            pending = [call for key, call in self.calls.items() if key not in self.answered]
+            pending = [call for key, call in self.calls.items()
+                       if key not in self.answered and key not in self.not_retried]
             if not pending:
                 break
             pending = self._within_budget(pending)
@@ -265,6 +275,10 @@ class _BatchRunner:
     # -- polling and results
 
     def _wait_and_ingest(self, names: list[str]) -> None:
+        """Poll the batches until each is in a final state (or overdue), ingesting each as it gets there.
+
+        Bounded twice: by the run's --deadline (RunDeadlinePassed; the batches stay journalled as submitted,
+        so the same command resumes them without paying again), and by each batch's completion window."""
         waiting = list(dict.fromkeys(names))
         while waiting:
             still = []
@@ -273,12 +287,35 @@ class _BatchRunner:
                 batch = self.client.batches.retrieve(entry["batch_id"])
                 if batch.status in _TERMINAL:
                     self._ingest(name, entry, batch)
+                elif (overdue := _overdue_by(batch, time.time())) is not None:
+                    self._give_up(entry, batch, overdue)
                 else:
                     still.append(name)
             waiting = still
             self._report()
             if waiting:
-                time.sleep(self.settings.poll_interval)
+                self._sleep_before_polling()
+
+    def _sleep_before_polling(self) -> None:
+        deadline = self.settings.run_deadline
+        if deadline is None:
+            time.sleep(self.settings.poll_interval)
+            return
+        if deadline.remaining() <= 0:
+            raise RunDeadlinePassed(deadline)
+        time.sleep(min(self.settings.poll_interval, deadline.remaining()))  # one last poll at the deadline
+
+    def _give_up(self, entry: dict[str, Any], batch: Any, overdue: float) -> None:
+        """This run's failures for a batch still running past its window (the journal keeps it: a rerun
+        looks at it again, and ingests it if it has ended meanwhile)."""
+        window = COMPLETION_WINDOW // 3600
+        why = (f"batch {batch.id} is still {batch.status} {overdue / 3600:.1f} h past its {window} h completion "
+               "window; cancel it on the provider, or run the same command again to look once more")
+        self.reporter.message(scrub(why, self.settings.api_key))
+        for key in entry["keys"]:
+            if key in self.calls and key not in self.answered:
+                self.failures.setdefault(key, CallFailure(ErrorKind.NO_ANSWER, scrub(why, self.settings.api_key)))
+                self.not_retried.add(key)
 
     def _ingest(self, name: str, entry: dict[str, Any], batch: Any) -> None:
         keys = set(entry["keys"])
@@ -288,10 +325,14 @@ class _BatchRunner:
                 for line in text.split("\n"):  # not splitlines: a JSON string may hold U+2028 unescaped
                     if line.strip():
                         self._ingest_line(line, keys)
-        for key in keys:  # not answered at all (a failed or expired batch)
+        reason = _batch_errors(batch)
+        for key in keys:  # not answered at all (a failed, cancelled or expired batch)
             if key not in self.answered:
                 self.failures.setdefault(key, CallFailure(ErrorKind.NO_ANSWER, scrub(
-                    f"batch {batch.id} ended {batch.status} without an answer", self.settings.api_key)))
+                    f"batch {batch.id} ended {batch.status} without an answer" + (f": {reason}" if reason else ""),
+                    self.settings.api_key)))
+                if batch.status in _NOT_RESUBMITTED:
+                    self.not_retried.add(key)
         self.cache.journal_put(name, {**entry, "state": "ingested", "status": batch.status})
 
     def _ingest_line(self, line: str, keys: set[str]) -> None:
@@ -310,7 +351,9 @@ class _BatchRunner:
         body = _mapping(response.get("body"))
         if response.get("status_code") != 200:
             error = item.get("error") or body.get("error") or {}
-            kind = "rate_limit" if response.get("status_code") == 429 else "server_error"
+            code = error.get("code") if isinstance(error, dict) else None
+            kind = ("rate_limit" if response.get("status_code") == 429 else
+                    "expired" if code == "batch_expired" else "server_error")
             self.stats.count_error(kind)
             message = (error.get("message") if isinstance(error, dict) else str(error)) or "no error message"
             status = response.get("status_code") or "no status"
@@ -383,3 +426,25 @@ class _EmbeddingsBatchRunner(_BatchRunner):
 def _mapping(value: Any) -> dict[str, Any]:
     """A part of an output line that should be an object; anything else counts as missing."""
     return value if isinstance(value, dict) else {}
+
+
+def _overdue_by(batch: Any, now: float) -> float | None:
+    """Seconds a batch that is not in a final state is past its window and the grace; None while it is not
+    (or when the server tells neither when it expires nor when it was created)."""
+    expires = getattr(batch, "expires_at", None)
+    if not isinstance(expires, (int, float)):
+        created = getattr(batch, "created_at", None)
+        expires = created + COMPLETION_WINDOW if isinstance(created, (int, float)) else None
+    if expires is None:
+        return None
+    late = now - (expires + OVERDUE_GRACE)
+    return late + OVERDUE_GRACE if late > 0 else None
+
+
+def _batch_errors(batch: Any) -> str:
+    """The server's own words for why a batch ended without answers (its `errors.data`), on one line."""
+    errors = getattr(batch, "errors", None)
+    data = getattr(errors, "data", None) if errors is not None else None
+    messages = [str(getattr(error, "message", None) or getattr(error, "code", None) or "")
+                for error in (data or [])[:3]]
+    return " ".join("; ".join(m for m in messages if m).split())[:300]

@@ -76,3 +76,20 @@ def test_provider_settings_come_from_the_endpoint_group(no_provider: None, monke
     assert defaults is not None and (defaults.concurrency, defaults.rpm, defaults.run_deadline) == (8, None, None)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert EndpointOptions().configured
+
+
+@pytest.mark.parametrize("flag", ["--max-cost", "--deadline", "--finetune-max-wait"])
+@pytest.mark.parametrize("value, why", [
+    ("nan", "expected a finite number, got 'nan'"),
+    ("inf", "expected a finite number, got 'inf'"),
+    ("-inf", "expected a finite number, got '-inf'"),
+    ("0", "must be more than 0, got 0.0"),
+    ("ten", "expected a number, got 'ten'"),
+])
+def test_a_limit_that_is_no_number_of_seconds_or_dollars_is_a_usage_error(
+        flag: str, value: str, why: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """nan would pass every comparison (no limit at all) and inf is no limit: both are refused up front."""
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(["run", "x.task.yaml", f"{flag}={value}"])
+    assert stopped.value.code == 2
+    assert f"argument {flag}: {why}" in capsys.readouterr().err

@@ -214,3 +214,63 @@ def test_a_training_line_holding_a_unicode_line_separator_is_one_line(tmp_path: 
     path.write_text("".join(json.dumps(example, ensure_ascii=False) + "\n" for _ in range(10)), encoding="utf-8")
     assert "\u2028" in path.read_text(encoding="utf-8")
     assert validate_training_file(path) == []
+
+
+# -- batches that do not end well: bounded waits, no blind resubmission, the server's reason ---------------
+
+def test_polling_a_batch_stops_at_the_run_deadline_and_the_rerun_resumes_it(keto: CompiledTask,
+                                                                            tmp_path: Path) -> None:
+    from taskc.runtime.provider import RunDeadline, RunDeadlinePassed
+
+    with FakeOpenAI(responder=keto_responder, batch_polls_to_finish=10**9) as server:  # never ends
+        with pytest.raises(RunDeadlinePassed):
+            run_generation(keto, tmp_path, settings_for(server, run_deadline=RunDeadline.after(0.3)), BATCH)
+        assert endpoint_count(server, "POST /v1/batches") == 1
+        server.batch_polls_to_finish = 0  # it ends at its next poll
+        summary = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        assert endpoint_count(server, "POST /v1/batches") == 1  # the same batch, not paid for twice
+    assert summary.calls_made == len(keto.plan)
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+def test_a_failed_or_cancelled_batch_is_not_submitted_again_and_says_why(keto: CompiledTask, tmp_path: Path,
+                                                                        status: str) -> None:
+    with FakeOpenAI(responder=keto_responder) as server:
+        def end_badly(batch: dict[str, Any]) -> None:
+            batch.update(status=status, errors={"object": "list", "data": [
+                {"code": "invalid_request", "message": "Line 3: model 'gpt-9' does not exist.", "line": 3}]})
+
+        server._finish_batch = end_badly  # type: ignore[method-assign]
+        summary = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        assert endpoint_count(server, "POST /v1/batches") == 1
+    assert summary.calls_made == 0 and summary.calls_failed == len(keto.plan)
+    reasons = {failure.message for _, failure in summary.failures}
+    assert len(reasons) == 1 and reasons.pop().endswith(f"ended {status} without an answer: "
+                                                        "Line 3: model 'gpt-9' does not exist.")
+
+
+@pytest.mark.parametrize("batch, now, overdue", [
+    ({"status": "in_progress", "created_at": 0, "expires_at": 86400}, 86400 + 3600, None),  # within the grace
+    ({"status": "in_progress", "created_at": 0, "expires_at": 86400}, 86400 + 3601, 3601),
+    ({"status": "finalizing", "created_at": 0, "expires_at": None}, 86400 + 7200, 7200),  # from created_at
+    ({"status": "validating"}, 10**12, None),  # the server tells neither: bounded by --deadline alone
+])
+def test_a_batch_still_running_an_hour_past_its_window_is_overdue(batch: dict[str, Any], now: float,
+                                                                  overdue: float | None) -> None:
+    from types import SimpleNamespace
+
+    assert batch_module._overdue_by(SimpleNamespace(**batch), now) == overdue
+
+
+def test_an_overdue_batch_fails_its_calls_in_this_run_and_is_looked_at_again_by_the_next(
+        keto: CompiledTask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeOpenAI(responder=keto_responder, batch_polls_to_finish=10**9) as server:
+        monkeypatch.setattr(batch_module, "_overdue_by", lambda batch, now: 7200.0)
+        summary = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        assert summary.calls_failed == len(keto.plan)
+        assert all("2.0 h past its 24 h completion window" in f.message for _, f in summary.failures)
+        monkeypatch.undo()
+        server.batch_polls_to_finish = 0
+        again = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        assert endpoint_count(server, "POST /v1/batches") == 1
+    assert again.calls_made == len(keto.plan)
