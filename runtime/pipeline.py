@@ -160,8 +160,9 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         llm["embeddings"] = student.embed.to_json()  # type: ignore[attr-defined]  # pool, views and gold
     if budget is not None and budget.usage_estimated:
         notes.append(f"{counted(budget.usage_estimated, 'LLM answer')} came without "
-                     "token usage (the server does not report it): their tokens and cost were estimated from their "
-                     "length, 4 characters a token, so the costs shown and --max-cost hold only that closely")
+                     "token usage, or with a side of it missing or 0 (the server does not count it): those tokens "
+                     "and their cost were estimated from the length, 4 characters a token, so the costs shown and "
+                     "--max-cost hold only that closely")
     if budget is not None and budget.exhausted:
         from .llm_phases import budget_note
 

@@ -32,7 +32,7 @@ class CallStats:
     unpriced_models: set[str] = field(default_factory=set)
     in_flight: int = 0
     max_in_flight: int = 0
-    usage_estimated: int = 0  # answers that came without token usage: charged by their length instead
+    usage_estimated: int = 0  # answers without (a side of) token usage: charged by their length instead
 
     def count_error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1

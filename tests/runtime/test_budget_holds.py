@@ -360,7 +360,7 @@ def test_batch_output_lines_are_scrubbed_and_priced_as_asked(tmp_path: Path) -> 
     example = {"dish": f"Salmon {API_KEY}", "ingredients": ["salmon", "butter"], "label": "keto"}
     escaped = json.dumps({"examples": [example]}).replace("sk-", "\\u0073k-")  # the key behind a JSON escape
     answer = {"custom_id": key, "response": {"status_code": 200, "request_id": f"req_{API_KEY}", "body": {
-        "model": f"my-local-model-{API_KEY}", "usage": {"prompt_tokens": 1_000_000, "completion_tokens": 0},
+        "model": f"my-local-model-{API_KEY}", "usage": {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000},
         "choices": [{"finish_reason": "stop", "message": {"content": escaped}}]}}}
     settings = ProviderSettings(base_url=None, api_key=API_KEY, **FAST)
     with ResponseCache(tmp_path / "cache.sqlite") as cache:
@@ -375,7 +375,7 @@ def test_batch_output_lines_are_scrubbed_and_priced_as_asked(tmp_path: Path) -> 
     assert record is not None and API_KEY not in json.dumps(record)
     assert record["request_id"] == "req_[redacted]" and record["model"] == "my-local-model-[redacted]"
     assert record["content"]["examples"][0]["dish"] == "Salmon [redacted]"
-    assert runner.stats.cost_usd == pytest.approx(0.15 * 0.5)  # gpt-4o-mini's price at the Batch discount
+    assert runner.stats.cost_usd == pytest.approx((0.15 + 0.60) * 0.5)  # gpt-4o-mini's prices at the Batch discount
     assert runner.failures == {key: CallFailure(ErrorKind.BAD_ANSWER,
                                                 "malformed: usage: prompt_tokens is inf, not a whole number of tokens")}
 
@@ -401,6 +401,36 @@ def test_max_cost_holds_against_a_server_that_reports_no_usage(tmp_path: Path, s
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
     assert stats["stopped_by_budget"] and stats["calls"]["skipped_by_budget"] > 0  # free calls would never stop
     assert stats["cost_usd"] >= 0.0001 and stats["usage_estimated"] == stats["calls"]["made"]
+
+
+@pytest.mark.parametrize("usage_json, estimated_side", [
+    ('{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}', "both"),
+    ('{"prompt_tokens": 1200}', "output"),  # the prompt only
+    ('{"completion_tokens": 40}', "input"),
+])
+def test_max_cost_holds_against_a_server_that_counts_nothing_or_one_side(tmp_path: Path, server_with: Any,
+                                                                         usage_json: str,
+                                                                         estimated_side: str) -> None:
+    """A request always has tokens, and so has an answer with content: a 0 or missing side is estimated."""
+    spec = _spec(tmp_path / "project", per_rationale=6)
+    server = server_with(Faults(usage_json=usage_json), responder=_responder)
+    _run(spec, tmp_path / "run", server, "--max-cost", "0.0001", "--concurrency", "1", "-q")
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert stats["stopped_by_budget"] and stats["calls"]["skipped_by_budget"] > 0
+    assert stats["usage_estimated"] == stats["calls"]["made"] > 0
+    made = stats["calls"]["made"]
+    if estimated_side == "output":
+        assert stats["tokens"]["input"] == 1200 * made and stats["tokens"]["output"] > 0
+    if estimated_side == "input":
+        assert stats["tokens"]["output"] == 40 * made and stats["tokens"]["input"] > 100 * made
+
+
+def test_a_usage_that_counts_both_sides_is_charged_as_reported() -> None:
+    from taskc.runtime.provider import charged_usage
+
+    body = {"usage": {"prompt_tokens": 7, "completion_tokens": 3}}
+    assert charged_usage(body, {"input_tokens": 7, "output_tokens": 3}, [{"role": "user", "content": "x" * 4000}],
+                         {}, {"message": {"content": "y" * 4000}}) == ({"input_tokens": 7, "output_tokens": 3}, False)
 
 
 def test_the_estimate_of_a_call_without_usage_is_its_length_in_tokens() -> None:
