@@ -391,9 +391,10 @@ class _BatchRunner:
                                           batch=True))
 
     def _report(self) -> None:
-        self.reporter.update(ProgressState(self.done, len(self.calls), None, None, len(self.failures),
+        skipped = sum(failure.stopped_by_budget for failure in self.failures.values())
+        self.reporter.update(ProgressState(self.done, len(self.calls), None, None, len(self.failures) - skipped,
                                            self.stats.input_tokens, self.stats.output_tokens, self.stats.cost_usd,
-                                           "batch"))
+                                           "batch", skipped))
 
 
 class _EmbeddingsBatchRunner(_BatchRunner):

@@ -88,12 +88,12 @@ def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, b
 
 def _online(calls: Sequence[ClassificationCall], cache: ResponseCache, settings: ProviderSettings,
             budget: Budget, stats: CallStats, reporter: ProgressReporter, phase: str) -> list[CallResult]:
-    counts = {"done": 0, "ok": 0, "failed": 0}
+    counts = {"done": 0, "ok": 0, "failed": 0, "skipped": 0}
     reporter.start(len(calls), phase)
 
     def state() -> ProgressState:
         return ProgressState(counts["done"], len(calls), counts["ok"], 0, counts["failed"], stats.input_tokens,
-                             stats.output_tokens, stats.cost_usd, phase)
+                             stats.output_tokens, stats.cost_usd, phase, counts["skipped"])
 
     async def send(client: LLMClient, call: ClassificationCall) -> CallResult:
         return await client.complete_json(
@@ -102,7 +102,7 @@ def _online(calls: Sequence[ClassificationCall], cache: ResponseCache, settings:
 
     def shown(call: ClassificationCall, result: CallResult) -> None:
         counts["done"] += 1
-        counts["ok" if result.ok else "failed"] += 1
+        counts["ok" if result.ok else "skipped" if result.stopped_by_budget else "failed"] += 1
         reporter.update(state())
 
     try:

@@ -181,7 +181,8 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
         write_json(run_dir / STATS_FILE, _stats_json(summary, stats, dataset,
                                                      (call_seconds, time.monotonic() - started), options))
     reporter.finish(ProgressState(len(calls) - skipped, len(calls), summary.accepted, summary.rejected,
-                                  summary.calls_failed, stats.input_tokens, stats.output_tokens, stats.cost_usd))
+                                  summary.calls_failed, stats.input_tokens, stats.output_tokens, stats.cost_usd,
+                                  skipped=skipped))
     return summary
 
 
@@ -220,11 +221,12 @@ class _Tally:
     """Running counts for the progress display (validation only; duplicates are known at the end)."""
 
     def __init__(self, total: int) -> None:
-        self.total, self.done, self.accepted, self.rejected = total, 0, 0, 0
+        self.total, self.done, self.accepted, self.rejected, self.skipped = total, 0, 0, 0, 0
 
     def add(self, result: CallResult, validator: ExampleValidator, target: str) -> None:
         self.done += 1
         if not result.ok:
+            self.skipped += result.stopped_by_budget
             return
         for example in (result.content or {}).get("examples", []):
             if validator.check(example, target) is None:
@@ -234,7 +236,7 @@ class _Tally:
 
     def state(self, stats: CallStats) -> ProgressState:
         return ProgressState(self.done, self.total, self.accepted, self.rejected, stats.calls_failed,
-                             stats.input_tokens, stats.output_tokens, stats.cost_usd)
+                             stats.input_tokens, stats.output_tokens, stats.cost_usd, skipped=self.skipped)
 
 
 # -- assembling the dataset -----------------------------------------------------------------------

@@ -89,7 +89,8 @@ def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions,
             f"{phase} (first error: {failed[0].error}).\n"
             f"{ProviderFailure.ADVICE}")
     labels = [str(a.get("label")) if a and a.get("label") in classes else None for a in outcome.answers]
-    stats = outcome.stats.to_json() | {"calls_planned": len(calls), "batch": options.endpoint.batch}
+    stats = outcome.stats.to_json() | {"calls_planned": len(calls), "batch": options.endpoint.batch,
+                                       "skipped_by_budget": sum(r.stopped_by_budget for r in outcome.results)}
     return labels, stats, [cited_rationales(a, rationale_ids) for a in outcome.answers]
 
 
@@ -109,10 +110,12 @@ def label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSe
     labels, stats, cited = _classify_phase("pool labeling", settings, options, budget, calls,
                                            compiled.ir.class_names, reporter, [r.id for r in compiled.ir.rationales])
     llm["pool_labeling"] = stats | {"items": len(open_items), "labeled": sum(lab is not None for lab in labels)}
-    failed = sum(lab is None for lab in labels)
-    if failed:
-        notes.append(f"the LLM could not label {failed} of {len(open_items)} open pool items; they stay as the "
-                     f"rules left them")
+    unlabeled = sum(lab is None for lab in labels)
+    if unlabeled:
+        skipped = stats["skipped_by_budget"]
+        why = f" ({skipped} of them not asked: the budget ran out)" if skipped else ""
+        notes.append(f"the LLM could not label {unlabeled} of {len(open_items)} open pool items{why}; they stay as "
+                     "the rules left them")
     updated = list(pool)
     for i, label, because in zip(open_items, labels, cited, strict=True):
         if label is not None:

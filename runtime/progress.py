@@ -31,11 +31,13 @@ class ProgressState:
     output_tokens: int
     cost_usd: float
     phase: str = "generate"
+    skipped: int = 0  # calls not made because the budget ran out: not failures (a rerun with more makes them)
 
     def counts(self) -> list[str]:
-        """What the calls so far came to: accepted and rejected (where counted), failed, tokens and cost."""
+        """What the calls so far came to: accepted and rejected (where counted), failed, skipped, tokens, cost."""
         checked = [] if self.accepted is None else [f"{self.accepted} accepted", f"{self.rejected or 0} rejected"]
-        return [*checked, f"{self.failed} failed", f"{self.input_tokens + self.output_tokens:,} tokens",
+        skipped = [f"{self.skipped} not made (budget)"] if self.skipped else []
+        return [*checked, f"{self.failed} failed", *skipped, f"{self.input_tokens + self.output_tokens:,} tokens",
                 f"${self.cost_usd:.4f}"]
 
     def line(self) -> str:

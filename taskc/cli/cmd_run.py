@@ -173,15 +173,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, started: Callable[[], None]) -> int:
+    as_json = args.format == "json"
     if (missing := missing_run_extra(NAME)) is not None:
-        print(f"taskc: error: {missing}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(missing, EXIT_USAGE, as_json)
     from taskc.runtime import model_process, pipeline, report
 
     if args.output and _is_file(Path(args.output)):  # checked before any work: a usage mistake
-        print(f"taskc: error: RUN_DIR is a file, not a directory: {args.output}", file=sys.stderr)
-        return EXIT_USAGE
-    as_json = args.format == "json"
+        return _failed(f"RUN_DIR is a file, not a directory: {args.output}", EXIT_USAGE, as_json)
     endpoint = _endpoint_options(args)
     # an offline run makes no LLM call: the calls that depend on the data need not be planned
     compile_options = {"allow_outside": args.allow_outside_paths, "plan_data": endpoint.configured}
@@ -194,45 +192,47 @@ def _run(args: argparse.Namespace, started: Callable[[], None]) -> int:
         model_process.start_early()
     result = model_process.compiled(args.spec, **compile_options)
     started()
-    diagnostics = errors_only(result.diagnostics, args.quiet or as_json)
-    print_diagnostics(diagnostics, result.sources, "text")
+    diagnostics = errors_only(result.diagnostics, args.quiet)
+    if as_json:  # events among the progress events; the warnings too, which a script may want to act on
+        for diagnostic in diagnostics:
+            print(json.dumps({"event": "diagnostic", **diagnostic.to_json()}, sort_keys=True), file=sys.stderr)
+    else:
+        print_diagnostics(diagnostics, result.sources, "text")
     if result.compiled is None:
+        if as_json:
+            _json_failure("the task file has errors (see the diagnostic events)", EXIT_INPUT_ERRORS)
         return EXIT_INPUT_ERRORS
     compiled = result.compiled
     if (unpriced := _max_cost_problem(compiled, args)) is not None:  # before any work: a usage mistake
-        print(f"taskc: error: {unpriced}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(unpriced, EXIT_USAGE, as_json)
     run_dir = Path(args.output or Path(getattr(args, "runs_root", None) or "runs") / compiled.ir.name)
     if _is_file(run_dir):
-        print(f"taskc: error: RUN_DIR is a file, not a directory: {run_dir}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(f"RUN_DIR is a file, not a directory: {run_dir}", EXIT_USAGE, as_json)
     from taskc.runtime.run_lock import RunDirError, check_run_dir, run_dir_lock
 
     try:
         check_run_dir(run_dir)
     except RunDirError as exc:
-        print(f"taskc: error: {exc}", file=sys.stderr)
-        return exc.exit_status
+        return _failed(str(exc), exc.exit_status, as_json)
     options = _run_options(args, run_dir, endpoint)
     try:
         with run_dir_lock(run_dir):  # a second run on this directory would pay the same calls again
             outcome = pipeline.run(compiled, options, notice=_notice(args.quiet, as_json))
-    except RunDirError as exc:
-        print(f"taskc: error: {exc}", file=sys.stderr)
-        return exc.exit_status
-    except TaskcError as exc:  # a data file's problem (1), the provider's or the disk's (4): the error says
-        print(_error_lines(exc), file=sys.stderr)
-        return exc.exit_status
+    except TaskcError as exc:  # a data file's problem (1), the provider's or the disk's (4), the run dir's
+        return _failed(str(exc), exc.exit_status, as_json)
     except KeyboardInterrupt:
-        print(f"taskc: interrupted; completed LLM calls are cached in {run_dir}: "
-              "run the same command again to resume", file=sys.stderr)
+        kept = (f"completed LLM calls are cached in {run_dir}: run the same command again to resume"
+                if endpoint.configured else "run the same command again")
+        if as_json:
+            _json_failure(f"interrupted; {kept}", EXIT_INTERRUPTED)
+        else:
+            print(f"taskc: interrupted; {kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as exc:
         where = exc.filename or run_dir
-        print(f"taskc: error: cannot write {where}: {exc.strerror or exc}. Nothing half-written was left "
-              "behind; fix the cause (free space, permissions) and run the same command again to resume.",
-              file=sys.stderr)
-        return EXIT_RUNTIME_FAILURE
+        return _failed(f"cannot write {where}: {exc.strerror or exc}. Nothing half-written was left behind; fix "
+                       "the cause (free space, permissions) and run the same command again to resume.",
+                       EXIT_RUNTIME_FAILURE, as_json)
     findings = outcome.findings or report.analyse_errors(outcome)
     if as_json:
         summary = outcome.summary_json() | {"next_steps": [s.title for s in findings.next_steps]}
@@ -283,5 +283,16 @@ def _notice(quiet: bool, as_json: bool = False) -> Callable[[str], None]:
     return lambda line: print(f"taskc: {line}", file=sys.stderr)
 
 
-def _error_lines(exc: TaskcError) -> str:
-    return "\n".join(f"taskc: error: {line}" for line in str(exc).splitlines())
+def _failed(message: str, status: int, as_json: bool) -> int:
+    """End a run that has no outcome: ``message`` as `taskc: error:` lines on stderr, or with --format json
+    as an "error" event on stderr and an {"error", "exit_status"} document on stdout; returns ``status``."""
+    if as_json:
+        _json_failure(message, status)
+    else:
+        print("\n".join(f"taskc: error: {line}" for line in message.splitlines()), file=sys.stderr)
+    return status
+
+
+def _json_failure(message: str, status: int) -> None:
+    print(json.dumps({"event": "error", "message": message, "exit_status": status}), file=sys.stderr, flush=True)
+    sys.stdout.write(json.dumps({"error": message, "exit_status": status}, indent=2) + "\n")

@@ -166,6 +166,25 @@ def test_json_summary_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert summary["files"]["report_html"].endswith("report.html")
 
 
+def test_with_format_json_the_task_files_errors_are_diagnostic_events(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    broken = Path(__file__).resolve().parent.parent / "broken" / "E021_unknown_field.task.yaml"
+    assert main(["run", str(broken), "-o", str(tmp_path / "run"), "--format", "json"]) == 1
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in err.splitlines()]
+    assert any(e["event"] == "diagnostic" and e["code"] == "E021" and e["line"] > 0 for e in events)
+    assert events[-1]["event"] == "error" and json.loads(out)["exit_status"] == 1
+
+
+def test_with_format_json_a_usage_error_of_the_run_is_json_too(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("not a directory\n")
+    assert main(["run", str(_project(tmp_path)), "-o", str(tmp_path / "file"), "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(err.splitlines()[-1])["message"].startswith("RUN_DIR is a file")
+    assert json.loads(out)["exit_status"] == 2
+
+
 @pytest.mark.parametrize(("which", "line", "located"), [
     ("gold", '{"text": "fine", "label": "pos"', "gold.jsonl:3:"),
     ("gold", '{"text": "fine", "label": "meh"}', "gold.jsonl:3: label \"meh\" is not a class"),

@@ -103,6 +103,17 @@ def test_max_calls_bounds_every_phase_of_the_run_together(tmp_path: Path, capsys
     if max_calls == 1:
         assert "llm" not in summary["metrics"]  # a predictor that labeled nothing is not scored
         assert any("prompted LLM labeled no gold item" in note for note in summary["notes"])
+    # the calls the budget stopped are "not made" in the progress, not failed
+    finals = [event for line in captured.err.splitlines() if (event := json.loads(line))["event"] == "done"]
+    assert sum(event["skipped"] for event in finals) > 0 and all(event["failed"] == 0 for event in finals)
+
+
+def test_the_progress_line_tells_calls_the_budget_stopped_from_failed_ones() -> None:
+    from taskc.runtime.progress import ProgressState
+
+    state = ProgressState(103, 103, 59, 0, 0, 1000, 200, 0.5, "pool labeling", skipped=44)
+    assert state.line() == ("pool labeling: 103/103 calls, 59 accepted, 0 rejected, 0 failed, 44 not made (budget), "
+                            "1,200 tokens, $0.5000")
 
 
 def test_without_a_budget_the_same_run_makes_every_call(tmp_path: Path,
@@ -135,6 +146,19 @@ def test_an_unreachable_provider_exits_4_with_one_clear_message(tmp_path: Path,
     assert status == 4
     assert "taskc: error: the LLM provider failed all" in err and "connection failed" in err
     assert "internal error" not in err and "Traceback" not in err and out == ""
+
+
+def test_with_format_json_a_failed_run_ends_with_an_error_event_and_a_json_document(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every stderr line is a JSON event, the last one the error; stdout is JSON too, for the script reading it."""
+    spec = _small_generation(_project(tmp_path / "project"))
+    status = main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", _closed_port_url(),
+                   "--format", "json"])
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in err.splitlines()]  # no line of plain text among them
+    assert status == 4 and events[-1]["event"] == "error" and events[-1]["exit_status"] == 4
+    assert "the LLM provider failed all" in events[-1]["message"]
+    assert json.loads(out) == {"error": events[-1]["message"], "exit_status": 4}
 
 
 _ANSWER = (b'{"id": "chatcmpl-1", "choices": [{"index": 0, "finish_reason": "stop", '
@@ -203,7 +227,7 @@ def test_an_outage_in_pool_labeling_stops_the_run_before_later_phases(tmp_path: 
     captured = capsys.readouterr()
     assert status == 4, captured.err
     assert "failed all 2 calls of the pool labeling" in captured.err  # two open pool items, no gold calls
-    assert captured.out == ""
+    assert json.loads(captured.out)["exit_status"] == 4  # --json: the failure, not a summary
 
 
 def test_a_batch_api_outage_exits_4_not_an_internal_error(tmp_path: Path,
