@@ -79,8 +79,11 @@ def next_number(history: Sequence[Mapping[str, Any]]) -> int:
 def build_record(*, number: int, task: str, spec_hash: str, taskc_version: str, commit: str | None,
                  primary: str, passed: bool | None, metrics: Mapping[str, Any], rationales: Mapping[str, Any],
                  cost_estimate_usd: float | None, gold_correct: Mapping[str, bool], snapshot: str | None,
-                 now: datetime | None = None, expert_answers: int = 0) -> dict[str, Any]:
-    """One history line. ``metrics``: predictor -> split -> metrics JSON (metrics.json's "predictors")."""
+                 now: datetime | None = None, expert_answers: int = 0, files_hash: str | None = None
+                 ) -> dict[str, Any]:
+    """One history line. ``metrics``: predictor -> split -> metrics JSON (metrics.json's "predictors").
+    ``spec_hash``: what a trained model depends on (`features.spec_hash`); ``files_hash``: the bytes of the
+    task file and the small files it names (`files_hash`), which any edit changes, wording included."""
     scores = {name: {split: None if values is None else {key: values.get(key) for key in SCORE_KEYS}
                      for split, values in by_split.items()}
               for name, by_split in metrics.items()}
@@ -89,7 +92,18 @@ def build_record(*, number: int, task: str, spec_hash: str, taskc_version: str, 
             "task": task, "spec_hash": spec_hash, "taskc_version": taskc_version, "git_commit": commit,
             "primary": primary, "passed": passed, "scores": scores, "rationales": dict(rationales),
             "cost_estimate_usd": cost_estimate_usd, "gold_correct": dict(gold_correct), "snapshot": snapshot,
-            "expert_answers": expert_answers}
+            "expert_answers": expert_answers, "files_hash": files_hash}
+
+
+def files_hash(spec: Path, small_files: Sequence[str]) -> str | None:
+    """A hash of the task file's bytes and those of the small files it names (None when one cannot be read)."""
+    parts = []
+    try:
+        for path in (spec, *(spec.parent / name for name in small_files)):
+            parts.append(f"{path.name}:{hashlib.sha256(path.read_bytes()).hexdigest()}")
+    except OSError:
+        return None
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
 
 def append_record(run_dir: Path, record: Mapping[str, Any]) -> None:
@@ -171,6 +185,11 @@ class SinceLastRun:
 
     @property
     def same_spec(self) -> bool:
+        """Whether the task files are byte for byte the same (records from before files_hash: the model's
+        spec_hash, which a wording edit leaves alone)."""
+        before, now = self.previous.get("files_hash"), self.current.get("files_hash")
+        if before and now:
+            return bool(before == now)
         return self.previous.get("spec_hash") == self.current.get("spec_hash")
 
     @property

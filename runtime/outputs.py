@@ -91,7 +91,8 @@ def _history_record(result: RunResult, taskc_version: str) -> dict[str, Any]:
         cost_estimate_usd=result.estimate_usd,
         gold_correct={history.gold_key(g.values): label == g.label  # no predictions: no gold item is right
                       for g, label in zip(result.gold, primary or [None] * len(result.gold), strict=True)},
-        snapshot=snapshot, expert_answers=len(result.answers.records) if result.answers is not None else 0)
+        snapshot=snapshot, expert_answers=len(result.answers.records) if result.answers is not None else 0,
+        files_hash=history.files_hash(spec, small_files))
     result.history = [*earlier, record]
     if earlier:
         split = result.criterion.split if result.criterion is not None else "test"

@@ -142,6 +142,48 @@ def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str |
         return None
     import difflib
 
+    from taskc.compiler import builtin_prices
+
+    unpriced = _unpriced_models(compiled, args)
+    if not unpriced:
+        return None
+    table = {**builtin_prices(), **dict(compiled.ir.generate.prices)}
+    names = " and ".join(f"'{model}' ({source})" for model, source in unpriced)
+    guesses = [f"'{guess[0]}' for '{model}'" for model, _ in unpriced
+               if (guess := difflib.get_close_matches(model, list(table), n=1))]
+    example = unpriced[0][0]
+    return (f"--max-cost needs a price for every model the run calls, and there is none for {names}: its calls "
+            f"would count as free. Price it in the task, e.g. generate.prices: {{{example}: {{input: 0.5, output: "
+            f"1.5}}}} (USD per 1M input / output tokens), or add it to taskc's price table (compiler/prices.json)"
+            + (f"; did you mean {', '.join(guesses)}?" if guesses else "."))
+
+
+def _base_url_problem(option: str | None) -> str | None:
+    """Why --base-url (or OPENAI_BASE_URL) is no endpoint's address, if it is not: it needs its scheme."""
+    import os
+
+    for value, name in ((option, "--base-url"), (os.environ.get("OPENAI_BASE_URL"), "OPENAI_BASE_URL")):
+        if value:
+            scheme = value.split("://", 1)[0].lower() if "://" in value else None
+            if scheme not in ("http", "https"):
+                return (f"{name} must be an http:// or https:// address, got {value!r}"
+                        + (f" (did you mean 'http://{value}'?)" if scheme is None else ""))
+            return None  # --base-url wins over the environment
+    return None
+
+
+def _unpriced_notice(compiled: CompiledTask, args: argparse.Namespace) -> str | None:
+    """Without --max-cost, what to say of models the run calls that have no price (their calls show $0)."""
+    unpriced = _unpriced_models(compiled, args)
+    if not unpriced:
+        return None
+    names = " and ".join(f"'{model}' ({source})" for model, source in unpriced)
+    return (f"no price for {names}: the costs shown for its calls are $0, not what the provider charges; price it "
+            "in the task's generate.prices (USD per 1M input / output tokens) to see them")
+
+
+def _unpriced_models(compiled: CompiledTask, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(model, where it comes from) of every model the run may call that has no price."""
     from taskc.compiler import DEFAULT_EMBEDDING_MODEL, builtin_prices, price_for
 
     task = compiled.ir
@@ -154,17 +196,7 @@ def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str |
     elif task.finetune.provider == "openai" and args.finetune:  # the fine-tuned model is priced as its base
         called.setdefault(task.finetune.base_model or task.generate.model, "finetune.base_model")
     table = {**builtin_prices(), **dict(task.generate.prices)}
-    unpriced = [(model, source) for model, source in called.items() if price_for(table, model) is None]
-    if not unpriced:
-        return None
-    names = " and ".join(f"'{model}' ({source})" for model, source in unpriced)
-    guesses = [f"'{guess[0]}' for '{model}'" for model, _ in unpriced
-               if (guess := difflib.get_close_matches(model, list(table), n=1))]
-    example = unpriced[0][0]
-    return (f"--max-cost needs a price for every model the run calls, and there is none for {names}: its calls "
-            f"would count as free. Price it in the task, e.g. generate.prices: {{{example}: {{input: 0.5, output: "
-            f"1.5}}}} (USD per 1M input / output tokens), or add it to taskc's price table (compiler/prices.json)"
-            + (f"; did you mean {', '.join(guesses)}?" if guesses else "."))
+    return [(model, source) for model, source in called.items() if price_for(table, model) is None]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,6 +213,8 @@ def _run(args: argparse.Namespace, started: Callable[[], None]) -> int:
     if args.output and _is_file(Path(args.output)):  # checked before any work: a usage mistake
         return _failed(f"RUN_DIR is a file, not a directory: {args.output}", EXIT_USAGE, as_json)
     endpoint = _endpoint_options(args)
+    if (bad_url := _base_url_problem(endpoint.base_url)) is not None:  # a usage mistake, before any work
+        return _failed(bad_url, EXIT_USAGE, as_json)
     # an offline run makes no LLM call: the calls that depend on the data need not be planned
     compile_options = {"allow_outside": args.allow_outside_paths, "plan_data": endpoint.configured}
     # On another core, the model process loads scikit-learn for the local model (runtime/model_process.py).
@@ -205,6 +239,8 @@ def _run(args: argparse.Namespace, started: Callable[[], None]) -> int:
     compiled = result.compiled
     if (unpriced := _max_cost_problem(compiled, args)) is not None:  # before any work: a usage mistake
         return _failed(unpriced, EXIT_USAGE, as_json)
+    if endpoint.configured and (free := _unpriced_notice(compiled, args)) is not None:
+        _notice(args.quiet, as_json)(free)
     run_dir = Path(args.output or Path(getattr(args, "runs_root", None) or "runs") / compiled.ir.name)
     if _is_file(run_dir):
         return _failed(f"RUN_DIR is a file, not a directory: {run_dir}", EXIT_USAGE, as_json)

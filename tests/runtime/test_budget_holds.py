@@ -143,6 +143,27 @@ def test_max_cost_suggests_the_priced_model_a_name_was_meant_to_be(tmp_path: Pat
     assert "did you mean 'gpt-4o-mini' for 'gpt-4o-mimi'?" in capsys.readouterr().err
 
 
+def test_without_max_cost_a_model_with_no_price_is_said_to_show_no_cost(tmp_path: Path, server_with: Any,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _spec(tmp_path / "project")
+    status = _run(spec, tmp_path / "run", server_with(Faults(), responder=_responder), "--model", "qwen2.5-7b")
+    assert status in (0, 3)
+    assert ("taskc: no price for 'qwen2.5-7b' (--model): the costs shown for its calls are $0, not what the "
+            "provider charges") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url, why", [
+    ("localhost:8765/v1", "--base-url must be an http:// or https:// address, got 'localhost:8765/v1' (did you "
+                          "mean 'http://localhost:8765/v1'?)"),
+    ("ftp://example.org/v1", "--base-url must be an http:// or https:// address, got 'ftp://example.org/v1'"),
+])
+def test_a_base_url_without_its_scheme_is_a_usage_error(tmp_path: Path, url: str, why: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _spec(tmp_path / "project")
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", url]) == 2
+    assert capsys.readouterr().err.strip() == f"taskc: error: {why}"
+
+
 @pytest.mark.parametrize("model, generate, extra", [
     ("openai/gpt-4o-mini", "", ""),  # a router's provider prefix: priced as the base model
     ("house-llm", "  prices:\n    house-llm: {input: 0.5, output: 1.5}\n", ""),  # priced by the task itself

@@ -56,6 +56,22 @@ def test_each_run_appends_a_record_and_the_next_report_says_what_changed(
     assert json.loads(capsys.readouterr().out)["number"] == 2
 
 
+def test_a_wording_edit_is_a_changed_task_file_though_the_model_would_be_the_same(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """spec_hash follows what a trained model computes; "the same task file" means the same bytes."""
+    spec = _project(tmp_path / "project")
+    run_dir = tmp_path / "run"
+    assert main(["run", str(spec), "-o", str(run_dir), "-q"]) == 0
+    spec.write_text(edit(spec.read_text(), "Praise words mean the reviewer liked it.",
+                         "Words of praise mean the reviewer liked it.", count=1))
+    assert main(["run", str(spec), "-o", str(run_dir), "-q"]) in (0, 3)
+    capsys.readouterr()
+    first, second = read_history(run_dir)
+    assert first["spec_hash"] == second["spec_hash"] and first["files_hash"] != second["files_hash"]
+    report = (run_dir / "report.md").read_text()
+    assert "a changed task" in report and "the same task file" not in report
+
+
 def test_a_torn_last_line_of_a_killed_run_is_skipped(tmp_path: Path) -> None:
     spec = _project(tmp_path / "project")
     run_dir = tmp_path / "run"
