@@ -300,8 +300,9 @@ def test_a_malformed_completion_body_is_a_recorded_failure(tmp_path: Path, index
         _answer_with(server, lambda body: Response(200, WEIRD_BODIES[index]))
         [result] = _complete(server, tmp_path, ["k"])
     if index == len(WEIRD_BODIES) - 1:  # odd usage and finish_reason, but a usable answer
-        assert result.ok and result.content == {"label": "pos"} and result.usage == {"input_tokens": 0,
-                                                                                     "output_tokens": 0}
+        # a usage of no numbers counts no tokens, so both sides are estimated from the length
+        assert result.ok and result.content == {"label": "pos"}
+        assert result.usage["input_tokens"] > 0 and result.usage["output_tokens"] > 0
     else:
         assert not result.ok and result.error and result.attempts == 2  # retried once, then recorded
         assert result.kind is ErrorKind.BAD_ANSWER and not result.kind.unreachable
