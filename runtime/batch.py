@@ -309,12 +309,13 @@ class _BatchRunner:
         """This run's failures for a batch still running past its window (the journal keeps it: a rerun
         looks at it again, and ingests it if it has ended meanwhile)."""
         window = COMPLETION_WINDOW // 3600
-        why = (f"batch {batch.id} is still {batch.status} {overdue / 3600:.1f} h past its {window} h completion "
-               "window; cancel it on the provider, or run the same command again to look once more")
-        self.reporter.message(scrub(why, self.settings.api_key))
+        why = scrub(f"batch {batch.id} is still {batch.status} {overdue / 3600:.1f} h past its {window} h "
+                    "completion window; cancel it on the provider, or run the same command again to look once "
+                    "more", self.settings.api_key)
+        self.reporter.message(why)
         for key in entry["keys"]:
             if key in self.calls and key not in self.answered:
-                self.failures.setdefault(key, CallFailure(ErrorKind.NO_ANSWER, scrub(why, self.settings.api_key)))
+                self.failures.setdefault(key, CallFailure(ErrorKind.NO_ANSWER, why))
                 self.not_retried.add(key)
 
     def _ingest(self, name: str, entry: dict[str, Any], batch: Any) -> None:
@@ -326,11 +327,12 @@ class _BatchRunner:
                     if line.strip():
                         self._ingest_line(line, keys)
         reason = _batch_errors(batch)
+        unanswered = CallFailure(ErrorKind.NO_ANSWER, scrub(
+            f"batch {batch.id} ended {batch.status} without an answer" + (f": {reason}" if reason else ""),
+            self.settings.api_key))
         for key in keys:  # not answered at all (a failed, cancelled or expired batch)
             if key not in self.answered:
-                self.failures.setdefault(key, CallFailure(ErrorKind.NO_ANSWER, scrub(
-                    f"batch {batch.id} ended {batch.status} without an answer" + (f": {reason}" if reason else ""),
-                    self.settings.api_key)))
+                self.failures.setdefault(key, unanswered)
                 if batch.status in _NOT_RESUBMITTED:
                     self.not_retried.add(key)
         self.cache.journal_put(name, {**entry, "state": "ingested", "status": batch.status})
@@ -438,8 +440,8 @@ def _overdue_by(batch: Any, now: float) -> float | None:
         expires = created + COMPLETION_WINDOW if isinstance(created, (int, float)) else None
     if expires is None:
         return None
-    late = now - (expires + OVERDUE_GRACE)
-    return late + OVERDUE_GRACE if late > 0 else None
+    overdue = now - expires
+    return overdue if overdue > OVERDUE_GRACE else None
 
 
 def _batch_errors(batch: Any) -> str:

@@ -63,6 +63,7 @@ class PhaseOutcome:
     answers: list[dict[str, Any] | None]  # one per call, in order: the answer's content, or None
     results: list[CallResult]  # one per distinct call made online (empty for a batched phase)
     stats: CallStats
+    skipped_by_budget: int = 0  # distinct calls not made because the budget ran out (online or batched)
 
 
 def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, budget: Budget, run_dir: Path,
@@ -76,14 +77,16 @@ def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, b
     with ResponseCache(Path(run_dir) / CACHE_FILE) as cache:
         results: list[CallResult] = []
         if batch:
-            run_batch_generation(distinct, cache, settings, budget, stats, shown)
+            failures = run_batch_generation(distinct, cache, settings, budget, stats, shown)
+            skipped = sum(failure.stopped_by_budget for failure in failures.values())
         else:
             results = _online(distinct, cache, settings, budget, stats, shown, phase)
+            skipped = sum(result.stopped_by_budget for result in results)
         answers = []
         for call in calls:
             record = cache.get(call.cache_key)
             answers.append(record.get("content") if record is not None else None)
-    return PhaseOutcome(answers, results, stats)
+    return PhaseOutcome(answers, results, stats, skipped)
 
 
 def _online(calls: Sequence[ClassificationCall], cache: ResponseCache, settings: ProviderSettings,

@@ -90,7 +90,7 @@ def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions,
             f"{ProviderFailure.ADVICE}")
     labels = [str(a.get("label")) if a and a.get("label") in classes else None for a in outcome.answers]
     stats = outcome.stats.to_json() | {"calls_planned": len(calls), "batch": options.endpoint.batch,
-                                       "skipped_by_budget": sum(r.stopped_by_budget for r in outcome.results)}
+                                       "skipped_by_budget": outcome.skipped_by_budget}
     return labels, stats, [cited_rationales(a, rationale_ids) for a in outcome.answers]
 
 

@@ -156,10 +156,11 @@ def charged_usage(body: Any, usage: dict[str, int], messages: Any, response_form
     and whether it is one. A usage that leaves a side out or counts it as 0 tokens (a request always has
     some, and so has an answer with content) is estimated on that side: a server that counts nothing, or
     the prompt only, must not let a run spend past --max-cost."""
-    if isinstance(body, dict) and isinstance(body.get("usage"), dict) and all(usage.values()):
+    reported = isinstance(body, dict) and isinstance(body.get("usage"), dict)
+    if reported and all(usage.values()):
         return usage, False  # (every answer of a server that counts: the estimate is not worked out)
     estimate = estimated_usage(messages, response_format, choice)
-    if not (isinstance(body, dict) and isinstance(body.get("usage"), dict)):
+    if not reported:
         return estimate, True
     charged = {side: count or estimate[side] for side, count in usage.items()}
     return charged, charged != usage

@@ -135,20 +135,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _max_cost_problem(compiled: CompiledTask, args: argparse.Namespace) -> str | None:
-    """Why --max-cost cannot hold, if it cannot: a model the run may call has no price, so its calls would
-    count as free against the limit. None when every such model is priced (or there is no --max-cost)."""
-    if args.max_cost is None:
-        return None
+def _max_cost_refusal(compiled: CompiledTask, unpriced: list[tuple[str, str]]) -> str:
+    """Why --max-cost cannot hold: models the run may call (``unpriced``, from `_unpriced_models`) have no
+    price, so their calls would count as free against the limit."""
     import difflib
 
     from taskc.compiler import builtin_prices
 
-    unpriced = _unpriced_models(compiled, args)
-    if not unpriced:
-        return None
     table = {**builtin_prices(), **dict(compiled.ir.generate.prices)}
-    names = " and ".join(f"'{model}' ({source})" for model, source in unpriced)
+    names = _named(unpriced)
     guesses = [f"'{guess[0]}' for '{model}'" for model, _ in unpriced
                if (guess := difflib.get_close_matches(model, list(table), n=1))]
     example = unpriced[0][0]
@@ -172,14 +167,14 @@ def _base_url_problem(option: str | None) -> str | None:
     return None
 
 
-def _unpriced_notice(compiled: CompiledTask, args: argparse.Namespace) -> str | None:
+def _free_calls_notice(unpriced: list[tuple[str, str]]) -> str:
     """Without --max-cost, what to say of models the run calls that have no price (their calls show $0)."""
-    unpriced = _unpriced_models(compiled, args)
-    if not unpriced:
-        return None
-    names = " and ".join(f"'{model}' ({source})" for model, source in unpriced)
-    return (f"no price for {names}: the costs shown for its calls are $0, not what the provider charges; price it "
-            "in the task's generate.prices (USD per 1M input / output tokens) to see them")
+    return (f"no price for {_named(unpriced)}: the costs shown for its calls are $0, not what the provider "
+            "charges; price it in the task's generate.prices (USD per 1M input / output tokens) to see them")
+
+
+def _named(unpriced: list[tuple[str, str]]) -> str:
+    return " and ".join(f"'{model}' ({source})" for model, source in unpriced)
 
 
 def _unpriced_models(compiled: CompiledTask, args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -237,10 +232,11 @@ def _run(args: argparse.Namespace, started: Callable[[], None]) -> int:
             _json_failure("the task file has errors (see the diagnostic events)", EXIT_INPUT_ERRORS)
         return EXIT_INPUT_ERRORS
     compiled = result.compiled
-    if (unpriced := _max_cost_problem(compiled, args)) is not None:  # before any work: a usage mistake
-        return _failed(unpriced, EXIT_USAGE, as_json)
-    if endpoint.configured and (free := _unpriced_notice(compiled, args)) is not None:
-        _notice(args.quiet, as_json)(free)
+    unpriced = _unpriced_models(compiled, args) if args.max_cost is not None or endpoint.configured else []
+    if unpriced and args.max_cost is not None:  # before any work: a usage mistake
+        return _failed(_max_cost_refusal(compiled, unpriced), EXIT_USAGE, as_json)
+    if unpriced and endpoint.configured:
+        _notice(args.quiet, as_json)(_free_calls_notice(unpriced))
     run_dir = Path(args.output or Path(getattr(args, "runs_root", None) or "runs") / compiled.ir.name)
     if _is_file(run_dir):
         return _failed(f"RUN_DIR is a file, not a directory: {run_dir}", EXIT_USAGE, as_json)

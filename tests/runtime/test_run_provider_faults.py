@@ -106,6 +106,19 @@ def test_max_calls_bounds_every_phase_of_the_run_together(tmp_path: Path, capsys
     # the calls the budget stopped are "not made" in the progress, not failed
     finals = [event for line in captured.err.splitlines() if (event := json.loads(line))["event"] == "done"]
     assert sum(event["skipped"] for event in finals) > 0 and all(event["failed"] == 0 for event in finals)
+    assert phases["pool_labeling"]["skipped_by_budget"] + phases["prompted_baseline"]["skipped_by_budget"] > 0
+
+
+def test_a_batched_phase_counts_the_calls_the_budget_stopped_too(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _small_generation(_project(tmp_path / "project"))
+    with FakeOpenAI(responder=_responder) as server:
+        status = main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", server.base_url, "--batch",
+                       "--max-calls", "5", "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    phases = json.loads(captured.out)["llm"]
+    assert phases["pool_labeling"]["skipped_by_budget"] + phases["prompted_baseline"]["skipped_by_budget"] > 0
 
 
 def test_the_progress_line_tells_calls_the_budget_stopped_from_failed_ones() -> None:
