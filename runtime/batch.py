@@ -24,7 +24,7 @@ import openai
 
 from ..compiler import BATCH_PRICE_FACTOR, ExitStatus, TaskcError, counted, sha256_hex
 from .cache import ResponseCache
-from .progress import ProgressReporter, ProgressState
+from .progress import GENERATION, TRAINING, ProgressReporter, ProgressState
 from .provider import (
     AnswerProblem,
     Budget,
@@ -125,14 +125,27 @@ def split_batches(lines: Sequence[tuple[str, bytes]], max_requests: int = MAX_RE
 def run_batch_generation(calls: Sequence[BatchableCall], cache: ResponseCache, settings: ProviderSettings,
                          budget: Budget, stats: CallStats, reporter: ProgressReporter, *,
                          validate: Callable[[dict], str | None] | None = None,
-                         max_requests: int | None = None, max_bytes: int | None = None) -> dict[str, CallFailure]:
-    """Make every uncached call through the Batch API; return {cache key: why not} for those that failed."""
+                         max_requests: int | None = None, max_bytes: int | None = None,
+                         phase: str = GENERATION, step: str = "batch") -> dict[str, CallFailure]:
+    """Make every uncached call through the Batch API; return {cache key: why not} for those that failed.
+    Progress goes to ``reporter`` under ``phase`` and ``step`` (see ProgressState); its final state is the
+    caller's to show, with what the caller knows of the answers (see ``batch_outcome_state``)."""
     max_requests = max_requests or MAX_REQUESTS_PER_BATCH
     max_bytes = max_bytes or MAX_BYTES_PER_BATCH
     client = sync_client(settings)
     runner = _BatchRunner(client, cache, settings, budget, stats, reporter, {c.cache_key: c for c in calls},
-                          validate)
+                          validate, phase=phase, step=step)
     return _driven(runner, client, max_requests, max_bytes, "the model")
+
+
+def batch_outcome_state(calls: int, failures: dict[str, CallFailure], stats: CallStats, phase: str, step: str
+                        ) -> ProgressState:
+    """The progress of a batched phase that has ended: every call done (failed ones too) but those the budget
+    stopped, as an online phase counts them."""
+    skipped = sum(failure.stopped_by_budget for failure in failures.values())
+    return ProgressState(calls - skipped, calls, None, None,
+                         len(failures) - skipped, stats.input_tokens, stats.output_tokens, stats.cost_usd, phase,
+                         skipped, step)
 
 
 def _driven(runner: _BatchRunner, client: openai.OpenAI, max_requests: int, max_bytes: int, model: str
@@ -172,20 +185,23 @@ class EmbeddingRequest:
 
 def run_batch_embeddings(requests: Sequence[EmbeddingRequest], cache: ResponseCache, settings: ProviderSettings,
                          budget: Budget, stats: CallStats, reporter: ProgressReporter,
-                         encode: Callable[[list[float]], bytes]) -> dict[str, CallFailure]:
+                         encode: Callable[[list[float]], bytes], *, phase: str = TRAINING,
+                         step: str = "embeddings, batch") -> dict[str, CallFailure]:
     """Ask for every request's vectors through the Batch API; each vector enters the cache (``encode``d) under
     its text's key. Returns {request key: why not} for the requests that failed."""
     client = sync_client(settings)
     runner = _EmbeddingsBatchRunner(client, cache, settings, budget, stats, reporter,
-                                    {r.cache_key: r for r in requests}, encode)
+                                    {r.cache_key: r for r in requests}, encode, phase=phase, step=step)
     return _driven(runner, client, MAX_REQUESTS_PER_BATCH, MAX_BYTES_PER_BATCH, "finetune.base_model")
 
 
 class _BatchRunner:
     def __init__(self, client: openai.OpenAI, cache: ResponseCache, settings: ProviderSettings, budget: Budget,
                  stats: CallStats, reporter: ProgressReporter, calls: dict[str, BatchableCall],
-                 validate: Callable[[dict], str | None] | None = None) -> None:
+                 validate: Callable[[dict], str | None] | None = None, *, phase: str = GENERATION,
+                 step: str = "batch") -> None:
         self.client, self.cache, self.settings = client, cache, settings
+        self.phase, self.step = phase, step  # what the progress calls these calls
         self.budget, self.stats, self.reporter, self.calls = budget, stats, reporter, calls
         self.validate = validate  # the caller's check of an answer's shape, as in LLMClient.complete_json
         self.failures: dict[str, CallFailure] = {}
@@ -197,7 +213,7 @@ class _BatchRunner:
         self.answered = self._answered_already()
         self.stats.calls_cached += len(self.answered)
         self.done = len(self.answered)
-        self.reporter.start(len(self.calls), "batch")
+        self.reporter.start(len(self.calls), self.phase, self.step)
         # First finish what an earlier, interrupted run submitted (it is paid for already).
         self._wait_and_ingest(self._unfinished_journal())
         for round_number in range(MAX_ROUNDS):
@@ -396,7 +412,7 @@ class _BatchRunner:
         skipped = sum(failure.stopped_by_budget for failure in self.failures.values())
         self.reporter.update(ProgressState(self.done, len(self.calls), None, None, len(self.failures) - skipped,
                                            self.stats.input_tokens, self.stats.output_tokens, self.stats.cost_usd,
-                                           "batch", skipped))
+                                           self.phase, skipped, self.step))
 
 
 class _EmbeddingsBatchRunner(_BatchRunner):
@@ -406,8 +422,8 @@ class _EmbeddingsBatchRunner(_BatchRunner):
 
     def __init__(self, client: openai.OpenAI, cache: ResponseCache, settings: ProviderSettings, budget: Budget,
                  stats: CallStats, reporter: ProgressReporter, requests: dict[str, EmbeddingRequest],
-                 encode: Callable[[list[float]], bytes]) -> None:
-        super().__init__(client, cache, settings, budget, stats, reporter, dict(requests))
+                 encode: Callable[[list[float]], bytes], *, phase: str, step: str) -> None:
+        super().__init__(client, cache, settings, budget, stats, reporter, dict(requests), phase=phase, step=step)
         self.requests, self.encode = requests, encode
 
     def _answered_already(self) -> set[str]:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import LLMCall, call_cache_key
-from .batch import run_batch_generation
+from .batch import batch_outcome_state, run_batch_generation
 from .cache import ResponseCache
 from .call_runner import run_online
 from .datasets import CACHE_FILE
-from .progress import ProgressReporter, ProgressState
+from .progress import ProgressReporter, ProgressState, batched
 from .provider import Budget, CallResult, CallStats, LLMClient, ProviderSettings
 
 
@@ -68,19 +68,21 @@ class PhaseOutcome:
 
 def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, budget: Budget, run_dir: Path,
               *, batch: bool = False, reporter: ProgressReporter | None = None,
-              phase: str = "classification") -> PhaseOutcome:
+              phase: str = "classification", step: str = "") -> PhaseOutcome:
     """Make every call (each distinct cache key once) and return the answers in the calls' order; progress
-    goes to ``reporter`` under ``phase``."""
+    goes to ``reporter`` under ``phase`` and ``step`` (see ProgressState)."""
     distinct = list({call.cache_key: call for call in calls}.values())
     stats = CallStats()
     shown = reporter or ProgressReporter()
     with ResponseCache(Path(run_dir) / CACHE_FILE) as cache:
         results: list[CallResult] = []
         if batch:
-            failures = run_batch_generation(distinct, cache, settings, budget, stats, shown)
+            failures = run_batch_generation(distinct, cache, settings, budget, stats, shown, phase=phase,
+                                            step=batched(step))
+            shown.finish(batch_outcome_state(len(distinct), failures, stats, phase, batched(step)))
             skipped = sum(failure.stopped_by_budget for failure in failures.values())
         else:
-            results = _online(distinct, cache, settings, budget, stats, shown, phase)
+            results = _online(distinct, cache, settings, budget, stats, shown, phase, step)
             skipped = sum(result.stopped_by_budget for result in results)
         answers = []
         for call in calls:
@@ -90,13 +92,14 @@ def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, b
 
 
 def _online(calls: Sequence[ClassificationCall], cache: ResponseCache, settings: ProviderSettings,
-            budget: Budget, stats: CallStats, reporter: ProgressReporter, phase: str) -> list[CallResult]:
+            budget: Budget, stats: CallStats, reporter: ProgressReporter, phase: str, step: str
+            ) -> list[CallResult]:
     counts = {"done": 0, "ok": 0, "failed": 0, "skipped": 0}
-    reporter.start(len(calls), phase)
+    reporter.start(len(calls), phase, step)
 
     def state() -> ProgressState:
         return ProgressState(counts["done"], len(calls), counts["ok"], 0, counts["failed"], stats.input_tokens,
-                             stats.output_tokens, stats.cost_usd, phase, counts["skipped"])
+                             stats.output_tokens, stats.cost_usd, phase, counts["skipped"], step)
 
     async def send(client: LLMClient, call: ClassificationCall) -> CallResult:
         return await client.complete_json(

@@ -42,9 +42,13 @@ from ..compiler import (
 )
 from .cache import ResponseCache
 from .call_runner import run_online
-from .progress import ProgressReporter, ProgressState
+from .progress import TRAINING, ProgressReporter, ProgressState, batched
 from .provider import Budget, CallStats, LLMClient, ProviderSettings
 
+# How the progress names these requests: the planned ones are sent before the student is fitted (see
+# training.py); a text no planned request held is embedded when the student meets it.
+EMBEDDING_PHASE, EMBEDDING_STEP = TRAINING, "embeddings"
+BATCHED_STEP = batched(EMBEDDING_STEP)
 BUDGET_RAN_OUT = ("the run's budget (--max-calls / --max-cost) ran out while embedding; run again with a larger "
                   "budget: the vectors fetched so far are kept")
 
@@ -146,11 +150,11 @@ class Embedder:
             return self._fetch_in_a_batch(batches, texts, cache)
         found: dict[str, bytes] = {}
         done = 0
-        self.reporter.start(len(batches), EMBED)
+        self.reporter.start(len(batches), EMBEDDING_PHASE, EMBEDDING_STEP)
 
         def state() -> ProgressState:
             return ProgressState(done, len(batches), None, None, self.stats.calls_failed, self.stats.input_tokens,
-                                 0, self.stats.cost_usd, EMBED)
+                                 0, self.stats.cost_usd, EMBEDDING_PHASE, step=EMBEDDING_STEP)
 
         async def one(client: LLMClient, batch: list[str]) -> None:
             nonlocal done
@@ -186,12 +190,13 @@ class Embedder:
     def _fetch_in_a_batch(self, batches: list[list[str]], texts: dict[str, str], cache: ResponseCache
                           ) -> dict[str, bytes]:
         """The same requests through the Batch API (--batch): half the price, each vector cached as it is read."""
-        from .batch import EmbeddingRequest, run_batch_embeddings
+        from .batch import EmbeddingRequest, batch_outcome_state, run_batch_embeddings
 
         requests = [EmbeddingRequest(tuple(batch), tuple(texts[key] for key in batch), self.model)
                     for batch in batches]
         failures = run_batch_embeddings(requests, cache, self.settings, self.budget or Budget(), self.stats,
-                                        self.reporter, _normalised)
+                                        self.reporter, _normalised, phase=EMBEDDING_PHASE, step=BATCHED_STEP)
+        self.reporter.finish(batch_outcome_state(len(requests), failures, self.stats, EMBEDDING_PHASE, BATCHED_STEP))
         if failures:
             if all(failure.stopped_by_budget for failure in failures.values()):
                 raise EmbeddingError(BUDGET_RAN_OUT)

@@ -31,7 +31,7 @@ from .cache import ResponseCache
 from .call_runner import failures_by_key, run_online
 from .datasets import CACHE_FILE, EXAMPLES_FILE, STATS_FILE, read_jsonl, write_dataset, write_json
 from .dedupe import Deduplicator
-from .progress import ProgressReporter, ProgressState, make_reporter
+from .progress import ProgressReporter, ProgressState, batched, make_reporter
 from .provider import (
     Budget,
     CallFailure,
@@ -182,7 +182,7 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
                                                      (call_seconds, time.monotonic() - started), options))
     reporter.finish(ProgressState(len(calls) - skipped, len(calls), summary.accepted, summary.rejected,
                                   summary.calls_failed, stats.input_tokens, stats.output_tokens, stats.cost_usd,
-                                  skipped=skipped))
+                                  skipped=skipped, step=batched("") if options.batch else ""))
     return summary
 
 

@@ -17,7 +17,7 @@ from taskc.compiler import CompiledTask, ExitStatus, TaskcError
 
 from .datafiles import DataFileError
 from .options import BudgetOptions, RunOptions, generation_options
-from .progress import ProgressReporter
+from .progress import GOLD_SCORING, POOL_LABELING, ProgressReporter
 from .result import GoldItem, PoolItem
 
 if TYPE_CHECKING:
@@ -70,23 +70,25 @@ def generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSett
     return examples
 
 
-def _classify_phase(phase: str, settings: ProviderSettings, options: RunOptions, budget: Budget,
-                    calls: Sequence[ClassificationCall], classes: Sequence[str], reporter: ProgressReporter,
-                    rationale_ids: Sequence[str] = ()) -> tuple[list[str | None], dict, list[tuple[str, ...]]]:
-    """Make the phase's planned calls; raise ProviderFailure when the provider answered none of them.
+def _classify_phase(what: str, shown_as: tuple[str, str], settings: ProviderSettings, options: RunOptions,
+                    budget: Budget, calls: Sequence[ClassificationCall], classes: Sequence[str],
+                    reporter: ProgressReporter, rationale_ids: Sequence[str] = ()
+                    ) -> tuple[list[str | None], dict, list[tuple[str, ...]]]:
+    """Make the calls of ``what`` (the "pool labeling"), their progress shown as the run's phase and step
+    ``shown_as`` (see ProgressState); raise ProviderFailure when the provider answered none of them.
     Returns the labels, the call stats and, per call, the rationales the answer cited."""
     from .classify import run_calls
     from .llm_labeling import cited_rationales
 
     outcome = run_calls(calls, settings, budget, options.paths.run_dir, batch=options.endpoint.batch,
-                        reporter=reporter, phase=phase)
+                        reporter=reporter, phase=shown_as[0], step=shown_as[1])
     failed = [r for r in outcome.results if not r.ok and not r.stopped_by_budget]
     if failed and len(failed) == len(outcome.results) and all(r.kind is not None and r.kind.unreachable
                                                               for r in failed):
         # Later phases would only spend minutes retrying the same dead provider: stop here.
         raise ProviderFailure(
             f"the LLM provider failed {'the one call' if len(failed) == 1 else f'all {len(failed)} calls'} of the "
-            f"{phase} (first error: {failed[0].error}).\n"
+            f"{what} (first error: {failed[0].error}).\n"
             f"{ProviderFailure.ADVICE}")
     labels = [str(a.get("label")) if a and a.get("label") in classes else None for a in outcome.answers]
     stats = outcome.stats.to_json() | {"calls_planned": len(calls), "batch": options.endpoint.batch,
@@ -107,7 +109,7 @@ def label_pool(compiled: CompiledTask, options: RunOptions, settings: ProviderSe
         return pool
     open_items = _planned_items(planned, [item.line for item in pool], "pool")
     calls = resolve(planned, settings.model)
-    labels, stats, cited = _classify_phase("pool labeling", settings, options, budget, calls,
+    labels, stats, cited = _classify_phase("pool labeling", (POOL_LABELING, ""), settings, options, budget, calls,
                                            compiled.ir.class_names, reporter, [r.id for r in compiled.ir.rationales])
     llm["pool_labeling"] = stats | {"items": len(open_items), "labeled": sum(lab is not None for lab in labels)}
     unlabeled = sum(lab is None for lab in labels)
@@ -143,7 +145,8 @@ def llm_predictors(compiled: CompiledTask, options: RunOptions, settings: Provid
     lines = [g.line for g in gold]
     indices = _planned_items(planned, lines, "gold set")
     labels, llm["prompted_baseline"], cited_per_call = _classify_phase(
-        "prompted baseline", settings, options, budget, resolve(planned, settings.model), classes, reporter,
+        "prompted baseline", (GOLD_SCORING, "prompted LLM"), settings, options, budget,
+        resolve(planned, settings.model), classes, reporter,
         [r.id for r in compiled.ir.rationales])
     predictions["llm"] = _per_item(len(gold), indices, labels)
     cited: list[tuple[str, ...]] = [()] * len(gold)
@@ -173,7 +176,8 @@ def llm_predictors(compiled: CompiledTask, options: RunOptions, settings: Provid
         planned = [call for call in plan if call.phase == SCORE_FINETUNED]
         indices = _planned_items(planned, lines, "gold set")
         labels, llm["finetuned_eval"], _ = _classify_phase(
-            "fine-tuned model's evaluation", tuned, options, budget, resolve(planned, str(model)), classes, reporter)
+            "fine-tuned model's evaluation", (GOLD_SCORING, "fine-tuned model"), tuned, options, budget,
+            resolve(planned, str(model)), classes, reporter)
         predictions["finetuned"] = _per_item(len(gold), indices, labels)
         _drop_if_silent(predictions, "finetuned", notes)
     return predictions, cited

@@ -32,7 +32,7 @@ from .inputs import gold_halves, read_inputs
 from .options import HOW_TO_ENABLE_LLM, Notice, RunOptions, provider_settings
 from .outputs import write_outputs
 from .predictor import Predictors
-from .progress import make_reporter
+from .progress import GENERATION, GOLD_SCORING, POOL_LABELING, REPORT, TRAINING, make_reporter
 from .result import GoldItem, PoolItem, RunResult
 from .students import EmbeddingStudent
 from .training import llm_data_effect, train_local_model, train_student
@@ -91,9 +91,9 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         # One budget for the whole run: --max-calls / --max-cost bound generation, pool labeling and
         # evaluation together, at the task's own prices where it gives them.
         budget = Budget(max_cost, options.budget.max_calls, prices=dict(task.generate.prices))
-        reporter.phase_start("generation", counted(len(compiled.plan), "planned call"))
+        reporter.phase_start(GENERATION, counted(len(compiled.plan), "planned call"))
         generated = generate(compiled, options, settings, budget, llm, notes, reporter)
-        reporter.phase_done("generation", f"{counted(len(generated), 'example')} accepted")
+        reporter.phase_done(GENERATION, f"{counted(len(generated), 'example')} accepted")
 
     functions = labeling.labeling_functions(task)
     voter = labeling.RuleVoter(task, functions)
@@ -107,7 +107,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     analysis = None
     fitted: label_model.LabelModelResult | None = None
     if pool_records:
-        reporter.phase_start("pool labeling", counted(len(pool_records), "item"))
+        reporter.phase_start(POOL_LABELING, counted(len(pool_records), "item"))
         matrix = voter.votes(labeling.rule_environments(task, pool_records))
         # rule accuracies are what the expert edits rules by: counted on the dev half only
         dev = [i for i, g in enumerate(gold) if g.half == DEV]
@@ -124,13 +124,13 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         if answers is not None:
             pool = expert_loop.answered_pool(task, pool, answers)
             rules_pool = expert_loop.answered_pool(task, rules_pool, answers)
-        reporter.phase_done("pool labeling", f"{sum(p.label is not None for p in pool)} of {len(pool)} labeled")
+        reporter.phase_done(POOL_LABELING, f"{sum(p.label is not None for p in pool)} of {len(pool)} labeled")
     elif task.pool is None:
         notes.append("the task names no pool, so nothing was labeled by the rules")
 
     answered = expert_loop.answers_outside_pool(task, pool, answers)
     examples = training_examples(task, generated, pool, fitted, answered)
-    reporter.phase_start("training", counted(len(examples), "example"))
+    reporter.phase_start(TRAINING, counted(len(examples), "example"))
     # the rules' votes on the training inputs, worked out once for the local model and the student
     training_batch = item_batch(task, functions, [e.values for e in examples], voter)
     local = train_local_model(task, functions, training_batch, examples, paths.run_dir / "model", notes, trainer)
@@ -138,12 +138,12 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
                             settings, budget, notes, notice, reporter,
                             _planned_embeddings(compiled, options, gold, generated), options.endpoint.batch)
     predictors = Predictors(task, functions, fitted, local, student)
-    reporter.phase_done("training", "local model" + (" and student" if student is not None else ""))
+    reporter.phase_done(TRAINING, "local model" + (" and student" if student is not None else ""))
     predictions: dict[str, list[str | None]] = {}
     cited: list[tuple[str, ...]] | None = None
     effect = None
     if gold:
-        reporter.phase_start("gold scoring", counted(len(gold), "item"))
+        reporter.phase_start(GOLD_SCORING, counted(len(gold), "item"))
         predictions = {name: predictors.labels(gold_batch, name) for name in predictors.available}
         if settings is not None and budget is not None:
             from .llm_phases import llm_predictors
@@ -153,7 +153,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
             # what the LLM's data did: the local model trained again without it, on the same dev items
             effect = llm_data_effect(task, functions, voter, fitted, rules_pool, answered, examples, gold, gold_batch,
                                      predictions, trainer)
-        reporter.phase_done("gold scoring", counted(len(predictions), "predictor"))
+        reporter.phase_done(GOLD_SCORING, counted(len(predictions), "predictor"))
     else:
         notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")
     if isinstance(student, EmbeddingStudent):
@@ -191,9 +191,9 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
 
         result.llm_function = analyse_llm([(f.rationale_id, f.class_name) for f in functions], pool, gold,
                                           result.dev_indices, predictions.get("llm"), result.llm_cited)
-    reporter.phase_start("report")
+    reporter.phase_start(REPORT)
     write_outputs(result)
-    reporter.phase_done("report", str(result.files["report_html"]))
+    reporter.phase_done(REPORT, str(result.files["report_html"]))
     return result
 
 

@@ -7,7 +7,10 @@ used is decided once from the options: a rich live bar on a terminal (calls
 done/total, accepted, rejected, tokens, cost), plain lines at a modest rate
 when the output is a pipe or a log file, JSON lines for tools (`--format json`:
 "phase" events with status "start" / "done", "progress" and "done" events for
-calls), or nothing with --quiet. Offline runs show their phases too. Progress
+calls), or nothing with --quiet. The calls' events name the phase they belong to
+as its "phase" events do, and the part of it in "step" where a phase has more than
+one (gold scoring: "prompted LLM", "fine-tuned model"; training: "embeddings"),
+with "batch" in it when the calls go through the Batch API. Offline runs show their phases too. Progress
 goes to stderr so stdout stays free for the summary.
 """
 
@@ -18,6 +21,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
+
+# The phases of `taskc run`, in order, as the progress and its JSON events name them.
+GENERATION, POOL_LABELING, TRAINING, GOLD_SCORING, REPORT = (
+    "generation", "pool labeling", "training", "gold scoring", "report")
 
 
 @dataclass(frozen=True)
@@ -30,8 +37,13 @@ class ProgressState:
     input_tokens: int
     output_tokens: int
     cost_usd: float
-    phase: str = "generate"
+    phase: str = GENERATION  # the run's phase, as its phase_start names it
     skipped: int = 0  # calls not made because the budget ran out: not failures (a rerun with more makes them)
+    step: str = ""  # which calls of the phase, where it has more than one kind ("prompted LLM", "embeddings, batch")
+
+    @property
+    def label(self) -> str:
+        return step_label(self.phase, self.step)
 
     def counts(self) -> list[str]:
         """What the calls so far came to: accepted and rejected (where counted), failed, skipped, tokens, cost."""
@@ -41,7 +53,17 @@ class ProgressState:
                 f"${self.cost_usd:.4f}"]
 
     def line(self) -> str:
-        return f"{self.phase}: {self.done}/{self.total} calls, " + ", ".join(self.counts())
+        return f"{self.label}: {self.done}/{self.total} calls, " + ", ".join(self.counts())
+
+
+def step_label(phase: str, step: str = "") -> str:
+    """How a phase's calls are named in a progress line: "gold scoring (prompted LLM, batch)"."""
+    return f"{phase} ({step})" if step else phase
+
+
+def batched(step: str) -> str:
+    """The step of calls that go through the Batch API."""
+    return f"{step}, batch" if step else "batch"
 
 
 class ProgressReporter:
@@ -53,7 +75,7 @@ class ProgressReporter:
     def phase_done(self, phase: str, detail: str = "") -> None:
         pass
 
-    def start(self, total: int, phase: str = "generate") -> None:
+    def start(self, total: int, phase: str = GENERATION, step: str = "") -> None:
         pass
 
     def update(self, state: ProgressState) -> None:
@@ -152,16 +174,16 @@ class RichProgress(ProgressReporter):
         self._task: Any = None
         self._started: dict[str, float] = {}
 
-    def start(self, total: int, phase: str = "generate") -> None:
+    def start(self, total: int, phase: str = GENERATION, step: str = "") -> None:
         if self._task is None:
             self.progress.start()
         else:
             self.progress.remove_task(self._task)
-        self._task = self.progress.add_task(phase, total=total, detail="")
+        self._task = self.progress.add_task(step_label(phase, step), total=total, detail="")
 
     def update(self, state: ProgressState) -> None:
         if self._task is None:
-            self.start(state.total, state.phase)
+            self.start(state.total, state.phase, state.step)
         detail = " · ".join(state.counts())
         self.progress.update(self._task, completed=state.done, total=state.total, detail=detail)
 

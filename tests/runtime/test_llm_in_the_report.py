@@ -123,9 +123,28 @@ def test_format_json_reports_every_phase_from_start_to_end(spec: Path, tmp_path:
     phases = [(e["phase"], e["status"]) for e in events if e["event"] == "phase"]
     names = ["generation", "pool labeling", "training", "gold scoring", "report"]
     assert phases == [(name, status) for name in names for status in ("start", "done")]
-    done = {e["phase"] for e in events if e["event"] == "done"}  # the calls of each LLM phase
-    assert {"generate", "pool labeling", "prompted baseline"} <= done
+    done = [(e["phase"], e["step"]) for e in events if e["event"] == "done"]  # the calls of each LLM phase
+    assert done == [("generation", ""), ("pool labeling", ""), ("gold scoring", "prompted LLM")]
+    # every progress event names the phase it happens in, as that phase's own events do
+    started = None
+    for event in events:
+        if event["event"] == "phase":
+            started = event["phase"] if event["status"] == "start" else None
+        elif event["event"] in ("progress", "done"):
+            assert event["phase"] == started, event
     assert all(e["seconds"] >= 0 for e in events if e["event"] == "phase" and e["status"] == "done")
+
+
+def test_format_json_names_the_batched_calls_of_every_phase(spec: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeOpenAI(batch_polls_to_finish=1) as server:
+        status, _, err = _run(spec, tmp_path / "run", server, capsys, "--format", "json", "--batch")
+    assert status in (0, 3)
+    events = [json.loads(line) for line in err.splitlines()]
+    done = [(e["phase"], e["step"], e["done"], e["total"]) for e in events if e["event"] == "done"]
+    assert [(phase, step) for phase, step, _, _ in done] == [
+        ("generation", "batch"), ("pool labeling", "batch"), ("gold scoring", "prompted LLM, batch")]
+    assert all(made == total > 0 for _, _, made, total in done)
 
 
 def test_a_verdict_that_flipped_within_noise_says_so() -> None:

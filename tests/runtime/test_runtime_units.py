@@ -278,7 +278,7 @@ def test_split_is_deterministic_and_stratified() -> None:
 
 def test_progress_reporters() -> None:
     state = ProgressState(3, 10, 20, 2, 1, 100, 50, 0.0123)
-    assert state.line() == "generate: 3/10 calls, 20 accepted, 2 rejected, 1 failed, 150 tokens, $0.0123"
+    assert state.line() == "generation: 3/10 calls, 20 accepted, 2 rejected, 1 failed, 150 tokens, $0.0123"
     plain = io.StringIO()
     reporter = PlainProgress(plain, interval=0)
     reporter.update(state)
@@ -295,6 +295,6 @@ def test_progress_reporters() -> None:
     assert "30 accepted" in terminal.getvalue()
     assert type(make_reporter(quiet=True, json_progress=True)) is ProgressReporter
     # a batch's answers are checked after it completes: its progress counts no accepted or rejected answers
-    batch = ProgressState(64, 64, None, None, 0, 57_000, 396, 0.0051, "batch")
-    assert batch.line() == "batch: 64/64 calls, 0 failed, 57,396 tokens, $0.0051"
+    batch = ProgressState(64, 64, None, None, 0, 57_000, 396, 0.0051, "gold scoring", step="prompted LLM, batch")
+    assert batch.line() == "gold scoring (prompted LLM, batch): 64/64 calls, 0 failed, 57,396 tokens, $0.0051"
     assert isinstance(make_reporter(quiet=False, json_progress=False, stream=io.StringIO()), PlainProgress)
