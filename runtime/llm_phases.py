@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     from taskc.compiler import LLMCall
 
     from .classify import ClassificationCall
-    from .generation import GenerationSummary
-    from .provider import Budget, ProviderSettings
+    from .provider import Budget, CallFailure, ProviderSettings
 
 
 class ProviderFailure(TaskcError):
@@ -36,9 +35,15 @@ class ProviderFailure(TaskcError):
     ADVICE = ("Check --base-url / OPENAI_BASE_URL, the key and the model; answered calls are cached, so the "
               "same command resumes once the provider works.")
 
+    @classmethod
+    def advice(cls, first: CallFailure | None, settings: ProviderSettings) -> str:
+        """What to do, after the first failure: requests that timed out may only need longer."""
+        from .provider import ErrorKind
 
-def _first_failure(summary: GenerationSummary) -> str:
-    return f"first error: {summary.failures[0][1].message}" if summary.failures else "no error recorded"
+        if first is not None and first.kind is ErrorKind.TIMEOUT:
+            return (f"Each request may take {settings.timeout:g} s (--request-timeout): a slow server or model "
+                    "needs a longer one, or fewer calls at once (--concurrency). " + cls.ADVICE)
+        return cls.ADVICE
 
 
 def budget_note(budget: BudgetOptions) -> str:
@@ -61,9 +66,11 @@ def generate(compiled: CompiledTask, options: RunOptions, settings: ProviderSett
     llm["generation"] = summary.to_json()
     answered = summary.calls_made + summary.calls_cached
     if summary.calls_failed and not answered and not summary.stopped_by_budget:
+        first = summary.failures[0][1] if summary.failures else None
         raise ProviderFailure(
             f"the LLM provider failed all {summary.calls_failed} generation calls "
-            f"({_first_failure(summary)}).\n{ProviderFailure.ADVICE}")
+            f"({'no error recorded' if first is None else f'first error: {first.message}'}).\n"
+            f"{ProviderFailure.advice(first, settings)}")
     examples = list(summary.examples)
     if not examples:
         notes.append("generation produced no usable examples")
@@ -89,7 +96,7 @@ def _classify_phase(what: str, shown_as: tuple[str, str], settings: ProviderSett
         raise ProviderFailure(
             f"the LLM provider failed {'the one call' if len(failed) == 1 else f'all {len(failed)} calls'} of the "
             f"{what} (first error: {failed[0].error}).\n"
-            f"{ProviderFailure.ADVICE}")
+            f"{ProviderFailure.advice(failed[0].failure, settings)}")
     labels = [str(a.get("label")) if a and a.get("label") in classes else None for a in outcome.answers]
     stats = outcome.stats.to_json() | {"calls_planned": len(calls), "batch": options.endpoint.batch,
                                        "skipped_by_budget": outcome.skipped_by_budget}

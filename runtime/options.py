@@ -37,6 +37,7 @@ class EndpointOptions:
     tpm: int | None = None
     deadline: float | None = None  # --deadline: seconds after which no LLM request starts; the run ends, exit 4
     batch: bool = False  # --batch: every batchable call through the Batch API
+    request_timeout: float | None = None  # --request-timeout: seconds one request may take (default 60)
 
     @property
     def configured(self) -> bool:
@@ -94,7 +95,7 @@ def provider_settings(endpoint: EndpointOptions) -> ProviderSettings | None:
 
     return provider_settings_from_env(base_url=endpoint.base_url, model=endpoint.model,
                                       concurrency=endpoint.concurrency, rpm=endpoint.rpm, tpm=endpoint.tpm,
-                                      run_deadline=None if endpoint.deadline is None
+                                      timeout=endpoint.request_timeout, run_deadline=None if endpoint.deadline is None
                                       else RunDeadline.after(endpoint.deadline))
 
 

@@ -86,6 +86,10 @@ class LLMClient:
                              per_pool * 2, settings.timeout, settings.max_response_bytes))
                          for _ in range(shards)]
         self._next_client = 0
+        # A provider that fails the first calls of a phase for good (see _settle) gets no more of them.
+        self._reached = False  # some call got an answer (usable or not) from the provider
+        self._unreached = 0  # calls given up on a failure of the provider itself, while none got an answer
+        self._provider_down: CallFailure | None = None  # set once that count reaches the calls in flight
 
     async def complete_json(self, *, messages: list[dict[str, str]], model: str, response_format: dict[str, Any],
                             sampling: dict[str, Any], seed: int | None, cache_key: str,
@@ -104,6 +108,8 @@ class LLMClient:
         call_ends = time.monotonic() + self.settings.call_deadline
         while attempts <= self.settings.max_retries:
             self._stop_at_run_deadline()
+            if self._provider_down is not None:
+                return self._not_sent(request_id, attempts)
             if self.budget is not None and not self.budget.allows():  # spent already: do not even queue
                 # Not a failure of the call: a rerun with a larger budget makes it.
                 return CallResult(False, None, BUDGET_EXHAUSTED, request_id, usage, False, attempts,
@@ -130,6 +136,7 @@ class LLMClient:
                     self.cache.put(cache_key, answer_record(outcome.content, outcome.request_id, usage,
                                                             outcome.model or model))
                 self.stats.calls_made += 1
+                self._reached = True
                 return CallResult(True, outcome.content, None, outcome.request_id, usage, False, attempts)
             error, kind = outcome.error or "unknown error", outcome.kind
             if outcome.rename_max_tokens and "max_tokens" in sampling:
@@ -142,8 +149,32 @@ class LLMClient:
                 error, kind = self._past_call_deadline(error), ErrorKind.DEADLINE
                 break
         self.stats.calls_failed += 1
-        return CallResult(False, None, scrub(error, self.settings.api_key), request_id, usage, False, attempts,
-                          kind)
+        error = scrub(error, self.settings.api_key)
+        self._settle(kind, error)
+        return CallResult(False, None, error, request_id, usage, False, attempts, kind)
+
+    # -- a provider that is down: a phase stops asking it once its first calls have failed for good
+
+    def _settle(self, kind: ErrorKind, error: str) -> None:
+        """Count a call given up on. While no call of this client got an answer, one that failed on the
+        provider itself (no connection, timeouts, HTTP errors: a wrong URL, key or model, a server that is
+        down) counts towards giving up on the provider: once as many have failed as there are calls in
+        flight (--concurrency), later calls are not sent (`_not_sent`) instead of each retrying the same
+        dead endpoint, which took minutes a phase (hours for a server that takes requests and never
+        answers). An answer that is unusable is still an answer: the provider is up."""
+        if kind in (ErrorKind.BAD_ANSWER, ErrorKind.TOO_LARGE):
+            self._reached = True
+        elif kind.unreachable and not self._reached:
+            self._unreached += 1
+            if self._unreached >= self.settings.concurrency and self._provider_down is None:
+                self._provider_down = CallFailure(kind, f"not sent: the provider failed the first "
+                                                        f"{self._unreached} calls of this phase ({error})")
+
+    def _not_sent(self, request_id: str | None, attempts: int) -> CallResult:
+        assert self._provider_down is not None
+        self.stats.calls_failed += 1
+        return CallResult(False, None, self._provider_down.message, request_id, {}, False, attempts,
+                          self._provider_down.kind)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         ceiling = min(_MAX_BACKOFF, self.settings.backoff_base * 2 ** (attempt - 1))
@@ -297,6 +328,9 @@ class LLMClient:
         call_ends = time.monotonic() + self.settings.call_deadline
         while attempts <= self.settings.max_retries:
             self._stop_at_run_deadline()
+            if self._provider_down is not None:
+                stats.calls_failed += 1
+                return None, self._provider_down
             if self.budget is not None and not self.budget.allows():
                 return None, CallFailure.budget_exhausted()
             if not await self._paced(estimate, call_ends):
@@ -327,6 +361,7 @@ class LLMClient:
                     charge(stats, self.budget, model, usage, estimated=estimated)  # the model asked for
                     self.limiter.record_usage(estimate, usage["input_tokens"])
                     stats.calls_made += 1
+                    self._reached = True
                     return vectors, None
             error, kind = failure.error or "unknown error", failure.kind
             if not failure.retryable:
@@ -335,7 +370,9 @@ class LLMClient:
                 error, kind = self._past_call_deadline(error), ErrorKind.DEADLINE
                 break
         stats.calls_failed += 1
-        return None, CallFailure(kind, scrub(error, self.settings.api_key))
+        error = scrub(error, self.settings.api_key)
+        self._settle(kind, error)
+        return None, CallFailure(kind, error)
 
     def _status_failure(self, exc: openai.APIStatusError) -> _Attempt:
         status = exc.status_code

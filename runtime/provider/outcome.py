@@ -21,7 +21,7 @@ class ErrorKind(str, Enum):
     """Why a call has no answer."""
 
     CONNECTION = "connection"  # no connection, or it was lost
-    TIMEOUT = "timeout"  # a request took longer than --timeout
+    TIMEOUT = "timeout"  # a request took longer than --request-timeout
     DEADLINE = "deadline"  # the call took longer than its deadline, retries included
     RATE_LIMITED = "rate_limited"  # 429 until the retries ran out
     QUOTA = "quota"  # 429 insufficient quota

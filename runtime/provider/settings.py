@@ -99,5 +99,9 @@ def provider_settings_from_env(base_url: str | None = None, model: str | None = 
     if key is None and url is None:
         return None
     given = {name: value for name, value in limits.items() if value is not None}
+    if "timeout" in given and "call_deadline" not in given:
+        # a call may take its every attempt in full: a long --request-timeout lengthens the call's deadline
+        attempts = given.get("max_retries", ProviderSettings.max_retries) + 1
+        given["call_deadline"] = max(DEFAULT_CALL_DEADLINE, given["timeout"] * attempts)
     return ProviderSettings(base_url=url, api_key=key or PLACEHOLDER_API_KEY, model=model, **given)
 

@@ -76,7 +76,12 @@ a budget stop is not a failure. Answered calls are cached, so rerunning with a
 larger budget continues where it stopped. Calls in flight when --max-cost is
 reached still finish: the run may pass it by at most --concurrency × the
 dearest planned call (with --batch: the requests of a submitted batch at half
-price); the run prints this bound when it starts."""
+price); the run prints this bound when it starts.
+
+A provider that fails a phase's first calls (as many as --concurrency) for good,
+with no answer at all (no connection, every request past --request-timeout, an
+HTTP error such as a wrong key or model), gets no more calls from that phase:
+the run ends with exit 4 within one round of retries, not one per call."""
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="the task file (*.task.yaml)")
@@ -99,6 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--deadline", type=_positive_float, metavar="SECONDS",
                      help="start no LLM request after this many seconds and end the run (exit 4); answered calls "
                           "stay cached, so the same command continues")
+    llm.add_argument("--request-timeout", type=_positive_float, metavar="SECONDS",
+                     help="give up one request after this long and retry it (default 60; a local model on a CPU "
+                          "may need more)")
     llm.add_argument("--finetune", action="store_true", help="also fine-tune (finetune section) and evaluate it")
     llm.add_argument("--finetune-max-wait", type=_positive_float, metavar="SECONDS",
                      help="wait at most this long for the fine-tuning job (default 7200); it keeps running, and "
@@ -283,7 +291,8 @@ def _endpoint_options(args: argparse.Namespace) -> EndpointOptions:
     from taskc.runtime.options import EndpointOptions
 
     return EndpointOptions(base_url=args.base_url, model=args.model, concurrency=args.concurrency, rpm=args.rpm,
-                           tpm=args.tpm, deadline=args.deadline, batch=args.batch)
+                           tpm=args.tpm, deadline=args.deadline, batch=args.batch,
+                           request_timeout=args.request_timeout)
 
 
 def _run_options(args: argparse.Namespace, run_dir: Path, endpoint: EndpointOptions) -> RunOptions:

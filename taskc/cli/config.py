@@ -7,7 +7,8 @@ file are relative to the file. Unknown keys and wrong types are usage errors wit
 
     [tool.taskc]              # or the same keys at the top of taskc.toml
     prices = "prices.json"    # --prices of compile and diff
-    concurrency = 16          # --concurrency of run; also rpm, tpm, max-cost, max-calls, base-url
+    concurrency = 16          # --concurrency of run; also rpm, tpm, max-cost, max-calls, base-url,
+                              # request-timeout
     output = "build/runs"     # where `taskc run` puts run directories: OUTPUT/<task name> (default runs/)
 """
 
@@ -68,6 +69,7 @@ KEYS: dict[str, _Key] = {
     "tpm": _Key("tpm", _whole(1)),
     "max-cost": _Key("max_cost", _positive_number),
     "max-calls": _Key("max_calls", _whole(1)),
+    "request-timeout": _Key("request_timeout", _positive_number),
     "base-url": _Key("base_url", _text),
     "output": _Key("runs_root", _text, path=True),
 }

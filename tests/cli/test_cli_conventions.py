@@ -29,13 +29,14 @@ def _offline(no_provider: None) -> None:
 
 def test_taskc_toml_defaults_fill_what_the_command_line_leaves_unset(tmp_path: Path) -> None:
     (tmp_path / "taskc.toml").write_text('concurrency = 16\nmax-cost = 2\nprices = "p/prices.json"\n'
-                                         'output = "out/runs"\n', encoding="utf-8")
+                                         'output = "out/runs"\nrequest-timeout = 300\n', encoding="utf-8")
     (tmp_path / "sub").mkdir()
     defaults = load_defaults(tmp_path / "sub")
     assert defaults.source == tmp_path / "taskc.toml"
     parser = build_parser()
     run = apply_defaults(parser.parse_args(["run", "x.task.yaml", "--concurrency", "4"]), defaults)
     assert (run.concurrency, run.max_cost, run.runs_root) == (4, 2.0, str(tmp_path / "out/runs"))
+    assert run.request_timeout == 300
     compile_ = apply_defaults(parser.parse_args(["compile", "x.task.yaml"]), defaults)
     assert compile_.prices == str(tmp_path / "p/prices.json")
     assert not hasattr(compile_, "runs_root") and not hasattr(compile_, "concurrency")

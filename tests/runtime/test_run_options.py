@@ -24,7 +24,8 @@ from taskc.cli.main import build_parser
 EVERY_FLAG = ["run", "x.task.yaml", "-o", "out", "--gold", "g.jsonl", "--answers", "a.jsonl",
               "--allow-outside-paths", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--concurrency", "3",
               "--rpm", "5", "--tpm", "7", "--max-cost", "1.5", "--max-calls", "11", "--deadline", "13",
-              "--finetune", "--finetune-max-wait", "17", "--batch", "--quiet", "--format", "json"]
+              "--request-timeout", "19", "--finetune", "--finetune-max-wait", "17", "--batch", "--quiet",
+              "--format", "json"]
 
 
 def test_every_flag_of_run_lands_in_its_group(tmp_path: Path) -> None:
@@ -32,7 +33,7 @@ def test_every_flag_of_run_lands_in_its_group(tmp_path: Path) -> None:
     options = _run_options(args, tmp_path / "run", _endpoint_options(args))
     assert options == RunOptions(
         paths=PathOptions(tmp_path / "run", gold=Path("g.jsonl"), answers=Path("a.jsonl")),
-        endpoint=EndpointOptions("http://127.0.0.1:9/v1", "m", 3, 5, 7, 13.0, batch=True),
+        endpoint=EndpointOptions("http://127.0.0.1:9/v1", "m", 3, 5, 7, 13.0, batch=True, request_timeout=19.0),
         budget=BudgetOptions(max_cost=1.5, max_calls=11),
         presentation=PresentationOptions(quiet=True, json_progress=True),
         finetune=FinetuneOptions(enabled=True, max_wait=17.0))
@@ -45,6 +46,16 @@ def test_every_flag_of_run_lands_in_its_group(tmp_path: Path) -> None:
     given = set(vars(args)) - {"spec", "command", "handler", "main_verbose", "verbose", "root_parser",
                                "allow_outside_paths"}
     assert {renamed.get(dest, dest) for dest in given} <= grouped
+
+
+def test_request_timeout_bounds_each_request_and_lengthens_the_calls_deadline_to_match() -> None:
+    default = provider_settings(EndpointOptions("http://127.0.0.1:9/v1"))
+    assert default is not None and default.timeout == 60.0 and default.call_deadline == 600.0
+    slow = provider_settings(EndpointOptions("http://127.0.0.1:9/v1", request_timeout=300.0))
+    # a call's deadline (retries included) leaves every attempt its whole request time
+    assert slow is not None and slow.timeout == 300.0 and slow.call_deadline == 300.0 * (slow.max_retries + 1)
+    quick = provider_settings(EndpointOptions("http://127.0.0.1:9/v1", request_timeout=2.0))
+    assert quick is not None and quick.timeout == 2.0 and quick.call_deadline == 600.0
 
 
 def test_the_options_are_frozen() -> None:

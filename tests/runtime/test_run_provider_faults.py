@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import FakeOpenAI, default_content
+from fake_openai import FakeOpenAI, Faults, default_content
 from fake_openai.server import ApiError, Response
 from taskc.runtime import provider as provider_module
 from taskc.runtime.cache import CacheError, ResponseCache
@@ -241,6 +241,49 @@ def test_an_outage_in_pool_labeling_stops_the_run_before_later_phases(tmp_path: 
     assert status == 4, captured.err
     assert "failed all 2 calls of the pool labeling" in captured.err  # two open pool items, no gold calls
     assert json.loads(captured.out)["exit_status"] == 4  # --json: the failure, not a summary
+
+
+def test_a_phase_stops_asking_a_provider_that_failed_its_first_calls(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _small_generation(_project(tmp_path / "project"), per_rationale=40)  # many more calls than in flight
+    with FakeOpenAI(faults=Faults(server_error=1.0)) as server:
+        status = main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", server.base_url,
+                       "--concurrency", "2", "-q"])
+        sent = len(chat_requests(server))
+    err = capsys.readouterr().err
+    assert status == 4, err
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    planned = stats["calls"]["total"]
+    # the calls under way (a few more than the 2 slots: runtime/call_runner.py) tried and retried; no other
+    # was sent, where every one of them would have been tried twice
+    assert planned == 40 and sent <= (2 + 4) * (FAST["max_retries"] + 1) + 2
+    assert stats["calls"]["failed"] == planned
+    not_sent = [call for call in stats["failed_calls"] if call["error"].startswith("not sent: ")]
+    assert len(not_sent) >= planned - 6
+    assert not_sent[0]["error"].startswith("not sent: the provider failed the first 2 calls of this phase (500 ")
+    assert "the LLM provider failed all" in err
+
+
+def test_a_provider_that_answers_badly_is_asked_every_call(tmp_path: Path) -> None:
+    spec = _small_generation(_project(tmp_path / "project"), per_rationale=10)
+    with FakeOpenAI(faults=Faults(malformed=1.0)) as server:  # answers: up, but of no use
+        main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", server.base_url, "--concurrency", "2",
+              "-q"])
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert not any(call["error"].startswith("not sent") for call in stats["failed_calls"])
+    assert stats["calls"]["requests"] == stats["calls"]["total"] * (FAST["max_retries"] + 1) == 20
+
+
+def test_requests_that_time_out_say_which_option_gives_them_longer(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(FAST, "timeout", 0.2)
+    spec = _small_generation(_project(tmp_path / "project"))
+    with FakeOpenAI(latency=2.0) as server:
+        status = main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", server.base_url, "-q"])
+    err = capsys.readouterr().err
+    assert status == 4, err
+    assert "timed out after 0.2s" in err and "Each request may take 0.2 s (--request-timeout)" in err
 
 
 def test_a_batch_api_outage_exits_4_not_an_internal_error(tmp_path: Path,
