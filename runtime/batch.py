@@ -154,6 +154,11 @@ def _driven(runner: _BatchRunner, client: openai.OpenAI, max_requests: int, max_
     try:
         return runner.run(max_requests, max_bytes)
     except openai.APIError as exc:
+        if isinstance(exc, openai.APIStatusError) and exc.status_code in (404, 405, 501):
+            # many OpenAI-compatible servers (vLLM, Ollama, llama.cpp, proxies) serve completions only
+            raise BatchProviderError(
+                f"the server has no Batch API ({exc.request.method} {exc.request.url.path} answered "
+                f"{exc.status_code}): run without --batch, which makes the same calls online") from None
         # Submitted batches are journaled in the cache, so the same command resumes polling them.
         raise BatchProviderError(
             f"the Batch API failed: {scrub(one_line(exc), runner.settings.api_key)}.\nCheck --base-url / "

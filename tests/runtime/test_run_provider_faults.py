@@ -296,6 +296,22 @@ def test_a_batch_api_outage_exits_4_not_an_internal_error(tmp_path: Path,
     assert "taskc: error: the Batch API failed" in err and "internal error" not in err
 
 
+def test_a_server_without_a_batch_api_is_told_to_run_without_batch(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _small_generation(_project(tmp_path / "project"))
+    with FakeOpenAI() as server:
+        def missing(*args: Any) -> Response:
+            raise ApiError(404, "Not Found", "not_found")
+
+        server._routes = [(verb, pattern, missing if name == "POST /v1/files" else handler, name)
+                          for verb, pattern, handler, name in server._routes]
+        status = main(["run", str(spec), "-o", str(tmp_path / "run"), "--base-url", server.base_url, "--batch",
+                       "-q"])
+    err = capsys.readouterr().err
+    assert status == 4, err
+    assert "the server has no Batch API (POST /v1/files answered 404): run without --batch" in err
+
+
 def test_a_batch_api_error_is_scrubbed_of_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _small_generation(_project(tmp_path / "project"))
