@@ -167,14 +167,20 @@ class LLMClient:
         elif kind.unreachable and not self._reached:
             self._unreached += 1
             if self._unreached >= self.settings.concurrency and self._provider_down is None:
-                self._provider_down = CallFailure(kind, f"not sent: the provider failed the first "
-                                                        f"{self._unreached} calls of this phase ({error})")
+                self._provider_down = CallFailure(kind, f"the provider failed the first {self._unreached} calls "
+                                                        f"of this phase ({error})")
+
+    def _given_up(self, attempts: int) -> CallFailure:
+        """The failure of a call stopped because the provider is down: "not sent", or "not retried" after
+        attempts of its own."""
+        down = self._provider_down
+        assert down is not None
+        self.stats.calls_failed += 1
+        return CallFailure(down.kind, f"{'not retried' if attempts else 'not sent'}: {down.message}")
 
     def _not_sent(self, request_id: str | None, attempts: int) -> CallResult:
-        assert self._provider_down is not None
-        self.stats.calls_failed += 1
-        return CallResult(False, None, self._provider_down.message, request_id, {}, False, attempts,
-                          self._provider_down.kind)
+        failure = self._given_up(attempts)
+        return CallResult(False, None, failure.message, request_id, {}, False, attempts, failure.kind)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         ceiling = min(_MAX_BACKOFF, self.settings.backoff_base * 2 ** (attempt - 1))
@@ -329,8 +335,7 @@ class LLMClient:
         while attempts <= self.settings.max_retries:
             self._stop_at_run_deadline()
             if self._provider_down is not None:
-                stats.calls_failed += 1
-                return None, self._provider_down
+                return None, self._given_up(attempts)
             if self.budget is not None and not self.budget.allows():
                 return None, CallFailure.budget_exhausted()
             if not await self._paced(estimate, call_ends):

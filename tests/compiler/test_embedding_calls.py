@@ -223,7 +223,7 @@ def test_the_embeddings_requests_show_their_progress_as_a_phase_of_calls(tmp_pat
                      "--format", "json"]) in (0, 3)
         sent = len(_embedding_requests(server))
     events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    done = [e for e in events if e["event"] == "done" and e["phase"] == "embed"]
+    done = [e for e in events if e["event"] == "done" and (e["phase"], e["step"]) == ("training", "embeddings")]
     assert len(done) == 1 and done[0]["done"] == done[0]["total"] == sent
     assert done[0]["accepted"] is None and done[0]["input_tokens"] > 0  # vectors are not examples to accept
 
