@@ -79,8 +79,9 @@ def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, b
         if batch:
             failures = run_batch_generation(distinct, cache, settings, budget, stats, shown, phase=phase,
                                             step=batched(step))
-            shown.finish(batch_outcome_state(len(distinct), failures, stats, phase, batched(step)))
-            skipped = sum(failure.stopped_by_budget for failure in failures.values())
+            final = batch_outcome_state(len(distinct), failures, stats, phase, batched(step))
+            shown.finish(final)
+            skipped = final.skipped
         else:
             results = _online(distinct, cache, settings, budget, stats, shown, phase, step)
             skipped = sum(result.stopped_by_budget for result in results)
