@@ -96,6 +96,7 @@ class PlainProgress(ProgressReporter):
         self._last = 0.0
         self._state: ProgressState | None = None
         self._started: dict[str, float] = {}
+        self._written = ""
 
     def update(self, state: ProgressState) -> None:
         self._state = state
@@ -118,10 +119,11 @@ class PlainProgress(ProgressReporter):
 
     def finish(self, state: ProgressState | None = None) -> None:
         final = state or self._state
-        if final is not None:
+        if final is not None and final.line() != self._written:  # the last line may say it already
             self._write(final.line())
 
     def _write(self, text: str) -> None:
+        self._written = text
         print(text, file=self.stream, flush=True)
 
 
@@ -175,11 +177,14 @@ class RichProgress(ProgressReporter):
         self._started: dict[str, float] = {}
 
     def start(self, total: int, phase: str = GENERATION, step: str = "") -> None:
-        if self._task is None:
+        label = step_label(phase, step)
+        if self._task is None:  # a new display: the bars of the last one are on the screen already
+            for shown in list(self.progress.task_ids):
+                self.progress.remove_task(shown)
             self.progress.start()
-        else:
+        elif self.progress.tasks[-1].description == label:  # the same step started again: one bar for it
             self.progress.remove_task(self._task)
-        self._task = self.progress.add_task(step_label(phase, step), total=total, detail="")
+        self._task = self.progress.add_task(label, total=total, detail="")
 
     def update(self, state: ProgressState) -> None:
         if self._task is None:

@@ -283,7 +283,8 @@ def test_progress_reporters() -> None:
     reporter = PlainProgress(plain, interval=0)
     reporter.update(state)
     reporter.finish()
-    assert plain.getvalue().splitlines() == [state.line(), state.line()]
+    reporter.finish(dataclasses.replace(state, done=10))
+    assert plain.getvalue().splitlines() == [state.line(), dataclasses.replace(state, done=10).line()]
     machine = io.StringIO()
     JsonProgress(machine, interval=0).update(state)
     assert json.loads(machine.getvalue())["accepted"] == 20
@@ -293,6 +294,15 @@ def test_progress_reporters() -> None:
     bar.update(state)
     bar.finish(dataclasses.replace(state, done=10, accepted=30))
     assert "30 accepted" in terminal.getvalue()
+    # each bar is drawn once: a later phase's display does not draw the finished phases' bars again
+    bar.start(5, "pool labeling")
+    bar.finish(dataclasses.replace(state, done=5, total=5, phase="pool labeling"))
+    bar.start(4, "gold scoring", "prompted LLM")
+    bar.start(4, "gold scoring", "fine-tuned model")
+    bar.finish(dataclasses.replace(state, done=4, total=4, phase="gold scoring", step="fine-tuned model"))
+    drawn = terminal.getvalue()
+    assert [drawn.count(label) for label in ("generation", "pool labeling", "(prompted", "(fine-tuned")] \
+        == [1, 1, 1, 1]
     assert type(make_reporter(quiet=True, json_progress=True)) is ProgressReporter
     # a batch's answers are checked after it completes: its progress counts no accepted or rejected answers
     batch = ProgressState(64, 64, None, None, 0, 57_000, 396, 0.0051, "gold scoring", step="prompted LLM, batch")
