@@ -12,7 +12,7 @@ every answer back from the run's response cache.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,8 @@ def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, b
         if batch:
             failures = run_batch_generation(distinct, cache, settings, budget, stats, shown, phase=phase,
                                             step=batched(step))
-            final = batch_outcome_state(len(distinct), failures, stats, phase, batched(step))
+            ended = batch_outcome_state(len(distinct), failures, stats, phase, batched(step))
+            final = replace(ended, accepted=ended.done - ended.failed, rejected=0)  # answered, as online
             shown.finish(final)
             skipped = final.skipped
         else:

@@ -141,10 +141,12 @@ def test_format_json_names_the_batched_calls_of_every_phase(spec: Path, tmp_path
         status, _, err = _run(spec, tmp_path / "run", server, capsys, "--format", "json", "--batch")
     assert status in (0, 3)
     events = [json.loads(line) for line in err.splitlines()]
-    done = [(e["phase"], e["step"], e["done"], e["total"]) for e in events if e["event"] == "done"]
-    assert [(phase, step) for phase, step, _, _ in done] == [
+    done = [e for e in events if e["event"] == "done"]
+    assert [(e["phase"], e["step"]) for e in done] == [
         ("generation", "batch"), ("pool labeling", "batch"), ("gold scoring", "prompted LLM, batch")]
-    assert all(made == total > 0 for _, _, made, total in done)
+    assert all(e["done"] == e["total"] > 0 for e in done)
+    # a classification is accepted when it is answered, as online; its label is checked afterwards
+    assert [(e["accepted"], e["rejected"]) for e in done[1:]] == [(e["done"] - e["failed"], 0) for e in done[1:]]
 
 
 def test_a_verdict_that_flipped_within_noise_says_so() -> None:
