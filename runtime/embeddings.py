@@ -46,7 +46,8 @@ from .progress import TRAINING, ProgressReporter, ProgressState, batched
 from .provider import Budget, CallStats, LLMClient, ProviderSettings
 
 # How the progress names these requests: the planned ones are sent before the student is fitted (see
-# training.py); a text no planned request held is embedded when the student meets it.
+# training.py), so under training; a text no planned request held is embedded when the student meets it,
+# under the phase then under way (gold scoring, say).
 EMBEDDING_PHASE, EMBEDDING_STEP = TRAINING, "embeddings"
 BATCHED_STEP = batched(EMBEDDING_STEP)
 BUDGET_RAN_OUT = ("the run's budget (--max-calls / --max-cost) ran out while embedding; run again with a larger "
@@ -150,11 +151,12 @@ class Embedder:
             return self._fetch_in_a_batch(batches, texts, cache)
         found: dict[str, bytes] = {}
         done = 0
-        self.reporter.start(len(batches), EMBEDDING_PHASE, EMBEDDING_STEP)
+        phase = self.reporter.current_phase or EMBEDDING_PHASE
+        self.reporter.start(len(batches), phase, EMBEDDING_STEP)
 
         def state() -> ProgressState:
             return ProgressState(done, len(batches), None, None, self.stats.calls_failed, self.stats.input_tokens,
-                                 0, self.stats.cost_usd, EMBEDDING_PHASE, step=EMBEDDING_STEP)
+                                 0, self.stats.cost_usd, phase, step=EMBEDDING_STEP)
 
         async def one(client: LLMClient, batch: list[str]) -> None:
             nonlocal done
@@ -194,9 +196,10 @@ class Embedder:
 
         requests = [EmbeddingRequest(tuple(batch), tuple(texts[key] for key in batch), self.model)
                     for batch in batches]
+        phase = self.reporter.current_phase or EMBEDDING_PHASE
         failures = run_batch_embeddings(requests, cache, self.settings, self.budget or Budget(), self.stats,
-                                        self.reporter, _normalised, phase=EMBEDDING_PHASE, step=BATCHED_STEP)
-        self.reporter.finish(batch_outcome_state(len(requests), failures, self.stats, EMBEDDING_PHASE, BATCHED_STEP))
+                                        self.reporter, _normalised, phase=phase, step=BATCHED_STEP)
+        self.reporter.finish(batch_outcome_state(len(requests), failures, self.stats, phase, BATCHED_STEP))
         if failures:
             if all(failure.stopped_by_budget for failure in failures.values()):
                 raise EmbeddingError(BUDGET_RAN_OUT)

@@ -67,13 +67,16 @@ def batched(step: str) -> str:
 
 
 class ProgressReporter:
-    """Base reporter: says nothing (used for --quiet)."""
+    """Base reporter: says nothing (used for --quiet). It knows the phase under way (``current_phase``), so
+    calls made wherever the work needs them (an embedding the student asks for) are shown under it."""
+
+    current_phase = ""
 
     def phase_start(self, phase: str, detail: str = "") -> None:
-        pass
+        self.current_phase = phase
 
     def phase_done(self, phase: str, detail: str = "") -> None:
-        pass
+        self.current_phase = ""
 
     def start(self, total: int, phase: str = GENERATION, step: str = "") -> None:
         pass
@@ -109,11 +112,13 @@ class PlainProgress(ProgressReporter):
         self._write(text)
 
     def phase_start(self, phase: str, detail: str = "") -> None:
+        super().phase_start(phase)
         self._started[phase] = time.monotonic()
         self._state = None
         self._write(f"{phase}: started" + (f" ({detail})" if detail else ""))
 
     def phase_done(self, phase: str, detail: str = "") -> None:
+        super().phase_done(phase)
         seconds = time.monotonic() - self._started.pop(phase, time.monotonic())
         self._write(f"{phase}: done in {seconds:.1f} s" + (f" ({detail})" if detail else ""))
 
@@ -144,11 +149,13 @@ class JsonProgress(PlainProgress):
         self._emit({"event": "message", "text": text})
 
     def phase_start(self, phase: str, detail: str = "") -> None:
+        ProgressReporter.phase_start(self, phase)  # not PlainProgress's: it writes its own line
         self._started[phase] = time.monotonic()
         self._state = None
         self._emit({"event": "phase", "phase": phase, "status": "start", "detail": detail})
 
     def phase_done(self, phase: str, detail: str = "") -> None:
+        ProgressReporter.phase_done(self, phase)
         seconds = time.monotonic() - self._started.pop(phase, time.monotonic())
         self._emit({"event": "phase", "phase": phase, "status": "done", "detail": detail,
                     "seconds": round(seconds, 3)})
@@ -196,9 +203,11 @@ class RichProgress(ProgressReporter):
         self.progress.console.print(text)
 
     def phase_start(self, phase: str, detail: str = "") -> None:
+        super().phase_start(phase)
         self._started[phase] = time.monotonic()
 
     def phase_done(self, phase: str, detail: str = "") -> None:
+        super().phase_done(phase)
         from rich.markup import escape
 
         seconds = time.monotonic() - self._started.pop(phase, time.monotonic())

@@ -249,3 +249,24 @@ def test_with_batch_the_embeddings_requests_go_through_the_batch_api_at_half_pri
     assert embeddings["cost_usd"] > 0 and "finetuned" in json.loads(
         (tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))["predictors"]
     assert after == batches and again["embeddings"]["requests"] == 0  # the rerun found every vector cached
+
+
+def test_a_text_outside_the_plan_is_embedded_under_the_phase_under_way(tmp_path: Path) -> None:
+    import io
+
+    from taskc.runtime.embeddings import Embedder
+    from taskc.runtime.progress import GOLD_SCORING, JsonProgress
+    from taskc.runtime.provider import ProviderSettings
+
+    shown = io.StringIO()
+    reporter = JsonProgress(shown, interval=0)
+    with FakeOpenAI(responder=_responder) as server:
+        embed = Embedder(ProviderSettings(base_url=server.base_url, api_key="sk-test", max_retries=0),
+                         "text-embedding-3-small", per_request=2, reporter=reporter)
+        reporter.phase_start(GOLD_SCORING, "3 items")
+        vectors = embed(["Frittata", "Porridge", "Pancakes"])
+        reporter.phase_done(GOLD_SCORING)
+    events = [json.loads(line) for line in shown.getvalue().splitlines()]
+    calls = [(e["event"], e["phase"], e["step"]) for e in events if e["event"] in ("progress", "done")]
+    assert vectors.shape[0] == 3 and embed.unplanned_requests == 2
+    assert calls and set(calls) <= {("progress", "gold scoring", "embeddings"), ("done", "gold scoring", "embeddings")}
