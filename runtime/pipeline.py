@@ -36,7 +36,7 @@ from .progress import GENERATION, GOLD_SCORING, POOL_LABELING, REPORT, TRAINING,
 from .result import GoldItem, PoolItem, RunResult
 from .students import EmbeddingStudent
 from .training import llm_data_effect, train_local_model, train_student
-from .training_set import gold_in_training, training_examples
+from .training_set import gold_in_training, gold_keys, training_examples, without_gold
 
 if TYPE_CHECKING:
     from .provider import Budget
@@ -129,7 +129,13 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         notes.append("the task names no pool, so nothing was labeled by the rules")
 
     answered = expert_loop.answers_outside_pool(task, pool, answers)
-    examples = training_examples(task, generated, pool, fitted, answered)
+    held_out = gold_keys(task, gold[:real_gold])  # what the gold set scores is not trained on
+    examples, left_out = without_gold(task, training_examples(task, generated, pool, fitted, answered), held_out)
+    if left_out:
+        notes.append(f"{counted(left_out, 'training example')} had the input of a gold item and "
+                     f"{'was' if left_out == 1 else 'were'} left out of training (a generated copy of a gold "
+                     "item, or a gold item that is also in the pool), so the gold set scores the models on "
+                     "items they did not learn")
     reporter.phase_start(TRAINING, counted(len(examples), "example"))
     # the rules' votes on the training inputs, worked out once for the local model and the student
     training_batch = item_batch(task, functions, [e.values for e in examples], voter)
@@ -152,7 +158,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
             predictions.update(scored)
             # what the LLM's data did: the local model trained again without it, on the same dev items
             effect = llm_data_effect(task, functions, voter, fitted, rules_pool, answered, examples, gold, gold_batch,
-                                     predictions, trainer)
+                                     predictions, held_out, trainer)
         reporter.phase_done(GOLD_SCORING, counted(len(predictions), "predictor"))
     else:
         notes.append("no gold set (add eval.gold to the task or pass --gold FILE), so nothing was evaluated")
@@ -171,7 +177,8 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
     leaked = gold_in_training(task, gold[:real_gold], examples)
     if leaked:
         notes.append(f"{counted(leaked, 'gold item')} also appear{'s' if leaked == 1 else ''} in "
-                     f"the training data (same input); the local model's scores on them are optimistic")
+                     "the training data as the expert's answers (same input); the trained models' scores on "
+                     "them are optimistic")
     answered_dev = len(gold) - real_gold
     if answered_dev and any(name in predictions for name in TRAINED_PREDICTORS):
         notes.append(f"{counted(answered_dev, 'dev gold item')} {'is an' if answered_dev == 1 else 'are'} expert "

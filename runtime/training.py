@@ -25,7 +25,7 @@ from .predictor import Predictors
 from .progress import ProgressReporter
 from .result import GoldItem, PoolItem
 from .students import EmbeddingStudent, Student, StudentError, TransformerAdapter
-from .training_set import training_examples
+from .training_set import training_examples, without_gold
 
 if TYPE_CHECKING:
     from .provider import Budget, ProviderSettings
@@ -114,13 +114,14 @@ def llm_data_effect(task: TaskIR, functions: Sequence[labeling.LabelingFunction]
                     fitted: label_model.LabelModelResult | None, rules_pool: Sequence[PoolItem],
                     answered: Sequence[DataRecord], examples: Sequence[local_model.TrainingExample],
                     gold: Sequence[GoldItem], gold_batch: ItemBatch,
-                    predictions: Mapping[str, Sequence[str | None]],
+                    predictions: Mapping[str, Sequence[str | None]], held_out: frozenset[str] = frozenset(),
                     trainer: Trainer = local_model.train) -> LLMDataEffect | None:
     """The local model trained again without the LLM's data, beside the run's, on the dev gold items.
 
     ``rules_pool`` is the pool as the rules (and the expert's answers) labeled it, before the LLM labeled
     what they left open; ``examples`` the run's training set; ``predictions`` the run's predictors on the
-    gold items (predictor -> one label per item), the trained model's among them. The two are compared on
+    gold items (predictor -> one label per item), the trained model's among them; ``held_out`` the gold inputs
+    the run's training set left out (`training_set.gold_keys`), left out here too. The two are compared on
     the run's primary
     predictor when it uses the local model (the cascade or the model alone), else on the local model.
     None when there is nothing to tell: no LLM data in training, no dev item, or no model can be trained
@@ -129,7 +130,7 @@ def llm_data_effect(task: TaskIR, functions: Sequence[labeling.LabelingFunction]
     dev = [i for i, g in enumerate(gold) if g.half == DEV]
     if not llm_examples or not dev or "local_model" not in predictions:
         return None
-    without = training_examples(task, (), rules_pool, fitted, answered)
+    without, _ = without_gold(task, training_examples(task, (), rules_pool, fitted, answered), held_out)
     if len({e.label for e in without}) < 2:
         return None
     try:

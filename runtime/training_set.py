@@ -16,6 +16,7 @@ from taskc.compiler import VIEW_TYPES, TaskIR, field_view_values
 
 from . import expert_answers, label_model, labeling, local_model
 from .datafiles import DataRecord
+from .dedupe import dedupe_key
 from .features import item_text
 from .result import GoldItem, PoolItem
 
@@ -80,6 +81,29 @@ def field_views(task: TaskIR, example: local_model.TrainingExample) -> list[loca
     return views
 
 
+def gold_keys(task: TaskIR, gold: Sequence[GoldItem]) -> frozenset[str]:
+    """The gold items' inputs as training examples are matched against them: deduplication's normalised key
+    over every input field (case, punctuation, spacing and the order of list items aside)."""
+    return frozenset(dedupe_key(item.values, task.field_names, True) for item in gold)
+
+
+def without_gold(task: TaskIR, examples: Sequence[local_model.TrainingExample], held_out: frozenset[str]
+                 ) -> tuple[list[local_model.TrainingExample], int]:
+    """The examples but those whose input is a gold item's (``held_out``: `gold_keys`), and how many were left
+    out, so that the gold set scores the models on items they did not learn: a generated example that copies
+    a gold item, a gold item that is also in the pool. The expert's own answers stay (`taskc ask`: the expert
+    labelled that very item, and the report qualifies the dev scores they reach)."""
+    if not held_out:
+        return list(examples), 0
+    kept = [e for e in examples if _from_the_expert(e.source)
+            or dedupe_key(e.values, task.field_names, True) not in held_out]
+    return kept, len(examples) - len(kept)
+
+
+def _from_the_expert(source: str) -> bool:
+    return source == expert_answers.SOURCE or source.startswith(f"{expert_answers.SOURCE}, ")  # or its view
+
+
 def gold_in_training(task: TaskIR, gold: Sequence[GoldItem], examples: Sequence[local_model.TrainingExample]) -> int:
     """How many gold items are also in the training data (the same input, case aside)."""
     seen = {item_text(task, e.values).lower() for e in examples}
@@ -93,4 +117,4 @@ def training_row(task: TaskIR, example: local_model.TrainingExample) -> dict[str
 
 
 __all__ = ["FIELD_VIEW_WEIGHT", "TRAINING_SET_FILE", "UNCOVERED_WEIGHT", "field_views", "gold_in_training",
-           "training_examples", "training_row"]
+           "gold_keys", "training_examples", "training_row", "without_gold"]
