@@ -7,8 +7,8 @@ examples by cell (accepted, off target, empty,
 duplicates, disagreeing with a rule), the LLM beside the rules (coverage,
 overlaps, conflicts with each rule, gold accuracy, and the rationale it cited
 for each of its errors), and next steps that name the LLM's data when it is the
-likely cause ("off-target labels in cell X", "the LLM disagrees with rule R on
-N items"). Scores in those steps carry their 95% interval, and a verdict that
+likely cause ("off-target labels in cell X", "the LLM repeated itself", "the
+LLM disagrees with rule R on N items"). Scores in those steps carry their 95% interval, and a verdict that
 flipped while the primary's score moved within noise says so. Everything here
 reads the run's result; nothing is recomputed. The renderers pass in their
 table and escaping functions, so this module imports none of them.
@@ -25,6 +25,7 @@ from ..llm_data_effect import HURT, from_llm
 from ..result import RunResult
 
 OFF_TARGET_SHARE = 0.2  # a cell with this share of off-target examples is worth a next step
+REPEAT_SHARE = 0.5  # generation that answered this share of duplicates (of the examples passing the checks) too
 Rows = tuple[list[str], list[list[str]]]
 Step = TypeVar("Step")  # findings.NextStep, passed in by analysis (which calls this module)
 
@@ -155,6 +156,9 @@ def llm_next_steps(result: RunResult, step: Callable[..., Step]) -> list[Step]:
                 f"The LLM labeled them other than the class the cell asked for, so they were rejected and the "
                 f"cell added {counts.get('accepted', 0)}. Its prompt may be unclear: check the rationale's text "
                 "and worked examples (see rejected.jsonl)."))
+    repeated = _repeated_generation(result)
+    if repeated:
+        steps.append(step(*repeated))
     f = result.llm_function
     if f is not None:
         for rule in f.rules[:2]:
@@ -181,6 +185,28 @@ def llm_next_steps(result: RunResult, step: Callable[..., Step]) -> list[Step]:
                 "narrower) to the LLM than the expert means. Sharpen it, or add a worked example of the "
                 "errors below.", items[:3]))
     return steps
+
+
+def _repeated_generation(result: RunResult) -> tuple[str, str] | None:
+    """A step when most of what generation answered (past the checks) repeated examples it already had."""
+    g = _generation(result)
+    duplicates = int((g or {}).get("duplicates") or 0)
+    answered = duplicates + int((g or {}).get("accepted") or 0)
+    if not g or not duplicates or duplicates / answered < REPEAT_SHARE:
+        return None
+    cells = sorted(((counts.get("duplicate", 0), cell) for cell, counts in g.get("by_cell", {}).items()
+                    if counts.get("duplicate", 0)), reverse=True)
+    most = ", ".join(f"{cell} ({count})" for count, cell in cells[:3])
+    generate = result.task.generate
+    near = generate.dedupe.near_duplicate_threshold
+    return (f"The LLM repeated itself: {duplicates} of {answered} generated examples were duplicates",
+            f"They were dropped, so generation added {answered - duplicates}" + (f"; most in {most}" if most else "")
+            + ". Each call of a cell already sends other messages (its call number and the examples accepted so "
+            f"far), so the model has little more to give there: raise generate.temperature (now "
+            f"{generate.temperature:g}), widen the rationale's text or add worked examples so there is more to "
+            "draw on, or ask for fewer examples (per_rationale, per_class)."
+            + (f" generate.dedupe.near_duplicate_threshold {near:g} also counts near copies: rejected.jsonl shows "
+               "each beside the example it repeats." if near < 1 else ""))
 
 
 def _verdict_flip(result: RunResult) -> tuple[str, str] | None:

@@ -89,6 +89,22 @@ def test_off_target_cells_lead_the_next_steps_when_the_run_fails(spec: Path, tmp
     assert "## What the LLM's data did" in report
 
 
+def test_a_generator_that_repeats_itself_gets_a_next_step(spec: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with FakeOpenAI(faults=Faults(repeats=1.0), responder=None) as server:
+        _, out, _ = _run(spec, tmp_path / "run", server, capsys, "--json")
+    generation = json.loads((tmp_path / "run" / "metrics.json").read_text())["llm"]["generation"]
+    answered = generation["accepted"] + generation["duplicates"]
+    steps = json.loads(out)["next_steps"]
+    assert f"The LLM repeated itself: {generation['duplicates']} of {answered} generated examples were " \
+           "duplicates" in steps, steps
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "raise generate.temperature (now " in report
+    with FakeOpenAI(responder=None) as server:  # a generator that does not repeat itself gets no such step
+        _, out, _ = _run(spec, tmp_path / "again", server, capsys, "--json")
+    assert not any(step.startswith("The LLM repeated itself") for step in json.loads(out)["next_steps"])
+
+
 def test_when_the_llms_data_made_the_model_worse_the_next_steps_start_there(
         spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from taskc.runtime import pipeline
