@@ -22,6 +22,7 @@ from .output import (
     EXIT_RUNTIME_FAILURE,
     EXIT_USAGE,
     errors_only,
+    json_failure,
     print_diagnostics,
     use_color,
 )
@@ -237,7 +238,7 @@ def _run(args: argparse.Namespace, started: Callable[[], None]) -> int:
         print_diagnostics(diagnostics, result.sources, "text")
     if result.compiled is None:
         if as_json:
-            _json_failure("the task file has errors (see the diagnostic events)", EXIT_INPUT_ERRORS)
+            json_failure("the task file has errors (see the diagnostic events)", EXIT_INPUT_ERRORS)
         return EXIT_INPUT_ERRORS
     compiled = result.compiled
     unpriced = _unpriced_models(compiled, args) if args.max_cost is not None or endpoint.configured else []
@@ -264,7 +265,7 @@ def _run(args: argparse.Namespace, started: Callable[[], None]) -> int:
         kept = (f"completed LLM calls are cached in {run_dir}: run the same command again to resume"
                 if endpoint.configured else "run the same command again")
         if as_json:
-            _json_failure(f"interrupted; {kept}", EXIT_INTERRUPTED)
+            json_failure(f"interrupted; {kept}", EXIT_INTERRUPTED)
         else:
             print(f"taskc: interrupted; {kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -328,12 +329,7 @@ def _failed(message: str, status: int, as_json: bool) -> int:
     """End a run that has no outcome: ``message`` as `taskc: error:` lines on stderr, or with --format json
     as an "error" event on stderr and an {"error", "exit_status"} document on stdout; returns ``status``."""
     if as_json:
-        _json_failure(message, status)
+        json_failure(message, status)
     else:
         print("\n".join(f"taskc: error: {line}" for line in message.splitlines()), file=sys.stderr)
     return status
-
-
-def _json_failure(message: str, status: int) -> None:
-    print(json.dumps({"event": "error", "message": message, "exit_status": status}), file=sys.stderr, flush=True)
-    sys.stdout.write(json.dumps({"error": message, "exit_status": status}, indent=2) + "\n")

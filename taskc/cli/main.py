@@ -125,7 +125,7 @@ def _main(arguments: list[str]) -> int:
         spawn_early()
     with uncollected_start_up():  # importing and parsing: nothing for the collector to find
         from . import config  # imported here, not above: they import the compiler, which the child need not wait for
-        from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError
+        from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError, json_failure
 
         parser = build_parser(only)
         args = parser.parse_args(arguments)
@@ -142,16 +142,18 @@ def _main(arguments: list[str]) -> int:
                 print(f"taskc: {defaults.describe()}", file=sys.stderr)
         return int(args.handler(config.apply_defaults(args, defaults)))
     except UsageError as exc:
-        print(f"taskc: error: {exc}", file=sys.stderr)
-        return exc.exit_status
+        failed = str(exc), int(exc.exit_status)
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # a bug in taskc, never the user's fault: one line, no traceback
         if os.environ.get("TASKC_DEBUG") or verbose:
             raise
-        print(f"taskc: internal error: {type(exc).__name__}: {exc} (set TASKC_DEBUG=1 for a traceback)",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+        failed = f"internal error: {type(exc).__name__}: {exc} (set TASKC_DEBUG=1 for a traceback)", EXIT_INTERNAL
+    if getattr(args, "format", None) == "json":  # a script reading the result reads the failure too
+        json_failure(*failed)
+    else:
+        print(f"taskc: {'' if failed[1] == EXIT_INTERNAL else 'error: '}{failed[0]}", file=sys.stderr)
+    return failed[1]
 
 
 def entry() -> None:

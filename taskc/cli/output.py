@@ -26,6 +26,13 @@ EXIT_CRITERION_FAILED, EXIT_RUNTIME_FAILURE = ExitStatus.CRITERION_FAILED, ExitS
 EXIT_INTERNAL, EXIT_INTERRUPTED = ExitStatus.INTERNAL, ExitStatus.INTERRUPTED
 
 
+def json_failure(message: str, status: int) -> None:
+    """A command with --format json that has no result: an "error" event on stderr (after any progress
+    events) and an {"error", "exit_status"} document on stdout, where the result would have been."""
+    print(json.dumps({"event": "error", "message": message, "exit_status": status}), file=sys.stderr, flush=True)
+    sys.stdout.write(json.dumps({"error": message, "exit_status": status}, indent=2) + "\n")
+
+
 def errors_only(diagnostics: list[Diagnostic], quiet: bool) -> list[Diagnostic]:
     """What --quiet leaves of the diagnostics: the errors."""
     return [d for d in diagnostics if not quiet or d.severity is Severity.ERROR]

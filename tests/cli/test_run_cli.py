@@ -377,3 +377,23 @@ def test_a_run_fits_its_model_in_a_process_of_its_own_and_writes_the_same_bytes(
     here = _run_in_a_fresh_process(spec, tmp_path / "b", "0", TASKC_MODEL_PROCESS="0")
     assert sorted(apart) == sorted(here) and "model/model.joblib" in here
     assert sorted(name for name, data in apart.items() if here[name] != data) == [".lock", "history.jsonl"]
+
+
+def test_with_format_json_an_internal_error_is_json_too(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskc.runtime import pipeline
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.delenv("TASKC_DEBUG", raising=False)
+    monkeypatch.setattr(pipeline, "run", broken)
+    spec = str(_project(tmp_path))
+    assert main(["run", spec, "-o", str(tmp_path / "run"), "--format", "json"]) == 70
+    out, err = capsys.readouterr()
+    last = json.loads(err.splitlines()[-1])
+    assert last["event"] == "error" and last["message"].startswith("internal error: RuntimeError: a bug")
+    assert json.loads(out) == {"error": last["message"], "exit_status": 70}
+    assert main(["run", spec, "-o", str(tmp_path / "run")]) == 70  # in text, one line on stderr
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines()[-1].startswith("taskc: internal error: RuntimeError: a bug")
