@@ -111,6 +111,30 @@ def chat_requests(server: Any) -> list[dict[str, Any]]:
             if method == "POST" and path.endswith("/chat/completions")]
 
 
+def refuse_formats(server: Any, planned: list[dict[str, Any]], refused: tuple[str, ...], message: str,
+                   answer_off_schema: bool = False) -> None:
+    """Make ``server`` answer 400 with ``message`` to a request whose response_format type is in ``refused``
+    ("none": sent without one), as a server without structured outputs (or JSON mode) does, and answer any
+    other request as it would with its planned format: the one sent, or the one of ``planned`` whose schema
+    the prompt holds (or, ``answer_off_schema``, with an answer that fails that schema)."""
+    from fake_openai.server import ApiError
+    from taskc.compiler import canonical_json
+
+    answer = server._completion
+
+    def picky(body: Any, fault: str | None) -> dict[str, Any]:
+        sent = (body.get("response_format") or {}).get("type", "none")
+        if sent in refused:
+            raise ApiError(400, message, "invalid_request_error")
+        if sent != "json_schema":
+            prompt = body["messages"][0]["content"]
+            body = {**body, "response_format": next(
+                f for f in planned if canonical_json(f["json_schema"]["schema"]) in prompt)}
+        return answer(body, "schema_violation" if answer_off_schema else fault)
+
+    server._completion = picky
+
+
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")

@@ -33,6 +33,7 @@ class CallStats:
     in_flight: int = 0
     max_in_flight: int = 0
     usage_estimated: int = 0  # answers without (a side of) token usage: charged by their length instead
+    response_format_fallback: str | None = None  # "json_object" or "none": what the server took instead of the plan's
 
     def count_error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -43,7 +44,9 @@ class CallStats:
                 "output_tokens": self.output_tokens, "cost_usd": round(self.cost_usd, 6),
                 "errors": dict(sorted(self.errors.items())), "unpriced_models": sorted(self.unpriced_models),
                 "max_in_flight": self.max_in_flight,
-                **({"usage_estimated": self.usage_estimated} if self.usage_estimated else {})}
+                **({"usage_estimated": self.usage_estimated} if self.usage_estimated else {}),
+                **({"response_format_fallback": self.response_format_fallback}
+                   if self.response_format_fallback else {})}
 
 
 class Budget:
@@ -59,6 +62,8 @@ class Budget:
         self.cost_usd = 0.0
         self.exhausted = False
         self.usage_estimated = 0  # answers without token usage, charged by their length (see charge)
+        # (format taken, the server's refusal) once a server refused the planned response_format, over every phase
+        self.response_format_fallback: tuple[str, str] | None = None
 
     def allows(self) -> bool:
         """Whether the run may make another request (the run's totals, over all its phases)."""

@@ -18,12 +18,12 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import openai
 
-from ...compiler import CHARS_PER_TOKEN
+from ...compiler import CHARS_PER_TOKEN, canonical_json
 from ..cache import ResponseCache
 from ..limiter import RateLimiter
 from .answers import (
@@ -62,6 +62,11 @@ EMBEDDING_RESPONSE_BYTES_PER_INPUT = 64 * 1024
 _MAX_BACKOFF = 30.0
 _DEFAULT_OUTPUT_ESTIMATE = 512
 _CONNECTIONS_PER_POOL = 32
+# Words of a 400 that refuses the request's response_format (OpenAI: "'response_format' of type 'json_schema'
+# is not supported with this model"; DeepSeek: "This response_format type is unavailable now"; servers
+# without JSON mode: "json_object is not supported"), matched lower-cased.
+_FORMAT_REFUSAL_WORDS = ("response_format", "response format", "json_schema", "json_object", "json mode",
+                         "structured output")
 
 
 class LLMClient:
@@ -90,6 +95,9 @@ class LLMClient:
         self._reached = False  # some call got an answer (usable or not) from the provider
         self._unreached = 0  # calls given up on a failure of the provider itself, while none got an answer
         self._provider_down: CallFailure | None = None  # set once that count reaches the calls in flight
+        # How far down the response_format ladder (see format_ladder) this client's server made it go: 0 sends
+        # the planned format; each refusal of the one sent moves every later call one step down.
+        self._format_step = 0
 
     async def complete_json(self, *, messages: list[dict[str, str]], model: str, response_format: dict[str, Any],
                             sampling: dict[str, Any], seed: int | None, cache_key: str,
@@ -143,6 +151,9 @@ class LLMClient:
                 # Newer models refuse max_tokens and want max_completion_tokens; ask again at once.
                 sampling = {("max_completion_tokens" if k == "max_tokens" else k): v for k, v in sampling.items()}
                 continue
+            if outcome.format_step is not None and self._step_down_from(outcome.format_step, response_format,
+                                                                        error):
+                continue  # ask again at once, with the next format down the ladder
             if not outcome.retryable:
                 break
             if not await self._wait_to_retry(attempts, outcome.retry_after, call_ends):
@@ -229,6 +240,35 @@ class LLMClient:
         await asyncio.sleep(max(0.0, min(delay, self._time_left(call_ends))))
         return True
 
+    # -- a server that refuses the planned response_format
+
+    def _step_down_from(self, refused_step: int, response_format: dict[str, Any], error: str) -> bool:
+        """After the server refused the format of ``refused_step``: whether to ask again (at the next step down,
+        which every later call of this client takes too; a call refused at a step others have already left
+        just asks again at the current one). False when the ladder has no step left."""
+        ladder = format_ladder(response_format)
+        if refused_step < self._format_step:
+            return True
+        if refused_step + 1 >= len(ladder):
+            return False
+        self._format_step = refused_step + 1
+        name = format_name(ladder[self._format_step])
+        self.stats.response_format_fallback = name
+        if self.budget is not None:
+            self.budget.response_format_fallback = (name, scrub(error, self.settings.api_key))
+        return True
+
+    def _step_for(self, response_format: dict[str, Any]) -> int:
+        """The ladder step to send at: this client's, or the format another phase's server took already (one
+        server refuses the same format in every phase, so a later phase does not ask it again)."""
+        if not self._format_step and self.budget is not None and self.budget.response_format_fallback:
+            names = [format_name(step) for step in format_ladder(response_format)]
+            taken = self.budget.response_format_fallback[0]
+            if taken in names:
+                self._format_step = names.index(taken)
+                self.stats.response_format_fallback = taken
+        return self._format_step
+
     # -- requests
 
     async def _attempt(self, messages: list[dict[str, str]], model: str, response_format: dict[str, Any],
@@ -237,11 +277,27 @@ class LLMClient:
         extra: dict[str, Any] = {} if seed is None else {"seed": seed}
         stats = self.stats
         secret = self.settings.api_key
-        response = await self._send("/chat/completions", {"model": model, "messages": messages,
-                                                          "response_format": response_format, **sampling, **extra},
-                                    call_ends)
+        step = 0
+
+        def body() -> dict[str, Any]:
+            # built once a slot is free: a call that queued for one before the server refused a format must
+            # not send that format again
+            nonlocal step
+            step = self._step_for(response_format)
+            built: dict[str, Any] = {"model": model, "messages": messages, "response_format": response_format,
+                                     **sampling, **extra}
+            if step:
+                sent_format = format_ladder(response_format)[step]
+                built["messages"] = with_schema_in_prompt(messages, response_format)
+                if sent_format is None:
+                    del built["response_format"]
+                else:
+                    built["response_format"] = sent_format
+            return built
+
+        response = await self._send("/chat/completions", body, call_ends)
         if isinstance(response, _Attempt):
-            return response
+            return replace(response, format_step=step) if response.refused_format else response
         request_id = response.headers.get("x-request-id")
         request_id = scrub(request_id, secret) if request_id is not None else None
         try:
@@ -270,10 +326,11 @@ class LLMClient:
                             kind=ErrorKind.BAD_ANSWER)
         return _Attempt(content=content, usage=usage, request_id=request_id, model=answered_model)
 
-    async def _send(self, path: str, body: dict[str, Any], call_ends: float,
+    async def _send(self, path: str, body: Callable[[], dict[str, Any]], call_ends: float,
                     max_body: int | None = None) -> httpx.Response | _Attempt:
         """One request through the run's slots, budget, deadlines and counters: the response, or why there is
-        none. ``max_body`` replaces the settings' limit on the response body for this request."""
+        none. ``body`` builds the request's body once a slot is free; ``max_body`` replaces the settings' limit
+        on the response body for this request."""
         stats = self.stats
         async with self._slots:
             # Checked and counted once a slot is free, right before the request goes out: callers waiting
@@ -296,7 +353,7 @@ class LLMClient:
                 client = self._clients[self._next_client]
                 self._next_client = (self._next_client + 1) % len(self._clients)
                 return await asyncio.wait_for(client.post(path, cast_to=httpx.Response,
-                                                          options=NO_PER_REQUEST_TELEMETRY, body=body), timeout)
+                                                          options=NO_PER_REQUEST_TELEMETRY, body=body()), timeout)
             except asyncio.TimeoutError:
                 stats.count_error("timeout")
                 return _Attempt(error=f"timed out after {timeout:.3g}s", retryable=True, kind=ErrorKind.TIMEOUT)
@@ -341,7 +398,7 @@ class LLMClient:
             if not await self._paced(estimate, call_ends):
                 error, kind = self._past_call_deadline(error), ErrorKind.DEADLINE
                 break
-            response = await self._send("/embeddings", {"model": model, "input": texts}, call_ends, max(
+            response = await self._send("/embeddings", lambda: {"model": model, "input": texts}, call_ends, max(
                 self.settings.max_response_bytes, len(texts) * EMBEDDING_RESPONSE_BYTES_PER_INPUT))
             if isinstance(response, _Attempt) and response.over_budget:
                 return None, CallFailure.budget_exhausted()
@@ -395,10 +452,11 @@ class LLMClient:
                             request_id=request_id, kind=ErrorKind.RATE_LIMITED)
         retryable = status >= 500 or status in (408, 409)
         self.stats.count_error("server_error" if status >= 500 else f"http_{status}")
-        message = scrub(first_line(exc), self.settings.api_key)
+        message = scrub(server_message(exc), self.settings.api_key)
         return _Attempt(error=f"{status} {message}", retryable=retryable, retry_after=retry_after,
                         request_id=request_id, kind=status_kind(status),
-                        rename_max_tokens=status == 400 and "max_completion_tokens" in message)
+                        rename_max_tokens=status == 400 and "max_completion_tokens" in message,
+                        refused_format=status in (400, 422) and refuses_response_format(exc, message))
 
     async def aclose(self) -> None:
         for client in self._clients:
@@ -416,7 +474,52 @@ class _Attempt:
     request_id: str | None = None
     model: str | None = None
     rename_max_tokens: bool = False  # the server asked for max_completion_tokens instead of max_tokens
+    refused_format: bool = False  # the server refused the request's response_format (see format_ladder)
+    format_step: int | None = None  # of format_ladder, the step whose format the server refused
     over_budget: bool = False  # not sent: the run's budget was spent while it waited for a slot
     past_deadline: bool = False  # not sent: the call's or the run's deadline passed while it waited for a slot
     kind: ErrorKind = ErrorKind.NO_ANSWER  # of the error, when there is one
 
+
+def format_ladder(response_format: dict[str, Any]) -> tuple[dict[str, Any] | None, ...]:
+    """The response formats to ask a server for, best first, when it refuses one: the planned format, JSON mode
+    (for a planned JSON schema), then none (the answer's JSON asked for by the prompt alone). Whatever is sent,
+    the answer is checked against the planned format's schema, so a lower step costs retries, never a label
+    outside the schema."""
+    if response_format.get("type") == "json_schema":
+        return response_format, {"type": "json_object"}, None
+    return response_format, None
+
+
+def format_name(response_format: dict[str, Any] | None) -> str:
+    """A step of format_ladder by name: its type ("json_schema", "json_object"), or "none"."""
+    return "none" if response_format is None else str(response_format.get("type"))
+
+
+def with_schema_in_prompt(messages: list[dict[str, str]], response_format: dict[str, Any]) -> list[dict[str, str]]:
+    """``messages`` with the planned response schema written into the first system message (or a system message
+    of its own, first), for a server that is not sent it as response_format: the model must still see it."""
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    instruction = ("Answer with one JSON object and nothing else (no prose, no code fence)"
+                   + (f", valid against this JSON Schema:\n{canonical_json(schema)}" if schema else "."))
+    if messages and messages[0].get("role") == "system":
+        first = messages[0]
+        return [{**first, "content": f"{first.get('content') or ''}\n\n{instruction}"}, *messages[1:]]
+    return [{"role": "system", "content": instruction}, *messages]
+
+
+def server_message(exc: openai.APIStatusError) -> str:
+    """The first line of an error status's message, without the client's "Error code: 400 - " before it (the
+    status is said once, by the caller)."""
+    text = first_line(exc)
+    prefix = f"Error code: {exc.status_code} - "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def refuses_response_format(exc: openai.APIStatusError, message: str) -> bool:
+    """Whether an error status answers the request's response_format with a refusal (the parameter it names,
+    or its message)."""
+    if getattr(exc, "param", None) == "response_format":
+        return True
+    lowered = message.lower()
+    return any(word in lowered for word in _FORMAT_REFUSAL_WORDS)

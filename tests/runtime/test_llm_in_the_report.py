@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI, Faults, default_content
+from taskc.compiler.driver import compile_task
 from test_run_cli import _project
+from test_runtime_fixtures import chat_requests, refuse_formats
 
 from taskc.cli.main import main
 
@@ -103,6 +105,29 @@ def test_a_generator_that_repeats_itself_gets_a_next_step(spec: Path, tmp_path: 
     with FakeOpenAI(responder=None) as server:  # a generator that does not repeat itself gets no such step
         _, out, _ = _run(spec, tmp_path / "again", server, capsys, "--json")
     assert not any(step.startswith("The LLM repeated itself") for step in json.loads(out)["next_steps"])
+
+
+def test_a_server_without_structured_outputs_is_asked_in_json_mode_in_every_phase(
+        spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    compiled = compile_task(spec).compiled
+    assert compiled is not None
+    with FakeOpenAI(responder=_contrary) as server:
+        refuse_formats(server, [compiled.generation_format, compiled.classification_format], ("json_schema",),
+                       "This response_format type is unavailable now")
+        status, _, _ = _run(spec, tmp_path / "run", server, capsys, "--json")
+        bodies = chat_requests(server)
+    assert status in (0, 3)
+    refused = [b for b in bodies if b["response_format"]["type"] == "json_schema"]
+    assert refused and all(b["response_format"]["json_schema"]["name"] != "classification" for b in refused)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    generation = metrics["llm"]["generation"]
+    assert generation["calls_failed"] == 0 and generation["response_format_fallback"] == "json_object"
+    assert metrics["llm_labeling_function"]["pool_labeled"] > 0
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "the server refused the planned response_format (400 This response_format type is unavailable now)" \
+        in report
+    assert "asked for JSON mode (response_format json_object) with the response schema written into the prompt" \
+        in report
 
 
 def test_when_the_llms_data_made_the_model_worse_the_next_steps_start_there(

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI, Faults
+from taskc.compiler import canonical_json
 from taskc.compiler.driver import CompiledTask
 from taskc.compiler.generation_calls import call_indices
 from taskc.runtime.datasets import read_jsonl
@@ -32,6 +33,7 @@ from test_runtime_fixtures import (
     chat_requests,
     files_containing,
     keto_responder,
+    refuse_formats,
     settings_for,
     use_transport,
 )
@@ -342,3 +344,62 @@ def test_max_tokens_is_renamed_when_the_server_asks_for_max_completion_tokens(ke
     assert sum("max_completion_tokens" in body for body in bodies) == len(keto.plan)
     assert all(body["max_completion_tokens"] == keto.plan[0].max_tokens
                for body in bodies if "max_completion_tokens" in body)
+
+
+def test_a_server_that_refuses_the_json_schema_format_is_asked_in_json_mode_with_the_schema_in_the_prompt(
+        keto: CompiledTask, tmp_path: Path) -> None:
+    planned = keto.plan[0].response_format
+    with FakeOpenAI(responder=keto_responder) as server:
+        refuse_formats(server, [planned], ("json_schema",), "This response_format type is unavailable now")
+        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=4), QUIET)
+        bodies = chat_requests(server)
+    assert summary.calls_made == len(keto.plan) and summary.calls_failed == 0
+    refused = [b for b in bodies if b["response_format"]["type"] == "json_schema"]
+    asked_again = [b for b in bodies if b["response_format"]["type"] == "json_object"]
+    assert 1 <= len(refused) <= 4  # the calls in flight when the first refusal came; none after it
+    assert len(asked_again) == len(keto.plan)
+    schema_text = canonical_json(planned["json_schema"]["schema"])
+    assert all(schema_text in b["messages"][0]["content"] for b in asked_again)
+    assert all(schema_text not in b["messages"][0]["content"] for b in refused)
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["response_format_fallback"] == "json_object"
+    assert stats["errors"] == {"http_400": len(refused)}
+
+
+def test_a_server_without_json_mode_either_is_asked_with_no_response_format(keto: CompiledTask,
+                                                                           tmp_path: Path) -> None:
+    with FakeOpenAI(responder=keto_responder) as server:
+        refuse_formats(server, [keto.plan[0].response_format], ("json_schema", "json_object"),
+                 "Invalid parameter: 'response_format' of type 'json_object' is not supported with this model.")
+        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=1), QUIET)
+        bodies = chat_requests(server)
+    assert summary.calls_made == len(keto.plan) and summary.calls_failed == 0
+    assert [b.get("response_format", {}).get("type") for b in bodies[:3]] == ["json_schema", "json_object", None]
+    assert all("response_format" not in b for b in bodies[2:])
+    assert json.loads((tmp_path / "stats.json").read_text())["response_format_fallback"] == "none"
+
+
+def test_answers_asked_for_without_the_schema_are_still_checked_against_it(keto: CompiledTask,
+                                                                          tmp_path: Path) -> None:
+    with FakeOpenAI(responder=keto_responder) as server:
+        refuse_formats(server, [keto.plan[0].response_format], ("json_schema",), "json_schema is not supported",
+                 answer_off_schema=True)
+        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=1, max_retries=1), QUIET)
+    assert summary.calls_made == 0 and summary.calls_failed == len(keto.plan)
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["errors"]["schema_violation"] > 0 and "schema_violation" in stats["failed_calls"][0]["error"]
+
+
+def test_a_400_about_something_else_is_not_taken_for_a_refused_format(keto: CompiledTask, tmp_path: Path) -> None:
+    from fake_openai.server import ApiError
+
+    with FakeOpenAI(responder=keto_responder) as server:
+        def bad_request(body: Any, fault: str | None) -> dict[str, Any]:
+            raise ApiError(400, "Invalid value for 'temperature': must be at most 2.", "invalid_request_error")
+
+        server._completion = bad_request  # type: ignore[method-assign]
+        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=1), QUIET)
+        bodies = chat_requests(server)
+    assert summary.calls_failed == len(keto.plan)
+    assert all(b["response_format"]["type"] == "json_schema" for b in bodies)
+    assert "response_format_fallback" not in json.loads((tmp_path / "stats.json").read_text())
