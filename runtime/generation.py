@@ -77,6 +77,7 @@ class GenerationSummary:
     by_cell: dict[str, dict[str, int]] = field(default_factory=dict)  # see Dataset.by_cell
     rule_disagreements: dict[str, int] = field(default_factory=dict)  # rationale id -> accepted examples
     response_format_fallback: str | None = None  # what a server that refused the planned format was asked for
+    dropped_parameters: tuple[str, ...] = ()  # sampling parameters the server refused, left out of its calls
     # (job id, why not) of the failed calls, not those the budget stopped, by job id as stats.json lists them;
     # not in to_json
     failures: tuple[tuple[str, CallFailure], ...] = ()
@@ -91,6 +92,8 @@ class GenerationSummary:
         values["cost_usd"] = round(self.cost_usd, 6)
         if self.response_format_fallback is None:
             del values["response_format_fallback"]
+        if not self.dropped_parameters:
+            del values["dropped_parameters"]
         return values
 
 
@@ -181,6 +184,7 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
             by_cell={cell: dict(sorted(counts.items())) for cell, counts in sorted(dataset.by_cell.items())},
             rule_disagreements=dict(sorted(dataset.rule_disagreements.items())), failures=failed,
             response_format_fallback=stats.response_format_fallback,
+            dropped_parameters=tuple(sorted(stats.dropped_parameters)),
             examples=tuple(dataset.accepted))
         write_json(run_dir / STATS_FILE, _stats_json(summary, stats, dataset,
                                                      (call_seconds, time.monotonic() - started), options))
@@ -357,6 +361,7 @@ def _stats_json(summary: GenerationSummary, stats: CallStats, dataset: Dataset, 
         "unpriced_models": sorted(stats.unpriced_models),
         **({"usage_estimated": stats.usage_estimated} if stats.usage_estimated else {}),
         **({"response_format_fallback": stats.response_format_fallback} if stats.response_format_fallback else {}),
+        **({"dropped_parameters": sorted(stats.dropped_parameters)} if stats.dropped_parameters else {}),
         "examples": {"accepted": summary.accepted, "rejected": summary.rejected,
                      "duplicates": summary.duplicates},
         "rejects_by_reason": dict(sorted(dataset.rejects_by_reason.items())),

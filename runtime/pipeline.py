@@ -169,13 +169,8 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
                      "token usage, or with a side of it missing or 0 (the server does not count it): those tokens "
                      "and their cost were estimated from the length, 4 characters a token, so the costs shown and "
                      "--max-cost hold only that closely")
-    if budget is not None and budget.response_format_fallback is not None:
-        taken, refusal = budget.response_format_fallback
-        notes.append(f"the server refused the planned response_format ({refusal}), so the calls from then on "
-                     + ("asked for JSON mode (response_format json_object)" if taken == "json_object" else
-                        "were sent without a response_format") + " with the response schema written into the "
-                     "prompt; every answer was still checked against the schema (those that fail it are retried "
-                     "and counted as schema_violation), and the refused requests are counted beyond the plan")
+    if budget is not None:
+        notes.extend(budget.adjustments.notes())
     if budget is not None and budget.exhausted:
         from .llm_phases import budget_note
 

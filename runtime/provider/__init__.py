@@ -9,6 +9,8 @@ here. By job:
 - `outcome`: what a call returns (`CallResult`, `CallFailure`, `ErrorKind`);
 - `redaction`: keeping the API key out of what responses bring in (`scrub`);
 - `transport`: the HTTP/TLS plumbing under the `openai` client;
+- `adjustments`: what the run learns from a server that refuses part of a request
+  (`ServerAdjustments`: structured outputs, a sampling parameter), and the request without it;
 - `client`: `LLMClient`, the retrying, rate-limited, budgeted call itself.
 
 Everything that talks to an OpenAI-compatible chat endpoint goes through

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...compiler import builtin_prices, price_for
+from .adjustments import ServerAdjustments
 
 
 @dataclass
@@ -34,6 +35,7 @@ class CallStats:
     max_in_flight: int = 0
     usage_estimated: int = 0  # answers without (a side of) token usage: charged by their length instead
     response_format_fallback: str | None = None  # "json_object" or "none": what the server took instead of the plan's
+    dropped_parameters: set[str] = field(default_factory=set)  # sampling parameters the server refused, left out
 
     def count_error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -46,7 +48,8 @@ class CallStats:
                 "max_in_flight": self.max_in_flight,
                 **({"usage_estimated": self.usage_estimated} if self.usage_estimated else {}),
                 **({"response_format_fallback": self.response_format_fallback}
-                   if self.response_format_fallback else {})}
+                   if self.response_format_fallback else {}),
+                **({"dropped_parameters": sorted(self.dropped_parameters)} if self.dropped_parameters else {})}
 
 
 class Budget:
@@ -62,8 +65,8 @@ class Budget:
         self.cost_usd = 0.0
         self.exhausted = False
         self.usage_estimated = 0  # answers without token usage, charged by their length (see charge)
-        # (format taken, the server's refusal) once a server refused the planned response_format, over every phase
-        self.response_format_fallback: tuple[str, str] | None = None
+        # what the run's server refused (a response_format, sampling parameters), for every phase's client
+        self.adjustments = ServerAdjustments()
 
     def allows(self) -> bool:
         """Whether the run may make another request (the run's totals, over all its phases)."""

@@ -5,8 +5,10 @@ Everything that talks to an OpenAI-compatible endpoint goes through `LLMClient`:
 the call with the official async `openai` client under a concurrency bound and the
 RPM/TPM limiter, retrying 429s, 5xx, timeouts, resets and malformed, truncated or
 schema-invalid answers with exponential backoff and full jitter (a server's
-Retry-After wins when it is longer, up to `MAX_RETRY_AFTER`); `embed` does the same
-for `/embeddings`. It never raises for a provider problem: the caller gets a
+Retry-After wins when it is longer, up to `MAX_RETRY_AFTER`); a request the server
+refuses in part (structured outputs, a sampling parameter: see adjustments.py) is
+sent again at once without that part, and so is every later call of the run. `embed`
+does the same for `/embeddings`. It never raises for a provider problem: the caller gets a
 `CallResult` (or a `CallFailure`) that says what happened and of which
 `ErrorKind`. Only the user's own limit on time does raise: past the run's
 `--deadline` no request starts and `RunDeadlinePassed` ends the run.
@@ -23,9 +25,18 @@ from typing import Any
 
 import openai
 
-from ...compiler import CHARS_PER_TOKEN, canonical_json
+from ...compiler import CHARS_PER_TOKEN
 from ..cache import ResponseCache
 from ..limiter import RateLimiter
+from .adjustments import (
+    ServerAdjustments,
+    format_ladder,
+    format_name,
+    refused_parameter,
+    refuses_response_format,
+    server_message,
+    with_schema_in_prompt,
+)
 from .answers import (
     AnswerProblem,
     answer_record,
@@ -47,7 +58,6 @@ from .transport import (
     ResponseTooLarge,
     client_options,
     error_code,
-    first_line,
     http_client,
     httpx,
     lost_connection,
@@ -62,11 +72,6 @@ EMBEDDING_RESPONSE_BYTES_PER_INPUT = 64 * 1024
 _MAX_BACKOFF = 30.0
 _DEFAULT_OUTPUT_ESTIMATE = 512
 _CONNECTIONS_PER_POOL = 32
-# Words of a 400 that refuses the request's response_format (OpenAI: "'response_format' of type 'json_schema'
-# is not supported with this model"; DeepSeek: "This response_format type is unavailable now"; servers
-# without JSON mode: "json_object is not supported"), matched lower-cased.
-_FORMAT_REFUSAL_WORDS = ("response_format", "response format", "json_schema", "json_object", "json mode",
-                         "structured output")
 
 
 class LLMClient:
@@ -95,9 +100,9 @@ class LLMClient:
         self._reached = False  # some call got an answer (usable or not) from the provider
         self._unreached = 0  # calls given up on a failure of the provider itself, while none got an answer
         self._provider_down: CallFailure | None = None  # set once that count reaches the calls in flight
-        # How far down the response_format ladder (see format_ladder) this client's server made it go: 0 sends
-        # the planned format; each refusal of the one sent moves every later call one step down.
-        self._format_step = 0
+        # What the server refused so far (the run's, shared by every phase through the budget): later calls
+        # leave it out, see adjustments.py
+        self.adjustments = budget.adjustments if budget is not None else ServerAdjustments()
 
     async def complete_json(self, *, messages: list[dict[str, str]], model: str, response_format: dict[str, Any],
                             sampling: dict[str, Any], seed: int | None, cache_key: str,
@@ -151,6 +156,9 @@ class LLMClient:
                 # Newer models refuse max_tokens and want max_completion_tokens; ask again at once.
                 sampling = {("max_completion_tokens" if k == "max_tokens" else k): v for k, v in sampling.items()}
                 continue
+            if outcome.refused_parameter is not None:
+                self._drop(outcome.refused_parameter, error)
+                continue  # ask again at once, without it
             if outcome.format_step is not None and self._step_down_from(outcome.format_step, response_format,
                                                                         error):
                 continue  # ask again at once, with the next format down the ladder
@@ -240,34 +248,40 @@ class LLMClient:
         await asyncio.sleep(max(0.0, min(delay, self._time_left(call_ends))))
         return True
 
-    # -- a server that refuses the planned response_format
+    # -- a server that refuses part of the planned request (see adjustments.py)
 
     def _step_down_from(self, refused_step: int, response_format: dict[str, Any], error: str) -> bool:
         """After the server refused the format of ``refused_step``: whether to ask again (at the next step down,
-        which every later call of this client takes too; a call refused at a step others have already left
-        just asks again at the current one). False when the ladder has no step left."""
+        which every later call of the run takes too; a call refused at a step others have already left just
+        asks again at the current one). False when the ladder has no step left."""
         ladder = format_ladder(response_format)
-        if refused_step < self._format_step:
+        if refused_step < self._step_for(response_format):
             return True
         if refused_step + 1 >= len(ladder):
             return False
-        self._format_step = refused_step + 1
-        name = format_name(ladder[self._format_step])
-        self.stats.response_format_fallback = name
-        if self.budget is not None:
-            self.budget.response_format_fallback = (name, scrub(error, self.settings.api_key))
+        self.adjustments.response_format = format_name(ladder[refused_step + 1])
+        self.adjustments.format_refusal = self._refusal(error)
         return True
 
     def _step_for(self, response_format: dict[str, Any]) -> int:
-        """The ladder step to send at: this client's, or the format another phase's server took already (one
-        server refuses the same format in every phase, so a later phase does not ask it again)."""
-        if not self._format_step and self.budget is not None and self.budget.response_format_fallback:
-            names = [format_name(step) for step in format_ladder(response_format)]
-            taken = self.budget.response_format_fallback[0]
-            if taken in names:
-                self._format_step = names.index(taken)
-                self.stats.response_format_fallback = taken
-        return self._format_step
+        """The ladder step to send a call at: the planned format (0) until the server refused it."""
+        taken = self.adjustments.response_format
+        if taken is None:
+            return 0
+        names = [format_name(step) for step in format_ladder(response_format)]
+        if taken not in names:
+            return 0
+        self.stats.response_format_fallback = taken
+        return names.index(taken)
+
+    def _drop(self, parameter: str, error: str) -> None:
+        """Leave ``parameter`` out of every later call of the run (a call refused for it before another
+        call's refusal came asks again without it just the same)."""
+        self.adjustments.dropped.setdefault(parameter, self._refusal(error))
+
+    def _refusal(self, error: str) -> str:
+        """The server's refusal as a note shows it: "400 <its message>", scrubbed of the key."""
+        return scrub(error, self.settings.api_key)
 
     # -- requests
 
@@ -277,15 +291,19 @@ class LLMClient:
         extra: dict[str, Any] = {} if seed is None else {"seed": seed}
         stats = self.stats
         secret = self.settings.api_key
-        step = 0
+        step, sent = 0, frozenset[str]()
 
         def body() -> dict[str, Any]:
-            # built once a slot is free: a call that queued for one before the server refused a format must
-            # not send that format again
-            nonlocal step
+            # built once a slot is free: a call that queued for one before the server refused a format or a
+            # parameter must not send it again
+            nonlocal step, sent
             step = self._step_for(response_format)
             built: dict[str, Any] = {"model": model, "messages": messages, "response_format": response_format,
                                      **sampling, **extra}
+            for name in self.adjustments.dropped:
+                if built.pop(name, None) is not None:
+                    stats.dropped_parameters.add(name)
+            sent = frozenset(built)
             if step:
                 sent_format = format_ladder(response_format)[step]
                 built["messages"] = with_schema_in_prompt(messages, response_format)
@@ -297,6 +315,9 @@ class LLMClient:
 
         response = await self._send("/chat/completions", body, call_ends)
         if isinstance(response, _Attempt):
+            if response.refused_parameter is not None and response.refused_parameter not in sent:
+                # not this request's to refuse (the message names a parameter it did not send)
+                response = replace(response, refused_parameter=None)
             return replace(response, format_step=step) if response.refused_format else response
         request_id = response.headers.get("x-request-id")
         request_id = scrub(request_id, secret) if request_id is not None else None
@@ -453,10 +474,14 @@ class LLMClient:
         retryable = status >= 500 or status in (408, 409)
         self.stats.count_error("server_error" if status >= 500 else f"http_{status}")
         message = scrub(server_message(exc), self.settings.api_key)
+        refusal = status in (400, 422)
+        refused = refused_parameter(exc, message) if refusal and getattr(exc, "param", None) != "response_format" \
+            else None
         return _Attempt(error=f"{status} {message}", retryable=retryable, retry_after=retry_after,
                         request_id=request_id, kind=status_kind(status),
                         rename_max_tokens=status == 400 and "max_completion_tokens" in message,
-                        refused_format=status in (400, 422) and refuses_response_format(exc, message))
+                        refused_parameter=refused, refused_format=refusal and refused is None
+                        and refuses_response_format(exc, message))
 
     async def aclose(self) -> None:
         for client in self._clients:
@@ -475,51 +500,8 @@ class _Attempt:
     model: str | None = None
     rename_max_tokens: bool = False  # the server asked for max_completion_tokens instead of max_tokens
     refused_format: bool = False  # the server refused the request's response_format (see format_ladder)
+    refused_parameter: str | None = None  # the sampling parameter the server refused (see adjustments.py)
     format_step: int | None = None  # of format_ladder, the step whose format the server refused
     over_budget: bool = False  # not sent: the run's budget was spent while it waited for a slot
     past_deadline: bool = False  # not sent: the call's or the run's deadline passed while it waited for a slot
     kind: ErrorKind = ErrorKind.NO_ANSWER  # of the error, when there is one
-
-
-def format_ladder(response_format: dict[str, Any]) -> tuple[dict[str, Any] | None, ...]:
-    """The response formats to ask a server for, best first, when it refuses one: the planned format, JSON mode
-    (for a planned JSON schema), then none (the answer's JSON asked for by the prompt alone). Whatever is sent,
-    the answer is checked against the planned format's schema, so a lower step costs retries, never a label
-    outside the schema."""
-    if response_format.get("type") == "json_schema":
-        return response_format, {"type": "json_object"}, None
-    return response_format, None
-
-
-def format_name(response_format: dict[str, Any] | None) -> str:
-    """A step of format_ladder by name: its type ("json_schema", "json_object"), or "none"."""
-    return "none" if response_format is None else str(response_format.get("type"))
-
-
-def with_schema_in_prompt(messages: list[dict[str, str]], response_format: dict[str, Any]) -> list[dict[str, str]]:
-    """``messages`` with the planned response schema written into the first system message (or a system message
-    of its own, first), for a server that is not sent it as response_format: the model must still see it."""
-    schema = (response_format.get("json_schema") or {}).get("schema")
-    instruction = ("Answer with one JSON object and nothing else (no prose, no code fence)"
-                   + (f", valid against this JSON Schema:\n{canonical_json(schema)}" if schema else "."))
-    if messages and messages[0].get("role") == "system":
-        first = messages[0]
-        return [{**first, "content": f"{first.get('content') or ''}\n\n{instruction}"}, *messages[1:]]
-    return [{"role": "system", "content": instruction}, *messages]
-
-
-def server_message(exc: openai.APIStatusError) -> str:
-    """The first line of an error status's message, without the client's "Error code: 400 - " before it (the
-    status is said once, by the caller)."""
-    text = first_line(exc)
-    prefix = f"Error code: {exc.status_code} - "
-    return text[len(prefix):] if text.startswith(prefix) else text
-
-
-def refuses_response_format(exc: openai.APIStatusError, message: str) -> bool:
-    """Whether an error status answers the request's response_format with a refusal (the parameter it names,
-    or its message)."""
-    if getattr(exc, "param", None) == "response_format":
-        return True
-    lowered = message.lower()
-    return any(word in lowered for word in _FORMAT_REFUSAL_WORDS)

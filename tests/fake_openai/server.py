@@ -447,9 +447,12 @@ class ApiError(Exception):
     """Raised by handlers; becomes an OpenAI-style error response."""
 
     def __init__(self, status: int, message: str, code: str | None = None,
-                 type_: str = "invalid_request_error", headers: dict[str, str] | None = None) -> None:
+                 type_: str = "invalid_request_error", headers: dict[str, str] | None = None, *,
+                 param: str | None = None, body: dict[str, Any] | None = None) -> None:
+        """``body``: the whole error body, for a server whose errors are not OpenAI's shape."""
         super().__init__(message)
-        body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+        if body is None:
+            body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
         self.response = Response(status, body, headers)
 
 

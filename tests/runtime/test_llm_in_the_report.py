@@ -130,6 +130,33 @@ def test_a_server_without_structured_outputs_is_asked_in_json_mode_in_every_phas
         in report
 
 
+def test_a_model_that_takes_only_the_default_temperature_is_sent_none_in_every_phase(
+        spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fake_openai.server import ApiError
+
+    with FakeOpenAI(responder=_contrary) as server:
+        answer = server._completion
+
+        def reasoning_model(body: Any, fault: str | None) -> dict[str, Any]:
+            if "temperature" in body:
+                raise ApiError(400, "Unsupported value: 'temperature' does not support 0.9 with this model. Only "
+                                    "the default (1) value is supported.", "unsupported_value", param="temperature")
+            return answer(body, fault)
+
+        server._completion = reasoning_model  # type: ignore[method-assign]
+        status, _, _ = _run(spec, tmp_path / "run", server, capsys, "--json")
+        bodies = chat_requests(server)
+    assert status in (0, 3)
+    refused = [b for b in bodies if "temperature" in b]
+    assert refused and all(b["response_format"]["json_schema"]["name"] != "classification" for b in refused)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["llm"]["pool_labeling"]["dropped_parameters"] == ["temperature"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "the server refused 1 sampling parameter of the plan (temperature: 400 Unsupported value: 'temperature' " \
+           "does not support 0.9" in report
+    assert "so the calls from then on were sent without temperature: the server's default applies" in report
+
+
 def test_when_the_llms_data_made_the_model_worse_the_next_steps_start_there(
         spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from taskc.runtime import pipeline

@@ -390,6 +390,64 @@ def test_answers_asked_for_without_the_schema_are_still_checked_against_it(keto:
     assert stats["errors"]["schema_violation"] > 0 and "schema_violation" in stats["failed_calls"][0]["error"]
 
 
+def refusing_parameter(server: Any, parameter: str, error: Any) -> None:
+    """Make ``server`` raise ``error`` (an ApiError) for a request that sends ``parameter``."""
+    answer = server._completion
+
+    def picky(body: Any, fault: str | None) -> dict[str, Any]:
+        if parameter in body:
+            raise error
+        return answer(body, fault)
+
+    server._completion = picky  # type: ignore[method-assign]
+
+
+def test_a_sampling_parameter_the_model_refuses_is_left_out_of_every_later_call(keto: CompiledTask,
+                                                                                tmp_path: Path) -> None:
+    from fake_openai.server import ApiError
+
+    refusal = ApiError(400, "Unsupported value: 'temperature' does not support 0.9 with this model. Only the "
+                            "default (1) value is supported.", "unsupported_value", param="temperature")
+    with FakeOpenAI(responder=keto_responder) as server:
+        refusing_parameter(server, "temperature", refusal)
+        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=2), QUIET)
+        bodies = chat_requests(server)
+    assert summary.calls_made == len(keto.plan) and summary.calls_failed == 0
+    assert 1 <= sum("temperature" in b for b in bodies) <= 2  # the calls in flight when the refusal came
+    assert len(bodies) - sum("temperature" in b for b in bodies) == len(keto.plan)
+    assert all(b["seed"] is not None and b["response_format"]["type"] == "json_schema" for b in bodies)
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["dropped_parameters"] == list(summary.to_json()["dropped_parameters"]) == ["temperature"]
+
+
+def test_a_server_that_forbids_extra_inputs_gets_its_refused_parameter_named(keto: CompiledTask,
+                                                                            tmp_path: Path) -> None:
+    from fake_openai.server import ApiError
+
+    fastapi = {"detail": [{"type": "extra_forbidden", "loc": ["body", "seed"], "msg": "Extra inputs are not permitted",
+                           "input": 1}]}
+    with FakeOpenAI(responder=keto_responder) as server:
+        refusing_parameter(server, "seed", ApiError(422, "unused", body=fastapi))
+        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=1), QUIET)
+        bodies = chat_requests(server)
+    assert summary.calls_made == len(keto.plan) and summary.calls_failed == 0
+    assert ["seed" in b for b in bodies[:2]] == [True, False] and not any("seed" in b for b in bodies[1:])
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["dropped_parameters"] == ["seed"] and stats["errors"] == {"http_422": 1}
+
+
+def test_an_error_body_without_a_message_is_shown_as_the_server_sent_it(keto: CompiledTask, tmp_path: Path) -> None:
+    from fake_openai.server import ApiError
+
+    fastapi = {"detail": [{"type": "missing", "loc": ["body", "messages", 0, "name"], "msg": "Field required"}]}
+    with FakeOpenAI(responder=keto_responder) as server:
+        refusing_parameter(server, "messages", ApiError(422, "unused", body=fastapi))
+        run_generation(keto, tmp_path, settings_for(server, concurrency=1), QUIET)
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["failed_calls"][0]["error"].endswith("(422 messages.0.name: Field required)")
+    assert "dropped_parameters" not in stats
+
+
 def test_a_400_about_something_else_is_not_taken_for_a_refused_format(keto: CompiledTask, tmp_path: Path) -> None:
     from fake_openai.server import ApiError
 

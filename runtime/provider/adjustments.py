@@ -1,0 +1,139 @@
+"""Runtime provider: what a run learns about a server that refuses parts of the planned requests.
+
+Servers nobody on the team wrote refuse things the plan sends: structured outputs (`response_format`
+`json_schema`, or JSON mode too), or a sampling parameter a model does not take (OpenAI's reasoning
+models accept only the default `temperature`; some servers reject `seed` or `top_p` as unknown). A
+call refused so (a 400 or 422 that names it) is asked again at once without it, and so is every later
+call of the run, every phase: `ServerAdjustments` is what the run learned, shared by every phase's
+client through the run's `Budget`. The planned call stays what the cache key and the checks follow:
+an answer is always checked against the planned response schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from ...compiler import canonical_json, counted
+from .transport import first_line
+
+# Words of a 400 that refuses the request's response_format (OpenAI: "'response_format' of type 'json_schema'
+# is not supported with this model"; DeepSeek: "This response_format type is unavailable now"; servers
+# without JSON mode: "json_object is not supported"), matched lower-cased.
+_FORMAT_REFUSAL_WORDS = ("response_format", "response format", "json_schema", "json_object", "json mode",
+                         "structured output")
+# The sampling parameters a call can do without (the server's default then applies), and the words of a
+# refusal of one: OpenAI's "Unsupported value: 'temperature' does not support 0.9 with this model. Only the
+# default (1) value is supported.", "Unrecognized request argument supplied: seed", a FastAPI server's
+# "Extra inputs are not permitted".
+DROPPABLE_PARAMETERS = ("temperature", "top_p", "seed")
+_PARAMETER_REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "extra", "not permitted",
+                            "not allowed", "only the default")
+
+
+@dataclass
+class ServerAdjustments:
+    """What a run's server refused, and so what the run's calls leave out from then on."""
+
+    response_format: str | None = None  # the format_ladder step taken by name ("json_object", "none"), if any
+    format_refusal: str = ""  # the server's message when it refused the planned format
+    dropped: dict[str, str] = field(default_factory=dict)  # sampling parameter -> the server's refusal
+
+    def notes(self) -> list[str]:
+        """What the run's report says about them (nothing when the server took every planned request)."""
+        notes = []
+        if self.response_format is not None:
+            taken = ("asked for JSON mode (response_format json_object)" if self.response_format == "json_object"
+                     else "were sent without a response_format")
+            notes.append(f"the server refused the planned response_format ({self.format_refusal}), so the calls "
+                         f"from then on {taken} with the response schema written into the prompt; every answer was "
+                         "still checked against the schema (those that fail it are retried and counted as "
+                         "schema_violation), and the refused requests are counted beyond the plan")
+        if self.dropped:
+            refusals = "; ".join(f"{name}: {message}" for name, message in sorted(self.dropped.items()))
+            names = ", ".join(sorted(self.dropped))
+            notes.append(f"the server refused {counted(len(self.dropped), 'sampling parameter')} of the plan "
+                         f"({refusals}), so the calls from then on were sent without {names}: the server's default "
+                         "applies, not the task's; the refused requests are counted beyond the plan")
+        return notes
+
+
+def format_ladder(response_format: dict[str, Any]) -> tuple[dict[str, Any] | None, ...]:
+    """The response formats to ask a server for, best first, when it refuses one: the planned format, JSON mode
+    (for a planned JSON schema), then none (the answer's JSON asked for by the prompt alone). Whatever is sent,
+    the answer is checked against the planned format's schema, so a lower step costs retries, never a label
+    outside the schema."""
+    if response_format.get("type") == "json_schema":
+        return response_format, {"type": "json_object"}, None
+    return response_format, None
+
+
+def format_name(response_format: dict[str, Any] | None) -> str:
+    """A step of format_ladder by name: its type ("json_schema", "json_object"), or "none"."""
+    return "none" if response_format is None else str(response_format.get("type"))
+
+
+def with_schema_in_prompt(messages: list[dict[str, str]], response_format: dict[str, Any]) -> list[dict[str, str]]:
+    """``messages`` with the planned response schema written into the first system message (or a system message
+    of its own, first), for a server that is not sent it as response_format: the model must still see it."""
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    instruction = ("Answer with one JSON object and nothing else (no prose, no code fence)"
+                   + (f", valid against this JSON Schema:\n{canonical_json(schema)}" if schema else "."))
+    if messages and messages[0].get("role") == "system":
+        first = messages[0]
+        return [{**first, "content": f"{first.get('content') or ''}\n\n{instruction}"}, *messages[1:]]
+    return [{"role": "system", "content": instruction}, *messages]
+
+
+def refuses_response_format(exc: openai.APIStatusError, message: str) -> bool:
+    """Whether an error status refuses the request's response_format (the parameter it names, or its message)."""
+    if getattr(exc, "param", None) == "response_format":
+        return True
+    lowered = message.lower()
+    return any(word in lowered for word in _FORMAT_REFUSAL_WORDS)
+
+
+def refused_parameter(exc: openai.APIStatusError, message: str) -> str | None:
+    """The droppable sampling parameter an error status refuses, if it refuses one: the parameter it names
+    (OpenAI's `param`, a FastAPI server's `loc`), or the one its message quotes, with words of a refusal."""
+    lowered = message.lower()
+    if not any(word in lowered for word in _PARAMETER_REFUSAL_WORDS):
+        return None
+    param = getattr(exc, "param", None)
+    if param in DROPPABLE_PARAMETERS:
+        return str(param)
+    for name in DROPPABLE_PARAMETERS:
+        if re.search(rf"(?<![\w.]){name}(?!\w)", message):
+            return name
+    return None
+
+
+def server_message(exc: openai.APIStatusError) -> str:
+    """The first line of what the server said in an error status: the message of its error, without the
+    client's "Error code: 400 - " before it (the caller says the status once), or, for a body the client
+    finds no message in (a FastAPI server's {"detail": [...]}, plain text), the body itself, shortened."""
+    text = first_line(exc)
+    prefix = f"Error code: {exc.status_code}"
+    if text.startswith(prefix + " - "):
+        return text[len(prefix) + 3:][:300]
+    if text != prefix:
+        return text[:300]
+    body = exc.body
+    if isinstance(body, dict):
+        detail = body.get("detail", body.get("message", body.get("error")))
+        if isinstance(detail, list):  # FastAPI / pydantic: [{"loc": ["body", "seed"], "msg": "..."}]
+            detail = "; ".join(_validation_error(item) for item in detail[:5])
+        body = detail if isinstance(detail, str) else json.dumps(detail if detail is not None else body)
+    shown = " ".join(str(body).split()) if body is not None else ""
+    return shown[:300] or text
+
+
+def _validation_error(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(part) for part in item.get("loc") or () if part != "body")
+    return f"{where}: {item.get('msg', '')}".strip(": ") if where else str(item.get("msg", item))
