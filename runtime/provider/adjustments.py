@@ -23,9 +23,10 @@ from .transport import first_line
 
 # Words of a 400 that refuses the request's response_format (OpenAI: "'response_format' of type 'json_schema'
 # is not supported with this model"; DeepSeek: "This response_format type is unavailable now"; servers
-# without JSON mode: "json_object is not supported"), matched lower-cased.
-_FORMAT_REFUSAL_WORDS = ("response_format", "response format", "json_schema", "json_object", "json mode",
-                         "structured output")
+# without JSON mode: "json_object is not supported"; Gemini's, of a schema keyword it lacks: 'Unknown name
+# "additionalProperties" at 'generation_config.response_schema''), matched lower-cased.
+_FORMAT_REFUSAL_WORDS = ("response_format", "response format", "response_schema", "json_schema", "json_object",
+                         "json mode", "structured output")
 # The sampling parameters a call can do without (the server's default then applies), and the words of a
 # refusal of one: OpenAI's "Unsupported value: 'temperature' does not support 0.9 with this model. Only the
 # default (1) value is supported.", "Unrecognized request argument supplied: seed", a FastAPI server's

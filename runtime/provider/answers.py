@@ -2,7 +2,8 @@
 
 Both the online and the Batch path read a chat completion the same way
 (`read_completion`, `parse_choice`, `parse_answer`): token usage that must be
-whole, plausible numbers (`usage_of`), JSON (a markdown fence tolerated) that
+whole, plausible numbers (`usage_of`), JSON (a reasoning block, a markdown fence or
+words around one JSON object tolerated) that
 passes the call's response schema and the caller's own check. An answer that
 cannot be used raises `AnswerProblem`, which is worth a retry. `read_embeddings`
 does the same for an `/embeddings` body; `answer_record` is what the cache keeps.
@@ -23,6 +24,8 @@ from ..schema_check import Check, compile_schema_check
 # More tokens than any model reads or writes in one response: a usage block claiming more is not believed.
 MAX_TOKENS_PER_RESPONSE = 100_000_000
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
+# A reasoning model served without a reasoning parser writes its thinking into the content, before the answer.
+_THINKING = re.compile(r"\s*<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 
 
 class AnswerProblem(Exception):
@@ -85,13 +88,7 @@ def parse_answer(content: str | None, finish_reason: str | None, response_format
         raise AnswerProblem("truncated", "answer truncated at the token limit")
     if not content or not isinstance(content, str):
         raise AnswerProblem("malformed", "empty answer" if finish_reason != "content_filter" else "answer refused")
-    fenced = _FENCE.fullmatch(content.strip())
-    if fenced:  # some local models wrap JSON in a markdown code block even in JSON mode
-        content = fenced.group(1)
-    try:
-        value = json.loads(content)
-    except json.JSONDecodeError as exc:
-        raise AnswerProblem("malformed", f"answer is not JSON ({exc.msg} at {exc.pos})") from None
+    value = _json_of(content)
     if not isinstance(value, dict):
         raise AnswerProblem("malformed", "answer is not a JSON object")
     schema = (response_format.get("json_schema") or {}).get("schema")
@@ -107,6 +104,30 @@ def parse_answer(content: str | None, finish_reason: str | None, response_format
         if problem:
             raise AnswerProblem("invalid", problem)
     return value
+
+
+def _json_of(content: str) -> Any:
+    """The JSON value an answer holds: the whole content, or, around it, a reasoning block before it
+    (``<think>...</think>``), a markdown code block (some local models wrap JSON in one even in JSON mode) or
+    words before and after one whole JSON object ("Here is the JSON: {...}", as a model asked without a
+    response_format may write); raises AnswerProblem when there is none. The schema check that follows is
+    what makes the leniency safe."""
+    thinking = _THINKING.match(content)
+    if thinking:
+        content = content[thinking.end():]
+    fenced = _FENCE.fullmatch(content.strip())
+    if fenced:
+        content = fenced.group(1)
+    try:
+        return json.loads(content)
+    except json.JSONDecodeError as exc:
+        start = content.find("{")
+        if start > 0:
+            try:
+                return json.JSONDecoder().raw_decode(content, start)[0]
+            except json.JSONDecodeError:
+                pass
+        raise AnswerProblem("malformed", f"answer is not JSON ({exc.msg} at {exc.pos})") from None
 
 
 def read_completion(body: Any, requested_model: str) -> tuple[dict[str, int], str, dict[str, Any] | None]:
@@ -127,6 +148,10 @@ def parse_choice(choice: dict[str, Any] | None, response_format: Mapping[str, An
         raise AnswerProblem("malformed", "answer has no choices")
     message = choice.get("message")
     content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, list):  # content parts, as some proxies send them: the text parts, in order
+        content = "".join(part["text"] for part in content
+                          if isinstance(part, dict) and part.get("type") in ("text", "output_text")
+                          and isinstance(part.get("text"), str))
     return parse_answer(content, choice.get("finish_reason"), response_format, validate)
 
 

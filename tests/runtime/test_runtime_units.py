@@ -34,6 +34,7 @@ from taskc.runtime.provider import (
     Budget,
     ProviderSettings,
     parse_answer,
+    parse_choice,
     provider_settings_from_env,
     retry_delay_from_headers,
     scrub,
@@ -163,6 +164,19 @@ def test_parse_answer_kinds(keto: CompiledTask) -> None:
             parse_answer(content, finish, fmt)
         assert caught.value.kind == kind
     assert parse_answer("```json\n" + json.dumps(good) + "\n```", "stop", fmt) == good
+    # what a model asked without a response_format, or a reasoning model served without a reasoning parser,
+    # writes around its JSON
+    for wrapped in ("<think>The user wants one keto dish {maybe eggs}.</think>\n" + json.dumps(good),
+                    "Here is the JSON you asked for:\n```json\n" + json.dumps(good) + "\n```\nEnjoy!",
+                    "Sure! " + json.dumps(good) + " Let me know if you need more."):
+        assert parse_answer(wrapped, "stop", fmt) == good, wrapped
+    for broken in ("Sure! Here is the JSON: " + json.dumps(good)[:40], "<think>eggs?</think> {\"examples\": ["):
+        with pytest.raises(AnswerProblem) as caught:
+            parse_answer(broken, "stop", fmt)
+        assert caught.value.kind == "malformed", broken
+    parts = {"message": {"content": [{"type": "text", "text": json.dumps(good)[:10]},
+                                     {"type": "text", "text": json.dumps(good)[10:]}]}, "finish_reason": "stop"}
+    assert parse_choice(parts, fmt) == good
     with pytest.raises(AnswerProblem, match="too few"):
         parse_answer(json.dumps(good), "stop", fmt, lambda value: "too few")
 
@@ -308,3 +322,34 @@ def test_progress_reporters() -> None:
     batch = ProgressState(64, 64, None, None, 0, 57_000, 396, 0.0051, "gold scoring", step="prompted LLM, batch")
     assert batch.line() == "gold scoring (prompted LLM, batch): 64/64 calls, 0 failed, 57,396 tokens, $0.0051"
     assert isinstance(make_reporter(quiet=False, json_progress=False, stream=io.StringIO()), PlainProgress)
+
+
+def test_which_refusals_take_a_part_of_the_request_out() -> None:
+    import openai
+    from taskc.runtime.provider.adjustments import refused_parameter, refuses_response_format
+    from taskc.runtime.provider.transport import httpx
+
+    def status_error(status: int, body: dict[str, Any]) -> openai.APIStatusError:
+        request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+        error = body.get("error", {})
+        return openai.APIStatusError(f"Error code: {status} - {error.get('message', '')}", body=error or body,
+                                     response=httpx.Response(status, request=request))
+
+    def refusal(message: str, param: str | None = None) -> tuple[str | None, bool]:
+        exc = status_error(400, {"error": {"message": message, "param": param}})
+        return refused_parameter(exc, message), refuses_response_format(exc, message)
+
+    assert refusal("Unsupported value: 'temperature' does not support 0.9 with this model. Only the default (1) "
+                   "value is supported.", "temperature") == ("temperature", False)
+    assert refusal("Unrecognized request argument supplied: seed") == ("seed", False)
+    assert refusal("top_p: Extra inputs are not permitted") == ("top_p", False)
+    assert refusal("This response_format type is unavailable now") == (None, True)
+    assert refusal("Invalid JSON payload received. Unknown name \"additionalProperties\" at "
+                   "'generation_config.response_schema': Cannot find field.") == (None, True)
+    assert refusal("Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+                   "response_format")[1]
+    # not refusals of a part the run can do without
+    assert refusal("Invalid value for 'temperature': must be at most 2.") == (None, False)
+    assert refusal("Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                   "'max_completion_tokens' instead.", "max_tokens") == (None, False)
+    assert refusal("The model `gpt-5-turbo` does not exist or you do not have access to it.") == (None, False)
