@@ -133,11 +133,17 @@ def _json_of(content: str) -> Any:
 def read_completion(body: Any, requested_model: str) -> tuple[dict[str, int], str, dict[str, Any] | None]:
     """A chat completion's token usage, answering model (the requested one if it names none; for the record
     only, never for the price) and first choice (None when there is none): the parts both the online and the
-    Batch path read. Raises AnswerProblem for a usage block no server could mean (see usage_of)."""
+    Batch path read. Raises AnswerProblem for a usage block no server could mean (see usage_of), and for an
+    error sent in place of the choices (a proxy's 200 carrying its upstream's failure), naming it."""
     body = body if isinstance(body, dict) else {}
     answered = body.get("model")
     choices = body.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    if choice is None:  # a proxy may answer 200 with its upstream's error instead of a completion
+        error = body.get("error")
+        said = error.get("message") if isinstance(error, dict) else error
+        if isinstance(said, str) and said.strip():
+            raise AnswerProblem("malformed", f"answer has no choices, only an error: {' '.join(said.split())[:300]}")
     return usage_of(body.get("usage")), answered if isinstance(answered, str) and answered else requested_model, choice
 
 

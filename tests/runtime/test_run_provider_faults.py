@@ -412,6 +412,9 @@ def test_malformed_batch_output_lines_become_failures(tmp_path: Path) -> None:
         (json.dumps({"custom_id": key, "response": {"status_code": 200, "body": {"choices": ["x"]}}}),
          CallFailure(bad, "malformed: answer has no choices")),
         (json.dumps({"custom_id": key, "response": {"status_code": 200, "body": {
+            "error": {"message": "Upstream provider\nrate limited", "code": 429}}}}),
+         CallFailure(bad, "malformed: answer has no choices, only an error: Upstream provider rate limited")),
+        (json.dumps({"custom_id": key, "response": {"status_code": 200, "body": {
             "choices": [{"message": "hi"}], "usage": [], "model": 3}}}), CallFailure(bad, "malformed: empty answer")),
         (json.dumps({"custom_id": key, "response": {"status_code": 500, "body": "oops"}, "error": None}),
          CallFailure(http, "500 no error message")),
@@ -426,7 +429,7 @@ def test_malformed_batch_output_lines_become_failures(tmp_path: Path) -> None:
             runner._ingest_line(line, {key})
             assert runner.failures == ({} if failure is None else {key: failure}), line
         assert key not in cache
-    assert runner.stats.errors == {"server_error": 3, "malformed": 3}
+    assert runner.stats.errors == {"server_error": 3, "malformed": 4}
 
 
 # -- the cache ------------------------------------------------------------------------------------

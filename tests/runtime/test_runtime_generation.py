@@ -461,3 +461,25 @@ def test_a_400_about_something_else_is_not_taken_for_a_refused_format(keto: Comp
     assert summary.calls_failed == len(keto.plan)
     assert all(b["response_format"]["type"] == "json_schema" for b in bodies)
     assert "response_format_fallback" not in json.loads((tmp_path / "stats.json").read_text())
+
+
+def test_a_proxy_that_answers_200_with_its_upstreams_error_is_retried_and_named(keto: CompiledTask,
+                                                                              tmp_path: Path) -> None:
+    with FakeOpenAI(responder=keto_responder) as server:
+        answer = server._completion
+        failed_once: set[int] = set()
+
+        def flaky_upstream(body: Any, fault: str | None) -> dict[str, Any]:
+            if body["seed"] not in failed_once:
+                failed_once.add(body["seed"])
+                return {"error": {"message": "Provider returned error: upstream overloaded", "code": 502}}
+            return answer(body, fault)
+
+        server._completion = flaky_upstream  # type: ignore[method-assign]
+        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=2), QUIET)
+    assert summary.calls_made == len(keto.plan) and summary.calls_failed == 0 and summary.retries == len(keto.plan)
+    with FakeOpenAI(responder=keto_responder) as server:
+        server._completion = lambda body, fault: {"error": {"message": "Provider returned error"}}  # type: ignore
+        run_generation(keto, tmp_path / "down", settings_for(server, concurrency=1, max_retries=1), QUIET)
+    stats = json.loads((tmp_path / "down" / "stats.json").read_text())
+    assert "answer has no choices, only an error: Provider returned error" in stats["failed_calls"][0]["error"]
