@@ -83,12 +83,20 @@ def _schema_checkers(schema: Any) -> _SchemaCheckers:
 
 def parse_answer(content: str | None, finish_reason: str | None, response_format: Mapping[str, Any],
                  validate: Callable[[dict], str | None] | None = None) -> dict[str, Any]:
-    """Check one answer the way both the online and the Batch path do; raise AnswerProblem if unusable."""
-    if finish_reason == "length":
-        raise AnswerProblem("truncated", "answer truncated at the token limit")
+    """Check one answer the way both the online and the Batch path do; raise AnswerProblem if unusable. An
+    answer that stopped at the token limit is truncated unless it holds a whole JSON object all the same (a
+    server that says "length" for an answer that ended right at it)."""
+    truncated = AnswerProblem("truncated", "answer truncated at the token limit")
     if not content or not isinstance(content, str):
+        if finish_reason == "length":
+            raise truncated
         raise AnswerProblem("malformed", "empty answer" if finish_reason != "content_filter" else "answer refused")
-    value = _json_of(content)
+    try:
+        value = _json_of(content)
+    except AnswerProblem:
+        if finish_reason == "length":
+            raise truncated from None
+        raise
     if not isinstance(value, dict):
         raise AnswerProblem("malformed", "answer is not a JSON object")
     schema = (response_format.get("json_schema") or {}).get("schema")
@@ -154,6 +162,9 @@ def parse_choice(choice: dict[str, Any] | None, response_format: Mapping[str, An
         raise AnswerProblem("malformed", "answer has no choices")
     message = choice.get("message")
     content = message.get("content") if isinstance(message, dict) else None
+    refusal = message.get("refusal") if isinstance(message, dict) else None
+    if not content and isinstance(refusal, str) and refusal.strip():  # structured outputs' way of saying no
+        raise AnswerProblem("malformed", f"the model refused: {' '.join(refusal.split())[:200]}")
     if isinstance(content, list):  # content parts, as some proxies send them: the text parts, in order
         content = "".join(part["text"] for part in content
                           if isinstance(part, dict) and part.get("type") in ("text", "output_text")

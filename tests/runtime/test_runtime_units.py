@@ -177,6 +177,10 @@ def test_parse_answer_kinds(keto: CompiledTask) -> None:
     parts = {"message": {"content": [{"type": "text", "text": json.dumps(good)[:10]},
                                      {"type": "text", "text": json.dumps(good)[10:]}]}, "finish_reason": "stop"}
     assert parse_choice(parts, fmt) == good
+    assert parse_answer(json.dumps(good), "length", fmt) == good  # whole all the same: nothing was cut
+    with pytest.raises(AnswerProblem, match="the model refused: I can't help with that"):
+        parse_choice({"message": {"content": None, "refusal": "I can't  help with that"}, "finish_reason": "stop"},
+                     fmt)
     with pytest.raises(AnswerProblem, match="too few"):
         parse_answer(json.dumps(good), "stop", fmt, lambda value: "too few")
 
