@@ -108,7 +108,7 @@ def refused_parameter(exc: openai.APIStatusError, message: str) -> str | None:
     if param in DROPPABLE_PARAMETERS:
         return str(param)
     for name in DROPPABLE_PARAMETERS:
-        if re.search(rf"(?<![\w.]){name}(?!\w)", message):
+        if re.search(rf"(?<![\w.-]){name}(?![\w-])", message):  # not a model's name: "seed-oss-36b"
             return name
     return None
 

@@ -357,3 +357,4 @@ def test_which_refusals_take_a_part_of_the_request_out() -> None:
     assert refusal("Unsupported parameter: 'max_tokens' is not supported with this model. Use "
                    "'max_completion_tokens' instead.", "max_tokens") == (None, False)
     assert refusal("The model `gpt-5-turbo` does not exist or you do not have access to it.") == (None, False)
+    assert refusal("Unknown model: seed-oss-36b") == (None, False)
