@@ -54,7 +54,8 @@ class CallStats:
 
 class Budget:
     """The spending guard of one run: no new network request once max_calls requests or max_cost dollars are
-    reached, counted over every phase and client that shares it (generation, pool labeling, evaluation)."""
+    reached, counted over every phase and client that shares it (generation, pool labeling, evaluation). It
+    also carries what those clients learned about the server (``adjustments``), the one object they share."""
 
     def __init__(self, max_cost: float | None = None, max_calls: int | None = None,
                  prices: Mapping[str, tuple[float, float]] | None = None, price_factor: float = 1.0) -> None:
