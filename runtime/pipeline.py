@@ -91,6 +91,7 @@ def run(compiled: CompiledTask, options: RunOptions, notice: Notice = lambda mes
         # One budget for the whole run: --max-calls / --max-cost bound generation, pool labeling and
         # evaluation together, at the task's own prices where it gives them.
         budget = Budget(max_cost, options.budget.max_calls, prices=dict(task.generate.prices))
+        budget.adjustments.announce = notice  # a server's refusal of part of a request, as the run adapts to it
         reporter.phase_start(GENERATION, counted(len(compiled.plan), "planned call"))
         generated = generate(compiled, options, settings, budget, llm, notes, reporter)
         reporter.phase_done(GENERATION, f"{counted(len(generated), 'example')} accepted")

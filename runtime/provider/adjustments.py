@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,24 @@ class ServerAdjustments:
     response_format: str | None = None  # the format_ladder step taken by name ("json_object", "none"), if any
     format_refusal: str = ""  # the server's message when it refused the planned format
     dropped: dict[str, str] = field(default_factory=dict)  # sampling parameter -> the server's refusal
+    # told each adjustment as it is made (the run's notices: a line on stderr, a "message" event)
+    announce: Callable[[str], None] = field(default=lambda line: None, repr=False, compare=False)
+
+    def step_down(self, refused: str, taken: str, refusal: str) -> None:
+        """The server refused the format named ``refused`` (``refusal``: its words); ask for ``taken``."""
+        self.response_format = taken
+        self.format_refusal = refusal
+        asked = "in JSON mode" if taken == "json_object" else "without a response_format"
+        self.announce(f"the server refused response_format {refused} ({refusal}): asking {asked}, with the "
+                      "response schema in the prompt, from now on")
+
+    def drop(self, parameter: str, refusal: str) -> None:
+        """The server refused ``parameter`` (``refusal``: its words); later calls leave it out."""
+        if parameter in self.dropped:
+            return
+        self.dropped[parameter] = refusal
+        self.announce(f"the server refused {parameter} ({refusal}): sending the calls without it from now on "
+                      "(the server's default applies)")
 
     def notes(self) -> list[str]:
         """What the run's report says about them (nothing when the server took every planned request)."""

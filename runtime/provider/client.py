@@ -259,8 +259,8 @@ class LLMClient:
             return True
         if refused_step + 1 >= len(ladder):
             return False
-        self.adjustments.response_format = format_name(ladder[refused_step + 1])
-        self.adjustments.format_refusal = self._refusal(error)
+        self.adjustments.step_down(format_name(ladder[refused_step]), format_name(ladder[refused_step + 1]),
+                                   self._refusal(error))
         return True
 
     def _step_for(self, response_format: dict[str, Any]) -> int:
@@ -277,7 +277,7 @@ class LLMClient:
     def _drop(self, parameter: str, error: str) -> None:
         """Leave ``parameter`` out of every later call of the run (a call refused for it before another
         call's refusal came asks again without it just the same)."""
-        self.adjustments.dropped.setdefault(parameter, self._refusal(error))
+        self.adjustments.drop(parameter, self._refusal(error))
 
     def _refusal(self, error: str) -> str:
         """The server's refusal as a note shows it: "400 <its message>", scrubbed of the key."""

@@ -114,9 +114,13 @@ def test_a_server_without_structured_outputs_is_asked_in_json_mode_in_every_phas
     with FakeOpenAI(responder=_contrary) as server:
         refuse_formats(server, [compiled.generation_format, compiled.classification_format], ("json_schema",),
                        "This response_format type is unavailable now")
-        status, _, _ = _run(spec, tmp_path / "run", server, capsys, "--json")
+        status, _, err = _run(spec, tmp_path / "run", server, capsys, "--format", "json")
         bodies = chat_requests(server)
     assert status in (0, 3)
+    said = [json.loads(line)["text"] for line in err.splitlines() if '"event": "message"' in line]
+    assert [line for line in said if "refused" in line] == [
+        "the server refused response_format json_schema (400 This response_format type is unavailable now): "
+        "asking in JSON mode, with the response schema in the prompt, from now on"]  # once, as it happens
     refused = [b for b in bodies if b["response_format"]["type"] == "json_schema"]
     assert refused and all(b["response_format"]["json_schema"]["name"] != "classification" for b in refused)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -144,9 +148,12 @@ def test_a_model_that_takes_only_the_default_temperature_is_sent_none_in_every_p
             return answer(body, fault)
 
         server._completion = reasoning_model  # type: ignore[method-assign]
-        status, _, _ = _run(spec, tmp_path / "run", server, capsys, "--json")
+        status, _, err = _run(spec, tmp_path / "run", server, capsys)
         bodies = chat_requests(server)
     assert status in (0, 3)
+    assert err.count("taskc: the server refused temperature (400 Unsupported value: 'temperature' does not support "
+                     "0.9 with this model. Only the default (1) value is supported.): sending the calls without it "
+                     "from now on (the server's default applies)") == 1
     refused = [b for b in bodies if "temperature" in b]
     assert refused and all(b["response_format"]["json_schema"]["name"] != "classification" for b in refused)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
