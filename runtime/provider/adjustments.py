@@ -72,7 +72,8 @@ class ServerAdjustments:
             notes.append(f"the server refused the planned response_format ({self.format_refusal}), so the calls "
                          f"from then on {taken} with the response schema written into the prompt; every answer was "
                          "still checked against the schema (those that fail it are retried and counted as "
-                         "schema_violation), and the refused requests are counted beyond the plan")
+                         "schema_violation); the refused requests, and the schema's tokens in every prompt, are "
+                         "spent beyond the plan's estimate")
         if self.dropped:
             refusals = "; ".join(f"{name}: {message}" for name, message in sorted(self.dropped.items()))
             names = ", ".join(sorted(self.dropped))
