@@ -130,7 +130,7 @@ def _json_of(content: str) -> Any:
         return json.loads(content)
     except json.JSONDecodeError as exc:
         start = content.find("{")
-        if start > 0:
+        if start >= 0:
             try:
                 return json.JSONDecoder().raw_decode(content, start)[0]
             except json.JSONDecodeError:

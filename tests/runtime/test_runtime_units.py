@@ -168,7 +168,8 @@ def test_parse_answer_kinds(keto: CompiledTask) -> None:
     # writes around its JSON
     for wrapped in ("<think>The user wants one keto dish {maybe eggs}.</think>\n" + json.dumps(good),
                     "Here is the JSON you asked for:\n```json\n" + json.dumps(good) + "\n```\nEnjoy!",
-                    "Sure! " + json.dumps(good) + " Let me know if you need more."):
+                    "Sure! " + json.dumps(good) + " Let me know if you need more.",
+                    json.dumps(good) + "\n\nI hope this helps."):
         assert parse_answer(wrapped, "stop", fmt) == good, wrapped
     for broken in ("Sure! Here is the JSON: " + json.dumps(good)[:40], "<think>eggs?</think> {\"examples\": ["):
         with pytest.raises(AnswerProblem) as caught:
