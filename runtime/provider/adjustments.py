@@ -1,10 +1,10 @@
 """Runtime provider: what a run learns about a server that refuses parts of the planned requests.
 
 Servers nobody on the team wrote refuse things the plan sends: structured outputs (`response_format`
-`json_schema`, or JSON mode too), or a sampling parameter a model does not take (OpenAI's reasoning
-models accept only the default `temperature`; some servers reject `seed` or `top_p` as unknown). A
-call refused so (a 400 or 422 that names it) is asked again at once without it, and so is every later
-call of the run, every phase: `ServerAdjustments` is what the run learned, shared by every phase's
+`json_schema`, or JSON mode too), a sampling parameter a model does not take (OpenAI's reasoning
+models accept only the default `temperature`; some servers reject `seed` or `top_p` as unknown), or
+more completion tokens than a model writes. A call refused so (a 400 or 422 that names it) is asked
+again at once without it (or for fewer tokens), and so is every later call of the run, every phase: `ServerAdjustments` is what the run learned, shared by every phase's
 client through the run's `Budget`. The planned call stays what the cache key and the checks follow:
 an answer is always checked against the planned response schema.
 """
@@ -44,6 +44,8 @@ class ServerAdjustments:
     response_format: str | None = None  # the format_ladder step taken by name ("json_object", "none"), if any
     format_refusal: str = ""  # the server's message when it refused the planned format
     dropped: dict[str, str] = field(default_factory=dict)  # sampling parameter -> the server's refusal
+    completion_cap: int | None = None  # the most completion tokens the model takes, once the server said it
+    cap_refusal: str = ""  # the server's words when it said so
     # told each adjustment as it is made (the run's notices: a line on stderr, a "message" event)
     announce: Callable[[str], None] = field(default=lambda line: None, repr=False, compare=False)
 
@@ -63,6 +65,15 @@ class ServerAdjustments:
         self.announce(f"the server refused {parameter} ({refusal}): sending the calls without it from now on "
                       "(the server's default applies)")
 
+    def cap_completion(self, cap: int, refusal: str) -> None:
+        """The model takes at most ``cap`` completion tokens (``refusal``: the server's words); later calls
+        ask for no more."""
+        if self.completion_cap is not None and self.completion_cap <= cap:
+            return
+        self.completion_cap, self.cap_refusal = cap, refusal
+        self.announce(f"the server allows at most {cap:,} completion tokens ({refusal}): asking for no more "
+                      "from now on")
+
     def notes(self) -> list[str]:
         """What the run's report says about them (nothing when the server took every planned request)."""
         notes = []
@@ -80,6 +91,10 @@ class ServerAdjustments:
             notes.append(f"the server refused {counted(len(self.dropped), 'sampling parameter')} of the plan "
                          f"({refusals}), so the calls from then on were sent without {names}: the server's default "
                          "applies, not the task's; the refused requests are counted beyond the plan")
+        if self.completion_cap is not None:
+            notes.append(f"the server allows at most {self.completion_cap:,} completion tokens ({self.cap_refusal}), "
+                         "so the calls that planned more were sent with that many: an answer longer than that is "
+                         "truncated (lower generate.per_call if many are)")
         return notes
 
 
@@ -130,6 +145,22 @@ def refused_parameter(exc: openai.APIStatusError, message: str) -> str | None:
     for name in DROPPABLE_PARAMETERS:
         if re.search(rf"(?<![\w.-]){name}(?![\w-])", message):  # not a model's name: "seed-oss-36b"
             return name
+    return None
+
+
+def completion_limit(message: str) -> tuple[int, bool] | None:
+    """What a refusal of a request's max_tokens says the request may ask for, and whether that holds for the
+    model (True: "supports at most 16384 completion tokens", "64000, which is the maximum allowed number of
+    output tokens") or for this request only (False: a context length less this request's input tokens, as
+    vLLM words it); None when it says neither."""
+    model_wide = (re.search(r"at most (\d+) completion tokens", message)
+                  or re.search(r"(\d+),? which is the maximum allowed number of output tokens", message))
+    if model_wide:
+        return int(model_wide.group(1)), True
+    context = re.search(r"maximum context length is (\d+) tokens", message)
+    given = re.search(r"(\d+) in the messages|request has (\d+) input tokens", message)
+    if context and given:
+        return int(context.group(1)) - int(given.group(1) or given.group(2)), False
     return None
 
 

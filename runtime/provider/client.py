@@ -30,6 +30,7 @@ from ..cache import ResponseCache
 from ..limiter import RateLimiter
 from .adjustments import (
     ServerAdjustments,
+    completion_limit,
     format_ladder,
     format_name,
     refused_parameter,
@@ -72,6 +73,8 @@ EMBEDDING_RESPONSE_BYTES_PER_INPUT = 64 * 1024
 _MAX_BACKOFF = 30.0
 _DEFAULT_OUTPUT_ESTIMATE = 512
 _CONNECTIONS_PER_POOL = 32
+# Fewer completion tokens than any answer of a plan fits in: a server limit below this fails the call instead.
+MIN_COMPLETION_TOKENS = 16
 
 
 class LLMClient:
@@ -156,6 +159,10 @@ class LLMClient:
                 # Newer models refuse max_tokens and want max_completion_tokens; ask again at once.
                 sampling = {("max_completion_tokens" if k == "max_tokens" else k): v for k, v in sampling.items()}
                 continue
+            if outcome.completion_limit is not None and (capped := self._capped(sampling, outcome.completion_limit,
+                                                                                error)) is not None:
+                sampling = capped
+                continue  # ask again at once, for no more than the server allows
             if outcome.refused_parameter is not None:
                 self._drop(outcome.refused_parameter, error)
                 continue  # ask again at once, without it
@@ -274,6 +281,19 @@ class LLMClient:
         self.stats.response_format_fallback = taken
         return names.index(taken)
 
+    def _capped(self, sampling: dict[str, Any], limit: tuple[int, bool], error: str) -> dict[str, Any] | None:
+        """``sampling`` asking for no more completion tokens than a refusal allows (a limit of the model holds for
+        every later call of the run too); None when it asks for no more already, or the limit leaves too few to
+        answer in."""
+        tokens, model_wide = limit
+        key = "max_completion_tokens" if "max_completion_tokens" in sampling else "max_tokens"
+        asked = sampling.get(key)
+        if not isinstance(asked, int) or tokens >= asked or tokens < MIN_COMPLETION_TOKENS:
+            return None
+        if model_wide:
+            self.adjustments.cap_completion(tokens, self._refusal(error))
+        return {**sampling, key: tokens}
+
     def _drop(self, parameter: str, error: str) -> None:
         """Leave ``parameter`` out of every later call of the run (a call refused for it before another
         call's refusal came asks again without it just the same)."""
@@ -303,6 +323,10 @@ class LLMClient:
             for name in self.adjustments.dropped:
                 if built.pop(name, None) is not None:
                     stats.dropped_parameters.add(name)
+            cap = self.adjustments.completion_cap
+            for name in ("max_tokens", "max_completion_tokens"):
+                if cap is not None and isinstance(built.get(name), int) and built[name] > cap:
+                    built[name] = cap
             sent = frozenset(built)
             if step:
                 sent_format = format_ladder(response_format)[step]
@@ -479,7 +503,9 @@ class LLMClient:
             else None
         return _Attempt(error=f"{status} {message}", retryable=retryable, retry_after=retry_after,
                         request_id=request_id, kind=status_kind(status),
-                        rename_max_tokens=status == 400 and "max_completion_tokens" in message,
+                        rename_max_tokens=status == 400 and "max_completion_tokens" in message
+                        and completion_limit(message) is None,
+                        completion_limit=completion_limit(message) if refusal else None,
                         refused_parameter=refused, refused_format=refusal and refused is None
                         and refuses_response_format(exc, message))
 
@@ -501,6 +527,7 @@ class _Attempt:
     rename_max_tokens: bool = False  # the server asked for max_completion_tokens instead of max_tokens
     refused_format: bool = False  # the server refused the request's response_format (see format_ladder)
     refused_parameter: str | None = None  # the sampling parameter the server refused (see adjustments.py)
+    completion_limit: tuple[int, bool] | None = None  # the completion tokens a refusal allows (completion_limit)
     format_step: int | None = None  # of format_ladder, the step whose format the server refused
     over_budget: bool = False  # not sent: the run's budget was spent while it waited for a slot
     past_deadline: bool = False  # not sent: the call's or the run's deadline passed while it waited for a slot

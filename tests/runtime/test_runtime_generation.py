@@ -483,3 +483,48 @@ def test_a_proxy_that_answers_200_with_its_upstreams_error_is_retried_and_named(
         run_generation(keto, tmp_path / "down", settings_for(server, concurrency=1, max_retries=1), QUIET)
     stats = json.loads((tmp_path / "down" / "stats.json").read_text())
     assert "answer has no choices, only an error: Provider returned error" in stats["failed_calls"][0]["error"]
+
+
+def test_a_model_that_takes_fewer_completion_tokens_is_asked_for_no_more(keto: CompiledTask, tmp_path: Path) -> None:
+    from fake_openai.server import ApiError
+
+    with FakeOpenAI(responder=keto_responder) as server:
+        answer = server._completion
+
+        def smaller_model(body: Any, fault: str | None) -> dict[str, Any]:
+            if body["max_tokens"] > 1500:
+                raise ApiError(400, f"max_tokens is too large: {body['max_tokens']}. This model supports at most "
+                                    f"1500 completion tokens, whereas you provided {body['max_tokens']}.",
+                               "invalid_value", param="max_tokens")
+            return answer(body, fault)
+
+        server._completion = smaller_model  # type: ignore[method-assign]
+        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=2), QUIET)
+        bodies = chat_requests(server)
+    assert summary.calls_made == len(keto.plan) and summary.calls_failed == 0
+    assert 1 <= sum(b["max_tokens"] == 2000 for b in bodies) <= 2  # the calls in flight when the refusal came
+    assert sum(b["max_tokens"] == 1500 for b in bodies) == len(keto.plan)
+
+
+def test_a_request_longer_than_the_context_is_asked_again_for_what_fits(keto: CompiledTask, tmp_path: Path) -> None:
+    from fake_openai.server import ApiError
+
+    with FakeOpenAI(responder=keto_responder) as server:
+        answer = server._completion
+
+        def small_context(body: Any, fault: str | None) -> dict[str, Any]:
+            given = len(json.dumps(body["messages"])) // 4
+            if given + body["max_tokens"] > 2048:
+                raise ApiError(400, f"This model's maximum context length is 2048 tokens. However, you requested "
+                                    f"{given + body['max_tokens']} tokens ({given} in the messages, "
+                                    f"{body['max_tokens']} in the completion). Please reduce the length of the "
+                                    "messages or completion.", "BadRequestError")
+            return answer(body, fault)
+
+        server._completion = small_context  # type: ignore[method-assign]
+        summary = run_generation(keto, tmp_path, settings_for(server, concurrency=1), QUIET)
+        bodies = chat_requests(server)
+    assert summary.calls_made == len(keto.plan) and summary.calls_failed == 0
+    assert len(bodies) == 2 * len(keto.plan)  # each call's own limit: every call is refused once
+    asked = [b["max_tokens"] for b in bodies]
+    assert asked.count(2000) == len(keto.plan) and all(2048 - 600 < tokens < 2000 for tokens in asked if tokens != 2000)

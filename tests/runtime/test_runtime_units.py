@@ -359,3 +359,26 @@ def test_which_refusals_take_a_part_of_the_request_out() -> None:
                    "'max_completion_tokens' instead.", "max_tokens") == (None, False)
     assert refusal("The model `gpt-5-turbo` does not exist or you do not have access to it.") == (None, False)
     assert refusal("Unknown model: seed-oss-36b") == (None, False)
+
+
+def test_what_a_refusal_of_max_tokens_allows() -> None:
+    from taskc.runtime.provider.adjustments import ServerAdjustments, completion_limit
+
+    assert completion_limit("max_tokens is too large: 100000. This model supports at most 16384 completion tokens, "
+                            "whereas you provided 100000.") == (16384, True)
+    assert completion_limit("max_tokens: 100000 > 64000, which is the maximum allowed number of output tokens for "
+                            "claude-sonnet") == (64000, True)
+    assert completion_limit("This model's maximum context length is 4096 tokens. However, you requested 5000 tokens "
+                            "(1000 in the messages, 4000 in the completion).") == (3096, False)
+    assert completion_limit("'max_tokens' or 'max_completion_tokens' is too large: 4000. This model's maximum context "
+                            "length is 4096 tokens and your request has 1000 input tokens (4000 > 4096 - 1000).") \
+        == (3096, False)
+    assert completion_limit("This model's maximum context length is 4096 tokens.") is None  # how much is input?
+    said: list[str] = []
+    adjustments = ServerAdjustments(announce=said.append)
+    adjustments.cap_completion(16384, "400 supports at most 16384 completion tokens")
+    adjustments.cap_completion(20000, "400 a looser limit later")  # the tighter limit stays
+    assert adjustments.completion_cap == 16384 and len(said) == 1
+    assert adjustments.notes() == ["the server allows at most 16,384 completion tokens (400 supports at most 16384 "
+                                   "completion tokens), so the calls that planned more were sent with that many: an "
+                                   "answer longer than that is truncated (lower generate.per_call if many are)"]
