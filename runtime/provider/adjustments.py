@@ -4,9 +4,10 @@ Servers nobody on the team wrote refuse things the plan sends: structured output
 `json_schema`, or JSON mode too), a sampling parameter a model does not take (OpenAI's reasoning
 models accept only the default `temperature`; some servers reject `seed` or `top_p` as unknown), or
 more completion tokens than a model writes. A call refused so (a 400 or 422 that names it) is asked
-again at once without it (or for fewer tokens), and so is every later call of the run, every phase: `ServerAdjustments` is what the run learned, shared by every phase's
-client through the run's `Budget`. The planned call stays what the cache key and the checks follow:
-an answer is always checked against the planned response schema.
+again at once without it (or for fewer tokens), and so is every later call of the run, every phase:
+`ServerAdjustments` is what the run learned, shared by every phase's client through the run's `Budget`.
+The planned call stays what the cache key and the checks follow: an answer is always checked against the
+planned response schema.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import openai
 
 from ...compiler import canonical_json, counted
+from .answers import squeezed
 from .transport import first_line
 
 # Words of a 400 that refuses the request's response_format (OpenAI: "'response_format' of type 'json_schema'
@@ -180,8 +182,7 @@ def server_message(exc: openai.APIStatusError) -> str:
         if isinstance(detail, list):  # FastAPI / pydantic: [{"loc": ["body", "seed"], "msg": "..."}]
             detail = "; ".join(_validation_error(item) for item in detail[:5])
         body = detail if isinstance(detail, str) else json.dumps(detail if detail is not None else body)
-    shown = " ".join(str(body).split()) if body is not None else ""
-    return shown[:300] or text
+    return (squeezed(str(body)) if body is not None else "") or text
 
 
 def _validation_error(item: Any) -> str:

@@ -28,6 +28,12 @@ _FENCE = re.compile(r"```(?:json)?\s*(.*?)\s*```", re.DOTALL)
 _THINKING = re.compile(r"\s*<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 
 
+def squeezed(text: str, limit: int = 300) -> str:
+    """``text`` on one line (every run of whitespace one space), at most ``limit`` characters: a server's
+    words as a failure or a note shows them."""
+    return " ".join(text.split())[:limit]
+
+
 class AnswerProblem(Exception):
     """An answer arrived but cannot be used (malformed, truncated, schema-invalid); worth a retry."""
 
@@ -151,7 +157,7 @@ def read_completion(body: Any, requested_model: str) -> tuple[dict[str, int], st
         error = body.get("error")
         said = error.get("message") if isinstance(error, dict) else error
         if isinstance(said, str) and said.strip():
-            raise AnswerProblem("malformed", f"answer has no choices, only an error: {' '.join(said.split())[:300]}")
+            raise AnswerProblem("malformed", f"answer has no choices, only an error: {squeezed(said)}")
     return usage_of(body.get("usage")), answered if isinstance(answered, str) and answered else requested_model, choice
 
 
@@ -164,7 +170,7 @@ def parse_choice(choice: dict[str, Any] | None, response_format: Mapping[str, An
     content = message.get("content") if isinstance(message, dict) else None
     refusal = message.get("refusal") if isinstance(message, dict) else None
     if not content and isinstance(refusal, str) and refusal.strip():  # structured outputs' way of saying no
-        raise AnswerProblem("malformed", f"the model refused: {' '.join(refusal.split())[:200]}")
+        raise AnswerProblem("malformed", f"the model refused: {squeezed(refusal, 200)}")
     if isinstance(content, list):  # content parts, as some proxies send them: the text parts, in order
         content = "".join(part["text"] for part in content
                           if isinstance(part, dict) and part.get("type") in ("text", "output_text")

@@ -501,11 +501,11 @@ class LLMClient:
         refusal = status in (400, 422)
         refused = refused_parameter(exc, message) if refusal and getattr(exc, "param", None) != "response_format" \
             else None
+        limit = completion_limit(message) if refusal else None
         return _Attempt(error=f"{status} {message}", retryable=retryable, retry_after=retry_after,
                         request_id=request_id, kind=status_kind(status),
-                        rename_max_tokens=status == 400 and "max_completion_tokens" in message
-                        and completion_limit(message) is None,
-                        completion_limit=completion_limit(message) if refusal else None,
+                        rename_max_tokens=status == 400 and "max_completion_tokens" in message and limit is None,
+                        completion_limit=limit,
                         refused_parameter=refused, refused_format=refusal and refused is None
                         and refuses_response_format(exc, message))
 

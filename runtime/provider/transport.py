@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - the default httpx transport is used in
     _AiohttpConnectionError = None  # type: ignore[assignment,misc]
     UNWRAPPED_TRANSPORT_ERRORS = ()
 
+from .answers import squeezed
 from .settings import MAX_RESPONSE_BYTES, PLACEHOLDER_API_KEY, ProviderSettings
 
 
@@ -230,7 +231,7 @@ def one_line(exc: BaseException) -> str:
     # Transport errors spread over lines ("400, message:\n  Not enough data ..."); keep all of it.
     if type(exc).__name__ == "ServerDisconnectedError":  # aiohttp's text is a repr of the partial reply
         return "the server closed the connection before a complete reply"
-    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
+    return squeezed(str(exc)) or type(exc).__name__
 
 
 def first_line(exc: BaseException) -> str:
