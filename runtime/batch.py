@@ -9,7 +9,11 @@ cache. The dataset is then assembled from the cache exactly as after an online
 run. Each submitted batch is journaled in the cache database before anything
 waits on it, and carries a fingerprint in its metadata, so a killed run resumes
 polling the batches it already paid for instead of submitting them again. Lines
-that failed are resubmitted in a further round, a bounded number of times.
+that failed are resubmitted in a further round, a bounded number of times. A line
+the server refused a part of that the run can do without (structured outputs, a
+sampling parameter, too many completion tokens: see provider/adjustments.py) goes
+in the next round without it, as every later call of the run does, online or not;
+such a round does not count against the bound.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ from ..compiler import BATCH_PRICE_FACTOR, ExitStatus, TaskcError, counted, sha2
 from .cache import ResponseCache
 from .progress import GENERATION, TRAINING, ProgressReporter, ProgressState
 from .provider import (
+    MIN_COMPLETION_TOKENS,
+    AdjustedRequest,
     AnswerProblem,
     Budget,
     CallFailure,
     CallStats,
     ErrorKind,
     ProviderSettings,
+    Refusal,
     RunDeadlinePassed,
     answer_record,
     charge,
@@ -42,6 +49,7 @@ from .provider import (
     parse_choice,
     read_completion,
     read_embeddings,
+    refusal_of,
     scrub,
     scrub_in_place,
     status_kind,
@@ -65,6 +73,9 @@ CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT = "/v1/chat/completions", "/v1/embeddings"  #
 MAX_REQUESTS_PER_BATCH = 50_000
 MAX_BYTES_PER_BATCH = 200 * 1024 * 1024
 MAX_ROUNDS = 3  # the first submission plus two resubmissions of failed lines
+# Rounds beyond MAX_ROUNDS for lines the server refused a part of (at most one per adjustment the run can make:
+# two steps down the format ladder, each droppable parameter, max_completion_tokens, a completion cap).
+MAX_ADJUSTED_ROUNDS = 7
 _TERMINAL = {"completed", "failed", "expired", "cancelled"}
 # A batch that ended so is not submitted again: the same input file fails validation again, and a cancelled
 # batch was stopped by someone on purpose. An expired one (its window passed first) is tried again.
@@ -92,11 +103,14 @@ class BatchChunk:
         return sha256_hex("\n".join(self.keys))[:32]
 
 
-def batch_input_lines(calls: Sequence[BatchableCall], url: str = CHAT_ENDPOINT) -> list[tuple[str, bytes]]:
-    """One Batch API input line per call, as (cache key, JSON line bytes)."""
+def batch_input_lines(calls: Sequence[BatchableCall], url: str = CHAT_ENDPOINT,
+                      body: Callable[[BatchableCall], dict[str, Any]] | None = None) -> list[tuple[str, bytes]]:
+    """One Batch API input line per call, as (cache key, JSON line bytes); ``body``: the request body of a call
+    (its planned one unless told)."""
     lines = []
     for call in calls:
-        line = {"custom_id": call.cache_key, "method": "POST", "url": url, "body": call.request_body()}
+        request = call.request_body() if body is None else body(call)
+        line = {"custom_id": call.cache_key, "method": "POST", "url": url, "body": request}
         lines.append((call.cache_key, (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")))
     return lines
 
@@ -213,6 +227,11 @@ class _BatchRunner:
         self.answered: set[str] = set()  # keys of the calls with an answer in the cache, kept as they arrive
         self.not_retried: set[str] = set()  # keys of a failed or cancelled batch: not submitted again
         self.done = 0
+        # What the run's server refused (shared with every phase's online client), and what each line was sent
+        # as, to tell a refusal of what it sent from one of a part it no longer sends.
+        self.adjustments = budget.adjustments
+        self.sent: dict[str, AdjustedRequest] = {}
+        self.adjusted = False  # a line of the batches waited on was refused a part the run can do without
 
     def run(self, max_requests: int, max_bytes: int) -> dict[str, CallFailure]:
         self.answered = self._answered_already()
@@ -221,7 +240,8 @@ class _BatchRunner:
         self.reporter.start(len(self.calls), self.phase, self.step)
         # First finish what an earlier, interrupted run submitted (it is paid for already).
         self._wait_and_ingest(self._unfinished_journal())
-        for round_number in range(MAX_ROUNDS):
+        round_number, rounds = 0, MAX_ROUNDS
+        while round_number < rounds:
             pending = [call for key, call in self.calls.items()
                        if key not in self.answered and key not in self.not_retried]
             if not pending:
@@ -231,9 +251,13 @@ class _BatchRunner:
                 break
             if round_number:
                 self.stats.retries += len(pending)
-            chunks = split_batches(batch_input_lines(pending, self.endpoint), max_requests, max_bytes)
-            names = [self._submit(chunk) for chunk in chunks]
+            lines = batch_input_lines(pending, self.endpoint, self._line_body)
+            names = [self._submit(chunk) for chunk in split_batches(lines, max_requests, max_bytes)]
+            self.adjusted = False
             self._wait_and_ingest(names)
+            if self.adjusted and rounds < MAX_ROUNDS + MAX_ADJUSTED_ROUNDS:
+                rounds += 1  # the refused lines go again as the server takes them: not a round lost
+            round_number += 1
         for key in self.calls:
             if key not in self.answered and key not in self.failures:
                 self.failures[key] = (CallFailure.budget_exhausted() if self.budget.exhausted else
@@ -373,15 +397,7 @@ class _BatchRunner:
         response = _mapping(item.get("response"))
         body = _mapping(response.get("body"))
         if response.get("status_code") != 200:
-            error = item.get("error") or body.get("error") or {}
-            code = error.get("code") if isinstance(error, dict) else None
-            kind = ("rate_limit" if response.get("status_code") == 429 else
-                    "expired" if code == "batch_expired" else "server_error")
-            self.stats.count_error(kind)
-            message = (error.get("message") if isinstance(error, dict) else str(error)) or "no error message"
-            status = response.get("status_code") or "no status"
-            self.failures[key] = CallFailure(status_kind(status) if isinstance(status, int) else ErrorKind.HTTP_ERROR,
-                                             scrub(f"{status} {message}", self.settings.api_key))
+            self._failed_line(key, call, item.get("error") or body.get("error") or {}, response.get("status_code"))
             return
         try:
             self._accept(key, call, body, response)
@@ -394,6 +410,50 @@ class _BatchRunner:
         self.failures.pop(key, None)
         self.stats.calls_made += 1
         self.done += 1
+
+    def _failed_line(self, key: str, call: BatchableCall, error: Any, status: Any) -> None:
+        """A line the server answered with an error status (or none): its failure, and, where it refuses a part
+        of the request the run can do without, the round marked as adjusted (see _adapt)."""
+        code = error.get("code") if isinstance(error, dict) else None
+        known = isinstance(status, int)
+        self.stats.count_error("rate_limit" if status == 429 else "expired" if code == "batch_expired" else
+                               f"http_{status}" if known and 400 <= status < 500 else "server_error")
+        message = str((error.get("message") if isinstance(error, dict) else error) or "no error message")
+        text = scrub(f"{status if known else 'no status'} {message}", self.settings.api_key)
+        self.failures[key] = CallFailure(status_kind(status) if known else ErrorKind.HTTP_ERROR, text)
+        param = error.get("param") if isinstance(error, dict) else None
+        if known and self._adapt(key, call, refusal_of(status, message, param), text):
+            self.adjusted = True
+
+    # -- a server that refuses part of the planned request (see provider/adjustments.py)
+
+    def _line_body(self, call: BatchableCall) -> dict[str, Any]:
+        """A call's request body as the server takes it, from what the run has learned so far."""
+        request = self.adjustments.adjusted(call.request_body(), call.response_format)
+        self.stats.record_adjusted(request, self.adjustments)
+        self.sent[call.cache_key] = request
+        return request.body
+
+    def _adapt(self, key: str, call: BatchableCall, refusal: Refusal, error: str) -> bool:
+        """Whether a refused line goes again without the part refused (what the run learns from ``refusal``
+        holds for every later line and call); False when the refusal is of nothing it can do without."""
+        sent = self.sent.get(key) or AdjustedRequest(call.request_body(), 0, frozenset())  # a resumed batch's
+        body = sent.body
+        if refusal.rename_max_tokens and "max_tokens" in body:
+            self.adjustments.rename_max_tokens()
+            return True
+        asked = body.get("max_completion_tokens", body.get("max_tokens"))
+        if refusal.completion_limit is not None and refusal.completion_limit[1] and isinstance(asked, int):
+            tokens = refusal.completion_limit[0]
+            if MIN_COMPLETION_TOKENS <= tokens < asked:
+                self.adjustments.cap_completion(tokens, error)
+                return True
+        if refusal.parameter is not None and refusal.parameter in body:
+            self.adjustments.drop(refusal.parameter, error)
+            return True
+        if refusal.response_format:
+            return self.adjustments.step_down_from(sent.format_step, call.response_format, error)
+        return False
 
     # -- what the endpoint's answers are (chat completions here; embeddings in _EmbeddingsBatchRunner)
 
@@ -424,6 +484,9 @@ class _EmbeddingsBatchRunner(_BatchRunner):
     """The same submission, journal and polling for `/v1/embeddings` requests: an answer is vectors."""
 
     endpoint = EMBEDDINGS_ENDPOINT
+
+    def _line_body(self, call: BatchableCall) -> dict[str, Any]:
+        return call.request_body()  # an embeddings request has nothing a server refuses that it can do without
 
     def __init__(self, client: openai.OpenAI, cache: ResponseCache, settings: ProviderSettings, budget: Budget,
                  stats: CallStats, reporter: ProgressReporter, requests: dict[str, EmbeddingRequest],

@@ -135,6 +135,18 @@ def refuse_formats(server: Any, planned: list[dict[str, Any]], refused: tuple[st
     server._completion = picky
 
 
+def refusing_parameter(server: Any, parameter: str, error: Any) -> None:
+    """Make ``server`` raise ``error`` (an ApiError) for a request that sends ``parameter``."""
+    answer = server._completion
+
+    def picky(body: Any, fault: str | None) -> dict[str, Any]:
+        if parameter in body:
+            raise error
+        return answer(body, fault)
+
+    server._completion = picky
+
+
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")

@@ -39,6 +39,7 @@ scrubbed out by `scrub_in_place` before anything stores or uses it.
 
 from __future__ import annotations
 
+from .adjustments import MIN_COMPLETION_TOKENS, AdjustedRequest, Refusal, ServerAdjustments, refusal_of
 from .answers import (
     MAX_TOKENS_PER_RESPONSE,
     AnswerProblem,
@@ -70,10 +71,11 @@ from .transport import ResponseTooLarge, one_line, retry_delay_from_headers, syn
 
 __all__ = [
     "BUDGET_EXHAUSTED", "DEFAULT_CALL_DEADLINE", "EMBEDDING_RESPONSE_BYTES_PER_INPUT", "MAX_RESPONSE_BYTES",
-    "MAX_TOKENS_PER_RESPONSE", "PLACEHOLDER_API_KEY", "REDACTED", "AnswerProblem", "Budget", "CallFailure",
-    "CallResult", "CallStats", "ErrorKind", "LLMClient", "ProviderSettings", "ResponseTooLarge", "RunDeadline",
-    "RunDeadlinePassed", "answer_record", "charge", "count_requests", "charged_embedding_usage", "charged_usage",
+    "MAX_TOKENS_PER_RESPONSE", "MIN_COMPLETION_TOKENS", "PLACEHOLDER_API_KEY", "REDACTED", "AdjustedRequest",
+    "AnswerProblem", "Budget", "CallFailure", "CallResult", "CallStats", "ErrorKind", "LLMClient",
+    "ProviderSettings", "Refusal", "ResponseTooLarge", "RunDeadline", "RunDeadlinePassed", "ServerAdjustments",
+    "answer_record", "charge", "count_requests", "charged_embedding_usage", "charged_usage",
     "embedding_tokens", "estimated_usage", "one_line", "parse_answer", "parse_choice", "provider_settings_from_env",
-    "read_completion", "read_embeddings", "retry_delay_from_headers", "scrub", "scrub_in_place", "status_kind",
-    "sync_client", "usage_of",
+    "read_completion", "read_embeddings", "refusal_of", "retry_delay_from_headers", "scrub", "scrub_in_place",
+    "status_kind", "sync_client", "usage_of",
 ]

@@ -5,9 +5,11 @@ Servers nobody on the team wrote refuse things the plan sends: structured output
 models accept only the default `temperature`; some servers reject `seed` or `top_p` as unknown), or
 more completion tokens than a model writes. A call refused so (a 400 or 422 that names it) is asked
 again at once without it (or for fewer tokens), and so is every later call of the run, every phase:
-`ServerAdjustments` is what the run learned, shared by every phase's client through the run's `Budget`.
-The planned call stays what the cache key and the checks follow: an answer is always checked against the
-planned response schema.
+`ServerAdjustments` is what the run learned, shared by every phase's client through the run's `Budget`
+and by the Batch API's rounds (a refused batch line goes in the next round as adjusted). `refusal_of`
+reads what an error status refuses; `ServerAdjustments.adjusted` is a planned request body as the server
+takes it. The planned call stays what the cache key and the checks follow: an answer is always checked
+against the planned response schema.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ _FORMAT_REFUSAL_WORDS = ("response_format", "response format", "response_schema"
 # default (1) value is supported.", "Unrecognized request argument supplied: seed", a FastAPI server's
 # "Extra inputs are not permitted".
 DROPPABLE_PARAMETERS = ("temperature", "top_p", "seed")
+# Fewer completion tokens than any answer of a plan fits in: a server limit below this fails the call instead.
+MIN_COMPLETION_TOKENS = 16
 _PARAMETER_REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "extra", "not permitted",
                             "not allowed", "only the default")
 
@@ -48,6 +52,7 @@ class ServerAdjustments:
     dropped: dict[str, str] = field(default_factory=dict)  # sampling parameter -> the server's refusal
     completion_cap: int | None = None  # the most completion tokens the model takes, once the server said it
     cap_refusal: str = ""  # the server's words when it said so
+    max_completion_tokens: bool = False  # the model wants max_completion_tokens, not max_tokens (newer models)
     # told each adjustment as it is made (the run's notices: a line on stderr, a "message" event)
     announce: Callable[[str], None] = field(default=lambda line: None, repr=False, compare=False)
 
@@ -76,6 +81,52 @@ class ServerAdjustments:
         self.announce(f"the server allows at most {cap:,} completion tokens ({refusal}): asking for no more "
                       "from now on")
 
+    def rename_max_tokens(self) -> None:
+        """The server asked for max_completion_tokens instead of max_tokens; later calls send that."""
+        self.max_completion_tokens = True
+
+    def step_for(self, response_format: dict[str, Any]) -> int:
+        """The format_ladder step to send a call of ``response_format`` at: 0 (the planned format) until the
+        server refused it."""
+        if self.response_format is None:
+            return 0
+        names = [format_name(step) for step in format_ladder(response_format)]
+        return names.index(self.response_format) if self.response_format in names else 0
+
+    def step_down_from(self, refused_step: int, response_format: dict[str, Any], refusal: str) -> bool:
+        """After the server refused the format of ``refused_step`` (``refusal``: its words): whether to ask
+        again, at the next step down, which every later call takes too (a call refused at a step others have
+        already left just asks again at the current one). False when the ladder has no step left."""
+        ladder = format_ladder(response_format)
+        if refused_step < self.step_for(response_format):
+            return True
+        if refused_step + 1 >= len(ladder):
+            return False
+        self.step_down(format_name(ladder[refused_step]), format_name(ladder[refused_step + 1]), refusal)
+        return True
+
+    def adjusted(self, body: dict[str, Any], response_format: dict[str, Any]) -> AdjustedRequest:
+        """A planned chat completions request ``body`` (whose planned format is ``response_format``) as this
+        server takes it: without the parameters it refused, no more completion tokens than it allows, under
+        the name it wants, at the format step it took (with the schema in the prompt below the plan's)."""
+        built = dict(body)
+        dropped = frozenset(name for name in self.dropped if built.pop(name, None) is not None)
+        if self.max_completion_tokens and "max_tokens" in built:
+            built["max_completion_tokens"] = built.pop("max_tokens")
+        for name in ("max_tokens", "max_completion_tokens"):
+            if self.completion_cap is not None and isinstance(built.get(name), int) \
+                    and built[name] > self.completion_cap:
+                built[name] = self.completion_cap
+        step = self.step_for(response_format)
+        if step:
+            sent_format = format_ladder(response_format)[step]
+            built["messages"] = with_schema_in_prompt(built["messages"], response_format)
+            if sent_format is None:
+                built.pop("response_format", None)
+            else:
+                built["response_format"] = sent_format
+        return AdjustedRequest(built, step, dropped)
+
     def notes(self) -> list[str]:
         """What the run's report says about them (nothing when the server took every planned request)."""
         notes = []
@@ -98,6 +149,40 @@ class ServerAdjustments:
                          "so the calls that planned more were sent with that many: an answer longer than that is "
                          "truncated (lower generate.per_call if many are)")
         return notes
+
+
+@dataclass(frozen=True)
+class AdjustedRequest:
+    """A request body as ServerAdjustments.adjusted makes it, and what it left out of the plan's."""
+
+    body: dict[str, Any]
+    format_step: int  # of format_ladder(the planned format): 0 is the planned format itself
+    dropped: frozenset[str]  # the sampling parameters taken out
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What an error status refuses of a request that the run can do without, as refusal_of reads it."""
+
+    response_format: bool = False  # the request's response_format (see format_ladder)
+    parameter: str | None = None  # a droppable sampling parameter (DROPPABLE_PARAMETERS)
+    completion_limit: tuple[int, bool] | None = None  # fewer completion tokens (see completion_limit)
+    rename_max_tokens: bool = False  # max_tokens, where the model wants max_completion_tokens
+
+    def __bool__(self) -> bool:
+        return bool(self.response_format or self.parameter or self.completion_limit or self.rename_max_tokens)
+
+
+def refusal_of(status: int, message: str, param: Any = None) -> Refusal:
+    """What an error status (``message``: the server's words, ``param``: the parameter its error names, if
+    any) refuses of a request: nothing unless it is a 400 or 422 that names a part the run can do without."""
+    if status not in (400, 422):
+        return Refusal()
+    limit = completion_limit(message)
+    parameter = None if param == "response_format" else refused_parameter(param, message)
+    return Refusal(response_format=parameter is None and refuses_response_format(param, message),
+                   parameter=parameter, completion_limit=limit,
+                   rename_max_tokens=status == 400 and "max_completion_tokens" in message and limit is None)
 
 
 def format_ladder(response_format: dict[str, Any]) -> tuple[dict[str, Any] | None, ...]:
@@ -127,21 +212,22 @@ def with_schema_in_prompt(messages: list[dict[str, str]], response_format: dict[
     return [{"role": "system", "content": instruction}, *messages]
 
 
-def refuses_response_format(exc: openai.APIStatusError, message: str) -> bool:
-    """Whether an error status refuses the request's response_format (the parameter it names, or its message)."""
-    if getattr(exc, "param", None) == "response_format":
+def refuses_response_format(param: Any, message: str) -> bool:
+    """Whether an error status refuses the request's response_format (``param``: the parameter its error names,
+    or its ``message``)."""
+    if param == "response_format":
         return True
     lowered = message.lower()
     return any(word in lowered for word in _FORMAT_REFUSAL_WORDS)
 
 
-def refused_parameter(exc: openai.APIStatusError, message: str) -> str | None:
+def refused_parameter(param: Any, message: str) -> str | None:
     """The droppable sampling parameter an error status refuses, if it refuses one: the parameter it names
-    (OpenAI's `param`, a FastAPI server's `loc`), or the one its message quotes, with words of a refusal."""
+    (``param``: OpenAI's `param`), or the one its message quotes (a FastAPI server's `loc`), with words of a
+    refusal."""
     lowered = message.lower()
     if not any(word in lowered for word in _PARAMETER_REFUSAL_WORDS):
         return None
-    param = getattr(exc, "param", None)
     if param in DROPPABLE_PARAMETERS:
         return str(param)
     for name in DROPPABLE_PARAMETERS:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...compiler import builtin_prices, price_for
-from .adjustments import ServerAdjustments
+from .adjustments import AdjustedRequest, ServerAdjustments
 
 
 @dataclass
@@ -39,6 +39,12 @@ class CallStats:
 
     def count_error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def record_adjusted(self, request: AdjustedRequest, adjustments: ServerAdjustments) -> None:
+        """Count what a request sent as the server takes it (see ServerAdjustments.adjusted) left out."""
+        if request.format_step:
+            self.response_format_fallback = adjustments.response_format
+        self.dropped_parameters |= request.dropped
 
     def to_json(self) -> dict[str, Any]:
         return {"requests": self.requests, "calls_made": self.calls_made, "calls_cached": self.calls_cached,

@@ -28,16 +28,7 @@ import openai
 from ...compiler import CHARS_PER_TOKEN
 from ..cache import ResponseCache
 from ..limiter import RateLimiter
-from .adjustments import (
-    ServerAdjustments,
-    completion_limit,
-    format_ladder,
-    format_name,
-    refused_parameter,
-    refuses_response_format,
-    server_message,
-    with_schema_in_prompt,
-)
+from .adjustments import MIN_COMPLETION_TOKENS, ServerAdjustments, refusal_of, server_message
 from .answers import (
     AnswerProblem,
     answer_record,
@@ -73,8 +64,6 @@ EMBEDDING_RESPONSE_BYTES_PER_INPUT = 64 * 1024
 _MAX_BACKOFF = 30.0
 _DEFAULT_OUTPUT_ESTIMATE = 512
 _CONNECTIONS_PER_POOL = 32
-# Fewer completion tokens than any answer of a plan fits in: a server limit below this fails the call instead.
-MIN_COMPLETION_TOKENS = 16
 
 
 class LLMClient:
@@ -156,7 +145,9 @@ class LLMClient:
                 return CallResult(True, outcome.content, None, outcome.request_id, usage, False, attempts)
             error, kind = outcome.error or "unknown error", outcome.kind
             if outcome.rename_max_tokens and "max_tokens" in sampling:
-                # Newer models refuse max_tokens and want max_completion_tokens; ask again at once.
+                # Newer models refuse max_tokens and want max_completion_tokens; ask again at once (and so do
+                # the later calls, from the start).
+                self.adjustments.rename_max_tokens()
                 sampling = {("max_completion_tokens" if k == "max_tokens" else k): v for k, v in sampling.items()}
                 continue
             if outcome.completion_limit is not None and (capped := self._capped(sampling, outcome.completion_limit,
@@ -166,8 +157,8 @@ class LLMClient:
             if outcome.refused_parameter is not None:
                 self._drop(outcome.refused_parameter, error)
                 continue  # ask again at once, without it
-            if outcome.format_step is not None and self._step_down_from(outcome.format_step, response_format,
-                                                                        error):
+            if outcome.format_step is not None and self.adjustments.step_down_from(
+                    outcome.format_step, response_format, self._refusal(error)):
                 continue  # ask again at once, with the next format down the ladder
             if not outcome.retryable:
                 break
@@ -257,30 +248,6 @@ class LLMClient:
 
     # -- a server that refuses part of the planned request (see adjustments.py)
 
-    def _step_down_from(self, refused_step: int, response_format: dict[str, Any], error: str) -> bool:
-        """After the server refused the format of ``refused_step``: whether to ask again (at the next step down,
-        which every later call of the run takes too; a call refused at a step others have already left just
-        asks again at the current one). False when the ladder has no step left."""
-        ladder = format_ladder(response_format)
-        if refused_step < self._step_for(response_format):
-            return True
-        if refused_step + 1 >= len(ladder):
-            return False
-        self.adjustments.step_down(format_name(ladder[refused_step]), format_name(ladder[refused_step + 1]),
-                                   self._refusal(error))
-        return True
-
-    def _step_for(self, response_format: dict[str, Any]) -> int:
-        """The ladder step to send a call at: the planned format (0) until the server refused it."""
-        taken = self.adjustments.response_format
-        if taken is None:
-            return 0
-        names = [format_name(step) for step in format_ladder(response_format)]
-        if taken not in names:
-            return 0
-        self.stats.response_format_fallback = taken
-        return names.index(taken)
-
     def _capped(self, sampling: dict[str, Any], limit: tuple[int, bool], error: str) -> dict[str, Any] | None:
         """``sampling`` asking for no more completion tokens than a refusal allows (a limit of the model holds for
         every later call of the run too); None when it asks for no more already, or the limit leaves too few to
@@ -317,25 +284,12 @@ class LLMClient:
             # built once a slot is free: a call that queued for one before the server refused a format or a
             # parameter must not send it again
             nonlocal step, sent
-            step = self._step_for(response_format)
-            built: dict[str, Any] = {"model": model, "messages": messages, "response_format": response_format,
-                                     **sampling, **extra}
-            for name in self.adjustments.dropped:
-                if built.pop(name, None) is not None:
-                    stats.dropped_parameters.add(name)
-            cap = self.adjustments.completion_cap
-            for name in ("max_tokens", "max_completion_tokens"):
-                if cap is not None and isinstance(built.get(name), int) and built[name] > cap:
-                    built[name] = cap
-            sent = frozenset(built)
-            if step:
-                sent_format = format_ladder(response_format)[step]
-                built["messages"] = with_schema_in_prompt(messages, response_format)
-                if sent_format is None:
-                    del built["response_format"]
-                else:
-                    built["response_format"] = sent_format
-            return built
+            request = self.adjustments.adjusted({"model": model, "messages": messages,
+                                                 "response_format": response_format, **sampling, **extra},
+                                                response_format)
+            stats.record_adjusted(request, self.adjustments)
+            step, sent = request.format_step, frozenset(request.body)
+            return request.body
 
         response = await self._send("/chat/completions", body, call_ends)
         if isinstance(response, _Attempt):
@@ -498,16 +452,11 @@ class LLMClient:
         retryable = status >= 500 or status in (408, 409)
         self.stats.count_error("server_error" if status >= 500 else f"http_{status}")
         message = scrub(server_message(exc), self.settings.api_key)
-        refusal = status in (400, 422)
-        refused = refused_parameter(exc, message) if refusal and getattr(exc, "param", None) != "response_format" \
-            else None
-        limit = completion_limit(message) if refusal else None
+        refusal = refusal_of(status, message, getattr(exc, "param", None))
         return _Attempt(error=f"{status} {message}", retryable=retryable, retry_after=retry_after,
                         request_id=request_id, kind=status_kind(status),
-                        rename_max_tokens=status == 400 and "max_completion_tokens" in message and limit is None,
-                        completion_limit=limit,
-                        refused_parameter=refused, refused_format=refusal and refused is None
-                        and refuses_response_format(exc, message))
+                        rename_max_tokens=refusal.rename_max_tokens, completion_limit=refusal.completion_limit,
+                        refused_parameter=refusal.parameter, refused_format=refusal.response_format)
 
     async def aclose(self) -> None:
         for client in self._clients:

@@ -134,6 +134,32 @@ def test_a_server_without_structured_outputs_is_asked_in_json_mode_in_every_phas
         in report
 
 
+def test_batched_phases_take_json_mode_from_the_first_refusal_of_structured_outputs(
+        spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    compiled = compile_task(spec).compiled
+    assert compiled is not None
+    with FakeOpenAI(responder=_contrary, batch_polls_to_finish=1) as server:
+        refuse_formats(server, [compiled.generation_format, compiled.classification_format], ("json_schema",),
+                       "This response_format type is unavailable now")
+        status, _, err = _run(spec, tmp_path / "run", server, capsys, "--batch")
+        lines = [json.loads(line)["body"] for batch in server.batches.values()
+                 for line in server.file_data[batch["input_file_id"]].splitlines()]
+        assert server.stats.snapshot()["by_endpoint"].get("POST /v1/chat/completions", 0) == 0  # all batched
+    assert status in (0, 3)
+    assert err.count("taskc: the server refused response_format json_schema (400 This response_format type is "
+                     "unavailable now): asking in JSON mode") == 1
+    refused = [b for b in lines if b["response_format"]["type"] == "json_schema"]
+    # only generation's first round: the later phases are sent in JSON mode from their start
+    assert len(refused) == len(compiled.plan) and all(
+        b["response_format"]["json_schema"]["name"] != "classification" for b in refused)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["llm"]["generation"]["calls_failed"] == 0
+    assert metrics["llm"]["pool_labeling"]["response_format_fallback"] == "json_object"
+    assert metrics["llm_labeling_function"]["pool_labeled"] > 0
+    assert "the server refused the planned response_format (400 This response_format type is unavailable now)" \
+        in (tmp_path / "run" / "report.md").read_text()
+
+
 def test_a_model_that_takes_only_the_default_temperature_is_sent_none_in_every_phase(
         spec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fake_openai.server import ApiError

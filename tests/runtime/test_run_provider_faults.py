@@ -429,7 +429,7 @@ def test_malformed_batch_output_lines_become_failures(tmp_path: Path) -> None:
             runner._ingest_line(line, {key})
             assert runner.failures == ({} if failure is None else {key: failure}), line
         assert key not in cache
-    assert runner.stats.errors == {"server_error": 3, "malformed": 4}
+    assert runner.stats.errors == {"server_error": 2, "http_401": 1, "malformed": 4}  # counted as online calls are
 
 
 # -- the cache ------------------------------------------------------------------------------------

@@ -8,12 +8,20 @@ from typing import Any
 
 import pytest
 from fake_openai import FakeOpenAI, Faults
+from taskc.compiler import canonical_json
 from taskc.compiler.driver import CompiledTask
 from taskc.runtime import batch as batch_module
 from taskc.runtime.finetune import FINETUNE_JOB_FILE, run_finetune, validate_training_file
 from taskc.runtime.generation import GenerationOptions, load_generated_examples, run_generation
 from taskc.runtime.progress import ProgressReporter
-from test_runtime_fixtures import API_KEY, files_containing, keto_responder, settings_for
+from test_runtime_fixtures import (
+    API_KEY,
+    files_containing,
+    keto_responder,
+    refuse_formats,
+    refusing_parameter,
+    settings_for,
+)
 
 QUIET = GenerationOptions(quiet=True)
 BATCH = GenerationOptions(batch=True, quiet=True)
@@ -201,6 +209,84 @@ def test_batch_lines_that_failed_every_round_are_tried_again_by_a_rerun(keto: Co
     # (the rerun rewrote stats.json; the first run's failures were all unusable answers)
     assert fixed.retries == 0 and fixed.calls_cached == 0
     assert fixed.calls_made == len(keto.plan) and fixed.calls_failed == 0 and fixed.accepted > 0
+
+
+def batch_bodies(server: FakeOpenAI) -> list[list[dict[str, Any]]]:
+    """The request bodies of each batch submitted, in order."""
+    return [[json.loads(line)["body"] for line in server.file_data[batch["input_file_id"]].splitlines()]
+            for batch in server.batches.values()]
+
+
+def test_batch_lines_the_server_refused_a_part_of_go_again_without_it_in_rounds_of_their_own(
+        keto: CompiledTask, tmp_path: Path) -> None:
+    from fake_openai.server import ApiError
+
+    planned = keto.plan[0].response_format
+    with FakeOpenAI(responder=keto_responder) as server:
+        refuse_formats(server, [planned], ("json_schema", "json_object"),
+                       "Invalid parameter: 'response_format' of type 'json_object' is not supported with this model.")
+        refusing_parameter(server, "temperature", ApiError(
+            400, "Unsupported value: 'temperature' does not support 0.9 with this model. Only the default (1) value "
+                 "is supported.", "unsupported_value", param="temperature"))
+        summary = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        rounds = batch_bodies(server)
+    # refused: temperature, then json_schema, then json_object; answered: the fourth round, past MAX_ROUNDS
+    assert len(rounds) == 4 > batch_module.MAX_ROUNDS and all(len(r) == len(keto.plan) for r in rounds)
+    assert summary.calls_made == len(keto.plan) and summary.calls_failed == 0
+    assert [{"temperature" in body for body in r} for r in rounds] == [{True}, {False}, {False}, {False}]
+    assert [{body.get("response_format", {}).get("type") for body in r} for r in rounds] == [
+        {"json_schema"}, {"json_schema"}, {"json_object"}, {None}]
+    schema = canonical_json(planned["json_schema"]["schema"])
+    assert all(schema in body["messages"][0]["content"] for body in rounds[2] + rounds[3])
+    assert not any(schema in body["messages"][0]["content"] for body in rounds[0] + rounds[1])
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["errors"] == {"http_400": 3 * len(keto.plan)}
+    assert stats["response_format_fallback"] == "none" and stats["dropped_parameters"] == ["temperature"]
+    assert summary.cost_usd > 0
+
+
+def test_batch_lines_refused_for_their_max_tokens_go_again_as_the_model_takes_them(keto: CompiledTask,
+                                                                                  tmp_path: Path) -> None:
+    from fake_openai.server import ApiError
+
+    planned_tokens = keto.plan[0].max_tokens
+    with FakeOpenAI(responder=keto_responder) as server:
+        answer = server._completion
+
+        def newer_model(body: Any, fault: str | None) -> dict[str, Any]:
+            if "max_tokens" in body:
+                raise ApiError(400, "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                                    "'max_completion_tokens' instead.", "unsupported_parameter", param="max_tokens")
+            if body["max_completion_tokens"] > 1000:
+                raise ApiError(400, f"max_tokens is too large: {body['max_completion_tokens']}. This model supports "
+                                    "at most 1000 completion tokens, whereas you provided "
+                                    f"{body['max_completion_tokens']}.", param="max_tokens")
+            return answer(body, fault)
+
+        server._completion = newer_model  # type: ignore[method-assign]
+        summary = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        rounds = batch_bodies(server)
+    assert planned_tokens > 1000 and summary.calls_made == len(keto.plan) and summary.calls_failed == 0
+    assert [{(body.get("max_tokens"), body.get("max_completion_tokens")) for body in r} for r in rounds] == [
+        {(planned_tokens, None)}, {(None, planned_tokens)}, {(None, 1000)}]
+
+
+def test_a_batch_line_refused_for_something_else_keeps_to_the_rounds_bound(keto: CompiledTask,
+                                                                          tmp_path: Path) -> None:
+    from fake_openai.server import ApiError
+
+    with FakeOpenAI(responder=keto_responder) as server:
+        def bad_request(body: Any, fault: str | None) -> dict[str, Any]:
+            raise ApiError(400, "Invalid value for 'temperature': must be at most 2.", "invalid_request_error")
+
+        server._completion = bad_request  # type: ignore[method-assign]
+        summary = run_generation(keto, tmp_path, settings_for(server), BATCH)
+        rounds = batch_bodies(server)
+    assert len(rounds) == batch_module.MAX_ROUNDS and summary.calls_failed == len(keto.plan)
+    assert all(body == rounds[0][i] for r in rounds for i, body in enumerate(r))  # every round as planned
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert "response_format_fallback" not in stats and "dropped_parameters" not in stats
+    assert "must be at most 2" in stats["failed_calls"][0]["error"]
 
 
 def test_a_training_line_holding_a_unicode_line_separator_is_one_line(tmp_path: Path) -> None:

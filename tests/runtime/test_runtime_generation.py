@@ -34,6 +34,7 @@ from test_runtime_fixtures import (
     files_containing,
     keto_responder,
     refuse_formats,
+    refusing_parameter,
     settings_for,
     use_transport,
 )
@@ -388,18 +389,6 @@ def test_answers_asked_for_without_the_schema_are_still_checked_against_it(keto:
     assert summary.calls_made == 0 and summary.calls_failed == len(keto.plan)
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["errors"]["schema_violation"] > 0 and "schema_violation" in stats["failed_calls"][0]["error"]
-
-
-def refusing_parameter(server: Any, parameter: str, error: Any) -> None:
-    """Make ``server`` raise ``error`` (an ApiError) for a request that sends ``parameter``."""
-    answer = server._completion
-
-    def picky(body: Any, fault: str | None) -> dict[str, Any]:
-        if parameter in body:
-            raise error
-        return answer(body, fault)
-
-    server._completion = picky  # type: ignore[method-assign]
 
 
 def test_a_sampling_parameter_the_model_refuses_is_left_out_of_every_later_call(keto: CompiledTask,

@@ -330,19 +330,11 @@ def test_progress_reporters() -> None:
 
 
 def test_which_refusals_take_a_part_of_the_request_out() -> None:
-    import openai
-    from taskc.runtime.provider.adjustments import refused_parameter, refuses_response_format
-    from taskc.runtime.provider.transport import httpx
-
-    def status_error(status: int, body: dict[str, Any]) -> openai.APIStatusError:
-        request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
-        error = body.get("error", {})
-        return openai.APIStatusError(f"Error code: {status} - {error.get('message', '')}", body=error or body,
-                                     response=httpx.Response(status, request=request))
+    from taskc.runtime.provider.adjustments import Refusal, refusal_of
 
     def refusal(message: str, param: str | None = None) -> tuple[str | None, bool]:
-        exc = status_error(400, {"error": {"message": message, "param": param}})
-        return refused_parameter(exc, message), refuses_response_format(exc, message)
+        found = refusal_of(400, message, param)
+        return found.parameter, found.response_format
 
     assert refusal("Unsupported value: 'temperature' does not support 0.9 with this model. Only the default (1) "
                    "value is supported.", "temperature") == ("temperature", False)
@@ -359,6 +351,44 @@ def test_which_refusals_take_a_part_of_the_request_out() -> None:
                    "'max_completion_tokens' instead.", "max_tokens") == (None, False)
     assert refusal("The model `gpt-5-turbo` does not exist or you do not have access to it.") == (None, False)
     assert refusal("Unknown model: seed-oss-36b") == (None, False)
+    renamed = ("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' "
+               "instead.")
+    assert refusal_of(400, renamed, "max_tokens") == Refusal(rename_max_tokens=True)
+    # only a 400 or 422 refuses a part of the request: any other status is no refusal at all
+    assert not refusal_of(500, "Unrecognized request argument supplied: seed")
+    assert refusal_of(422, "top_p: Extra inputs are not permitted") == Refusal(parameter="top_p")
+
+
+def test_a_planned_request_is_sent_as_the_server_takes_it_once_it_refused_parts_of_it() -> None:
+    from taskc.runtime.provider.adjustments import AdjustedRequest, ServerAdjustments
+
+    planned = {"type": "json_schema", "json_schema": {"name": "example", "schema": {"type": "object"}}}
+    body = {"model": "m", "messages": [{"role": "system", "content": "Write one."}, {"role": "user", "content": "x"}],
+            "response_format": planned, "temperature": 0.9, "seed": 3, "max_tokens": 4000}
+    said: list[str] = []
+    adjustments = ServerAdjustments(announce=said.append)
+    assert adjustments.adjusted(body, planned) == AdjustedRequest(body, 0, frozenset())  # nothing refused yet
+    adjustments.drop("temperature", "400 Only the default (1) value is supported.")
+    adjustments.rename_max_tokens()
+    adjustments.cap_completion(1000, "400 supports at most 1000 completion tokens")
+    assert adjustments.step_down_from(0, planned, "400 json_schema is not supported")
+    request = adjustments.adjusted(body, planned)
+    assert request.format_step == 1 and request.dropped == {"temperature"}
+    assert request.body == {
+        "model": "m", "response_format": {"type": "json_object"}, "seed": 3, "max_completion_tokens": 1000,
+        "messages": [{"role": "system", "content": "Write one.\n\nAnswer with one JSON object and nothing else (no "
+                      'prose, no code fence), valid against this JSON Schema:\n{"type":"object"}'},
+                     {"role": "user", "content": "x"}]}
+    assert body["temperature"] == 0.9 and body["messages"][0]["content"] == "Write one."  # the plan is left alone
+    # a call refused at a step the run has left already asks again at the current one
+    assert adjustments.step_down_from(0, planned, "400 json_schema is not supported")
+    assert adjustments.step_for(planned) == 1
+    assert adjustments.step_down_from(1, planned, "400 json_object is not supported")
+    assert "response_format" not in adjustments.adjusted(body, planned).body
+    assert not adjustments.step_down_from(2, planned, "400 response_format is required")  # no step left
+    assert len(said) == 4  # temperature, the cap and two steps down: the rename is no news to the expert
+    # a call planned in JSON mode has one step down only
+    assert adjustments.step_for({"type": "json_object"}) == 1
 
 
 def test_what_a_refusal_of_max_tokens_allows() -> None:
