@@ -13,7 +13,9 @@ that failed are resubmitted in a further round, a bounded number of times. A lin
 the server refused a part of that the run can do without (structured outputs, a
 sampling parameter, too many completion tokens: see provider/adjustments.py) goes
 in the next round without it, as every later call of the run does, online or not;
-such a round does not count against the bound.
+such a round does not count against the bound. What the server refused is kept in
+the journal too, so a killed run's rerun sends its lines as the server takes them
+from its first round (a round can take hours).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ COMPLETION_WINDOW = 24 * 3600  # seconds; the only window the Batch API offers (
 # state is given up on: polling has a bound even without --deadline.
 OVERDUE_GRACE = 3600
 _JOURNAL_PREFIX = "batch/"
+_ADJUSTMENTS_RECORD = "server-adjustments"  # the journal's record of what the server refused (see _recall)
 
 
 class BatchProviderError(TaskcError):
@@ -238,6 +241,7 @@ class _BatchRunner:
         self.stats.calls_cached += len(self.answered)
         self.done = len(self.answered)
         self.reporter.start(len(self.calls), self.phase, self.step)
+        self._recall()
         # First finish what an earlier, interrupted run submitted (it is paid for already).
         self._wait_and_ingest(self._unfinished_journal())
         round_number, rounds = 0, MAX_ROUNDS
@@ -255,8 +259,10 @@ class _BatchRunner:
             names = [self._submit(chunk) for chunk in split_batches(lines, max_requests, max_bytes)]
             self.adjusted = False
             self._wait_and_ingest(names)
-            if self.adjusted and rounds < MAX_ROUNDS + MAX_ADJUSTED_ROUNDS:
-                rounds += 1  # the refused lines go again as the server takes them: not a round lost
+            if self.adjusted:
+                self._remember()
+                if rounds < MAX_ROUNDS + MAX_ADJUSTED_ROUNDS:
+                    rounds += 1  # the refused lines go again as the server takes them: not a round lost
             round_number += 1
         for key in self.calls:
             if key not in self.answered and key not in self.failures:
@@ -434,6 +440,24 @@ class _BatchRunner:
         self.sent[call.cache_key] = request
         return request.body
 
+    def _server(self) -> dict[str, Any]:
+        """What a record of the server's refusals holds for: this endpoint and these calls' models."""
+        models = sorted({call.model for call in self.calls.values()})
+        return {"base_url": self.settings.base_url or "", "models": models}
+
+    def _remember(self) -> None:
+        self.cache.journal_put(_ADJUSTMENTS_RECORD, {**self._server(), **self.adjustments.to_json()})
+
+    def _recall(self) -> None:
+        """Take on what an earlier run of these calls learned the server refuses (a killed run, rerun)."""
+        record = self.cache.journal_get(_ADJUSTMENTS_RECORD)
+        if not isinstance(record, dict) or {key: record.get(key) for key in ("base_url", "models")} != self._server():
+            return
+        taken = self.adjustments.recall(record)
+        if taken:
+            self.adjustments.announce(f"an earlier run learned that the server refuses {', '.join(taken)}: sending "
+                                      "the batch lines as it takes them from the first round")
+
     def _adapt(self, key: str, call: BatchableCall, refusal: Refusal, error: str) -> bool:
         """Whether a refused line goes again without the part refused (what the run learns from ``refusal``
         holds for every later line and call); False when the refusal is of nothing it can do without."""
@@ -487,6 +511,9 @@ class _EmbeddingsBatchRunner(_BatchRunner):
 
     def _line_body(self, call: BatchableCall) -> dict[str, Any]:
         return call.request_body()  # an embeddings request has nothing a server refuses that it can do without
+
+    def _adapt(self, key: str, call: BatchableCall, refusal: Refusal, error: str) -> bool:
+        return False  # (nor does one get asked without anything)
 
     def __init__(self, client: openai.OpenAI, cache: ResponseCache, settings: ProviderSettings, budget: Budget,
                  stats: CallStats, reporter: ProgressReporter, requests: dict[str, EmbeddingRequest],

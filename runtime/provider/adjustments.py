@@ -127,6 +127,38 @@ class ServerAdjustments:
                 built["response_format"] = sent_format
         return AdjustedRequest(built, step, dropped)
 
+    def to_json(self) -> dict[str, Any]:
+        """What the run learned, as a record a later run can take on (see recall)."""
+        return {"response_format": self.response_format, "format_refusal": self.format_refusal,
+                "dropped": dict(sorted(self.dropped.items())), "completion_cap": self.completion_cap,
+                "cap_refusal": self.cap_refusal, "max_completion_tokens": self.max_completion_tokens}
+
+    def recall(self, record: Any) -> list[str]:
+        """Take on what an earlier run learned of the same server (``record``: its to_json), as far as this
+        run has not learned it already; returns what it took on, by name (nothing for a record that is not
+        one). Nothing is announced: the caller says it once."""
+        if not isinstance(record, dict):
+            return []
+        taken = []
+        step = record.get("response_format")
+        if self.response_format is None and step in ("json_object", "none"):
+            self.response_format, self.format_refusal = step, str(record.get("format_refusal") or "")
+            taken.append(f"response_format (now {step})")
+        dropped = record.get("dropped")
+        for name, refusal in (dropped.items() if isinstance(dropped, dict) else ()):
+            if name in DROPPABLE_PARAMETERS and name not in self.dropped:
+                self.dropped[name] = str(refusal)
+                taken.append(name)
+        cap = record.get("completion_cap")
+        if isinstance(cap, int) and not isinstance(cap, bool) and cap >= MIN_COMPLETION_TOKENS \
+                and (self.completion_cap is None or cap < self.completion_cap):
+            self.completion_cap, self.cap_refusal = cap, str(record.get("cap_refusal") or "")
+            taken.append(f"more than {cap:,} completion tokens")
+        if record.get("max_completion_tokens") is True and not self.max_completion_tokens:
+            self.max_completion_tokens = True
+            taken.append("max_tokens (now max_completion_tokens)")
+        return taken
+
     def notes(self) -> list[str]:
         """What the run's report says about them (nothing when the server took every planned request)."""
         notes = []

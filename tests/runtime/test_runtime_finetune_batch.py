@@ -245,6 +245,42 @@ def test_batch_lines_the_server_refused_a_part_of_go_again_without_it_in_rounds_
     assert summary.cost_usd > 0
 
 
+def test_a_rerun_sends_its_batch_lines_as_the_server_takes_them_from_the_first_round(keto: CompiledTask,
+                                                                                    tmp_path: Path) -> None:
+    from taskc.runtime.cache import ResponseCache
+    from taskc.runtime.datasets import CACHE_FILE
+    from taskc.runtime.provider import Budget
+
+    planned = keto.plan[0].response_format
+    refusal = "This response_format type is unavailable now"
+    with FakeOpenAI(responder=keto_responder) as server:
+        refuse_formats(server, [planned], ("json_schema",), refusal)
+        run_generation(keto, tmp_path / "first", settings_for(server), BATCH)
+        with ResponseCache(tmp_path / "first" / CACHE_FILE) as cache:
+            learned = cache.journal_get("server-adjustments")
+        # a killed run's rerun finds the record in its journal (here: put into a fresh run's cache)
+        with ResponseCache(tmp_path / "rerun" / CACHE_FILE) as cache:
+            cache.journal_put("server-adjustments", learned)
+        said: list[str] = []
+        budget = Budget()
+        budget.adjustments.announce = said.append
+        server.batches.clear()  # (or the rerun would find the first run's batches of the same lines again)
+        summary = run_generation(keto, tmp_path / "rerun", settings_for(server), BATCH, budget=budget)
+        rounds = batch_bodies(server)
+        # another endpoint's record is not taken on
+        with ResponseCache(tmp_path / "elsewhere" / CACHE_FILE) as cache:
+            cache.journal_put("server-adjustments", {**learned, "base_url": "http://127.0.0.1:1/v1"})
+        server.batches.clear()
+        run_generation(keto, tmp_path / "elsewhere", settings_for(server), BATCH)
+        elsewhere = batch_bodies(server)
+    assert learned["response_format"] == "json_object" and learned["format_refusal"] == f"400 {refusal}"
+    assert len(rounds) == 1 and {body["response_format"]["type"] for body in rounds[0]} == {"json_object"}
+    assert summary.calls_made == len(keto.plan) and summary.response_format_fallback == "json_object"
+    assert said == ["an earlier run learned that the server refuses response_format (now json_object): sending the "
+                    "batch lines as it takes them from the first round"]
+    assert [{body["response_format"]["type"] for body in r} for r in elsewhere] == [{"json_schema"}, {"json_object"}]
+
+
 def test_batch_lines_refused_for_their_max_tokens_go_again_as_the_model_takes_them(keto: CompiledTask,
                                                                                   tmp_path: Path) -> None:
     from fake_openai.server import ApiError

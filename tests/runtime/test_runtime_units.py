@@ -389,6 +389,16 @@ def test_a_planned_request_is_sent_as_the_server_takes_it_once_it_refused_parts_
     assert len(said) == 4  # temperature, the cap and two steps down: the rename is no news to the expert
     # a call planned in JSON mode has one step down only
     assert adjustments.step_for({"type": "json_object"}) == 1
+    # what a run learned, taken on by a later one: as far as it is something the run can do without
+    later = ServerAdjustments()
+    assert later.recall(adjustments.to_json()) == ["response_format (now none)", "temperature",
+                                                   "more than 1,000 completion tokens",
+                                                   "max_tokens (now max_completion_tokens)"]
+    assert later.to_json() == adjustments.to_json()
+    assert later.recall(adjustments.to_json()) == []  # nothing new
+    assert ServerAdjustments().recall("damaged") == []
+    assert ServerAdjustments().recall({"response_format": "json_schema", "dropped": {"messages": "400"},
+                                       "completion_cap": True, "max_completion_tokens": "yes"}) == []
 
 
 def test_what_a_refusal_of_max_tokens_allows() -> None:
