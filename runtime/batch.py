@@ -509,17 +509,17 @@ class _EmbeddingsBatchRunner(_BatchRunner):
 
     endpoint = EMBEDDINGS_ENDPOINT
 
-    def _line_body(self, call: BatchableCall) -> dict[str, Any]:
-        return call.request_body()  # an embeddings request has nothing a server refuses that it can do without
-
-    def _adapt(self, key: str, call: BatchableCall, refusal: Refusal, error: str) -> bool:
-        return False  # (nor does one get asked without anything)
-
     def __init__(self, client: openai.OpenAI, cache: ResponseCache, settings: ProviderSettings, budget: Budget,
                  stats: CallStats, reporter: ProgressReporter, requests: dict[str, EmbeddingRequest],
                  encode: Callable[[list[float]], bytes], *, phase: str, step: str) -> None:
         super().__init__(client, cache, settings, budget, stats, reporter, dict(requests), phase=phase, step=step)
         self.requests, self.encode = requests, encode
+
+    def _line_body(self, call: BatchableCall) -> dict[str, Any]:
+        return call.request_body()  # an embeddings request has nothing a server refuses that it can do without
+
+    def _adapt(self, key: str, call: BatchableCall, refusal: Refusal, error: str) -> bool:
+        return False  # (nor does one get asked without anything)
 
     def _answered_already(self) -> set[str]:
         """The requests whose every text has its vector in the cache (one query for them all)."""

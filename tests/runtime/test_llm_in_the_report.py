@@ -13,7 +13,7 @@ import pytest
 from fake_openai import FakeOpenAI, Faults, default_content
 from taskc.compiler.driver import compile_task
 from test_run_cli import _project
-from test_runtime_fixtures import chat_requests, refuse_formats
+from test_runtime_fixtures import chat_requests, refuse_formats, refusing_parameter
 
 from taskc.cli.main import main
 
@@ -165,15 +165,9 @@ def test_a_model_that_takes_only_the_default_temperature_is_sent_none_in_every_p
     from fake_openai.server import ApiError
 
     with FakeOpenAI(responder=_contrary) as server:
-        answer = server._completion
-
-        def reasoning_model(body: Any, fault: str | None) -> dict[str, Any]:
-            if "temperature" in body:
-                raise ApiError(400, "Unsupported value: 'temperature' does not support 0.9 with this model. Only "
-                                    "the default (1) value is supported.", "unsupported_value", param="temperature")
-            return answer(body, fault)
-
-        server._completion = reasoning_model  # type: ignore[method-assign]
+        refusing_parameter(server, "temperature", ApiError(
+            400, "Unsupported value: 'temperature' does not support 0.9 with this model. Only the default (1) "
+                 "value is supported.", "unsupported_value", param="temperature"))
         status, _, err = _run(spec, tmp_path / "run", server, capsys)
         bodies = chat_requests(server)
     assert status in (0, 3)

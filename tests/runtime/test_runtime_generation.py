@@ -330,15 +330,9 @@ def test_max_tokens_is_renamed_when_the_server_asks_for_max_completion_tokens(ke
     from fake_openai.server import ApiError
 
     with FakeOpenAI(responder=keto_responder) as server:
-        answer = server._completion
-
-        def newer_model(body: Any, fault: str | None) -> dict[str, Any]:
-            if "max_tokens" in body:
-                raise ApiError(400, "Unsupported parameter: 'max_tokens' is not supported with this model. "
-                                    "Use 'max_completion_tokens' instead.", "unsupported_parameter")
-            return answer(body, fault)
-
-        server._completion = newer_model  # type: ignore[method-assign]
+        refusing_parameter(server, "max_tokens", ApiError(
+            400, "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                 "Use 'max_completion_tokens' instead.", "unsupported_parameter"))
         summary = run_generation(keto, tmp_path, settings_for(server), QUIET)
         bodies = chat_requests(server)
     assert summary.calls_made == len(keto.plan) and summary.calls_failed == 0
