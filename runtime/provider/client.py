@@ -85,7 +85,7 @@ class LLMClient:
         shards = max(1, -(-settings.concurrency // _CONNECTIONS_PER_POOL))
         per_pool = -(-settings.concurrency // shards)
         self._clients = [openai.AsyncOpenAI(**client_options(settings), http_client=http_client(
-                             per_pool * 2, settings.timeout, settings.max_response_bytes))
+                             per_pool * 2, settings.timeout, settings.max_response_bytes, settings.base_url))
                          for _ in range(shards)]
         self._next_client = 0
         # A provider that fails the first calls of a phase for good (see _settle) gets no more of them.

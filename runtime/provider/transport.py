@@ -14,12 +14,14 @@ import asyncio
 import functools
 import math
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
@@ -131,8 +133,9 @@ def _duration_seconds(text: str) -> float | None:
 
 
 
-def http_client(connections: int, timeout: float, max_body: int = MAX_RESPONSE_BYTES) -> Any:
-    """The HTTP layer under the openai client: the SDK's aiohttp transport where installed.
+def http_client(connections: int, timeout: float, max_body: int = MAX_RESPONSE_BYTES,
+                base_url: str | None = None) -> Any:
+    """The HTTP layer under the openai client of ``base_url``: the SDK's aiohttp transport where installed.
 
     At 32 calls in flight the client's CPU per call decides the throughput, and aiohttp's C
     HTTP parser costs about a quarter less per call than the default httpx transport (which the
@@ -140,7 +143,7 @@ def http_client(connections: int, timeout: float, max_body: int = MAX_RESPONSE_B
     Either way no response body is read past ``max_body`` bytes (see _body_limit).
     """
     options = {"limits": httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-               "timeout": timeout, "verify": _shared_tls_context(),
+               "timeout": timeout, "verify": tls_context_for(base_url),
                "event_hooks": {"response": [_body_limit(max_body)]}}
     aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
     if aiohttp_client is not None:
@@ -185,6 +188,15 @@ def _body_limit(default: int) -> Callable[[Any], Awaitable[None]]:
     return hook
 
 
+def tls_context_for(base_url: str | None) -> Any:
+    """The TLS context of an endpoint's clients: the process's shared default one, which a plain-http
+    endpoint (a local vLLM, Ollama or llama.cpp server) gets only at its first TLS handshake, that is,
+    if it redirects to https, instead of loading the CA bundle before its first call (~45 ms)."""
+    if base_url is not None and urlsplit(base_url).scheme.lower() == "http":
+        return DefaultTLSOnFirstHandshake()
+    return _shared_tls_context()
+
+
 @functools.cache
 def _shared_tls_context() -> Any:
     """One TLS context for every client of the process: the default one (system or certifi CAs,
@@ -192,6 +204,26 @@ def _shared_tls_context() -> Any:
     loading the CA bundle each time (~40 ms)."""
     make = getattr(httpx, "create_ssl_context", None)
     return make() if make is not None else True
+
+
+class DefaultTLSOnFirstHandshake(ssl.SSLContext):
+    """A TLS context that is the shared default one (`_shared_tls_context`) from its first handshake on:
+    the transports only ever ask a context to wrap a connection, and this one hands that to the default
+    context, built then. Until a handshake nothing is loaded, so it verifies exactly as the default does."""
+
+    def __new__(cls) -> DefaultTLSOnFirstHandshake:
+        return super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:  # asyncio's and anyio's TLS
+        return _default_tls_context().wrap_bio(*args, **kwargs)
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:  # a blocking transport's
+        return _default_tls_context().wrap_socket(*args, **kwargs)
+
+
+def _default_tls_context() -> ssl.SSLContext:
+    shared = _shared_tls_context()
+    return shared if isinstance(shared, ssl.SSLContext) else ssl.create_default_context()
 
 
 

@@ -153,6 +153,20 @@ def test_retry_delay_headers() -> None:
     assert retry_delay_from_headers({}) is None
 
 
+def test_a_plain_http_endpoint_loads_no_certificates_until_a_tls_handshake() -> None:
+    import ssl
+
+    from taskc.runtime.provider import transport
+
+    lazy = transport.tls_context_for("http://127.0.0.1:8000/v1")
+    assert isinstance(lazy, ssl.SSLContext) and lazy.cert_store_stats()["x509_ca"] == 0
+    # a redirect to https: the handshake is the default context's, which verifies the server
+    connection = lazy.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="example.com")
+    assert connection.context is transport.tls_context_for("https://api.example.com/v1")
+    assert connection.context.verify_mode == ssl.CERT_REQUIRED and connection.context.check_hostname
+    assert transport.tls_context_for(None) is connection.context  # the SDK's default endpoint is https
+
+
 def test_parse_answer_kinds(keto: CompiledTask) -> None:
     fmt = keto.generation_format
     good = {"examples": [{"dish": "Eggs", "ingredients": ["eggs", "butter"], "label": "keto"}]}
