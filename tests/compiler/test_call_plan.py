@@ -239,6 +239,14 @@ def test_plan_json_is_identical_across_compiles(tmp_path: Path) -> None:
     assert all(dataclasses.is_dataclass(c) for c in first.calls.calls)
 
 
+def test_the_plan_holds_each_distinct_message_once(tmp_path: Path) -> None:
+    # every generation call sends the same system message: one object, so a compiled task that crosses to
+    # another process (the model process compiles it) pickles that text once, not once per call
+    calls = _compiled(_spec(tmp_path / "project")).calls.calls
+    texts = [message["content"] for call in calls for message in call.messages]
+    assert len(calls) > 1 and len({id(text) for text in texts}) == len(set(texts)) < len(texts)
+
+
 def test_a_task_compiled_without_its_call_plan_is_not_run_with_a_provider(tmp_path: Path) -> None:
     from taskc.compiler.diagnostics import TaskcError
     from taskc.runtime.options import EndpointOptions, PathOptions, PresentationOptions, RunOptions
