@@ -15,7 +15,7 @@ import json
 import os
 import pickle
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -80,10 +80,10 @@ class PromptTemplates:
     """The two templates of a task (built-in or overridden), compiled in a sandbox, each with both blocks.
 
     Pickled as their sources (a compiled Jinja template holds code, which does not pickle) and compiled
-    again when unpickled: a task compiled in another process (`taskc run`'s model process) renders the
-    same prompts."""
+    again when unpickled, each at its first render: a task compiled in another process (`taskc run`'s model
+    process) renders the same prompts, and a run, whose plan holds every prompt rendered, mostly renders none."""
 
-    templates: dict[str, jinja2.Template]
+    templates: Mapping[str, jinja2.Template]
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)  # kind -> template text
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, str]]]:
@@ -149,8 +149,30 @@ def _sandbox() -> BoundedSandbox:
 
 def compiled_templates(sources: dict[str, str]) -> PromptTemplates:
     """Templates from sources `load_templates` checked already (how PromptTemplates unpickle)."""
-    environment = _sandbox()
-    return PromptTemplates({kind: environment.from_string(text) for kind, text in sources.items()}, sources)
+    return PromptTemplates(_CompiledOnFirstUse(sources), sources)
+
+
+class _CompiledOnFirstUse(Mapping[str, jinja2.Template]):
+    """kind -> its template, compiled from the source the first time it is asked for."""
+
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self._sources = dict(sources)
+        self._compiled: dict[str, jinja2.Template] = {}
+        self._environment: BoundedSandbox | None = None
+
+    def __getitem__(self, kind: str) -> jinja2.Template:
+        template = self._compiled.get(kind)
+        if template is None:
+            if self._environment is None:
+                self._environment = _sandbox()
+            template = self._compiled[kind] = self._environment.from_string(self._sources[kind])
+        return template
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
 
 
 MAX_RANGE = 10_000  # items of one range() in a template

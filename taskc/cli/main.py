@@ -123,12 +123,13 @@ def _main(arguments: list[str]) -> int:
         from taskc.runtime.model_process_spawn import spawn_early
 
         spawn_early()
-    with uncollected_start_up():  # importing and parsing: nothing for the collector to find
+    with uncollected_start_up() as started:  # importing and parsing: nothing for the collector to find
         from . import config  # imported here, not above: they import the compiler, which the child need not wait for
         from .output import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError, json_failure
 
         parser = build_parser(only)
         args = parser.parse_args(arguments)
+        started()  # frozen, not walked by the collection that turning it back on would start at once
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

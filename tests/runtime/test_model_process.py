@@ -96,6 +96,7 @@ def test_a_process_that_cannot_start_leaves_training_here(monkeypatch: pytest.Mo
                                                           tmp_path: Path) -> None:
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
     monkeypatch.setenv(model_process.ENVIRONMENT_SWITCH, "1")
+    monkeypatch.setattr(model_process, "_early", None)  # none left by an earlier test's run
     assert ModelProcess.start() is None
     assert model_process.trainer() is local_model.train
 
@@ -200,6 +201,7 @@ def test_other_arguments_or_no_process_compile_here(keto: CompiledTask, monkeypa
 
 def test_templates_survive_a_pickle(keto: CompiledTask) -> None:
     again = pickle.loads(pickle.dumps(keto.templates))
+    assert not again.templates._compiled  # type: ignore[attr-defined]  # compiled at a first render, if any
     context = {**keto.context, "input_json": "{}"}
     assert again.render("classification", dict(context)) == keto.templates.render("classification", dict(context))
     assert again.sources == keto.templates.sources and set(again.sources) == {"generation", "classification"}
