@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import LLMCall, call_cache_key
-from .batch import batch_outcome_state, run_batch_generation
 from .cache import ResponseCache
 from .call_runner import run_online
 from .datasets import CACHE_FILE
@@ -77,6 +76,8 @@ def run_calls(calls: Sequence[ClassificationCall], settings: ProviderSettings, b
     with ResponseCache(Path(run_dir) / CACHE_FILE) as cache:
         results: list[CallResult] = []
         if batch:
+            from .batch import batch_outcome_state, run_batch_generation  # imported only for a batched run
+
             failures = run_batch_generation(distinct, cache, settings, budget, stats, shown, phase=phase,
                                             step=batched(step))
             ended = batch_outcome_state(len(distinct), failures, stats, phase, batched(step))

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from ..compiler import GENERATE, CompiledTask, GenerationJob, call_cache_key
-from .batch import run_batch_generation
 from .cache import ResponseCache
 from .call_runner import failures_by_key, run_online
 from .datasets import CACHE_FILE, EXAMPLES_FILE, STATS_FILE, read_jsonl, write_dataset, write_json
@@ -163,6 +162,8 @@ def run_generation(compiled: CompiledTask, run_dir: Path, settings: ProviderSett
     started = time.monotonic()
     with ResponseCache(run_dir / CACHE_FILE) as cache:
         if options.batch:
+            from .batch import run_batch_generation  # imported only for a batched run
+
             failures = run_batch_generation(calls, cache, settings, budget, stats, reporter,
                                             validate=examples_shape_problem)
         else:

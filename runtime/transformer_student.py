@@ -445,8 +445,8 @@ def _load_pretrained(source: str, classes: tuple[str, ...]) -> tuple[Any, Any, s
     """(tokenizer, model with a fresh head for `classes`, "loaded" | "random") from a directory or a hub id."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    labels = {"num_labels": len(classes), "id2label": dict(enumerate(classes)),
-              "label2id": {name: i for i, name in enumerate(classes)}}
+    labels: dict[str, Any] = {"num_labels": len(classes), "id2label": dict(enumerate(classes)),
+                              "label2id": {name: i for i, name in enumerate(classes)}}
     path = Path(source).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
