@@ -25,6 +25,7 @@ from ..llm_data_effect import HURT, from_llm
 from ..result import RunResult
 
 OFF_TARGET_SHARE = 0.2  # a cell with this share of off-target examples is worth a next step
+OFF_TARGET_STEPS = 2  # more cells than this with off-target examples make one step for them all
 REPEAT_SHARE = 0.5  # generation that answered this share of duplicates (of the examples passing the checks) too
 Rows = tuple[list[str], list[list[str]]]
 Step = TypeVar("Step")  # findings.NextStep, passed in by analysis (which calls this module)
@@ -146,16 +147,24 @@ def llm_next_steps(result: RunResult, step: Callable[..., Step]) -> list[Step]:
     flip = _verdict_flip(result)
     if flip:
         steps.append(step(*flip))
-    g = _generation(result)
-    for cell, counts in (g or {}).get("by_cell", {}).items():
-        off = counts.get("label:off_target", 0)
-        total = sum(n for key, n in counts.items() if key != "rule_disagrees")
-        if off and total and off / total >= OFF_TARGET_SHARE:
+    off_target = _off_target_cells(result)
+    if len(off_target) <= OFF_TARGET_STEPS:
+        for cell, off, total, added in off_target:
             steps.append(step(
                 f"Off-target labels in cell {cell}: {off} of {total} generated examples",
                 f"The LLM labeled them other than the class the cell asked for, so they were rejected and the "
-                f"cell added {counts.get('accepted', 0)}. Its prompt may be unclear: check the rationale's text "
-                "and worked examples (see rejected.jsonl)."))
+                f"cell added {added}. Its prompt may be unclear: check the rationale's text and worked examples "
+                "(see rejected.jsonl)."))
+    else:  # one step for them all: the same advice cell after cell would bury every other step
+        listed = ", ".join(f"{cell} ({off} of {total}, added {added})" for cell, off, total, added in off_target[:5])
+        more = f", and {counted(len(off_target) - 5, 'more cell')}" if len(off_target) > 5 else ""
+        off, total = sum(c[1] for c in off_target), sum(c[2] for c in off_target)
+        steps.append(step(
+            f"Off-target labels in {len(off_target)} cells: {off} of their {total} generated examples",
+            f"The LLM labeled them other than the class each cell asked for, so they were rejected. Most "
+            f"off target first: {listed}{more}. In one cell that points at its prompt (the rationale's text "
+            "and worked examples); in this many, rather at the model or at what every prompt shares (the task's "
+            "description and classes): see rejected.jsonl."))
     repeated = _repeated_generation(result)
     if repeated:
         steps.append(step(*repeated))
@@ -185,6 +194,18 @@ def llm_next_steps(result: RunResult, step: Callable[..., Step]) -> list[Step]:
                 "narrower) to the LLM than the expert means. Sharpen it, or add a worked example of the "
                 "errors below.", items[:3]))
     return steps
+
+
+def _off_target_cells(result: RunResult) -> list[tuple[str, int, int, int]]:
+    """(cell, off-target examples, examples, accepted) of each cell with at least OFF_TARGET_SHARE of its
+    examples off target, the largest share first."""
+    cells = []
+    for cell, counts in (_generation(result) or {}).get("by_cell", {}).items():
+        off = counts.get("label:off_target", 0)
+        total = sum(n for key, n in counts.items() if key != "rule_disagrees")
+        if off and total and off / total >= OFF_TARGET_SHARE:
+            cells.append((cell, off, total, counts.get("accepted", 0)))
+    return sorted(cells, key=lambda c: (-c[1] / c[2], -c[1], c[0]))
 
 
 def _repeated_generation(result: RunResult) -> tuple[str, str] | None:

@@ -73,8 +73,12 @@ def test_off_target_cells_lead_the_next_steps_when_the_run_fails(spec: Path, tmp
     generation = metrics["llm"]["generation"]
     assert generation["rejects_by_reason"].get("label:off_target", 0) > 0 and generation["by_cell"]
     steps = json.loads(out)["next_steps"]
-    off = [s for s in steps if s.startswith("Off-target labels in cell ")]
-    assert off, steps
+    cells = [cell for cell, counts in generation["by_cell"].items() if counts.get("label:off_target")]
+    off = [s for s in steps if s.startswith("Off-target labels in ")]
+    if len(cells) <= 2:  # a step per cell
+        assert sorted(s.split("cell ")[1].split(":")[0] for s in off) == sorted(cells), steps
+    else:  # one for them all, which names the cells most off target first
+        assert off == [next(s for s in steps if s.startswith(f"Off-target labels in {len(cells)} cells: "))], steps
     report = (tmp_path / "run" / "report.md").read_text()
     assert "| cell (class/rationale) | accepted | off target |" in report
     assert status == 3
@@ -201,7 +205,7 @@ def test_when_the_llms_data_made_the_model_worse_the_next_steps_start_there(
     assert status == 3 and measured
     steps = json.loads(out)["next_steps"]
     assert steps[0].startswith("The pass criterion") and steps[1] == "The LLM's data made the model worse", steps
-    assert any(s.startswith("Off-target labels in cell ") for s in steps[2:])
+    assert any(s.startswith("Off-target labels in ") for s in steps[2:])
     report = (tmp_path / "run" / "report.md").read_text()
     assert "start with the steps about the LLM's data below" in report
     assert "-0.150, 95% paired interval -0.220 to -0.080, 200 dev items" in report
@@ -264,3 +268,22 @@ def test_a_verdict_that_flipped_within_noise_says_so() -> None:
     assert "+0.030" in noisy[0].detail and "the LLM's answers" in noisy[0].detail
     real = llm_next_steps(result(0.60, 0.90, (0.55, 0.65), (0.86, 0.94)), NextStep)
     assert not any("flipped" in step.title for step in real)
+
+
+def test_off_target_labels_in_many_cells_make_one_step_most_off_target_first() -> None:
+    from types import SimpleNamespace
+
+    from taskc.runtime.report import NextStep
+    from taskc.runtime.report.llm import llm_next_steps
+
+    def steps(by_cell: dict[str, dict[str, int]]) -> list[Any]:
+        run = SimpleNamespace(since=None, criterion=None, training={}, llm={"generation": {"by_cell": by_cell}},
+                              llm_function=None, llm_data_effect=None)
+        return llm_next_steps(run, NextStep)
+
+    few = steps({"pos/a": {"accepted": 1, "label:off_target": 3}, "neg/b": {"accepted": 9, "label:off_target": 1}})
+    assert [s.title for s in few] == ["Off-target labels in cell pos/a: 3 of 4 generated examples"]  # b: 10%
+    many = steps({f"pos/r{i}": {"accepted": 10 - i, "label:off_target": i, "rule_disagrees": 5} for i in range(2, 9)})
+    assert [s.title for s in many] == ["Off-target labels in 7 cells: 35 of their 70 generated examples"]
+    assert "pos/r8 (8 of 10, added 2), pos/r7 (7 of 10, added 3)" in many[0].detail
+    assert "pos/r4 (4 of 10, added 6), and 2 more cells." in many[0].detail
