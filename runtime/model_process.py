@@ -116,7 +116,7 @@ class ModelProcess:
         self._keys = itertools.count(1)
         self._broken = False
         self.compiling = compiling  # what the child compiles first; its answer is read by `compiled`
-        weakref.finalize(self, stop, child)
+        self.close = weakref.finalize(self, stop, child)  # the child ends when this does, or at close()
 
     @classmethod
     def start(cls, compiling: CompileArguments | None = None) -> ModelProcess | None:
@@ -297,6 +297,16 @@ def compiled(spec: str | Path, **compile_options: Any) -> CompileResult:
     return compile_task(spec, **compile_options)
 
 
+def discard_early() -> None:
+    """Stop the child `start_early` started if no `trainer` took it (the run ended before it trained: bad
+    data, an error in the task file): a program that runs command after command in one process (a notebook,
+    a test) then keeps none of them."""
+    global _early
+    process, _early = _early, None
+    if process is not None:
+        process.close()
+
+
 def trainer() -> Trainer:
     """How this run fits its local models: in the child started early (or now, when it pays), else here."""
     global _early
@@ -394,5 +404,5 @@ def _send_compiled(answers: IO[bytes], arguments: CompileArguments) -> threading
     return thread
 
 
-__all__ = ["ENVIRONMENT_SWITCH", "ModelProcess", "RemoteModel", "Trainer", "compiled", "same_file", "start_early",
-           "trainer", "worth_starting"]
+__all__ = ["ENVIRONMENT_SWITCH", "ModelProcess", "RemoteModel", "Trainer", "compiled", "discard_early", "same_file",
+           "start_early", "trainer", "worth_starting"]

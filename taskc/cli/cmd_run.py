@@ -205,7 +205,12 @@ def _unpriced_models(compiled: CompiledTask, args: argparse.Namespace) -> list[t
 
 def run(args: argparse.Namespace) -> int:
     with uncollected_start_up() as started:  # started() once the compiled task is in
-        return _run(args, started)
+        try:
+            return _run(args, started)
+        finally:  # a model process the run started but did not train with (it failed first) ends with it
+            started_one = sys.modules.get("taskc.runtime.model_process")  # none if the runtime was never loaded
+            if started_one is not None:
+                started_one.discard_early()
 
 
 def _run(args: argparse.Namespace, started: Callable[[], None]) -> int:

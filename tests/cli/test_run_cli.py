@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from spec_edits import edit
@@ -202,6 +203,23 @@ def test_bad_data_lines_exit_1_with_a_located_error(tmp_path: Path, capsys: pyte
     assert f"taskc: error: data/{located}" in err or f"taskc: error: {tmp_path}/data/{located}" in err
     assert "Traceback" not in err
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_run_that_fails_before_it_trains_stops_its_model_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from taskc.runtime import model_process
+
+    monkeypatch.setenv(model_process.ENVIRONMENT_SWITCH, "1")  # a child even though this process has scikit-learn
+    started: list[Any] = []
+    start_early = model_process.start_early
+    monkeypatch.setattr(model_process, "start_early", lambda *a, **k: (start_early(*a, **k),
+                                                                       started.append(model_process._early)))
+    spec = _project(tmp_path)
+    (tmp_path / "data" / "pool.jsonl").write_text('{"txt": "fine"}\n')
+    assert main(["run", str(spec), "-o", str(tmp_path / "run")]) == 1  # bad data: before any training
+    assert "missing field 'text'" in capsys.readouterr().err
+    assert model_process._early is None and started and started[0] is not None
+    assert started[0]._child.poll() is not None  # stopped, not left for the next command of this process
 
 
 def test_missing_gold_override_and_spec_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
