@@ -15,12 +15,13 @@ import errno
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import DiagnosticBag, Span
 from .paths import UnsafeFileError, read_regular_file
+
+if TYPE_CHECKING:  # PyYAML is imported where text is parsed: `taskc run` gets its task compiled elsewhere
+    import yaml
 
 JsonPath = tuple[str | int, ...]
 
@@ -28,9 +29,6 @@ MAX_FILE_BYTES = 2 * 1024 * 1024  # checked from the file's size, before anythin
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 MAX_EXPANDED_CHARS = 8 * 1024 * 1024  # scalar text after alias expansion (the file itself is at most 2 MiB)
-
-# LibYAML's C parser when PyYAML was built with it (the usual wheels are): ~10x faster, same events.
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")}
@@ -156,11 +154,13 @@ def read_task_text(path: Path, display_name: str, bag: DiagnosticBag) -> str | N
 def parse_task_text(text: str, display_name: str, bag: DiagnosticBag) -> SourceDocument:
     """Parse YAML text. The document is returned even on errors (for the source lines of
     diagnostics); ``parsed`` tells whether ``data`` is usable."""
+    import yaml
+
     doc = SourceDocument(display_name, text.replace("\r\n", "\n"))
     if not _check_event_limits(doc, bag):
         return doc
     try:
-        root = yaml.compose(doc.text, Loader=_SAFE_LOADER)
+        root = yaml.compose(doc.text, Loader=_safe_loader())
     except yaml.MarkedYAMLError as exc:
         bag.error(_mark_span(display_name, exc.problem_mark or exc.context_mark), "E001",
                   f"YAML syntax error: {exc.problem or exc.context}")
@@ -184,11 +184,13 @@ def _check_event_limits(doc: SourceDocument, bag: DiagnosticBag) -> bool:
     alias bomb ("billion laughs", or one big scalar repeated) is stopped after ``MAX_NODES`` expanded
     nodes or ``MAX_EXPANDED_CHARS`` expanded characters, long before anything is expanded in memory.
     """
+    import yaml
+
     nodes = expanded = 0  # nodes, and characters of scalars, after alias expansion
     anchor_sizes: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, characters) it stands for
     open_collections: list[list[Any]] = []  # [anchor, expanded nodes, expanded characters] per open collection
     try:
-        for event in yaml.parse(doc.text, Loader=_SAFE_LOADER):
+        for event in yaml.parse(doc.text, Loader=_safe_loader()):
             span = _event_span(doc.path, event)
             added = characters = 0
             if isinstance(event, yaml.AliasEvent):
@@ -247,6 +249,13 @@ def _event_span(file: str, event: Any) -> Span:
     return _mark_span(file, event.start_mark)
 
 
+def _safe_loader() -> Any:
+    """LibYAML's C parser when PyYAML was built with it (the usual wheels are): ~10x faster, same events."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _mark_span(file: str, mark: Any) -> Span:
     """Where a YAML mark points (0-based line and column), or the file's start when there is none."""
     return Span(file, mark.line + 1, mark.column + 1) if mark else Span(file, 1, 1)
@@ -256,6 +265,8 @@ class _Converter:
     """Turns composed YAML nodes into JSON-like data, recording spans and duplicate keys."""
 
     def __init__(self, doc: SourceDocument, bag: DiagnosticBag) -> None:
+        import yaml
+
         self.doc = doc
         self.bag = bag
         self.constructor = yaml.constructor.SafeConstructor()
@@ -265,6 +276,8 @@ class _Converter:
         return Span(self.doc.path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
     def convert(self, node: yaml.Node, path: JsonPath) -> Any:
+        import yaml
+
         span = self.doc.value_spans[path] = self.span(node)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
@@ -273,6 +286,8 @@ class _Converter:
         return self._scalar(node, path, span)
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
+        import yaml
+
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _CORE + "merge":
@@ -293,6 +308,8 @@ class _Converter:
         return result
 
     def _scalar(self, node: yaml.Node, path: JsonPath, span: Span) -> Any:
+        import yaml
+
         self.doc.scalars[path] = ScalarSource(span, getattr(node, "style", None))
         if node.tag in (_CORE + "timestamp", _CORE + "str") or node.tag == "!":
             return str(node.value)

@@ -1,6 +1,6 @@
 """Emitter: render the generation and classification prompts with Jinja2.
 
-Templates run in a `SandboxedEnvironment` with `StrictUndefined`, and receive
+Templates run in a bounded `SandboxedEnvironment` (`template_sandbox`) with `StrictUndefined`, and receive
 only plain data built here (strings, numbers, lists, dicts), never IR objects,
 so a template can reach nothing else. Text from the task file is passed as
 values and is therefore never interpreted as template code: ``{{ x }}`` inside
@@ -19,14 +19,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jinja2
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING, Any
 
 from . import ir
 from .diagnostics import DiagnosticBag
+
+if TYPE_CHECKING:  # Jinja itself is imported where a template is compiled (template_sandbox.py)
+    import jinja2
+
+    from .template_sandbox import BoundedSandbox
 
 TEMPLATE_KINDS = ("generation", "classification")
 MAX_TEMPLATE_BYTES = 256 * 1024
@@ -122,7 +123,11 @@ def load_templates(task: ir.TaskIR, bag: DiagnosticBag, doc_span_of: Any) -> Pro
             bag.error(span, "E033", f"cannot read template '{relative}': {exc}")
     if len(sources) != len(TEMPLATE_KINDS):
         return None
-    environment = _sandbox()
+    import jinja2
+
+    from .template_sandbox import sandbox
+
+    environment = sandbox()
     templates: dict[str, jinja2.Template] = {}
     for kind, (text, name) in sources.items():
         span = doc_span_of(("generate", "templates", kind))
@@ -142,17 +147,12 @@ def load_templates(task: ir.TaskIR, bag: DiagnosticBag, doc_span_of: Any) -> Pro
     return PromptTemplates(templates, {kind: text for kind, (text, _) in sources.items()})
 
 
-def _sandbox() -> BoundedSandbox:
-    # autoescape off: prompts are plain text, and values are data either way (never template code)
-    return BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False)
-
-
 def compiled_templates(sources: dict[str, str]) -> PromptTemplates:
     """Templates from sources `load_templates` checked already (how PromptTemplates unpickle)."""
     return PromptTemplates(_CompiledOnFirstUse(sources), sources)
 
 
-class _CompiledOnFirstUse(Mapping[str, jinja2.Template]):
+class _CompiledOnFirstUse(Mapping[str, "jinja2.Template"]):
     """kind -> its template, compiled from the source the first time it is asked for."""
 
     def __init__(self, sources: Mapping[str, str]) -> None:
@@ -164,7 +164,9 @@ class _CompiledOnFirstUse(Mapping[str, jinja2.Template]):
         template = self._compiled.get(kind)
         if template is None:
             if self._environment is None:
-                self._environment = _sandbox()
+                from .template_sandbox import sandbox
+
+                self._environment = sandbox()
             template = self._compiled[kind] = self._environment.from_string(self._sources[kind])
         return template
 
@@ -173,51 +175,6 @@ class _CompiledOnFirstUse(Mapping[str, jinja2.Template]):
 
     def __len__(self) -> int:
         return len(self._sources)
-
-
-MAX_RANGE = 10_000  # items of one range() in a template
-MAX_POWER_BITS = 4_096  # bits of a ** result in a template
-MAX_REPEAT_CHARS = 1_000_000  # characters or items of a string / list built by * or + in a template
-
-
-class BoundedSandbox(SandboxedEnvironment):
-    """Jinja's sandbox, which stops code from escaping but not from working forever: here `**`, `*` and `+`
-    refuse results past a size, and `range` past MAX_RANGE items, with a SecurityError naming the limit.
-    What a template can still spend (loops over loops) is bounded by rendering custom templates in a
-    process with CPU and memory limits at compile time (`render_bounded`)."""
-
-    intercepted_binops = frozenset({"**", "*", "+"})
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.globals["range"] = _bounded_range
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and _is_number(left) and _is_number(right):
-            magnitude = abs(left) if isinstance(left, int) else 2
-            if isinstance(right, int) and right > 0 and max(1, int(magnitude).bit_length()) * right > MAX_POWER_BITS:
-                raise SecurityError(f"'**' would build a number of more than {MAX_POWER_BITS} bits")
-        if operator == "*":
-            for sequence, times in ((left, right), (right, left)):
-                if isinstance(sequence, str | list | tuple) and isinstance(times, int) \
-                        and len(sequence) * times > MAX_REPEAT_CHARS:
-                    raise SecurityError(f"'*' would build a {type(sequence).__name__} of more than "
-                                        f"{MAX_REPEAT_CHARS:,} items")
-        if operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple) \
-                and len(left) + len(right) > MAX_REPEAT_CHARS:
-            raise SecurityError(f"'+' would build a value of more than {MAX_REPEAT_CHARS:,} items")
-        return super().call_binop(context, operator, left, right)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _bounded_range(*args: int) -> range:
-    found = range(*args)
-    if len(found) > MAX_RANGE:
-        raise SecurityError(f"range() of more than {MAX_RANGE:,} items")
-    return found
 
 
 RENDER_CPU_SECONDS = 5  # CPU a compile may spend rendering custom templates
