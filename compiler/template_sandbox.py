@@ -28,7 +28,7 @@ class BoundedSandbox(SandboxedEnvironment):
     """Jinja's sandbox, which stops code from escaping but not from working forever: here `**`, `*` and `+`
     refuse results past a size, and `range` past MAX_RANGE items, with a SecurityError naming the limit.
     What a template can still spend (loops over loops) is bounded by rendering custom templates in a
-    process with CPU and memory limits at compile time (`render_bounded`)."""
+    process with CPU and memory limits at compile time (`prompts.render_bounded`)."""
 
     intercepted_binops = frozenset({"**", "*", "+"})
 
