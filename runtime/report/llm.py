@@ -26,6 +26,7 @@ from ..result import RunResult
 
 OFF_TARGET_SHARE = 0.2  # a cell with this share of off-target examples is worth a next step
 OFF_TARGET_STEPS = 2  # more cells than this with off-target examples make one step for them all
+REJECT_SHARE = 0.1  # a blank field or a constraint that rejected this share of the generated examples: a step
 REPEAT_SHARE = 0.5  # generation that answered this share of duplicates (of the examples passing the checks) too
 Rows = tuple[list[str], list[list[str]]]
 Step = TypeVar("Step")  # findings.NextStep, passed in by analysis (which calls this module)
@@ -168,6 +169,7 @@ def llm_next_steps(result: RunResult, step: Callable[..., Step]) -> list[Step]:
     repeated = _repeated_generation(result)
     if repeated:
         steps.append(step(*repeated))
+    steps += [step(*found) for found in _rejected_generation(result)]
     f = result.llm_function
     if f is not None:
         for rule in f.rules[:2]:
@@ -228,6 +230,35 @@ def _repeated_generation(result: RunResult) -> tuple[str, str] | None:
             "draw on, or ask for fewer examples (per_rationale, per_class)."
             + (f" generate.dedupe.near_duplicate_threshold {near:g} also counts near copies: rejected.jsonl shows "
                "each beside the example it repeats." if near < 1 else ""))
+
+
+def _rejected_generation(result: RunResult) -> list[tuple[str, str]]:
+    """A step for each blank field and each constraint that rejected REJECT_SHARE or more of the generated
+    examples (off-target labels and duplicates have steps of their own), the most rejects first."""
+    g = _generation(result)
+    if not g:
+        return []
+    generated = sum(n for counts in g.get("by_cell", {}).values() for key, n in counts.items()
+                    if key != "rule_disagrees")
+    reasons = sorted(((n, reason) for reason, n in (g.get("rejects_by_reason") or {}).items()
+                      if reason.startswith(("empty:", "constraint:"))), reverse=True)
+    steps = []
+    for count, reason in reasons:
+        if not generated or count / generated < REJECT_SHARE:
+            continue
+        kind, name = reason.split(":", 1)
+        if kind == "empty":
+            steps.append((f"The LLM left `{name}` blank in {count} of {generated} generated examples",
+                          "They were rejected (the field may not be blank): a model that answers an empty string "
+                          "there is not holding to the response schema. If it persists, use a model or server with "
+                          "structured outputs, or say in the task's description what the field holds "
+                          "(rejected.jsonl holds each, with its cell)."))
+        else:
+            steps.append((f"Constraint `{name}` rejected {count} of {generated} generated examples",
+                          "The LLM does not keep to it from the prompt: say it in the text or worked examples of "
+                          "the rationales whose cells break it, or check that the constraint says what you mean "
+                          "(rejected.jsonl holds each, with its cell)."))
+    return steps
 
 
 def _verdict_flip(result: RunResult) -> tuple[str, str] | None:

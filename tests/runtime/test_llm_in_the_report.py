@@ -287,3 +287,23 @@ def test_off_target_labels_in_many_cells_make_one_step_most_off_target_first() -
     assert [s.title for s in many] == ["Off-target labels in 7 cells: 35 of their 70 generated examples"]
     assert "pos/r8 (8 of 10, added 2), pos/r7 (7 of 10, added 3)" in many[0].detail
     assert "pos/r4 (4 of 10, added 6), and 2 more cells." in many[0].detail
+
+
+def test_blank_fields_and_broken_constraints_get_a_step_past_a_tenth_of_the_examples() -> None:
+    from types import SimpleNamespace
+
+    from taskc.runtime.report import NextStep
+    from taskc.runtime.report.llm import llm_next_steps
+
+    by_cell = {"pos/a": {"accepted": 30, "empty:text": 12, "constraint:short": 5, "rule_disagrees": 9},
+               "neg/b": {"accepted": 40, "constraint:short": 3, "empty:title": 10}}
+    rejects = {"empty:text": 12, "empty:title": 10, "constraint:short": 8}
+    run = SimpleNamespace(since=None, criterion=None, training={}, llm_function=None, llm_data_effect=None,
+                          llm={"generation": {"by_cell": by_cell, "rejects_by_reason": rejects}})
+    titles = [s.title for s in llm_next_steps(run, NextStep)]
+    # 100 examples generated: 12 and 10 blank reach a tenth, the constraint's 8 do not
+    assert titles == ["The LLM left `text` blank in 12 of 100 generated examples",
+                      "The LLM left `title` blank in 10 of 100 generated examples"]
+    rejects["constraint:short"] = by_cell["pos/a"]["constraint:short"] = 25
+    titles = [s.title for s in llm_next_steps(run, NextStep)]
+    assert titles[0] == "Constraint `short` rejected 25 of 120 generated examples" and len(titles) == 2  # 10/120
