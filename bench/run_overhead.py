@@ -214,12 +214,16 @@ def compile_bytecode() -> int:
     import compileall
     import importlib.util
 
-    before = sum(1 for _ in ROOT.rglob("__pycache__/*.pyc"))
-    for package in ("taskc", "taskc.spec", "taskc.compiler", "taskc.runtime"):
-        found = importlib.util.find_spec(package)
-        for location in (found.submodule_search_locations or []) if found is not None else []:
-            compileall.compile_dir(location, quiet=1)
-    return sum(1 for _ in ROOT.rglob("__pycache__/*.pyc")) - before
+    locations = [Path(location) for package in ("taskc", "taskc.spec", "taskc.compiler", "taskc.runtime")
+                 if (found := importlib.util.find_spec(package)) is not None
+                 for location in found.submodule_search_locations or []]
+
+    def compiled() -> int:
+        return sum(1 for location in locations for _ in location.rglob("__pycache__/*.pyc"))
+    before = compiled()
+    for location in locations:
+        compileall.compile_dir(location, quiet=1)
+    return compiled() - before
 
 
 def main() -> None:
