@@ -218,7 +218,6 @@ def build_call_plan(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Map
                     classification_format: dict[str, Any], *, read_data: bool = True) -> CallPlan:
     problems: list[str] = []
     pool = gold = None
-    classification_messages = _sharing_texts(classification_messages)
     if not read_data:
         return CallPlan(tuple(generation_calls(task, jobs, prompts)), None, None, complete=False)
     if task.pool is not None:
@@ -242,18 +241,6 @@ def build_call_plan(task: ir.TaskIR, jobs: Sequence[GenerationJob], prompts: Map
     calls += embedding_calls(task, pool, gold, jobs)
     return CallPlan(tuple(calls), None if pool is None else len(pool), None if gold is None else len(gold),
                     base_model, tuple(problems))
-
-
-def _sharing_texts(messages_of: Callable[[dict[str, Any]], list[dict[str, str]]]
-                   ) -> Callable[[dict[str, Any]], list[dict[str, str]]]:
-    """``messages_of`` with equal texts as one object: every classification call sends the same system
-    message, which a plan of 100,000 pool items then holds (and pickles, see runtime/model_process.py) once."""
-    texts: dict[str, str] = {}
-
-    def shared(values: dict[str, Any]) -> list[dict[str, str]]:
-        return [{**message, "content": texts.setdefault(message["content"], message["content"])}
-                for message in messages_of(values)]
-    return shared
 
 
 def gold_calls(task: ir.TaskIR, gold: Sequence[PlanItem],

@@ -32,7 +32,6 @@ from .plan import GenerationJob, build_plan, generation_cells
 from .pricing import CostEstimate, estimate_cost
 from .prompts import (
     CLASSIFY_PROMPT_PATH,
-    Message,
     PromptTemplates,
     RenderBudgetExceeded,
     RenderedPrompt,
@@ -206,12 +205,6 @@ def _render_prompts(task: ir.TaskIR, templates: PromptTemplates, base: dict[str,
     classes = {c["name"]: c for c in base["classes"]}
     prompts: dict[str, RenderedPrompt] = {}
     total = 0
-    # One object per distinct message (every call's system message is the same text): the plan then holds
-    # each text once, in memory and in the pickle that brings a compiled task from the model process.
-    distinct: dict[Message, Message] = {}
-
-    def render(kind: str, context: dict[str, Any]) -> tuple[Message, ...]:
-        return tuple(distinct.setdefault(m, m) for m in templates.render(kind, context))
 
     def keep(path: str, messages: Any, rationale_id: str | None) -> None:
         nonlocal total
@@ -236,16 +229,16 @@ def _render_prompts(task: ir.TaskIR, templates: PromptTemplates, base: dict[str,
         context = base | {"target_class": target, "rationale": rationale, "mode": cell.mode,
                           "count": task.generate.per_call}
         calls = max(1, math.ceil(cell.examples / task.generate.per_call))
-        keep(cell.prompt_path, render("generation", context | {"call": call_context(0)}),
+        keep(cell.prompt_path, templates.render("generation", context | {"call": call_context(0)}),
              cell.rationale.id if cell.rationale else None)
-        later = tuple(render("generation", context | {"call": call_context(index)})
+        later = tuple(templates.render("generation", context | {"call": call_context(index)})
                       for index in range(1, calls))
         for messages in later:  # each call is capped like a prompt; the total counts the cell once
             if sum(len(m.content.encode("utf-8")) for m in messages) > limits.prompt_bytes:
                 keep(cell.prompt_path, messages, cell.rationale.id if cell.rationale else None)
         prompts[cell.prompt_path] = dataclasses.replace(prompts[cell.prompt_path], later_calls=later)
     placeholder = base | {"input_json": "<the input as JSON>", "call": call_context(0)}
-    keep(CLASSIFY_PROMPT_PATH, render("classification", placeholder), None)
+    keep(CLASSIFY_PROMPT_PATH, templates.render("classification", placeholder), None)
     return prompts
 
 

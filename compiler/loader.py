@@ -249,6 +249,7 @@ def _event_span(file: str, event: Any) -> Span:
     return _mark_span(file, event.start_mark)
 
 
+@functools.cache
 def _safe_loader() -> Any:
     """LibYAML's C parser when PyYAML was built with it (the usual wheels are): ~10x faster, same events."""
     import yaml
@@ -267,6 +268,7 @@ class _Converter:
     def __init__(self, doc: SourceDocument, bag: DiagnosticBag) -> None:
         import yaml
 
+        self.yaml = yaml  # imported here, once per parse (see the module's imports)
         self.doc = doc
         self.bag = bag
         self.constructor = yaml.constructor.SafeConstructor()
@@ -276,25 +278,21 @@ class _Converter:
         return Span(self.doc.path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
     def convert(self, node: yaml.Node, path: JsonPath) -> Any:
-        import yaml
-
         span = self.doc.value_spans[path] = self.span(node)
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, self.yaml.MappingNode):
             return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, self.yaml.SequenceNode):
             return [self.convert(item, path + (i,)) for i, item in enumerate(node.value)]
         return self._scalar(node, path, span)
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
-        import yaml
-
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _CORE + "merge":
                 self.bag.error(self.span(key_node), "E002", "YAML merge keys ('<<') are not supported",
                                "write the keys out")
                 continue
-            if not isinstance(key_node, yaml.ScalarNode):
+            if not isinstance(key_node, self.yaml.ScalarNode):
                 self.bag.error(self.span(key_node), "E012", "mapping keys must be plain strings")
                 continue
             key = str(key_node.value)
@@ -308,13 +306,11 @@ class _Converter:
         return result
 
     def _scalar(self, node: yaml.Node, path: JsonPath, span: Span) -> Any:
-        import yaml
-
         self.doc.scalars[path] = ScalarSource(span, getattr(node, "style", None))
         if node.tag in (_CORE + "timestamp", _CORE + "str") or node.tag == "!":
             return str(node.value)
         try:
             return self.constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        except (self.yaml.YAMLError, ValueError, OverflowError) as exc:
             self.bag.error(span, "E001", f"cannot read scalar: {exc}")
             return None

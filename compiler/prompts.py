@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import signal
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -91,8 +92,10 @@ class PromptTemplates:
         return compiled_templates, (dict(self.sources),)
 
     def render(self, kind: str, context: dict[str, Any]) -> tuple[Message, ...]:
+        """The messages of one call. Equal texts come out as one object (`sys.intern`): every call of a phase
+        sends the same system message, which a plan of 100,000 calls then holds, and pickles, once."""
         template = self.templates[kind]
-        return tuple(Message(role, "".join(template.blocks[role](template.new_context(context))).strip())
+        return tuple(Message(role, sys.intern("".join(template.blocks[role](template.new_context(context))).strip()))
                      for role in ROLES)
 
 

@@ -221,6 +221,7 @@ class DefaultTLSOnFirstHandshake(ssl.SSLContext):
         return _default_tls_context().wrap_socket(*args, **kwargs)
 
 
+@functools.cache
 def _default_tls_context() -> ssl.SSLContext:
     shared = _shared_tls_context()
     return shared if isinstance(shared, ssl.SSLContext) else ssl.create_default_context()

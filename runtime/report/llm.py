@@ -198,13 +198,18 @@ def llm_next_steps(result: RunResult, step: Callable[..., Step]) -> list[Step]:
     return steps
 
 
+def _examples(counts: dict[str, int]) -> int:
+    """The examples a cell's generation answered: accepted, rejected (by reason) and duplicates, each once
+    (its rule disagreements count accepted examples again)."""
+    return sum(n for key, n in counts.items() if key != "rule_disagrees")
+
+
 def _off_target_cells(result: RunResult) -> list[tuple[str, int, int, int]]:
     """(cell, off-target examples, examples, accepted) of each cell with at least OFF_TARGET_SHARE of its
     examples off target, the largest share first."""
     cells = []
     for cell, counts in (_generation(result) or {}).get("by_cell", {}).items():
-        off = counts.get("label:off_target", 0)
-        total = sum(n for key, n in counts.items() if key != "rule_disagrees")
+        off, total = counts.get("label:off_target", 0), _examples(counts)
         if off and total and off / total >= OFF_TARGET_SHARE:
             cells.append((cell, off, total, counts.get("accepted", 0)))
     return sorted(cells, key=lambda c: (-c[1] / c[2], -c[1], c[0]))
@@ -238,8 +243,7 @@ def _rejected_generation(result: RunResult) -> list[tuple[str, str]]:
     g = _generation(result)
     if not g:
         return []
-    generated = sum(n for counts in g.get("by_cell", {}).values() for key, n in counts.items()
-                    if key != "rule_disagrees")
+    generated = sum(map(_examples, g.get("by_cell", {}).values()))
     reasons = sorted(((n, reason) for reason, n in (g.get("rejects_by_reason") or {}).items()
                       if reason.startswith(("empty:", "constraint:"))), reverse=True)
     steps = []
